@@ -1,0 +1,50 @@
+/**
+ * The environment contract: names, types, defaults and descriptions in one place.
+ * docs/config.md and README.md describe these same entries; a test checks they list every name.
+ */
+export const ENV_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    NODE_ENV: { enum: ['development', 'production', 'test'], default: 'development', description: 'production refuses the dev IdP and the in-memory store.' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080, description: 'Listening port.' },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0', description: 'Listening address.' },
+    APP_BASE_URL: { type: 'string', format: 'base-url', description: 'External URL of Gatehouse (scheme, host, port). Required unless in dev mode, where it defaults to http://localhost:PORT.' },
+    OIDC_ISSUER: { type: 'string', format: 'http-url', description: 'Issuer URL; endpoints come from its discovery document. Unset outside production: the embedded dev IdP.' },
+    OIDC_CLIENT_ID: { type: 'string', minLength: 1, description: 'Client id at the IdP. Required with OIDC_ISSUER.' },
+    OIDC_CLIENT_SECRET: { type: 'string', minLength: 1, description: 'Client secret (client_secret_basic). Unset: a public client (PKCE only).' },
+    OIDC_SCOPES: { type: 'string', pattern: '(^| )openid( |$)', default: 'openid profile email offline_access', description: 'Space-separated scopes; must include openid. offline_access asks for a refresh token.' },
+    OIDC_REDIRECT_PATH: { type: 'string', pattern: '^/[A-Za-z0-9._~/-]*$', default: '/auth/callback', description: 'Path of the redirect URI (APP_BASE_URL + this).' },
+    OIDC_POST_LOGOUT_REDIRECT_PATH: { type: 'string', pattern: '^/[A-Za-z0-9._~/-]*$', default: '/', description: 'Where the IdP sends the browser after RP-initiated logout (APP_BASE_URL + this).' },
+    OIDC_PROMPT: { type: 'string', pattern: '^(none|login|consent|select_account)( (none|login|consent|select_account))*$', description: 'prompt sent with every login. Some IdPs (oidc-provider among them) issue a refresh token for offline_access only with prompt=consent.' },
+    OIDC_AUTHORIZATION_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered authorization endpoint.' },
+    OIDC_TOKEN_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered token endpoint.' },
+    OIDC_USERINFO_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered userinfo endpoint.' },
+    OIDC_JWKS_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered jwks_uri.' },
+    OIDC_END_SESSION_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered end_session_endpoint.' },
+    OIDC_REVOCATION_ENDPOINT: { type: 'string', format: 'http-url', description: 'Overrides the discovered revocation_endpoint.' },
+    OIDC_ID_TOKEN_SIGNING_ALG: { enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], default: 'RS256', description: 'The only algorithm accepted on ID tokens (never none, never HMAC).' },
+    OIDC_HTTP_TIMEOUT_SECONDS: { type: 'integer', minimum: 1, maximum: 120, default: 10, description: 'Timeout of each call to the IdP.' },
+    OIDC_ALLOW_INSECURE_ISSUER: { type: 'boolean', default: false, description: 'Allow an http:// issuer that is not on loopback. Tokens then cross the network in clear.' },
+    TOKEN_REFRESH_SKEW_SECONDS: { type: 'integer', minimum: 0, maximum: 3600, default: 60, description: 'Refresh the access token when it expires within this many seconds.' },
+    ID_TOKEN_MAX_AGE_SECONDS: { type: 'integer', minimum: 0, description: 'Sent as max_age; auth_time is then checked.' },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://', description: 'redis:// or rediss:// URL (password, db). Unset: in-memory store (refused in production).' },
+    REDIS_KEY_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'gh:', description: 'Prefix of every key Gatehouse writes.' },
+    SESSION_COOKIE_NAME: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'gh_session', description: 'Cookie name; __Host- is prepended when the cookie is Secure and has no Domain.' },
+    SESSION_COOKIE_SECURE: { type: 'boolean', description: 'Secure attribute. Default true (in dev mode: true only when APP_BASE_URL is https).' },
+    SESSION_COOKIE_SAMESITE: { enum: ['Strict', 'Lax', 'None'], default: 'Lax', description: 'SameSite attribute. None requires Secure.' },
+    SESSION_COOKIE_DOMAIN: { type: 'string', pattern: '^\\.?[A-Za-z0-9.-]+$', description: 'Domain attribute (shares the cookie with subdomains; drops the __Host- prefix).' },
+    SESSION_IDLE_TTL_SECONDS: { type: 'integer', minimum: 1, default: 28800, description: 'Idle timeout, rolled forward on use.' },
+    SESSION_MAX_AGE_SECONDS: { type: 'integer', minimum: 1, default: 604800, description: 'Absolute session lifetime; never extended.' },
+    GATEHOUSE_CONFIG: { type: 'string', minLength: 1, default: './config.yml', description: 'Path of config.yml.' },
+    ALLOWED_ORIGINS: { type: 'string', description: 'Comma-separated origins, merged with allowedOrigins from config.yml.' },
+    ADMIN_TOKEN: { type: 'string', minLength: 32, description: 'Secret for the X-Admin-Token header (at least 32 characters). Unset: the admin API does not exist.' },
+    LOG_LEVEL: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'pino log level.' },
+    TRUST_PROXY: { type: 'string', pattern: '^(false|[0-9]{1,2}|[0-9A-Fa-f:./, ]+)$', default: 'false', description: 'Which peers may set X-Forwarded-*: false, a hop count, or comma-separated IPs/CIDRs. Never "true".' },
+    SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 10000, description: 'How long in-flight requests may run after SIGTERM.' },
+    DEV_BACKEND_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 4070, description: 'Dev mode: port of the demo backend on 127.0.0.1 (another free port if taken).' },
+  },
+} as const;
+
+export type EnvName = keyof typeof ENV_SCHEMA.properties;
+export const ENV_NAMES = Object.keys(ENV_SCHEMA.properties) as EnvName[];

@@ -1,0 +1,242 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../errors.ts';
+import { ENV_NAMES, ENV_SCHEMA, type EnvName } from './env-schema.ts';
+import type { Config, FileConfig, MappingConfig, TrustProxy } from './types.ts';
+import { compileSchema, describeErrors } from './validate.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+type ParsedEnv = { [K in EnvName]?: string | number | boolean };
+
+export interface LoadOptions {
+  /** Set by main.ts after it started the embedded dev IdP and demo backend. */
+  readonly devMode?: boolean;
+  readonly readFile?: (path: string) => string;
+}
+
+const FILE_SCHEMA: object = JSON.parse(readFileSync(new URL('../../config.schema.json', import.meta.url), 'utf8'));
+
+/** True when this environment asks for the embedded dev setup (no issuer, not production). */
+export function wantsDevSetup(env: Env): boolean {
+  return !env['OIDC_ISSUER'] && env['NODE_ENV'] !== 'production';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+function parseEnv(env: Env, problems: string[]): ParsedEnv {
+  const raw: Record<string, string> = {};
+  for (const name of ENV_NAMES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  const validate = compileSchema<ParsedEnv>(ENV_SCHEMA, { coerceTypes: true });
+  const parsed: Record<string, unknown> = { ...raw };
+  for (const name of ['SESSION_COOKIE_SECURE', 'OIDC_ALLOW_INSECURE_ISSUER'] as const) {
+    // ajv's coercion takes only 'true'/'false'; a typo like 'ture' must fail, not silently be false.
+    if (name in parsed && !/^(true|false)$/.test(raw[name] ?? '')) {
+      problems.push(`env ${name}: must be true or false`);
+      delete parsed[name];
+    }
+  }
+  if (!validate(parsed)) problems.push(...describeErrors('env', validate.errors, 'name'));
+  return parsed as ParsedEnv;
+}
+
+/** Replaces ${NAME} and ${NAME:-default} in string scalars (never in keys), so secrets and hosts can come from the environment. */
+function interpolate(value: unknown, env: Env, path: string, problems: string[], source: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
+      const found = env[name];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${source} ${path || '(root)'}: refers to \${${name}}, which is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}/${i}`, problems, source));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, `${path}/${k}`, problems, source);
+    return out;
+  }
+  return value;
+}
+
+function checkMappings(file: FileConfig, source: string, problems: string[]): void {
+  const seen = new Map<string, number>();
+  file.mappings.forEach((m: MappingConfig, i) => {
+    const key = `${m.frontendHost.toLowerCase()}|${m.frontendPort ?? '*'}|${(m.pathPrefix ?? '').toLowerCase()}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined) problems.push(`${source} /mappings/${i}: same frontendHost, frontendPort and pathPrefix as /mappings/${earlier}`);
+    else seen.set(key, i);
+    if (m.pathPrefix && m.pathPrefix.split('/').some((s) => s === '.' || s === '..')) {
+      problems.push(`${source} /mappings/${i}/pathPrefix: must not contain . or .. segments`);
+    }
+    const host = m.frontendHost;
+    if (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6) problems.push(`${source} /mappings/${i}/frontendHost: not a valid IPv6 literal`);
+    for (const header of Object.keys(m.identityHeaders ?? {})) {
+      if (header === 'x-forwarded-for' || header === 'x-forwarded-proto' || header === 'x-forwarded-host' || header === 'x-request-id') {
+        problems.push(`${source} /mappings/${i}/identityHeaders/${header}: is set by Gatehouse itself`);
+      }
+    }
+  });
+}
+
+export function loadFileConfig(path: string, env: Env, readFile: (p: string) => string, problems: string[]): FileConfig {
+  const source = `GATEHOUSE_CONFIG ${path}`;
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    problems.push(`${source}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    return { allowedOrigins: [], mappings: [] };
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) problems.push(`${source}: YAML error at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
+    return { allowedOrigins: [], mappings: [] };
+  }
+  const data = interpolate(doc.toJS() ?? {}, env, '', problems, source);
+  const validate = compileSchema<FileConfig>(FILE_SCHEMA);
+  if (!validate(data)) {
+    problems.push(...describeErrors(source, validate.errors, 'pointer'));
+    return { allowedOrigins: [], mappings: [] };
+  }
+  checkMappings(data, source, problems);
+  return data;
+}
+
+function parseTrustProxy(value: string, problems: string[]): TrustProxy {
+  if (value === 'false') return { kind: 'none' };
+  if (/^[0-9]+$/.test(value)) return { kind: 'hops', hops: Number(value) };
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of list) {
+    const [addr, bits] = entry.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (!family || (bits !== undefined && !(/^[0-9]+$/.test(bits) && Number(bits) <= max))) {
+      problems.push(`env TRUST_PROXY: "${entry}" is not an IP address or CIDR`);
+    }
+  }
+  return { kind: 'addresses', list };
+}
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || host.startsWith('127.');
+}
+
+/**
+ * Environment + config.yml → one validated, deep-frozen Config.
+ * Throws ConfigError listing every problem, each naming the variable or the file and field.
+ */
+export function loadConfig(env: Env, options: LoadOptions = {}): Config {
+  const problems: string[] = [];
+  const e = parseEnv(env, problems);
+  const devMode = options.devMode ?? false;
+  const nodeEnv = (e.NODE_ENV ?? 'development') as Config['nodeEnv'];
+  const port = (e.PORT as number | undefined) ?? 8080;
+
+  const issuer = e.OIDC_ISSUER as string | undefined;
+  if (!issuer) {
+    problems.push(nodeEnv === 'production'
+      ? 'env OIDC_ISSUER: is required when NODE_ENV=production (the embedded dev IdP never runs in production)'
+      : 'env OIDC_ISSUER: is required');
+  }
+  if (issuer && !e.OIDC_CLIENT_ID) problems.push('env OIDC_CLIENT_ID: is required with OIDC_ISSUER');
+  if (nodeEnv === 'production' && !e.REDIS_URL) problems.push('env REDIS_URL: is required when NODE_ENV=production (the in-memory store loses sessions on restart and cannot be shared)');
+  const allowInsecureIssuer = (e.OIDC_ALLOW_INSECURE_ISSUER as boolean | undefined) ?? false;
+  if (issuer && issuer.startsWith('http:') && !isLoopbackUrl(issuer) && !allowInsecureIssuer) {
+    problems.push('env OIDC_ISSUER: must be https (set OIDC_ALLOW_INSECURE_ISSUER=true to accept the risk)');
+  }
+
+  let baseUrl = e.APP_BASE_URL as string | undefined;
+  if (!baseUrl && devMode) baseUrl = `http://localhost:${port}`;
+  if (!baseUrl) problems.push('env APP_BASE_URL: is required (the external URL, e.g. https://app.example.com)');
+  baseUrl = (baseUrl ?? 'http://invalid').replace(/\/$/, '');
+  const baseIsHttps = baseUrl.startsWith('https:');
+
+  const secure = (e.SESSION_COOKIE_SECURE as boolean | undefined) ?? (devMode ? baseIsHttps : true);
+  const sameSite = (e.SESSION_COOKIE_SAMESITE ?? 'Lax') as Config['session']['sameSite'];
+  if (sameSite === 'None' && !secure) problems.push('env SESSION_COOKIE_SAMESITE: None requires SESSION_COOKIE_SECURE=true');
+  const domain = e.SESSION_COOKIE_DOMAIN as string | undefined;
+  const baseName = (e.SESSION_COOKIE_NAME as string | undefined) ?? 'gh_session';
+  const cookieName = secure && !domain ? `__Host-${baseName}` : baseName;
+  const idle = (e.SESSION_IDLE_TTL_SECONDS as number | undefined) ?? 28800;
+  const maxAge = (e.SESSION_MAX_AGE_SECONDS as number | undefined) ?? 604800;
+  if (idle > maxAge) problems.push('env SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_MAX_AGE_SECONDS');
+
+  const configPath = (e.GATEHOUSE_CONFIG as string | undefined) ?? './config.yml';
+  const file = loadFileConfig(configPath, env, options.readFile ?? ((p) => readFileSync(p, 'utf8')), problems);
+  const extraOrigins = String(e.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of extraOrigins) {
+    let ok = false;
+    try { ok = new URL(o).origin === o; } catch { ok = false; }
+    if (!ok) problems.push(`env ALLOWED_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
+  }
+  const trustProxy = parseTrustProxy(String(e.TRUST_PROXY ?? 'false'), problems);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const redirectPath = (e.OIDC_REDIRECT_PATH as string | undefined) ?? '/auth/callback';
+  const endpoints = {
+    authorization_endpoint: e.OIDC_AUTHORIZATION_ENDPOINT as string | undefined,
+    token_endpoint: e.OIDC_TOKEN_ENDPOINT as string | undefined,
+    userinfo_endpoint: e.OIDC_USERINFO_ENDPOINT as string | undefined,
+    jwks_uri: e.OIDC_JWKS_ENDPOINT as string | undefined,
+    end_session_endpoint: e.OIDC_END_SESSION_ENDPOINT as string | undefined,
+    revocation_endpoint: e.OIDC_REVOCATION_ENDPOINT as string | undefined,
+  };
+  const config: Config = {
+    nodeEnv,
+    devMode,
+    server: {
+      port,
+      host: (e.HOST as string | undefined) ?? '0.0.0.0',
+      baseUrl,
+      origin: new URL(baseUrl).origin,
+      trustProxy,
+      shutdownTimeoutMs: (e.SHUTDOWN_TIMEOUT_MS as number | undefined) ?? 10000,
+    },
+    oidc: {
+      issuer: issuer as string,
+      clientId: e.OIDC_CLIENT_ID as string,
+      ...(e.OIDC_CLIENT_SECRET ? { clientSecret: e.OIDC_CLIENT_SECRET as string } : {}),
+      scopes: (e.OIDC_SCOPES as string | undefined) ?? 'openid profile email offline_access',
+      ...(e.OIDC_PROMPT ? { prompt: e.OIDC_PROMPT as string } : {}),
+      redirectPath,
+      redirectUri: baseUrl + redirectPath,
+      postLogoutRedirectUri: baseUrl + ((e.OIDC_POST_LOGOUT_REDIRECT_PATH as string | undefined) ?? '/'),
+      endpoints: Object.fromEntries(Object.entries(endpoints).filter(([, v]) => v !== undefined)),
+      idTokenSigningAlg: (e.OIDC_ID_TOKEN_SIGNING_ALG as string | undefined) ?? 'RS256',
+      httpTimeoutSeconds: (e.OIDC_HTTP_TIMEOUT_SECONDS as number | undefined) ?? 10,
+      allowInsecureIssuer: allowInsecureIssuer || isLoopbackUrl(issuer as string),
+      refreshSkewSeconds: (e.TOKEN_REFRESH_SKEW_SECONDS as number | undefined) ?? 60,
+      ...(e.ID_TOKEN_MAX_AGE_SECONDS !== undefined ? { idTokenMaxAgeSeconds: e.ID_TOKEN_MAX_AGE_SECONDS as number } : {}),
+    },
+    redis: {
+      ...(e.REDIS_URL ? { url: e.REDIS_URL as string } : {}),
+      keyPrefix: (e.REDIS_KEY_PREFIX as string | undefined) ?? 'gh:',
+    },
+    session: {
+      cookieName,
+      secure,
+      sameSite,
+      ...(domain ? { domain } : {}),
+      idleTtlSeconds: idle,
+      maxAgeSeconds: maxAge,
+    },
+    ...(e.ADMIN_TOKEN ? { adminToken: e.ADMIN_TOKEN as string } : {}),
+    logLevel: (e.LOG_LEVEL as string | undefined) ?? 'info',
+    configPath,
+    routing: { ...file, allowedOrigins: [...new Set([...file.allowedOrigins, ...extraOrigins])] },
+  };
+  return deepFreeze(config);
+}

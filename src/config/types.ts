@@ -1,0 +1,79 @@
+export type AuthPolicy = 'required' | 'optional' | 'none';
+
+export interface MappingConfig {
+  readonly frontendHost: string;
+  readonly frontendPort?: number;
+  readonly pathPrefix?: string;
+  readonly backend: string;
+  readonly auth: AuthPolicy;
+  readonly timeoutMs: number;
+  readonly websocket: boolean;
+  readonly forwardAccessToken: boolean;
+  readonly identityHeaders?: Readonly<Record<string, string>>;
+}
+
+export interface FileConfig {
+  readonly defaultBackend?: string;
+  readonly allowedOrigins: readonly string[];
+  readonly mappings: readonly MappingConfig[];
+}
+
+export type TrustProxy =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'hops'; readonly hops: number }
+  | { readonly kind: 'addresses'; readonly list: readonly string[] };
+
+export interface OidcEndpointOverrides {
+  readonly authorization_endpoint?: string;
+  readonly token_endpoint?: string;
+  readonly userinfo_endpoint?: string;
+  readonly jwks_uri?: string;
+  readonly end_session_endpoint?: string;
+  readonly revocation_endpoint?: string;
+}
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  /** True when the embedded dev IdP and demo backend were started for this process. */
+  readonly devMode: boolean;
+  readonly server: {
+    readonly port: number;
+    readonly host: string;
+    readonly baseUrl: string;
+    /** scheme://host[:port] of baseUrl. */
+    readonly origin: string;
+    readonly trustProxy: TrustProxy;
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly oidc: {
+    readonly issuer: string;
+    readonly clientId: string;
+    readonly clientSecret?: string;
+    readonly scopes: string;
+    readonly prompt?: string;
+    readonly redirectPath: string;
+    readonly redirectUri: string;
+    readonly postLogoutRedirectUri: string;
+    readonly endpoints: OidcEndpointOverrides;
+    readonly idTokenSigningAlg: string;
+    readonly httpTimeoutSeconds: number;
+    readonly allowInsecureIssuer: boolean;
+    readonly refreshSkewSeconds: number;
+    readonly idTokenMaxAgeSeconds?: number;
+  };
+  readonly redis: { readonly url?: string; readonly keyPrefix: string };
+  readonly session: {
+    /** Final cookie name, with the __Host- prefix when it applies. */
+    readonly cookieName: string;
+    readonly secure: boolean;
+    readonly sameSite: 'Strict' | 'Lax' | 'None';
+    readonly domain?: string;
+    readonly idleTtlSeconds: number;
+    readonly maxAgeSeconds: number;
+  };
+  readonly adminToken?: string;
+  readonly logLevel: string;
+  readonly configPath: string;
+  /** config.yml, with ALLOWED_ORIGINS merged into allowedOrigins. */
+  readonly routing: FileConfig;
+}

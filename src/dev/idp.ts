@@ -1,0 +1,100 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface DevClient {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUris: readonly string[];
+  readonly postLogoutRedirectUris: readonly string[];
+  readonly backchannelLogoutUri?: string;
+}
+
+export interface DevIdpOptions {
+  readonly issuer: string;
+  readonly clients: readonly DevClient[];
+  /** Access token lifetime in seconds (short values drive refresh tests). */
+  readonly accessTokenTtlSeconds?: number;
+  /** Issue access tokens as JWTs (needed for jti revocation and bearer clients), audience = this value. */
+  readonly jwtAccessTokenAudience?: string;
+  readonly rotateRefreshTokens?: boolean;
+}
+
+export interface DevIdp {
+  readonly issuer: string;
+  readonly callback: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The oidc-provider instance, for tests that listen to its events. */
+  readonly provider: import('oidc-provider').default;
+}
+
+/**
+ * A real OpenID Provider (the oidc-provider package) with its development login form: any username is
+ * accepted. For `npm start` without configuration and for tests; loaded dynamically and never in production.
+ */
+export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
+  if (process.env['NODE_ENV'] === 'production') throw new Error('the dev IdP never runs in production');
+  const { default: Provider } = await import('oidc-provider');
+  const audience = options.jwtAccessTokenAudience;
+  const provider = new Provider(options.issuer, {
+    clients: options.clients.map((c) => ({
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+      redirect_uris: [...c.redirectUris],
+      post_logout_redirect_uris: [...c.postLogoutRedirectUris],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      ...(c.backchannelLogoutUri ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+    })),
+    async findAccount(_ctx, id) {
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, email: `${id}@example.test`, email_verified: true, name: id.charAt(0).toUpperCase() + id.slice(1) };
+        },
+      };
+    },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
+      ...(audience
+        ? {
+            resourceIndicators: {
+              enabled: true,
+              defaultResource: () => audience,
+              useGrantedResource: () => true,
+              getResourceServerInfo: () => ({ scope: 'openid profile email offline_access', audience, accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtlSeconds ?? 3600 }),
+            },
+          }
+        : {}),
+    },
+    pkce: { required: () => true },
+    ttl: {
+      AccessToken: options.accessTokenTtlSeconds ?? 3600,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 86400,
+      Grant: 86400 * 14,
+      RefreshToken: 86400 * 14,
+      AuthorizationCode: 60,
+    },
+    rotateRefreshToken: () => options.rotateRefreshTokens ?? true,
+    cookies: { keys: ['gatehouse-dev-idp-cookie-key-not-secret'] },
+    // Dev convenience: skip the consent screen by granting what was asked (a real IdP shows it).
+    async loadExistingGrant(ctx) {
+      const existingId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId);
+      if (existingId) {
+        const found = await ctx.oidc.provider.Grant.find(existingId);
+        if (found) return found;
+      }
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope('openid profile email offline_access');
+      if (audience) grant.addResourceScope(audience, 'openid profile email offline_access');
+      await grant.save();
+      return grant;
+    },
+  });
+  provider.proxy = true;
+  return { issuer: options.issuer, callback: provider.callback(), provider };
+}

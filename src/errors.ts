@@ -1,0 +1,113 @@
+/**
+ * Every error a client can see. The key is the stable `error` value of the JSON body;
+ * `status` is the HTTP status it maps to. docs/errors.md is checked against this table by a test.
+ */
+export const CODES = {
+  bad_request: { status: 400, message: 'The request is malformed.' },
+  invalid_path: { status: 400, message: 'The request path is not allowed.' },
+  invalid_host: { status: 400, message: 'The Host header is missing, repeated or malformed.' },
+  invalid_state: { status: 400, message: 'The login attempt is unknown, expired or was already used. Start the login again.' },
+  login_failed: { status: 400, message: 'The identity provider refused the login.' },
+  invalid_logout_token: { status: 400, message: 'The logout token is not valid.' },
+  unauthorized: { status: 401, message: 'A valid session is required.' },
+  session_expired: { status: 401, message: 'The session has expired. Log in again.' },
+  forbidden: { status: 403, message: 'The request is not allowed.' },
+  origin_not_allowed: { status: 403, message: 'The request origin is not allowed.' },
+  not_found: { status: 404, message: 'Nothing is mapped to this path.' },
+  method_not_allowed: { status: 405, message: 'The method is not allowed on this path.' },
+  too_many_requests: { status: 429, message: 'Too many requests.' },
+  internal_error: { status: 500, message: 'An unexpected error occurred.' },
+  bad_gateway: { status: 502, message: 'The backend could not be reached.' },
+  idp_error: { status: 502, message: 'The identity provider failed to answer correctly.' },
+  idp_unavailable: { status: 503, message: 'The identity provider is unavailable.' },
+  session_store_unavailable: { status: 503, message: 'The session store is unavailable.' },
+  backend_unavailable: { status: 503, message: 'The backend is unavailable.' },
+  not_ready: { status: 503, message: 'Not ready.' },
+  gateway_timeout: { status: 504, message: 'The backend did not answer in time.' },
+} as const;
+
+export type ErrorCode = keyof typeof CODES;
+
+export interface GatehouseErrorOptions {
+  /** Safe, client-visible extra fields (never secrets, never internal host names). */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+  /** Log-only context. */
+  logDetail?: string;
+}
+
+/** A failure with a stable code. The code is what clients see; the cause stays in the log. */
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+  readonly logDetail: string | undefined;
+
+  constructor(code: ErrorCode, options: GatehouseErrorOptions = {}) {
+    super(options.logDetail ?? CODES[code].message, { cause: options.cause });
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.status = CODES[code].status;
+    this.details = options.details;
+    this.logDetail = options.logDetail;
+  }
+}
+
+export interface ErrorBody {
+  error: ErrorCode;
+  message: string;
+  requestId?: string;
+  [key: string]: unknown;
+}
+
+/** The one place an error becomes a status and a body (HTTP responses and WebSocket upgrade refusals alike). */
+export function toErrorResponse(err: unknown, requestId?: string): { status: number; body: ErrorBody } {
+  const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+  const body: ErrorBody = { ...known.details, error: known.code, message: CODES[known.code].message };
+  if (requestId) body.requestId = requestId;
+  return { status: known.status, body };
+}
+
+/** Configuration problems, all of them at once, each naming its source and field. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Writes the JSON error on a plain node ServerResponse (Express responses are ones too). */
+export function sendError(res: import('node:http').ServerResponse, err: unknown, requestId?: string): void {
+  const { status, body } = toErrorResponse(err, requestId);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.setHeader('cache-control', 'no-store');
+  if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="gatehouse"');
+  res.end(text);
+}
+
+/** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
+export function refuseUpgrade(socket: import('node:stream').Duplex, err: unknown, requestId?: string): void {
+  const { status, body } = toErrorResponse(err, requestId);
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+        'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n' +
+        `Content-Length: ${Buffer.byteLength(text)}\r\n${requestId ? `X-Request-Id: ${requestId}\r\n` : ''}\r\n${text}`,
+    );
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};

@@ -1,0 +1,95 @@
+import { Router, type Request, type Response } from 'express';
+import type { LoginFlow } from '../auth/login.ts';
+import type { Config } from '../config/types.ts';
+import { GatehouseError } from '../errors.ts';
+import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
+import { clearCookie, readCookie, serializeCookie, type CookieAttributes } from '../session/cookie.ts';
+import type { SessionManager } from '../session/sessions.ts';
+
+const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
+
+function headerValue(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** /auth/* and the redirect URI: login, callback, me, logout. Everything here is no-store: none of it may sit in a shared cache. */
+export function createAuthRoutes(deps: {
+  config: Config;
+  login: LoginFlow;
+  sessions: SessionManager;
+  origins: () => OriginPolicy;
+}): Router {
+  const { config, login, sessions } = deps;
+  const cookie: CookieAttributes = {
+    secure: config.session.secure,
+    sameSite: config.session.sameSite,
+    ...(config.session.domain ? { domain: config.session.domain } : {}),
+  };
+  // The binding cookie must survive the top-level redirect back from the IdP, so it is Lax even when the session is Strict.
+  const bindingAttrs: CookieAttributes = { secure: config.session.secure, sameSite: 'Lax' };
+  const bindingName = config.session.secure ? '__Host-gh_login' : 'gh_login';
+  const sessionCookie = config.session.cookieName;
+  const router = Router();
+
+  router.use(['/auth', config.oidc.redirectPath], (_req, res, next) => {
+    res.setHeader('cache-control', 'no-store');
+    next();
+  });
+
+  router.get('/auth/login', async (req: Request, res: Response) => {
+    const next = typeof req.query['next'] === 'string' ? req.query['next'] : undefined;
+    const started = await login.begin({ next, binding: readCookie(req.headers.cookie, bindingName) });
+    res.setHeader('set-cookie', serializeCookie(bindingName, started.binding, bindingAttrs, LOGIN_BINDING_MAX_AGE_SECONDS));
+    res.redirect(302, started.authorizationUrl);
+  });
+
+  router.get(config.oidc.redirectPath, async (req: Request, res: Response) => {
+    const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+    try {
+      const result = await login.complete({
+        query,
+        binding: readCookie(req.headers.cookie, bindingName),
+        previousSessionCookie: readCookie(req.headers.cookie, sessionCookie),
+      });
+      res.setHeader('set-cookie', [
+        serializeCookie(sessionCookie, result.id, cookie, config.session.maxAgeSeconds),
+        clearCookie(bindingName, bindingAttrs),
+      ]);
+      res.redirect(302, result.next);
+    } catch (err) {
+      // A failed callback also ends the login attempt in this browser.
+      res.setHeader('set-cookie', clearCookie(bindingName, bindingAttrs));
+      throw err;
+    }
+  });
+
+  router.get('/auth/me', async (req: Request, res: Response) => {
+    const session = await sessions.load(readCookie(req.headers.cookie, sessionCookie));
+    if (!session) throw new GatehouseError('unauthorized');
+    sessions.touch(session);
+    const { sub, email, name } = session.claims;
+    res.json({
+      user: { sub, ...(email !== undefined ? { email } : {}), ...(name !== undefined ? { name } : {}) },
+      claims: session.claims,
+      session: { expiresAt: new Date(session.expiresAt).toISOString(), idleExpiresAt: new Date(session.idleExpiresAt).toISOString() },
+    });
+  });
+
+  router.post('/auth/logout', async (req: Request, res: Response) => {
+    if (isCrossSiteRequest(deps.origins(), headerValue(req, 'origin'), headerValue(req, 'sec-fetch-site'))) {
+      throw new GatehouseError('origin_not_allowed', { logDetail: 'cross-site logout refused' });
+    }
+    const session = await sessions.load(readCookie(req.headers.cookie, sessionCookie));
+    const result = await login.logout(session);
+    res.setHeader('set-cookie', clearCookie(sessionCookie, cookie));
+    res.setHeader('clear-site-data', '"cache", "cookies", "storage"');
+    res.json({ ok: true, ...(result.logoutUrl ? { logoutUrl: result.logoutUrl } : {}) });
+  });
+
+  router.all('/auth/logout', () => {
+    throw new GatehouseError('method_not_allowed', { logDetail: 'logout must be a POST' });
+  });
+
+  return router;
+}

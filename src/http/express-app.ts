@@ -1,0 +1,112 @@
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import helmet from 'helmet';
+import type { LoginFlow } from '../auth/login.ts';
+import type { Config } from '../config/types.ts';
+import { GatehouseError, sendError } from '../errors.ts';
+import type { Readiness } from '../health/readiness.ts';
+import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { OriginPolicy } from '../policy/origin.ts';
+import type { SessionManager } from '../session/sessions.ts';
+import { createAuthRoutes } from './auth-routes.ts';
+
+export interface Mount {
+  readonly path: string;
+  readonly handler: RequestHandler | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void);
+}
+
+export interface ExpressDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly login: LoginFlow;
+  readonly sessions: SessionManager;
+  readonly readiness: Readiness;
+  readonly origins: () => OriginPolicy;
+  readonly trustProxy: (ip: string, hop: number) => boolean;
+  readonly publicDir?: string;
+  /** Extra handlers mounted before security headers (the dev IdP's pages). */
+  readonly mounts?: readonly Mount[];
+  readonly adminRoutes?: express.Router;
+}
+
+const RESERVED = /^\/(api|auth|admin)(\/|$)/;
+
+/** Everything that is not /api/*: probes, /auth, /admin, and the SPA. */
+export function createExpressApp(deps: ExpressDeps): express.Express {
+  const { config, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy);
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = Date.now();
+    const reqId = requestIdFrom(req.headers['x-request-id']);
+    res.setHeader('x-request-id', reqId);
+    res.on('finish', () => {
+      // Path only: query strings on /auth carry codes and state.
+      log.info({ reqId, method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - started }, 'request');
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.setHeader('cache-control', 'no-store');
+    res.json({ ok: true });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const report = await deps.readiness.check();
+    res.setHeader('cache-control', 'no-store');
+    if (report.ok) {
+      res.json({ ok: true, checks: report.checks });
+      return;
+    }
+    const failed = Object.entries(report.checks).filter(([, v]) => v === 'fail').map(([k]) => k);
+    res.status(503).json({ ok: false, error: 'not_ready', failed, checks: report.checks });
+  });
+
+  for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);
+
+  app.use(helmet({
+    contentSecurityPolicy: {
+      directives: {
+        'connect-src': ["'self'"],
+        'form-action': ["'self'", new URL(config.oidc.issuer).origin],
+        'upgrade-insecure-requests': config.server.baseUrl.startsWith('https:') ? [] : null,
+      },
+    },
+    strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
+  }));
+
+  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: deps.origins }));
+  if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
+
+  const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));
+  // redirect:false: no directory redirects, so //evil.example/.. can never become a Location header.
+  app.use(express.static(publicDir, { redirect: false, index: 'index.html', dotfiles: 'ignore' }));
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if ((req.method === 'GET' || req.method === 'HEAD') && !RESERVED.test(req.path) && req.accepts('html') === 'html') {
+      res.sendFile('index.html', { root: publicDir });
+      return;
+    }
+    next();
+  });
+
+  app.use(() => {
+    throw new GatehouseError('not_found');
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const requestId = String(res.getHeader('x-request-id') ?? '');
+    const status = err instanceof GatehouseError ? err.status : 500;
+    const parsed = err as { status?: number; type?: string };
+    // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
+    const mapped = !(err instanceof GatehouseError) && parsed.status === 404 ? new GatehouseError('not_found')
+      : !(err instanceof GatehouseError) && typeof parsed.status === 'number' && parsed.status >= 400 && parsed.status < 500 ? new GatehouseError('bad_request', { cause: err })
+      : err;
+    if (status >= 500 || !(mapped instanceof GatehouseError)) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
+    else log.info({ reqId: requestId, code: mapped.code, detail: mapped.logDetail }, 'request refused');
+    sendError(res, mapped, requestId);
+  });
+  return app;
+}

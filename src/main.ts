@@ -1,0 +1,57 @@
+import { createApp } from './app.ts';
+import { loadConfig, wantsDevSetup } from './config/load.ts';
+import { ConfigError } from './errors.ts';
+import { createLogger } from './observability/logger.ts';
+
+/** env → config → app → listen → signals. */
+async function main(): Promise<void> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  const log = createLogger({ level: env['LOG_LEVEL'] && /^(fatal|error|warn|info|debug|trace|silent)$/.test(env['LOG_LEVEL']) ? env['LOG_LEVEL'] : 'info' });
+  const dev = wantsDevSetup(env);
+  let devSetup: Awaited<ReturnType<typeof import('./dev/setup.ts').startDevSetup>> | undefined;
+  if (dev) {
+    const port = env['PORT'] ?? '8080';
+    const baseUrl = (env['APP_BASE_URL'] ?? `http://localhost:${port}`).replace(/\/$/, '');
+    const { startDevSetup } = await import('./dev/setup.ts');
+    devSetup = await startDevSetup({ baseUrl, backendPort: Number(env['DEV_BACKEND_PORT'] ?? 4070), log });
+    Object.assign(env, devSetup.env);
+  }
+  const config = loadConfig(env, { devMode: dev });
+  const app = await createApp(config, { log, ...(devSetup ? { mounts: [devSetup.mount] } : {}) });
+  const address = await app.listen(config.server.port, config.server.host);
+
+  if (dev) {
+    const line = '='.repeat(72);
+    process.stdout.write(
+      `\n${line}\n  Gatehouse is running in DEVELOPMENT MODE (embedded dev IdP, demo backend${config.redis.url ? '' : ', in-memory sessions'}).\n` +
+        `  Open ${config.server.baseUrl}/ and log in with any username and password.\n` +
+        `  Never use this mode in production: set OIDC_ISSUER, REDIS_URL and NODE_ENV=production.\n${line}\n\n`,
+    );
+  }
+  log.info({ address: `${address.address}:${address.port}`, baseUrl: config.server.baseUrl, devMode: dev }, 'gatehouse listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void app.close()
+      .then(() => devSetup?.close())
+      .then(() => {
+        log.info('stopped');
+        log.flush();
+        setTimeout(() => process.exit(0), 50).unref();
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`gatehouse: ${err.message}\n`);
+  } else {
+    process.stderr.write(`gatehouse: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+import { GatehouseError } from '../errors.ts';
+import type { ClientFacts } from '../policy/trust-proxy.ts';
+import { readCookie, removeCookies } from '../session/cookie.ts';
+import type { Session, SessionManager } from '../session/sessions.ts';
+import type { IncomingFacts } from './headers.ts';
+import { splitApiTarget } from './path.ts';
+import { parseHost, type Route } from './routes.ts';
+import type { Runtime } from './runtime.ts';
+
+export interface Admission {
+  readonly route: Route;
+  readonly path: string;
+  readonly query: string;
+  readonly client: ClientFacts;
+  readonly hostHeader: string;
+  readonly session: Session | undefined;
+}
+
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+/**
+ * The one admission policy for /api, called by the HTTP path and the WebSocket upgrade path alike:
+ * host and path hygiene, routing, then the route's auth policy. Throws coded errors.
+ */
+export async function admit(
+  rt: Runtime,
+  sessions: SessionManager,
+  facts: IncomingFacts,
+  method: string,
+  url: string,
+  peer: string,
+  encrypted: boolean,
+): Promise<Admission> {
+  // RFC 9112 §3.2: exactly one Host; two could route on one and be served by another.
+  if (facts.hostCount !== 1 || facts.host === undefined) throw new GatehouseError('invalid_host');
+  if (REFUSED_METHODS.has(method)) throw new GatehouseError('method_not_allowed');
+  const target = splitApiTarget(url);
+  if (!target) throw new GatehouseError('invalid_path', { logDetail: 'rejected path' });
+  const client = rt.trust(peer, facts.xff, facts.xfProto, facts.xfHost, encrypted);
+  const host = parseHost(client.forwardedHost ?? facts.host, client.proto === 'https' ? 443 : 80);
+  if (!host) throw new GatehouseError('invalid_host');
+  const route = rt.routes.resolve(host.host, host.port, target.path);
+  if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
+  let session: Session | undefined;
+  if (route.auth !== 'none') {
+    session = await sessions.load(readCookie(facts.cookie, rt.config.session.cookieName));
+    if (!session && route.auth === 'required') throw new GatehouseError('unauthorized');
+    if (session) sessions.touch(session);
+  }
+  return { route, path: target.path, query: target.query, client, hostHeader: facts.host, session };
+}
+
+/** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */
+export function upstreamCookie(rt: Runtime, cookie: string | undefined): string | undefined {
+  if (cookie === undefined || !rt.ownCookies.some((n) => cookie.includes(n))) return cookie;
+  return removeCookies(cookie, rt.ownCookies);
+}

@@ -1,0 +1,134 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
+import { GatehouseError } from '../errors.ts';
+import { filterResponseHeaders } from './headers.ts';
+
+/** Keep-alive pools, one per backend origin, built with a config snapshot and closed with it. */
+export interface Pools {
+  get(origin: string): Pool;
+  close(): Promise<void>;
+}
+
+export function createPools(options: { connections?: number; keepAliveTimeoutMs?: number; connectTimeoutMs?: number } = {}): Pools {
+  const pools = new Map<string, Pool>();
+  return {
+    get(origin) {
+      let pool = pools.get(origin);
+      if (!pool) {
+        pool = new Pool(origin, {
+          connections: options.connections ?? 128,
+          pipelining: 1,
+          // Shorter than Node's default server keep-alive (5 s), so we never reuse a socket the backend is closing.
+          keepAliveTimeout: options.keepAliveTimeoutMs ?? 4000,
+          keepAliveMaxTimeout: 60_000,
+          connectTimeout: options.connectTimeoutMs ?? 5000,
+        });
+        pools.set(origin, pool);
+      }
+      return pool;
+    },
+    async close() {
+      await Promise.allSettled([...pools.values()].map((p) => p.close()));
+      pools.clear();
+    },
+  };
+}
+
+function classify(err: Error & { code?: string }): GatehouseError {
+  switch (err.code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new GatehouseError('gateway_timeout', { cause: err, logDetail: err.code });
+    default:
+      return new GatehouseError('bad_gateway', { cause: err, logDetail: err.code ?? err.message });
+  }
+}
+
+export interface ForwardRequest {
+  readonly pool: Dispatcher;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly hasBody: boolean;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Streams the request to the backend and the response back, with backpressure both ways and nothing
+ * buffered whole. Resolves when the exchange is over; `onError` is told of failures before the response started.
+ * Uses undici's raw dispatch handler: no intermediate Readable, which is where most per-request cost of
+ * `request()`/`stream()` goes (docs/performance.md).
+ */
+export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void): void {
+  let controller: Dispatcher.DispatchController | undefined;
+  let finished = false;
+  let status = 0;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    res.off('close', onClientClose);
+    onDone(status);
+  };
+  const onClientClose = () => {
+    if (!res.writableFinished && controller && !controller.aborted) {
+      controller.abort(new Error('client closed the connection'));
+    }
+    if (!res.writableFinished) {
+      status = status || 499;
+      finish();
+    }
+  };
+  res.on('close', onClientClose);
+  const onDrain = () => controller?.resume();
+
+  f.pool.dispatch(
+    {
+      path: f.path,
+      method: f.method as Dispatcher.HttpMethod,
+      headers: f.headers,
+      body: f.hasBody ? req : null,
+      headersTimeout: f.timeoutMs,
+      bodyTimeout: f.timeoutMs,
+      idempotent: false,
+      blocking: false,
+    },
+    {
+      onRequestStart(c) {
+        controller = c;
+        if (res.destroyed) c.abort(new Error('client closed the connection'));
+      },
+      onResponseStart(_c, statusCode, headers) {
+        status = statusCode;
+        res.writeHead(statusCode, filterResponseHeaders(headers as Record<string, string | string[] | undefined>));
+      },
+      onResponseData(c, chunk) {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', onDrain);
+        }
+      },
+      onResponseEnd() {
+        res.end();
+        finish();
+      },
+      onResponseError(_c, err) {
+        if (finished) return;
+        const e = err as Error & { code?: string };
+        if (res.destroyed || e.code === 'UND_ERR_ABORTED') {
+          status = status || 499;
+          finish();
+          return;
+        }
+        if (!res.headersSent) {
+          const mapped = classify(e);
+          status = mapped.status;
+          onError(mapped);
+        } else {
+          // The status line is gone: the only honest signal left is cutting the response short.
+          res.destroy(e);
+        }
+        finish();
+      },
+    },
+  );
+}

@@ -1,0 +1,172 @@
+import type { Logger } from '../observability/logger.ts';
+import type { ClientFacts } from '../policy/trust-proxy.ts';
+import type { Route } from './routes.ts';
+
+/** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
+const ALWAYS_DROPPED = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection',
+  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host', 'expect',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
+  'x-forwarded-uri', 'x-forwarded-path', 'x-forwarded-server', 'forwarded', 'x-real-ip', 'x-request-id',
+  'x-original-url', 'x-rewrite-url', 'x-original-uri',
+  // Method overrides would let a GET become a DELETE behind every method-based check (OWASP WSTG).
+  'x-http-method-override', 'x-method-override', 'x-http-method',
+]);
+
+const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'http2-settings']);
+
+const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
+
+/** The facts about the incoming request that routing, auth and forwarding need, from one pass over rawHeaders. */
+export interface IncomingFacts {
+  host: string | undefined;
+  hostCount: number;
+  cookie: string | undefined;
+  origin: string | undefined;
+  authorization: string | undefined;
+  requestId: string | undefined;
+  xff: string | undefined;
+  xfProto: string | undefined;
+  xfHost: string | undefined;
+  upgrade: string | undefined;
+  /** The request has a body (Content-Length above 0, or Transfer-Encoding). */
+  hasBody: boolean;
+  /** Headers the client may pass on, as a flat [name, value, ...] list, before per-route filtering. */
+  passable: string[];
+  /** Lowercase names listed in the client's Connection header. */
+  connectionTokens: string[] | undefined;
+}
+
+function isIdentityLike(lower: string): boolean {
+  // Underscore variants (X_User_Email) reach the same variable in CGI/WSGI backends, so they are identity headers too.
+  return lower.startsWith('x-user-') || lower.startsWith('x_user') || (lower.includes('_') && lower.replace(/_/g, '-').startsWith('x-user-'));
+}
+
+export function scanHeaders(raw: readonly string[]): IncomingFacts {
+  const facts: IncomingFacts = {
+    host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
+    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, passable: [], connectionTokens: undefined,
+  };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'host':
+        facts.host = value;
+        facts.hostCount++;
+        continue;
+      case 'cookie':
+        facts.cookie = facts.cookie === undefined ? value : `${facts.cookie}; ${value}`;
+        continue;
+      case 'authorization':
+        facts.authorization = value;
+        continue;
+      case 'origin':
+        facts.origin = value;
+        break;
+      case 'x-request-id':
+        facts.requestId = value;
+        continue;
+      case 'x-forwarded-for':
+        facts.xff = facts.xff === undefined ? value : `${facts.xff}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        facts.xfProto = value;
+        continue;
+      case 'x-forwarded-host':
+        facts.xfHost = value;
+        continue;
+      case 'upgrade':
+        facts.upgrade = value;
+        continue;
+      case 'transfer-encoding':
+        facts.hasBody = true;
+        continue;
+      case 'content-length':
+        if (value !== '0') facts.hasBody = true;
+        break;
+      case 'connection': {
+        const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
+        if (tokens.length > 0) facts.connectionTokens = [...(facts.connectionTokens ?? []), ...tokens];
+        continue;
+      }
+      default:
+        if (ALWAYS_DROPPED.has(lower) || isIdentityLike(lower)) continue;
+    }
+    facts.passable.push(name, value);
+  }
+  return facts;
+}
+
+export interface UpstreamIdentity {
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly accessToken: string | undefined;
+}
+
+function claimHeaderValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) return value.join(',');
+  return undefined;
+}
+
+/**
+ * The header list the backend receives. Client-named Connection headers are removed first, then
+ * Gatehouse's own headers are added, so `Connection: x-user-email, authorization` cannot strip what
+ * Gatehouse injects (Fabio CVE-2025-48865).
+ */
+export function buildUpstreamHeaders(
+  facts: IncomingFacts,
+  route: Route,
+  identity: UpstreamIdentity | undefined,
+  client: ClientFacts,
+  hostHeader: string,
+  requestId: string,
+  cookie: string | undefined,
+  log: Logger,
+): string[] {
+  const out: string[] = [];
+  const p = facts.passable;
+  const routeNames = route.identityHeaders;
+  const custom = route.extraStrip.length > 0;
+  for (let i = 0; i < p.length; i += 2) {
+    const name = p[i] as string;
+    if (facts.connectionTokens || custom) {
+      const lower = name.toLowerCase();
+      if (facts.connectionTokens?.includes(lower)) continue;
+      if (custom && route.extraStrip.includes(lower)) continue;
+    }
+    out.push(name, p[i + 1] as string);
+  }
+  if (cookie !== undefined) out.push('cookie', cookie);
+  out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.proto, 'x-forwarded-host', client.forwardedHost ?? hostHeader, 'x-request-id', requestId);
+  if (identity) {
+    if (route.forwardAccessToken && identity.accessToken) out.push('authorization', `Bearer ${identity.accessToken}`);
+    for (const [header, claim] of routeNames) {
+      const value = claimHeaderValue(identity.claims[claim]);
+      if (value === undefined) continue;
+      if (!SAFE_VALUE.test(value) || value.length > 4096) {
+        log.warn({ reqId: requestId, header, claim }, 'claim value is not a safe header value; header dropped');
+        continue;
+      }
+      out.push(header, value);
+    }
+  } else if (facts.authorization !== undefined) {
+    out.push('authorization', facts.authorization);
+  }
+  return out;
+}
+
+/** Response headers the client receives: the backend's, minus hop-by-hop and whatever its Connection header names. */
+export function filterResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const connection = headers['connection'];
+  const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()) : [];
+  for (const key in headers) {
+    const value = headers[key];
+    if (value === undefined || RESPONSE_DROPPED.has(key) || named.includes(key)) continue;
+    out[key] = value;
+  }
+  return out;
+}

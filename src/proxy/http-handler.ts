@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { GatehouseError, sendError } from '../errors.ts';
+import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { SessionManager } from '../session/sessions.ts';
+import { admit, upstreamCookie } from './admit.ts';
+import { forward } from './forward.ts';
+import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
+import type { Runtime } from './runtime.ts';
+
+export interface ProxyDeps {
+  readonly runtime: () => Runtime;
+  readonly sessions: SessionManager;
+  readonly log: Logger;
+}
+
+/** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
+export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { sessions, log } = deps;
+  return (req, res) => {
+    const started = Date.now();
+    const rt = deps.runtime();
+    const facts = scanHeaders(req.rawHeaders);
+    const reqId = requestIdFrom(facts.requestId);
+    res.setHeader('x-request-id', reqId);
+    const url = req.url ?? '/';
+    let logged = false;
+    const done = (status: number, route: string, detail?: string) => {
+      if (logged) return;
+      logged = true;
+      log.info({ reqId, method: req.method, path: url.split('?', 1)[0], route, status, ms: Date.now() - started, ...(detail ? { detail } : {}) }, 'proxy');
+    };
+    const fail = (err: unknown, route: string) => {
+      const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+      if (known.status >= 500) log.error({ reqId, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
+      sendError(res, known, reqId);
+      done(known.status, route, known.code);
+    };
+    admit(rt, sessions, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
+      (a) => {
+        const headers = buildUpstreamHeaders(
+          facts,
+          a.route,
+          a.session ? { claims: a.session.claims, accessToken: a.session.tokens.accessToken } : undefined,
+          a.client,
+          a.hostHeader,
+          reqId,
+          upstreamCookie(rt, facts.cookie),
+          log,
+        );
+        forward(
+          req,
+          res,
+          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, timeoutMs: a.route.timeoutMs },
+          (err) => fail(err, a.route.name),
+          (status) => done(status, a.route.name),
+        );
+      },
+      (err: unknown) => fail(err, '-'),
+    );
+  };
+}

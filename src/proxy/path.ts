@@ -1,0 +1,29 @@
+/**
+ * Splits `/api/...` into the backend path and the raw query, or returns undefined when the path could
+ * reach a backend or prefix it was not mapped to: dot segments (raw or percent-encoded, also double-encoded),
+ * encoded slashes or backslashes, raw backslashes, empty segments, `;` path parameters, fragments and control
+ * characters. Everything accepted is forwarded byte for byte.
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-5.2.4
+ */
+export function splitApiTarget(url: string): { path: string; query: string } | undefined {
+  // url starts with "/api" followed by "/", "?" or nothing (checked by the caller).
+  const q = url.indexOf('?');
+  const path = q === -1 ? url.slice(4) : url.slice(4, q);
+  const query = q === -1 ? '' : url.slice(q);
+  if (query.includes('#')) return undefined;
+  if (path === '') return { path: '/', query };
+  if (/[^A-Za-z0-9\-._~!$&'()*+,=:@/%]/.test(path)) return undefined; // \, #, ;, spaces, controls, non-ASCII
+  if (path.includes('%')) {
+    if (/%(?![0-9A-Fa-f]{2})/.test(path)) return undefined;
+    // %2f %5c: encoded separators; %25: double encoding; %00: NUL. None has a legitimate use a backend could route on.
+    if (/%(2f|5c|25|00)/i.test(path)) return undefined;
+  }
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i] as string;
+    if (seg === '' && i !== segments.length - 1) return undefined;
+    const plain = seg.includes('%') ? seg.replace(/%2e/gi, '.') : seg;
+    if (plain === '.' || plain === '..') return undefined;
+  }
+  return { path, query };
+}

@@ -1,0 +1,139 @@
+import type { AuthPolicy, FileConfig, MappingConfig } from '../config/types.ts';
+
+export interface Route {
+  /** Index in config.yml's mappings, or -1 for defaultBackend (for logs and metrics). */
+  readonly index: number;
+  readonly name: string;
+  readonly origin: string;
+  /** Backend URL path without a trailing slash ('' for none); prepended to the forwarded path. */
+  readonly basePath: string;
+  readonly port: number | undefined;
+  readonly prefix: string;
+  readonly auth: AuthPolicy;
+  readonly timeoutMs: number;
+  readonly websocket: boolean;
+  readonly forwardAccessToken: boolean;
+  /** [header, claim] pairs, lowercase header names. */
+  readonly identityHeaders: ReadonlyArray<readonly [string, string]>;
+  /** Identity header names outside x-user-*, stripped from the client on this route. */
+  readonly extraStrip: readonly string[];
+}
+
+export interface RouteTable {
+  resolve(host: string, port: number, path: string): Route | undefined;
+  readonly routes: readonly Route[];
+}
+
+export const DEFAULT_IDENTITY_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ['x-user-sub', 'sub'],
+  ['x-user-email', 'email'],
+  ['x-user-name', 'name'],
+];
+
+function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, name: string): Route {
+  const url = new URL(m.backend);
+  return {
+    index,
+    name,
+    origin: url.origin,
+    basePath: url.pathname.replace(/\/+$/, ''),
+    port: m.frontendPort,
+    prefix: (m.pathPrefix ?? '').toLowerCase(),
+    auth: m.auth,
+    timeoutMs: m.timeoutMs,
+    websocket: m.websocket,
+    forwardAccessToken: m.forwardAccessToken,
+    identityHeaders: m.identityHeaders ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const) : DEFAULT_IDENTITY_HEADERS,
+    extraStrip: Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase()).filter((h) => !h.startsWith('x-user-')),
+  };
+}
+
+// Longest prefix first; at equal length, a mapping that names the port beats one that does not.
+const bySpecificity = (a: Route, b: Route) => b.prefix.length - a.prefix.length || Number(b.port !== undefined) - Number(a.port !== undefined);
+
+function prefixMatches(prefix: string, lowerPath: string): boolean {
+  if (prefix === '') return true;
+  if (!lowerPath.startsWith(prefix)) return false;
+  return lowerPath.length === prefix.length || lowerPath.charCodeAt(prefix.length) === 47; /* / */
+}
+
+function firstMatch(list: readonly Route[] | undefined, port: number, lowerPath: string): Route | undefined {
+  if (!list) return undefined;
+  for (const r of list) {
+    if ((r.port === undefined || r.port === port) && prefixMatches(r.prefix, lowerPath)) return r;
+  }
+  return undefined;
+}
+
+/**
+ * Compiles mappings once per config snapshot. Precedence: exact host, then the longest matching
+ * `*.suffix`, then `*`; within a host tier the longest path prefix (on segment boundaries), then
+ * host-only; then defaultBackend.
+ */
+export function compileRoutes(file: FileConfig): RouteTable {
+  const exact = new Map<string, Route[]>();
+  const wildcard = new Map<string, Route[]>();
+  const any: Route[] = [];
+  const all: Route[] = [];
+  file.mappings.forEach((m, i) => {
+    const route = compileRoute(m, i, `mappings[${i}]`);
+    all.push(route);
+    const host = m.frontendHost.toLowerCase();
+    if (host === '*') any.push(route);
+    else if (host.startsWith('*.')) wildcard.set(host.slice(1), [...(wildcard.get(host.slice(1)) ?? []), route]);
+    else exact.set(host, [...(exact.get(host) ?? []), route]);
+  });
+  for (const list of [...exact.values(), ...wildcard.values(), any]) list.sort(bySpecificity);
+  const fallback = file.defaultBackend
+    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true }, -1, 'defaultBackend')
+    : undefined;
+  if (fallback) all.push(fallback);
+  const anyPrefix = all.some((r) => r.prefix !== '');
+
+  return {
+    routes: all,
+    resolve(host, port, path) {
+      const lowerPath = anyPrefix ? path.toLowerCase() : path;
+      const hit = firstMatch(exact.get(host), port, lowerPath);
+      if (hit) return hit;
+      if (wildcard.size > 0) {
+        for (let dot = host.indexOf('.'); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+          const found = firstMatch(wildcard.get(host.slice(dot)), port, lowerPath);
+          if (found) return found;
+        }
+      }
+      return firstMatch(any, port, lowerPath) ?? fallback;
+    },
+  };
+}
+
+/**
+ * Host header → lowercase host and port. IPv6 literals keep their brackets ("[::1]"); a trailing dot
+ * is dropped so "app.example.com." routes like "app.example.com". Undefined when malformed.
+ */
+export function parseHost(value: string, defaultPort: number): { host: string; port: number } | undefined {
+  let host: string;
+  let portText: string | undefined;
+  if (value.startsWith('[')) {
+    const end = value.indexOf(']');
+    if (end === -1) return undefined;
+    host = value.slice(0, end + 1);
+    const rest = value.slice(end + 1);
+    if (rest !== '' && !rest.startsWith(':')) return undefined;
+    portText = rest === '' ? undefined : rest.slice(1);
+    if (!/^\[[0-9A-Fa-f:.]+\]$/.test(host)) return undefined;
+  } else {
+    const colon = value.indexOf(':');
+    host = colon === -1 ? value : value.slice(0, colon);
+    portText = colon === -1 ? undefined : value.slice(colon + 1);
+    if (!/^[A-Za-z0-9._-]{1,253}$/.test(host)) return undefined;
+    if (host.endsWith('.')) host = host.slice(0, -1);
+  }
+  let port = defaultPort;
+  if (portText !== undefined) {
+    if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
+    port = Number(portText);
+    if (port < 1 || port > 65535) return undefined;
+  }
+  return { host: host.toLowerCase(), port };
+}

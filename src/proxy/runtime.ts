@@ -1,0 +1,35 @@
+import type { Config } from '../config/types.ts';
+import { compileOriginPolicy, type OriginPolicy } from '../policy/origin.ts';
+import { compileTrust, trustPredicate, type TrustEvaluator } from '../policy/trust-proxy.ts';
+import { createPools, type Pools } from './forward.ts';
+import { compileRoutes, type RouteTable } from './routes.ts';
+
+/**
+ * Everything compiled from one config snapshot. A reload builds a new Runtime and swaps one reference;
+ * requests keep the snapshot they started with, and the old pools close once drained.
+ */
+export interface Runtime {
+  readonly config: Config;
+  readonly routes: RouteTable;
+  readonly origins: OriginPolicy;
+  readonly trust: TrustEvaluator;
+  readonly trusts: (ip: string, hop: number) => boolean;
+  readonly pools: Pools;
+  /** Cookie names that never reach a backend. */
+  readonly ownCookies: readonly string[];
+  close(): Promise<void>;
+}
+
+export function createRuntime(config: Config): Runtime {
+  const pools = createPools();
+  return {
+    config,
+    routes: compileRoutes(config.routing),
+    origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
+    trust: compileTrust(config.server.trustProxy),
+    trusts: trustPredicate(config.server.trustProxy),
+    pools,
+    ownCookies: [config.session.cookieName, config.session.secure ? '__Host-gh_login' : 'gh_login'],
+    close: () => pools.close(),
+  };
+}

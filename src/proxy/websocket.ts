@@ -1,0 +1,183 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { GatehouseError, refuseUpgrade } from '../errors.ts';
+import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { SessionManager } from '../session/sessions.ts';
+import { admit, upstreamCookie } from './admit.ts';
+import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
+import type { Runtime } from './runtime.ts';
+import { closeFrame, createFrameTracker } from './ws-frames.ts';
+
+/** A live proxied WebSocket; close() ends it with a close frame at the next frame boundary. */
+export interface WsConnection {
+  readonly sessionKey: string | undefined;
+  close(code: number, reason: string): void;
+}
+
+export interface WsRegistry {
+  add(conn: WsConnection): void;
+  remove(conn: WsConnection): void;
+  closeSession(key: string, code: number, reason: string): number;
+  closeAll(code: number, reason: string): void;
+  size(): number;
+}
+
+export function createWsRegistry(): WsRegistry {
+  const all = new Set<WsConnection>();
+  const bySession = new Map<string, Set<WsConnection>>();
+  return {
+    add(conn) {
+      all.add(conn);
+      if (conn.sessionKey) {
+        let set = bySession.get(conn.sessionKey);
+        if (!set) bySession.set(conn.sessionKey, (set = new Set()));
+        set.add(conn);
+      }
+    },
+    remove(conn) {
+      all.delete(conn);
+      if (conn.sessionKey) {
+        const set = bySession.get(conn.sessionKey);
+        set?.delete(conn);
+        if (set?.size === 0) bySession.delete(conn.sessionKey);
+      }
+    },
+    closeSession(key, code, reason) {
+      const set = bySession.get(key);
+      if (!set) return 0;
+      const n = set.size;
+      for (const c of [...set]) c.close(code, reason);
+      return n;
+    },
+    closeAll(code, reason) {
+      for (const c of [...all]) c.close(code, reason);
+    },
+    size: () => all.size,
+  };
+}
+
+function statusLine(res: IncomingMessage): string {
+  let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  for (let i = 0; i < res.rawHeaders.length; i += 2) out += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+  return `${out}\r\n`;
+}
+
+/**
+ * WebSocket upgrades on /api/*: the same admission as HTTP (host, path, mapping, session, auth policy),
+ * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, bytes are relayed
+ * unchanged (subprotocols, binary frames, ping/pong, close codes), with backpressure from socket pipes.
+ */
+export function createUpgradeHandler(deps: { runtime: () => Runtime; sessions: SessionManager; log: Logger; registry: WsRegistry }) {
+  const { sessions, log, registry } = deps;
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const rt = deps.runtime();
+    const facts = scanHeaders(req.rawHeaders);
+    const reqId = requestIdFrom(facts.requestId);
+    const url = req.url ?? '/';
+    socket.on('error', () => socket.destroy());
+    const refuse = (err: unknown) => {
+      const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+      log.info({ reqId, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
+      if (known.status >= 500) log.error({ reqId, err: known.cause ?? known }, 'websocket error');
+      refuseUpgrade(socket, known, reqId);
+    };
+    if (!/^\/api(\/|\?|$)/.test(url)) return refuse(new GatehouseError('not_found'));
+    // Only real WebSocket upgrades are tunnelled (no h2c or other protocols: upgrade smuggling).
+    if (req.httpVersion !== '1.1' || req.method !== 'GET' || facts.upgrade?.toLowerCase() !== 'websocket') {
+      return refuse(new GatehouseError('bad_request', { logDetail: 'not a WebSocket upgrade' }));
+    }
+    if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
+      return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
+    }
+    admit(rt, sessions, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
+      (a) => {
+        if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
+        if (socket.destroyed) return;
+        const headers = buildUpstreamHeaders(
+          facts, a.route,
+          a.session ? { claims: a.session.claims, accessToken: a.session.tokens.accessToken } : undefined,
+          a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log,
+        );
+        headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
+        const backend = new URL(a.route.origin);
+        const send = backend.protocol === 'https:' ? httpsRequest : httpRequest;
+        const upstream = send({
+          protocol: backend.protocol,
+          hostname: backend.hostname.replace(/^\[|\]$/g, ''),
+          port: backend.port || (backend.protocol === 'https:' ? 443 : 80),
+          method: 'GET',
+          path: a.route.basePath + a.path + a.query,
+          headers,
+          agent: false,
+          timeout: a.route.timeoutMs,
+        });
+        const onClientGone = () => upstream.destroy();
+        socket.once('close', onClientGone);
+        upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upgrade timed out'), { code: 'ETIMEDOUT' })));
+        upstream.on('error', (err: Error & { code?: string }) => {
+          if (socket.destroyed) return;
+          refuse(new GatehouseError(err.code === 'ETIMEDOUT' ? 'gateway_timeout' : 'bad_gateway', { cause: err, logDetail: err.code ?? err.message }));
+        });
+        upstream.on('response', (res) => {
+          // The backend declined the upgrade: relay its answer as it is, then close.
+          socket.write(statusLine(res));
+          res.pipe(socket);
+        });
+        upstream.on('upgrade', (res, backendSocket: Duplex, backendHead: Buffer) => {
+          socket.off('close', onClientGone);
+          upstream.setTimeout(0);
+          if (socket.destroyed) {
+            backendSocket.destroy();
+            return;
+          }
+          socket.write(statusLine(res));
+          const tracker = createFrameTracker();
+          let closing: { code: number; reason: string } | undefined;
+          const conn: WsConnection = {
+            sessionKey: a.session?.key,
+            close(code, reason) {
+              if (closing) return;
+              closing = { code, reason };
+              if (tracker.atBoundary()) finishClose();
+            },
+          };
+          const finishClose = () => {
+            if (!closing) return;
+            backendSocket.destroy();
+            socket.end(closeFrame(closing.code, closing.reason));
+            setTimeout(() => socket.destroy(), 1000).unref();
+          };
+          const relay = (chunk: Buffer) => {
+            if (closing) {
+              const n = tracker.advance(chunk, true);
+              if (n > 0) socket.write(chunk.subarray(0, n));
+              if (tracker.atBoundary()) finishClose();
+              return;
+            }
+            tracker.advance(chunk, false);
+            if (!socket.write(chunk)) backendSocket.pause();
+          };
+          socket.on('drain', () => backendSocket.resume());
+          backendSocket.on('data', relay);
+          if (backendHead.length > 0) relay(backendHead);
+          if (head.length > 0) backendSocket.write(head);
+          socket.pipe(backendSocket);
+          const cleanup = () => {
+            registry.remove(conn);
+            socket.destroy();
+            backendSocket.destroy();
+          };
+          backendSocket.on('end', () => socket.end());
+          backendSocket.on('close', cleanup);
+          backendSocket.on('error', cleanup);
+          socket.on('close', cleanup);
+          registry.add(conn);
+          log.info({ reqId, path: a.path, route: a.route.name, session: a.session?.key }, 'websocket opened');
+        });
+        upstream.end();
+      },
+    ).catch(refuse);
+  };
+}

@@ -1,0 +1,68 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createDevIdp, type DevIdp, type DevIdpOptions } from '../../src/dev/idp.ts';
+
+export interface TestIdp {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly provider: DevIdp['provider'];
+  /** Counts of provider events since start (grant.success, grant.error, refresh_token.consumed, ...). */
+  readonly events: Map<string, number>;
+  /** Stops answering (connections refused) until start() is called again. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const COUNTED = ['grant.success', 'grant.error', 'refresh_token.consumed', 'refresh_token.saved', 'grant.revoked', 'end_session.success', 'backchannel.success', 'backchannel.error', 'userinfo.error', 'access_token.destroyed', 'refresh_token.destroyed'];
+
+/**
+ * A real oidc-provider on 127.0.0.1 with one confidential client whose redirect URI is `gatehouseBaseUrl`/auth/callback.
+ */
+export async function startIdp(options: {
+  gatehouseBaseUrls: readonly string[];
+  accessTokenTtlSeconds?: number;
+  jwtAccessTokenAudience?: string;
+  rotateRefreshTokens?: boolean;
+  backchannelLogoutPath?: string;
+}): Promise<TestIdp> {
+  let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+  let server: Server = createServer((req, res) => handler?.(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  const issuer = `http://127.0.0.1:${port}`;
+  const clientId = 'gatehouse-test';
+  const clientSecret = 'gatehouse-test-secret-0123456789abcdef';
+  const opts: DevIdpOptions = {
+    issuer,
+    clients: options.gatehouseBaseUrls.map((base, i) => ({
+      clientId: i === 0 ? clientId : `${clientId}-${i}`,
+      clientSecret,
+      redirectUris: [`${base}/auth/callback`],
+      postLogoutRedirectUris: [`${base}/`],
+      ...(options.backchannelLogoutPath ? { backchannelLogoutUri: base + options.backchannelLogoutPath } : {}),
+    })),
+    ...(options.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: options.accessTokenTtlSeconds } : {}),
+    ...(options.jwtAccessTokenAudience ? { jwtAccessTokenAudience: options.jwtAccessTokenAudience } : {}),
+    ...(options.rotateRefreshTokens !== undefined ? { rotateRefreshTokens: options.rotateRefreshTokens } : {}),
+  };
+  const idp = await createDevIdp(opts);
+  handler = idp.callback;
+  const events = new Map<string, number>();
+  const emitter = idp.provider as unknown as import("node:events").EventEmitter;
+  for (const name of COUNTED) emitter.on(name, () => events.set(name, (events.get(name) ?? 0) + 1));
+  const stop = () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+  return {
+    issuer, clientId, clientSecret, provider: idp.provider, events,
+    stop,
+    async start() {
+      server = createServer((req, res) => handler?.(req, res));
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+    },
+    close: async () => { if (server.listening) await stop(); },
+  };
+}
