@@ -1,6 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAdminRoutes } from './admin/routes.ts';
+import { createBackchannelLogout } from './auth/backchannel.ts';
+import { createBearerVerifier } from './auth/bearer.ts';
+import { createIdentityResolver } from './auth/identity.ts';
+import { createIssuerKeys } from './auth/jwks.ts';
 import { createLoginFlow } from './auth/login.ts';
+import { createTokenRefresher } from './auth/refresh.ts';
 import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
@@ -8,6 +14,7 @@ import { createExpressApp, type Mount } from './http/express-app.ts';
 import type { Logger } from './observability/logger.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
+import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from './proxy/websocket.ts';
 import { createSessionManager, type SessionManager } from './session/sessions.ts';
 import { createMemoryStore } from './store/memory.ts';
@@ -29,6 +36,7 @@ export interface App {
   readonly sessions: SessionManager;
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
+  readonly blocklist: Blocklist;
   runtime(): Runtime;
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Stops accepting, closes WebSockets (1001), drains in-flight requests up to the deadline, then closes pools and the store. */
@@ -62,16 +70,38 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
   await sessions.start();
   const oidc = createOidcClient(config.oidc, log);
-  const login = createLoginFlow({ oidc, store, sessions, config: config.oidc, log, ...(deps.now ? { now: deps.now } : {}) });
+  const now = deps.now ?? Date.now;
+  const blocklist = createBlocklist({ store, log, now });
+  await blocklist.start();
+  const login = createLoginFlow({ oidc, store, sessions, blocklist, config: config.oidc, log, now });
+  const refresher = createTokenRefresher({
+    oidc, sessions, store, log, now,
+    skewSeconds: config.oidc.refreshSkewSeconds,
+    waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000 + 2000,
+  });
+  await refresher.start();
+  const issuerKeys = createIssuerKeys(oidc);
+  const bearer = config.bearer
+    ? createBearerVerifier({ keys: issuerKeys, issuer: config.oidc.issuer, audience: config.bearer.audience, algorithms: config.bearer.algorithms, clockToleranceSeconds: config.bearer.clockToleranceSeconds, blocklist, now })
+    : undefined;
+  const identity = createIdentityResolver({ sessions, refresher, blocklist, bearer });
+  const backchannelLogout = createBackchannelLogout({
+    keys: issuerKeys, issuer: config.oidc.issuer, clientId: config.oidc.clientId, algorithm: config.oidc.idTokenSigningAlg, sessions, store, log, now,
+  });
   const readiness = createReadiness({ store, idpReady: oidc.isReady });
   const runtime = createRuntime(config);
   const websockets = createWsRegistry();
-  sessions.onInvalidate((key) => websockets.closeSession(key, 1008, 'session ended'));
+  sessions.onInvalidate((key, kind) => {
+    if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
+  });
 
-  const proxy = createHttpProxy({ runtime: () => runtime, sessions, log });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, sessions, log, registry: websockets });
+  const proxy = createHttpProxy({ runtime: () => runtime, identity, log });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, log, registry: websockets });
   const express = createExpressApp({
-    config, log, login, sessions, readiness,
+    config, log, login, sessions, readiness, backchannelLogout,
+    ...(config.adminToken
+      ? { adminRoutes: createAdminRoutes({ adminToken: config.adminToken, sessions, blocklist, maxSessionAgeMs: config.session.maxAgeSeconds * 1000, log, now }) }
+      : {}),
     origins: () => runtime.origins,
     trustProxy: (ip, hop) => runtime.trusts(ip, hop),
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
@@ -94,6 +124,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     sessions,
     oidc,
     websockets,
+    blocklist,
     runtime: () => runtime,
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {

@@ -5,10 +5,12 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isWellFormedId } from '../session/crypto.ts';
 import type { Session, SessionManager, UserClaims } from '../session/sessions.ts';
+import type { Blocklist } from '../revocation/blocklist.ts';
 import type { Store } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
 import { translateIdpError } from './oidc.ts';
 import { safeLocalPath } from './redirect.ts';
+import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
 const TRANSACTION_TTL_MS = 10 * 60 * 1000;
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti', 'sid']);
@@ -68,29 +70,16 @@ function pickClaims(...sources: Array<Record<string, unknown> | undefined>): Use
   return { ...out, sub: String(out['sub']) } as UserClaims;
 }
 
-function accessTokenExpiry(expiresIn: number | undefined, accessToken: string, at: number): number | undefined {
-  if (expiresIn !== undefined) return at + expiresIn * 1000;
-  const parts = accessToken.split('.');
-  if (parts.length === 3 && parts[1]) {
-    try {
-      const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { exp?: unknown };
-      if (typeof payload.exp === 'number') return payload.exp * 1000;
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
-}
-
 export function createLoginFlow(deps: {
   oidc: OidcClient;
   store: Store;
   sessions: SessionManager;
+  blocklist: Blocklist;
   config: Config['oidc'];
   log: Logger;
   now?: () => number;
 }): LoginFlow {
-  const { oidc, store, sessions, config, log } = deps;
+  const { oidc, store, sessions, blocklist, config, log } = deps;
   const now = deps.now ?? Date.now;
 
   return {
@@ -140,6 +129,17 @@ export function createLoginFlow(deps: {
       if (!isWellFormedId(binding) || bindingHash(binding) !== tx.binding) {
         throw new GatehouseError('invalid_state', { logDetail: 'callback from a browser that did not start this login' });
       }
+      // The store TTL is one bound; the clock is the other, so a store that kept the record too long cannot extend it.
+      if (now() - tx.createdAt >= TRANSACTION_TTL_MS) throw new GatehouseError('invalid_state', { logDetail: 'login transaction expired' });
+      const configuration = oidc.configuration();
+      // RFC 9207 §2.4, checked here rather than read back from openid-client's wrapped errors: a response naming
+      // another issuer (mix-up), or none when this IdP always sends one, is refused before any other endpoint is called,
+      // error responses included. Exact string comparison, no normalisation.
+      const iss = params.get('iss');
+      const metadata = configuration.serverMetadata();
+      if (iss !== null ? iss !== metadata.issuer : metadata.authorization_response_iss_parameter_supported === true) {
+        throw new GatehouseError('bad_request', { logDetail: iss === null ? 'callback without iss' : 'callback iss does not match the issuer' });
+      }
       const idpError = params.get('error');
       if (idpError) {
         throw new GatehouseError('login_failed', {
@@ -147,7 +147,7 @@ export function createLoginFlow(deps: {
           logDetail: `identity provider returned error=${idpError.slice(0, 64)}`,
         });
       }
-      const configuration = oidc.configuration();
+      if (!params.get('code')) throw new GatehouseError('bad_request', { logDetail: 'callback without code' });
       const callbackUrl = new URL(config.redirectUri);
       callbackUrl.search = query;
       let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
@@ -160,11 +160,6 @@ export function createLoginFlow(deps: {
           ...(config.idTokenMaxAgeSeconds !== undefined ? { maxAge: config.idTokenMaxAgeSeconds } : {}),
         });
       } catch (err) {
-        const e = err as { code?: string };
-        // Callback checks (iss mismatch, missing code) are the request's fault; token-stage failures are the IdP's.
-        if (e.code === 'OAUTH_INVALID_RESPONSE' && !(err as { cause?: unknown }).cause) {
-          throw new GatehouseError('bad_request', { cause: err, logDetail: 'callback rejected by openid-client' });
-        }
         throw translateIdpError(err, 'code exchange');
       }
       const idClaims = tokens.claims();
@@ -194,6 +189,7 @@ export function createLoginFlow(deps: {
           ...(tokens.id_token ? { idToken: tokens.id_token } : {}),
         },
         ...(accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt } : {}),
+        ...(peekJwtClaims(tokens.access_token)?.jti ? { accessTokenJti: peekJwtClaims(tokens.access_token)?.jti as string } : {}),
       });
       log.info({ session: created.session.key, sub: claims.sub }, 'login completed');
       return { id: created.id, session: created.session, next: tx.next };
@@ -202,11 +198,24 @@ export function createLoginFlow(deps: {
     async logout(session) {
       if (!session) return {};
       await sessions.destroy(session.key);
+      if (session.accessTokenJti) {
+        // The access token may still be replayed as a bearer token until it expires: block its jti.
+        const until = session.accessTokenExpiresAt ?? now() + 24 * 3600 * 1000;
+        await blocklist.revokeJti(session.accessTokenJti, until).catch((err: unknown) => log.error({ err }, 'could not blocklist the access token on logout'));
+      }
       let configuration: client.Configuration;
       try {
         configuration = oidc.configuration();
       } catch {
         return {};
+      }
+      if (session.tokens.refreshToken && configuration.serverMetadata().revocation_endpoint) {
+        try {
+          await client.tokenRevocation(configuration, session.tokens.refreshToken, { token_type_hint: 'refresh_token' });
+        } catch (err) {
+          // The session is gone either way; an IdP that cannot revoke now must not keep the user logged in here.
+          log.warn({ session: session.key, err: { code: (err as { code?: string }).code } }, 'refresh token revocation at the IdP failed');
+        }
       }
       if (!configuration.serverMetadata().end_session_endpoint) return {};
       const params: Record<string, string> = { post_logout_redirect_uri: config.postLogoutRedirectUri, client_id: config.clientId };

@@ -19,5 +19,7 @@ export function safeLocalPath(raw: unknown): string {
   if (CONTROL_OR_BACKSLASH.test(decoded) || PROTOCOL_RELATIVE.test(decoded) || /\s/.test(decoded.slice(0, 3))) return '/';
   const probe = new URL(raw, 'http://gatehouse.invalid');
   if (probe.origin !== 'http://gatehouse.invalid') return '/';
-  return probe.pathname + probe.search + probe.hash;
+  const local = probe.pathname + probe.search + probe.hash;
+  // Dot segments are resolved only by the URL parser: /a/..//evil.example comes out as //evil.example.
+  return PROTOCOL_RELATIVE.test(local) ? '/' : local;
 }

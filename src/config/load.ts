@@ -225,6 +225,15 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       ...(e.REDIS_URL ? { url: e.REDIS_URL as string } : {}),
       keyPrefix: (e.REDIS_KEY_PREFIX as string | undefined) ?? 'gh:',
     },
+    ...(e.API_AUDIENCE
+      ? {
+          bearer: {
+            audience: e.API_AUDIENCE as string,
+            algorithms: String(e.API_TOKEN_ALGORITHMS ?? 'RS256,PS256,ES256,EdDSA').split(','),
+            clockToleranceSeconds: (e.TOKEN_CLOCK_TOLERANCE_SECONDS as number | undefined) ?? 30,
+          },
+        }
+      : {}),
     session: {
       cookieName,
       secure,

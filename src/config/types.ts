@@ -62,6 +62,12 @@ export interface Config {
     readonly idTokenMaxAgeSeconds?: number;
   };
   readonly redis: { readonly url?: string; readonly keyPrefix: string };
+  /** Bearer access tokens on /api for non-browser clients; absent when API_AUDIENCE is unset. */
+  readonly bearer?: {
+    readonly audience: string;
+    readonly algorithms: readonly string[];
+    readonly clockToleranceSeconds: number;
+  };
   readonly session: {
     /** Final cookie name, with the __Host- prefix when it applies. */
     readonly cookieName: string;

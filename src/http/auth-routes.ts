@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
@@ -19,6 +19,7 @@ export function createAuthRoutes(deps: {
   login: LoginFlow;
   sessions: SessionManager;
   origins: () => OriginPolicy;
+  backchannelLogout: (logoutToken: unknown) => Promise<number>;
 }): Router {
   const { config, login, sessions } = deps;
   const cookie: CookieAttributes = {
@@ -85,6 +86,13 @@ export function createAuthRoutes(deps: {
     res.setHeader('set-cookie', clearCookie(sessionCookie, cookie));
     res.setHeader('clear-site-data', '"cache", "cookies", "storage"');
     res.json({ ok: true, ...(result.logoutUrl ? { logoutUrl: result.logoutUrl } : {}) });
+  });
+
+  // Called by the IdP server to server, never by a browser: no cookies, no CSRF concerns, a small form body.
+  router.post('/auth/backchannel-logout', express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 10 }), async (req: Request, res: Response) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    await deps.backchannelLogout(body?.['logout_token']);
+    res.status(200).json({ ok: true });
   });
 
   router.all('/auth/logout', () => {

@@ -27,6 +27,7 @@ export interface ExpressDeps {
   /** Extra handlers mounted before security headers (the dev IdP's pages). */
   readonly mounts?: readonly Mount[];
   readonly adminRoutes?: express.Router;
+  readonly backchannelLogout: (logoutToken: unknown) => Promise<number>;
 }
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
@@ -79,7 +80,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
   }));
 
-  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: deps.origins }));
+  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: deps.origins, backchannelLogout: deps.backchannelLogout }));
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
 
   const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));

@@ -1,7 +1,7 @@
 import { GatehouseError } from '../errors.ts';
+import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
 import { readCookie, removeCookies } from '../session/cookie.ts';
-import type { Session, SessionManager } from '../session/sessions.ts';
 import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
 import { parseHost, type Route } from './routes.ts';
@@ -13,7 +13,7 @@ export interface Admission {
   readonly query: string;
   readonly client: ClientFacts;
   readonly hostHeader: string;
-  readonly session: Session | undefined;
+  readonly principal: Principal | undefined;
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
@@ -24,7 +24,7 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
  */
 export async function admit(
   rt: Runtime,
-  sessions: SessionManager,
+  identity: IdentityResolver,
   facts: IncomingFacts,
   method: string,
   url: string,
@@ -41,13 +41,12 @@ export async function admit(
   if (!host) throw new GatehouseError('invalid_host');
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
-  let session: Session | undefined;
+  let principal: Principal | undefined;
   if (route.auth !== 'none') {
-    session = await sessions.load(readCookie(facts.cookie, rt.config.session.cookieName));
-    if (!session && route.auth === 'required') throw new GatehouseError('unauthorized');
-    if (session) sessions.touch(session);
+    principal = await identity.resolve(readCookie(facts.cookie, rt.config.session.cookieName), facts.authorization, route.auth);
+    if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized');
   }
-  return { route, path: target.path, query: target.query, client, hostHeader: facts.host, session };
+  return { route, path: target.path, query: target.query, client, hostHeader: facts.host, principal };
 }
 
 /** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, sendError } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { SessionManager } from '../session/sessions.ts';
+import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie } from './admit.ts';
 import { forward } from './forward.ts';
 import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
@@ -10,13 +10,13 @@ import type { Runtime } from './runtime.ts';
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime;
-  readonly sessions: SessionManager;
+  readonly identity: IdentityResolver;
   readonly log: Logger;
 }
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
 export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { sessions, log } = deps;
+  const { identity, log } = deps;
   return (req, res) => {
     const started = Date.now();
     const rt = deps.runtime();
@@ -36,12 +36,12 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       sendError(res, known, reqId);
       done(known.status, route, known.code);
     };
-    admit(rt, sessions, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
+    admit(rt, identity, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
       (a) => {
         const headers = buildUpstreamHeaders(
           facts,
           a.route,
-          a.session ? { claims: a.session.claims, accessToken: a.session.tokens.accessToken } : undefined,
+          a.principal,
           a.client,
           a.hostHeader,
           reqId,

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { SessionManager } from '../session/sessions.ts';
+import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie } from './admit.ts';
 import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
@@ -69,8 +69,8 @@ function statusLine(res: IncomingMessage): string {
  * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, bytes are relayed
  * unchanged (subprotocols, binary frames, ping/pong, close codes), with backpressure from socket pipes.
  */
-export function createUpgradeHandler(deps: { runtime: () => Runtime; sessions: SessionManager; log: Logger; registry: WsRegistry }) {
-  const { sessions, log, registry } = deps;
+export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: IdentityResolver; log: Logger; registry: WsRegistry }) {
+  const { identity, log, registry } = deps;
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const rt = deps.runtime();
     const facts = scanHeaders(req.rawHeaders);
@@ -91,13 +91,13 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; sessions: S
     if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
-    admit(rt, sessions, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
+    admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
       (a) => {
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
         const headers = buildUpstreamHeaders(
           facts, a.route,
-          a.session ? { claims: a.session.claims, accessToken: a.session.tokens.accessToken } : undefined,
+          a.principal,
           a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log,
         );
         headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
@@ -136,7 +136,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; sessions: S
           const tracker = createFrameTracker();
           let closing: { code: number; reason: string } | undefined;
           const conn: WsConnection = {
-            sessionKey: a.session?.key,
+            sessionKey: a.principal?.sessionKey,
             close(code, reason) {
               if (closing) return;
               closing = { code, reason };
@@ -174,7 +174,12 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; sessions: S
           backendSocket.on('error', cleanup);
           socket.on('close', cleanup);
           registry.add(conn);
-          log.info({ reqId, path: a.path, route: a.route.name, session: a.session?.key }, 'websocket opened');
+          // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
+          const lifetime = a.principal ? Math.min(a.principal.expiresAt - Date.now(), 2 ** 31 - 1) : undefined;
+          const expiry = lifetime !== undefined ? setTimeout(() => conn.close(1008, 'session expired'), Math.max(0, lifetime)) : undefined;
+          expiry?.unref();
+          socket.once('close', () => clearTimeout(expiry));
+          log.info({ reqId, path: a.path, route: a.route.name, session: a.principal?.sessionKey }, 'websocket opened');
         });
         upstream.end();
       },

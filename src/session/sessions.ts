@@ -27,6 +27,8 @@ interface SessionRecord {
   lastSeenAt: number;
   expiresAt: number;
   accessTokenExpiresAt?: number;
+  /** jti of the access token when it is a JWT (revocation by jti). */
+  atJti?: string;
   tok: string;
 }
 
@@ -44,6 +46,7 @@ export interface Session {
   readonly expiresAt: number;
   readonly idleExpiresAt: number;
   readonly accessTokenExpiresAt?: number;
+  readonly accessTokenJti?: string;
   readonly version: number;
 }
 
@@ -52,7 +55,10 @@ export interface NewSession {
   readonly sid?: string;
   readonly tokens: SessionTokens;
   readonly accessTokenExpiresAt?: number;
+  readonly accessTokenJti?: string;
 }
+
+export type InvalidationKind = 'destroyed' | 'updated';
 
 export interface SessionManagerOptions {
   readonly store: Store;
@@ -76,13 +82,25 @@ interface CacheEntry {
 export interface SessionManager {
   /** Creates a brand-new session (fresh id: a cookie the browser brought is never reused). */
   create(input: NewSession): Promise<{ id: string; session: Session }>;
-  /** The live session for a cookie value, or undefined. Throws session_store_unavailable when the store fails (fail closed). */
-  load(cookieValue: string | undefined): Promise<Session | undefined>;
+  /**
+   * The live session for a cookie value, or undefined. Throws session_store_unavailable when the store
+   * fails (fail closed). `fresh` skips the process cache.
+   */
+  load(cookieValue: string | undefined, options?: { fresh?: boolean }): Promise<Session | undefined>;
+  /**
+   * Stores new tokens if the session is still at `session.version` (else returns what the store has now,
+   * so a slow writer never overwrites a newer session). Undefined when the session is gone.
+   */
+  replaceTokens(id: string, session: Session, tokens: SessionTokens, accessTokenExpiresAt: number | undefined, accessTokenJti: string | undefined): Promise<Session | undefined>;
   /** Rolls the idle timeout forward, at most once per touch interval, without delaying the caller. */
   touch(session: Session): void;
   destroy(key: string): Promise<void>;
+  /** Destroys every session of a user (index by `sub`); returns how many there were. */
+  destroyUser(sub: string): Promise<number>;
+  /** Destroys the sessions tied to an IdP session id (back-channel logout), optionally only those of `sub`. */
+  destroyBySid(sid: string, sub?: string): Promise<number>;
   /** Called with the session key whenever any replica deletes or rewrites a session. */
-  onInvalidate(listener: (key: string) => void): void;
+  onInvalidate(listener: (key: string, kind: InvalidationKind) => void): void;
   /** Number of cached sessions (metrics and tests). */
   cacheSize(): number;
   start(): Promise<void>;
@@ -102,7 +120,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const cacheMaxAgeMs = options.cacheMaxAgeMs ?? 10_000;
   const cacheMaxEntries = options.cacheMaxEntries ?? 50_000;
   const cache = new Map<string, CacheEntry>();
-  const listeners: Array<(key: string) => void> = [];
+  const listeners: Array<(key: string, kind: InvalidationKind) => void> = [];
   const idByKey = new WeakMap<Session, string>();
 
   const ttlFor = (record: SessionRecord, at: number) => Math.min(record.lastSeenAt + idleMs, record.expiresAt) - at;
@@ -118,6 +136,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     expiresAt: record.expiresAt,
     idleExpiresAt: Math.min(record.lastSeenAt + idleMs, record.expiresAt),
     ...(record.accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt: record.accessTokenExpiresAt } : {}),
+    ...(record.atJti ? { accessTokenJti: record.atJti } : {}),
     version: record.ver,
   });
 
@@ -132,11 +151,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     cache.set(session.key, { session, raw, epoch, cachedAt: now(), touching: false });
   };
 
-  const invalidateLocal = (key: string) => {
+  const invalidateLocal = (message: string) => {
+    const kind: InvalidationKind = message.startsWith('u:') ? 'updated' : 'destroyed';
+    const key = message.slice(2);
     cache.delete(key);
     for (const l of listeners) {
       try {
-        l(key);
+        l(key, kind);
       } catch (err) {
         log.error({ err }, 'session invalidation listener failed');
       }
@@ -145,7 +166,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   const storeFailure = (err: unknown) => new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'session store call failed' });
 
-  return {
+  const manager: SessionManager = {
     async start() {
       await store.subscribe(INVALIDATE_CHANNEL, invalidateLocal);
     },
@@ -164,6 +185,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         lastSeenAt: at,
         expiresAt: at + maxAgeMs,
         ...(input.accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt: input.accessTokenExpiresAt } : {}),
+        ...(input.accessTokenJti ? { atJti: input.accessTokenJti } : {}),
         tok: sealTokens(id, key, JSON.stringify(input.tokens)),
       };
       const raw = JSON.stringify(record);
@@ -179,11 +201,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return { id, session };
     },
 
-    async load(cookieValue) {
+    async load(cookieValue, loadOptions) {
       if (!isWellFormedId(cookieValue)) return undefined;
       const key = storeKeyOf(cookieValue);
       const at = now();
-      const hit = cache.get(key);
+      const hit = loadOptions?.fresh ? undefined : cache.get(key);
       if (hit) {
         const epoch = store.subscriptionEpoch();
         if (hit.epoch === epoch && at - hit.cachedAt < cacheMaxAgeMs && at < hit.session.idleExpiresAt && idByKey.get(hit.session) === cookieValue) {
@@ -247,14 +269,74 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         });
     },
 
+    async replaceTokens(id, session, tokens, accessTokenExpiresAt, accessTokenJti) {
+      const storeKey = sessionKey(session.key);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        let raw: string | null;
+        try {
+          raw = await store.get(storeKey);
+        } catch (err) {
+          throw storeFailure(err);
+        }
+        if (raw === null) return undefined;
+        const record = JSON.parse(raw) as SessionRecord;
+        const current = (): Session | undefined => {
+          const opened = openTokens(id, session.key, record.tok);
+          return opened === undefined ? undefined : toSession(session.key, record, JSON.parse(opened) as SessionTokens);
+        };
+        if (record.ver !== session.version) return current();
+        const at = now();
+        const next: SessionRecord = { ...record, ver: record.ver + 1, lastSeenAt: at, tok: sealTokens(id, session.key, JSON.stringify(tokens)) };
+        if (accessTokenExpiresAt === undefined) delete next.accessTokenExpiresAt;
+        else next.accessTokenExpiresAt = accessTokenExpiresAt;
+        if (accessTokenJti === undefined) delete next.atJti;
+        else next.atJti = accessTokenJti;
+        const nextRaw = JSON.stringify(next);
+        let ok: boolean;
+        try {
+          ok = await store.compareAndSet(storeKey, raw, nextRaw, ttlFor(next, at));
+        } catch (err) {
+          throw storeFailure(err);
+        }
+        if (!ok) continue;
+        cache.delete(session.key);
+        const updated = toSession(session.key, next, tokens);
+        remember(updated, nextRaw, id);
+        await store.publish(INVALIDATE_CHANNEL, `u:${session.key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+        return updated;
+      }
+      return manager.load(id, { fresh: true });
+    },
+
     async destroy(key) {
       try {
         await store.del(sessionKey(key));
       } catch (err) {
         throw storeFailure(err);
       }
-      invalidateLocal(key);
-      await store.publish(INVALIDATE_CHANNEL, key).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+      invalidateLocal(`d:${key}`);
+      await store.publish(INVALIDATE_CHANNEL, `d:${key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+    },
+
+    async destroyUser(sub) {
+      const keys = await store.setMembers(userIndexKey(sub)).catch((err: unknown) => { throw storeFailure(err); });
+      for (const key of keys) await manager.destroy(key);
+      await store.del(userIndexKey(sub)).catch(() => 0);
+      return keys.length;
+    },
+
+    async destroyBySid(sid, sub) {
+      const keys = await store.setMembers(sidIndexKey(sid)).catch((err: unknown) => { throw storeFailure(err); });
+      let n = 0;
+      for (const key of keys) {
+        if (sub !== undefined) {
+          const raw = await store.get(sessionKey(key)).catch(() => null);
+          if (raw && (JSON.parse(raw) as SessionRecord).sub !== sub) continue;
+        }
+        await manager.destroy(key);
+        n++;
+      }
+      return n;
     },
 
     onInvalidate(listener) {
@@ -263,4 +345,5 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
     cacheSize: () => cache.size,
   };
+  return manager;
 }

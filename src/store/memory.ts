@@ -72,6 +72,12 @@ export function createMemoryStore(options: { now?: () => number; sweepIntervalMs
       values.delete(key);
       return true;
     },
+    async compareAndExpire(key, expected, ttlMs) {
+      const e = live(key);
+      if (e?.value !== expected) return false;
+      e.expiresAt = now() + ttlMs;
+      return true;
+    },
     async expire(key, ttlMs) {
       const e = live(key);
       if (!e) return false;

@@ -4,12 +4,14 @@ import type { Store } from './store.ts';
 
 const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`;
 const CAD = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const CAE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 const SADD_TTL = `redis.call('SADD', KEYS[1], ARGV[1]) if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1`;
 
 type ScriptedRedis = Redis & {
   ghCas(key: string, expected: string, next: string, ttl: number): Promise<number>;
   ghCad(key: string, expected: string): Promise<number>;
   ghSaddTtl(key: string, member: string, ttl: number): Promise<number>;
+  ghCae(key: string, expected: string, ttl: number): Promise<number>;
 };
 
 export interface RedisStoreOptions {
@@ -38,6 +40,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
   client.defineCommand('ghCas', { numberOfKeys: 1, lua: CAS });
   client.defineCommand('ghCad', { numberOfKeys: 1, lua: CAD });
   client.defineCommand('ghSaddTtl', { numberOfKeys: 1, lua: SADD_TTL });
+  client.defineCommand('ghCae', { numberOfKeys: 1, lua: CAE });
 
   let lastError = '';
   client.on('error', (err: Error) => {
@@ -94,6 +97,9 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
     },
     async compareAndDelete(key, expected) {
       return (await client.ghCad(key, expected)) === 1;
+    },
+    async compareAndExpire(key, expected, ttlMs) {
+      return (await client.ghCae(key, expected, Math.max(1, Math.ceil(ttlMs)))) === 1;
     },
     async expire(key, ttlMs) {
       return (await client.pexpire(key, Math.max(1, Math.ceil(ttlMs)))) === 1;

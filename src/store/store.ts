@@ -16,6 +16,8 @@ export interface Store {
   compareAndSet(key: string, expected: string, next: string, ttlMs: number): Promise<boolean>;
   /** Deletes only if the value is still `expected` (releasing a lock one still owns). */
   compareAndDelete(key: string, expected: string): Promise<boolean>;
+  /** Sets the TTL only if the value is still `expected` (renewing a lock one still owns). */
+  compareAndExpire(key: string, expected: string, ttlMs: number): Promise<boolean>;
   /** Sets the TTL of an existing key; false if the key is gone. */
   expire(key: string, ttlMs: number): Promise<boolean>;
   /** Adds to a set and makes the set live at least ttlMs more. */

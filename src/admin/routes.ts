@@ -1,0 +1,58 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { GatehouseError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Blocklist } from '../revocation/blocklist.ts';
+import type { SessionManager } from '../session/sessions.ts';
+
+const SESSION_KEY = /^[A-Za-z0-9_-]{43}$/;
+const SUBJECT = /^[\x21-\x7e]{1,255}$/;
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/**
+ * The operator API, authorised by `X-Admin-Token` only (never by a browser session, which also rules out
+ * CSRF). Only mounted when ADMIN_TOKEN is set. Revocations here hold on every replica within the
+ * pub/sub latency, and close the WebSockets of the sessions they end.
+ */
+export function createAdminRoutes(deps: { adminToken: string; sessions: SessionManager; blocklist: Blocklist; maxSessionAgeMs: number; log: Logger; now?: () => number }): Router {
+  const now = deps.now ?? Date.now;
+  const expected = digest(deps.adminToken);
+  const router = Router();
+
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('cache-control', 'no-store');
+    const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
+    // Secrets in URLs end up in logs and histories: a token in the query string is refused outright.
+    if (/[?&](token|admin_token|x-admin-token)=/i.test(search)) throw new GatehouseError('unauthorized', { logDetail: 'admin token in the query string' });
+    const given = req.headers['x-admin-token'];
+    // Hash both sides so the comparison is constant-time regardless of the length the caller sent.
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
+      throw new GatehouseError('unauthorized', { logDetail: 'missing or wrong admin token' });
+    }
+    next();
+  });
+
+  router.delete('/sessions/:id', async (req: Request, res: Response) => {
+    const key = String(req.params['id']);
+    if (!SESSION_KEY.test(key)) throw new GatehouseError('bad_request', { logDetail: 'malformed session id' });
+    await deps.blocklist.revokeSession(key, now() + deps.maxSessionAgeMs);
+    await deps.sessions.destroy(key);
+    deps.log.warn({ session: key, by: 'admin' }, 'session revoked');
+    res.json({ revoked: 'session', id: key });
+  });
+
+  router.post('/users/:sub/revoke', async (req: Request, res: Response) => {
+    const sub = String(req.params['sub']);
+    if (!SUBJECT.test(sub)) throw new GatehouseError('bad_request', { logDetail: 'malformed subject' });
+    const notBefore = now();
+    await deps.blocklist.revokeUser(sub, notBefore, deps.maxSessionAgeMs);
+    const destroyed = await deps.sessions.destroyUser(sub);
+    deps.log.warn({ sub, destroyed, by: 'admin' }, 'user revoked');
+    res.json({ revoked: 'user', sub, sessions: destroyed, notBefore: new Date(notBefore).toISOString() });
+  });
+
+  return router;
+}

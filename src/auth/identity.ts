@@ -1,0 +1,62 @@
+import { GatehouseError } from '../errors.ts';
+import type { Blocklist } from '../revocation/blocklist.ts';
+import type { SessionManager } from '../session/sessions.ts';
+import type { BearerVerifier } from './bearer.ts';
+import type { TokenRefresher } from './refresh.ts';
+
+/** Who is calling: what the backend is told and which token it receives. */
+export interface Principal {
+  readonly kind: 'session' | 'bearer';
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly accessToken: string;
+  /** Session store key, for WebSocket bookkeeping and logs. */
+  readonly sessionKey?: string;
+  /** When this identity stops being valid (session absolute end, or token exp), in ms. */
+  readonly expiresAt: number;
+}
+
+export interface IdentityResolver {
+  /**
+   * The caller's identity from the session cookie (checked against the blocklist, refreshed when due)
+   * or, without a session, from a bearer JWT. `required`: a bad bearer token is a 401; `optional`:
+   * an unverifiable one is left to the backend.
+   */
+  resolve(cookieValue: string | undefined, authorization: string | undefined, policy: 'required' | 'optional'): Promise<Principal | undefined>;
+}
+
+export function createIdentityResolver(deps: {
+  sessions: SessionManager;
+  refresher: TokenRefresher;
+  blocklist: Blocklist;
+  bearer: BearerVerifier | undefined;
+}): IdentityResolver {
+  const { sessions, refresher, blocklist, bearer } = deps;
+  return {
+    async resolve(cookieValue, authorization, policy) {
+      let session = cookieValue ? await sessions.load(cookieValue) : undefined;
+      if (session && cookieValue) {
+        const notBefore = await blocklist.userNotBefore(session.sub);
+        if ((await blocklist.isSessionRevoked(session.key)) || (notBefore > 0 && session.createdAt < notBefore)) {
+          await sessions.destroy(session.key);
+          session = undefined;
+        }
+      }
+      if (session && cookieValue) {
+        const jti = session.accessTokenJti;
+        const revokedJti = jti !== undefined && (await blocklist.isJtiRevoked(jti)) ? jti : undefined;
+        session = await refresher.ensureFresh(cookieValue, session, revokedJti);
+        sessions.touch(session);
+        return { kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.key, expiresAt: session.expiresAt };
+      }
+      if (bearer && authorization !== undefined && /^bearer /i.test(authorization)) {
+        try {
+          const p = await bearer.verify(authorization.slice(7).trim());
+          return { kind: 'bearer', claims: p.claims, accessToken: p.token, expiresAt: p.expiresAt };
+        } catch (err) {
+          if (policy === 'required' || !(err instanceof GatehouseError) || err.code !== 'unauthorized') throw err;
+        }
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { GatehouseError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Store } from '../store/store.ts';
+
+export type Revocation =
+  | { readonly kind: 'session'; readonly key: string }
+  | { readonly kind: 'jti'; readonly jti: string }
+  | { readonly kind: 'user'; readonly sub: string; readonly notBefore: number };
+
+export interface Blocklist {
+  start(): Promise<void>;
+  /** Blocks a session id (its store key) until `untilMs`. */
+  revokeSession(key: string, untilMs: number): Promise<void>;
+  /** Blocks a token id until the token would have expired anyway. */
+  revokeJti(jti: string, untilMs: number): Promise<void>;
+  /** Every session and token of `sub` issued before `notBefore` (ms) is refused, for `ttlMs`. */
+  revokeUser(sub: string, notBefore: number, ttlMs: number): Promise<void>;
+  isSessionRevoked(key: string): Promise<boolean>;
+  isJtiRevoked(jti: string): Promise<boolean>;
+  /** The user's not-before time (ms), or 0. */
+  userNotBefore(sub: string): Promise<number>;
+  onRevoke(listener: (r: Revocation) => void): void;
+}
+
+const CHANNEL = 'revocation';
+
+interface Cached { value: number; epoch: number; at: number }
+
+/**
+ * The revocation blocklist in the shared store; every entry expires when what it blocks would have.
+ * Lookups are cached per process (the hot path must not pay a Redis round trip per check) and kept exact
+ * by pub/sub: a revocation on any replica lands in every cache within the message latency; a dropped
+ * subscription (epoch change) discards the cache, and entries are re-read at least every 10 s regardless.
+ */
+export function createBlocklist(deps: { store: Store; log: Logger; now?: () => number; cacheMaxAgeMs?: number }): Blocklist {
+  const { store, log } = deps;
+  const now = deps.now ?? Date.now;
+  const maxAge = deps.cacheMaxAgeMs ?? 10_000;
+  const cache = new Map<string, Cached>();
+  const listeners: Array<(r: Revocation) => void> = [];
+
+  const lookup = async (key: string): Promise<number> => {
+    const hit = cache.get(key);
+    const epoch = store.subscriptionEpoch();
+    if (hit && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge) return hit.value;
+    let raw: string | null;
+    try {
+      raw = await store.get(`rv:${key}`);
+    } catch (err) {
+      // Fail closed: an unreadable blocklist never reads as "not revoked".
+      throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation lookup failed' });
+    }
+    const value = raw === null ? 0 : Number(raw) || 1;
+    if (epoch !== 0) {
+      if (cache.size > 100_000) cache.clear();
+      cache.set(key, { value, epoch, at: now() });
+    }
+    return value;
+  };
+
+  const apply = (message: string) => {
+    const [kind, id, extra] = message.split('\u0000');
+    if (!kind || !id) return;
+    let r: Revocation;
+    if (kind === 's') r = { kind: 'session', key: id };
+    else if (kind === 'j') r = { kind: 'jti', jti: id };
+    else if (kind === 'u') r = { kind: 'user', sub: id, notBefore: Number(extra) };
+    else return;
+    cache.set(`${kind}:${id}`, { value: kind === 'u' ? Number(extra) : 1, epoch: store.subscriptionEpoch(), at: now() });
+    for (const l of listeners) {
+      try {
+        l(r);
+      } catch (err) {
+        log.error({ err }, 'revocation listener failed');
+      }
+    }
+  };
+
+  const write = async (key: string, value: string, ttlMs: number, message: string) => {
+    if (ttlMs <= 0) return;
+    try {
+      await store.set(`rv:${key}`, value, ttlMs);
+    } catch (err) {
+      throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation write failed' });
+    }
+    apply(message);
+    await store.publish(CHANNEL, message).catch((err: unknown) => log.error({ err }, 'revocation publish failed'));
+  };
+
+  return {
+    start: () => store.subscribe(CHANNEL, (m) => {
+      // Our own publications were applied already; applying twice is harmless.
+      apply(m);
+    }),
+    revokeSession: (key, untilMs) => write(`s:${key}`, '1', untilMs - now(), `s\u0000${key}`),
+    revokeJti: (jti, untilMs) => write(`j:${jti}`, '1', untilMs - now(), `j\u0000${jti}`),
+    revokeUser: (sub, notBefore, ttlMs) => write(`u:${sub}`, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),
+    isSessionRevoked: async (key) => (await lookup(`s:${key}`)) !== 0,
+    isJtiRevoked: async (jti) => (await lookup(`j:${jti}`)) !== 0,
+    userNotBefore: (sub) => lookup(`u:${sub}`),
+    onRevoke(listener) {
+      listeners.push(listener);
+    },
+  };
+}
