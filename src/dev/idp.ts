@@ -16,6 +16,8 @@ export interface DevIdpOptions {
   /** Issue access tokens as JWTs (needed for jti revocation and bearer clients), audience = this value. */
   readonly jwtAccessTokenAudience?: string;
   readonly rotateRefreshTokens?: boolean;
+  /** Private signing keys (JWK); default: oidc-provider's development keys. */
+  readonly jwks?: { keys: Array<Record<string, unknown>> };
 }
 
 export interface DevIdp {
@@ -81,6 +83,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     },
     rotateRefreshToken: () => options.rotateRefreshTokens ?? true,
     cookies: { keys: ['gatehouse-dev-idp-cookie-key-not-secret'] },
+    ...(options.jwks ? { jwks: options.jwks as never } : {}),
     // Dev convenience: skip the consent screen by granting what was asked (a real IdP shows it).
     async loadExistingGrant(ctx) {
       const existingId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId);

@@ -87,7 +87,8 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   // redirect:false: no directory redirects, so //evil.example/.. can never become a Location header.
   app.use(express.static(publicDir, { redirect: false, index: 'index.html', dotfiles: 'ignore' }));
   app.use((req: Request, res: Response, next: NextFunction) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && !RESERVED.test(req.path) && req.accepts('html') === 'html') {
+    // Only navigations (Accept names text/html) get the SPA shell; a missing asset stays a 404.
+    if ((req.method === 'GET' || req.method === 'HEAD') && !RESERVED.test(req.path) && (req.headers.accept ?? '').includes('text/html')) {
       res.sendFile('index.html', { root: publicDir });
       return;
     }

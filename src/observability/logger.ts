@@ -6,7 +6,7 @@ export type { Logger };
 /** Paths pino censors wherever they appear: tokens, cookies, secrets and credentials never reach a log line. */
 const REDACT = [
   'authorization', 'cookie', 'set-cookie', 'password', 'secret', 'token',
-  'access_token', 'refresh_token', 'id_token', 'client_secret', 'code', 'code_verifier',
+  'access_token', 'refresh_token', 'id_token', 'client_secret', 'code_verifier',
   '*.authorization', '*.cookie', '*["set-cookie"]', '*.password', '*.secret', '*.token',
   '*.access_token', '*.refresh_token', '*.id_token', '*.client_secret', '*.code_verifier', '*.adminToken',
   'headers.authorization', 'headers.cookie', 'headers["set-cookie"]', 'headers["x-admin-token"]',

@@ -26,6 +26,8 @@ export async function startIdp(options: {
   jwtAccessTokenAudience?: string;
   rotateRefreshTokens?: boolean;
   backchannelLogoutPath?: string;
+  /** Private JWKs the IdP signs with (so a test can also sign hostile tokens with the real key). */
+  jwks?: { keys: Array<Record<string, unknown>> };
 }): Promise<TestIdp> {
   let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
   let server: Server = createServer((req, res) => handler?.(req, res));
@@ -46,6 +48,7 @@ export async function startIdp(options: {
     ...(options.accessTokenTtlSeconds !== undefined ? { accessTokenTtlSeconds: options.accessTokenTtlSeconds } : {}),
     ...(options.jwtAccessTokenAudience ? { jwtAccessTokenAudience: options.jwtAccessTokenAudience } : {}),
     ...(options.rotateRefreshTokens !== undefined ? { rotateRefreshTokens: options.rotateRefreshTokens } : {}),
+    ...(options.jwks ? { jwks: options.jwks } : {}),
   };
   const idp = await createDevIdp(opts);
   handler = idp.callback;
