@@ -112,10 +112,6 @@ export function createLoginFlow(deps: {
     async complete({ query, binding, previousSessionCookie }) {
       const params = new URLSearchParams(query);
       for (const name of ['code', 'state', 'iss', 'error', 'id_token', 'access_token', 'token']) single(params, name);
-      if (params.has('id_token') || params.has('access_token') || params.has('token')) {
-        // Only response_type=code is used; tokens in the front channel are an injection attempt (RFC 9700 §4.6).
-        throw new GatehouseError('bad_request', { logDetail: 'tokens in the callback query' });
-      }
       const state = params.get('state');
       if (!state) throw new GatehouseError('invalid_state', { logDetail: 'callback without state' });
       let raw: string | null;
@@ -128,6 +124,11 @@ export function createLoginFlow(deps: {
       const tx = JSON.parse(raw) as Transaction;
       if (!isWellFormedId(binding) || bindingHash(binding) !== tx.binding) {
         throw new GatehouseError('invalid_state', { logDetail: 'callback from a browser that did not start this login' });
+      }
+      if (params.has('id_token') || params.has('access_token') || params.has('token')) {
+        // Only response_type=code is used; tokens in the front channel are an injection attempt (RFC 9700 §4.6).
+        // Checked after the transaction is consumed, so the injected attempt also ends this login.
+        throw new GatehouseError('bad_request', { logDetail: 'tokens in the callback query' });
       }
       // The store TTL is one bound; the clock is the other, so a store that kept the record too long cannot extend it.
       if (now() - tx.createdAt >= TRANSACTION_TTL_MS) throw new GatehouseError('invalid_state', { logDetail: 'login transaction expired' });

@@ -95,7 +95,9 @@ export function createAuthRoutes(deps: {
     res.status(200).json({ ok: true });
   });
 
-  router.all('/auth/logout', () => {
+  router.all('/auth/logout', (_req: Request, res: Response) => {
+    // RFC 9110 §15.5.6: a 405 names the methods that would work.
+    res.setHeader('allow', 'POST');
     throw new GatehouseError('method_not_allowed', { logDetail: 'logout must be a POST' });
   });
 

@@ -53,7 +53,9 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
   });
 
   // Subscriber mode needs its own connection; it queues commands so subscribe() works before it is ready.
-  const subscriber = client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, keyPrefix: '' });
+  // No ready check: SUBSCRIBE may be written while the connection is still in its handshake, and the INFO of
+  // the ready check would then be refused in subscriber mode, failing the subscribe (and start-up) at random.
+  const subscriber = client.duplicate({ enableOfflineQueue: true, enableReadyCheck: false, commandTimeout: undefined, keyPrefix: '' });
   subscriber.on('error', () => undefined);
   const handlers = new Map<string, Array<(m: string) => void>>();
   let epoch = 0;
@@ -118,7 +120,9 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
       const name = channelName(channel);
       const existing = handlers.get(name);
       handlers.set(name, [...(existing ?? []), handler]);
-      if (!existing) await subscriber.subscribe(name);
+      // Not awaited: with Redis down at start-up the SUBSCRIBE waits in the queue and goes out on connect,
+      // while the app starts and reports not-ready instead of hanging.
+      if (!existing) subscriber.subscribe(name).catch((err: unknown) => options.log.error({ err }, 'redis subscribe failed'));
     },
     subscriptionEpoch: () => (subscriber.status === 'ready' ? epoch : 0),
     async ping() {

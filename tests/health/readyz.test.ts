@@ -1,0 +1,145 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createDevIdp } from '../../src/dev/idp.ts';
+import { Browser } from '../helpers/browser.ts';
+import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+
+const SESSION = '__Host-gh_session';
+
+interface Ready { ok: boolean; error?: string; failed?: string[]; checks: Record<string, string> }
+
+async function readyz(url: string): Promise<{ status: number; body: Ready }> {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, body: (await res.json()) as Ready };
+}
+
+/** Polls /readyz until it answers `status` (or the deadline passes) and returns the last answer. */
+async function readyzUntil(url: string, status: number, timeoutMs: number): Promise<{ status: number; body: Ready }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await readyz(url);
+  while (last.status !== status && Date.now() < deadline) {
+    await sleep(100);
+    last = await readyz(url);
+  }
+  return last;
+}
+
+async function errorOf(res: Response): Promise<{ status: number; error: string }> {
+  return { status: res.status, error: ((await res.json()) as { error: string }).error };
+}
+
+describe('/readyz follows the session store, and requests fail closed while it is down', () => {
+  let redis: RedisServer;
+  let idp: TestIdp;
+  let gh: TestGatehouse;
+  let backend: Server;
+  let backendHits = 0;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    backend = createServer((_req, res) => {
+      backendHits += 1;
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
+    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    const { port, url } = await reservePort();
+    idp = await startIdp({ gatehouseBaseUrls: [url] });
+    gh = await startGatehouse({ idp, redisUrl: redis.url, port, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` });
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await idp?.close();
+    await redis?.stop();
+    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  });
+
+  it('is 200, then 503 naming store while Redis is down (healthz stays 200, sessions answer 503), then 200 again', async () => {
+    const browser = new Browser();
+    await browser.login(gh.url, 'alice');
+    const cookie = browser.cookie(gh.url, SESSION) ?? '';
+    expect(cookie).not.toBe('');
+    const up = await readyz(gh.url);
+    expect(up).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
+    expect((await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } })).status).toBe(200);
+
+    await redis.stop();
+    try {
+      const down = await readyzUntil(gh.url, 503, 5000);
+      expect(down.status).toBe(503);
+      expect(down.body.error).toBe('not_ready');
+      expect(down.body.failed).toEqual(['store']);
+      expect(down.body.checks).toEqual({ store: 'fail', idp: 'ok' });
+      expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
+
+      // Fail closed: a store error is never read as "no session" (401) nor served from memory (200).
+      const headers = { cookie: `${SESSION}=${cookie}` };
+      expect(await errorOf(await fetch(`${gh.url}/auth/me`, { headers }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+      const hits = backendHits;
+      expect(await errorOf(await fetch(`${gh.url}/api/orders`, { headers }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+      expect(backendHits).toBe(hits);
+      expect(await errorOf(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+    } finally {
+      await redis.start();
+    }
+
+    const back = await readyzUntil(gh.url, 200, 8000);
+    expect(back).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
+    // The restarted Redis kept nothing (no persistence), so the old cookie is simply unknown; a new login works.
+    expect(await errorOf(await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } }))).toEqual({ status: 401, error: 'unauthorized' });
+    const again = new Browser();
+    const login = await again.login(gh.url, 'alice');
+    expect(login.callbackStatus).toBe(302);
+    expect((await again.fetch(`${gh.url}/auth/me`)).status).toBe(200);
+  });
+});
+
+describe('/readyz names the IdP while its discovery has not succeeded', () => {
+  let gh: TestGatehouse;
+  let idpServer: Server | undefined;
+
+  afterAll(async () => {
+    await gh?.close();
+    if (idpServer) {
+      idpServer.closeAllConnections();
+      await new Promise<void>((resolve) => idpServer?.close(() => resolve()));
+    }
+  });
+
+  it('is 503 with failed [idp] and logins answer 503 idp_unavailable, until the IdP comes up', async () => {
+    const idpPort = await freePort();
+    const issuer = `http://127.0.0.1:${idpPort}`;
+    const { port, url } = await reservePort();
+    // Without the idp option the helper does not wait for discovery, which cannot succeed yet.
+    gh = await startGatehouse({
+      redisUrl: inject('redisUrl'), port,
+      env: { OIDC_ISSUER: issuer, OIDC_CLIENT_ID: 'gatehouse-late', OIDC_CLIENT_SECRET: 'gatehouse-late-secret-0123456789abcdef' },
+    });
+    const down = await readyz(gh.url);
+    expect(down.status).toBe(503);
+    expect(down.body.error).toBe('not_ready');
+    expect(down.body.failed).toEqual(['idp']);
+    expect(down.body.checks).toEqual({ store: 'ok', idp: 'fail' });
+    expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
+    expect(await errorOf(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }))).toEqual({ status: 503, error: 'idp_unavailable' });
+
+    const idp = await createDevIdp({
+      issuer,
+      clients: [{ clientId: 'gatehouse-late', clientSecret: 'gatehouse-late-secret-0123456789abcdef', redirectUris: [`${url}/auth/callback`], postLogoutRedirectUris: [`${url}/`] }],
+    });
+    const server = createServer(idp.callback);
+    idpServer = server;
+    await new Promise<void>((resolve) => server.listen(idpPort, '127.0.0.1', () => resolve()));
+
+    // Discovery retries with backoff (1 s, 2 s, 4 s ...): no restart needed.
+    const up = await readyzUntil(gh.url, 200, 9000);
+    expect(up).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
+    const login = await new Browser().login(gh.url, 'alice');
+    expect(login.callbackStatus).toBe(302);
+  });
+});

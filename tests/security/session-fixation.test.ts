@@ -1,0 +1,116 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Browser } from '../helpers/browser.ts';
+import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startIdp, type TestIdp } from '../helpers/idp.ts';
+
+const SESSION = '__Host-gh_session';
+
+describe('session fixation and session ids the server never issued (OWASP Session Management)', () => {
+  let idp: TestIdp;
+  let gh: TestGatehouse;
+  let redis: Redis;
+  let backend: Server;
+  let backendHits = 0;
+
+  const storeKey = (id: string) => `${gh.config.redis.keyPrefix}s:${createHash('sha256').update(id).digest('base64url')}`;
+  const me = (cookie: string) => fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } });
+  const api = (cookie: string) => fetch(`${gh.url}/api/orders`, { headers: { cookie: `${SESSION}=${cookie}` } });
+
+  beforeAll(async () => {
+    backend = createServer((_req, res) => {
+      backendHits += 1;
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
+    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    const { port, url } = await reservePort();
+    idp = await startIdp({ gatehouseBaseUrls: [url] });
+    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` });
+    redis = new Redis(inject('redisUrl'));
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await idp?.close();
+    redis?.disconnect();
+    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  });
+
+  it('logging in again issues a new id and kills the one the browser held', async () => {
+    const browser = new Browser();
+    await browser.login(gh.url, 'alice');
+    const a = browser.cookie(gh.url, SESSION) ?? '';
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await redis.exists(storeKey(a))).toBe(1);
+
+    await browser.login(gh.url, 'alice');
+    const b = browser.cookie(gh.url, SESSION) ?? '';
+    expect(b).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(b).not.toBe(a);
+
+    const old = await me(a);
+    expect(old.status).toBe(401);
+    expect(((await old.json()) as { error: string }).error).toBe('unauthorized');
+    expect(await redis.exists(storeKey(a))).toBe(0);
+    expect((await me(b)).status).toBe(200);
+  });
+
+  it('a session of another user held by the browser is destroyed when someone logs in (shared computer)', async () => {
+    const browser = new Browser();
+    await browser.login(gh.url, 'alice');
+    const alice = browser.cookie(gh.url, SESSION) ?? '';
+    // alice signed out at the IdP only (its cookies are gone); Gatehouse's cookie is still in the browser.
+    browser.jars.delete(new URL(idp.issuer).origin);
+    await browser.login(gh.url, 'bob');
+    const bob = browser.cookie(gh.url, SESSION) ?? '';
+    expect(bob).not.toBe(alice);
+    expect((await me(alice)).status).toBe(401);
+    const res = await me(bob);
+    expect(((await res.json()) as { user: { sub: string } }).user.sub).toBe('bob');
+  });
+
+  it('a planted, well-formed id the server never issued is 401 and never becomes a session, before or after login', async () => {
+    const planted = randomBytes(32).toString('base64url');
+    const before = await me(planted);
+    expect(before.status).toBe(401);
+    expect(((await before.json()) as { error: string }).error).toBe('unauthorized');
+    const hitsBefore = backendHits;
+    const apiRes = await api(planted);
+    expect(apiRes.status).toBe(401);
+    expect(((await apiRes.json()) as { error: string }).error).toBe('unauthorized');
+    expect(backendHits).toBe(hitsBefore);
+
+    const victim = new Browser();
+    victim.setCookie(gh.url, SESSION, planted);
+    await victim.login(gh.url, 'alice');
+    const issued = victim.cookie(gh.url, SESSION);
+    expect(issued).toBeDefined();
+    expect(issued).not.toBe(planted);
+    expect((await me(planted)).status).toBe(401);
+    expect(await redis.exists(storeKey(planted))).toBe(0);
+  });
+
+  it.each([
+    ['*', '*'],
+    ['sess:*', 'sess:*'],
+    ['5 KB of A', 'A'.repeat(5 * 1024)],
+    ['%0d%0a', '%0d%0a'],
+    ['not base64url', 'abc+/=def!ghi$jkl&mno(pqr)stu,vwx;yz012345678'],
+    ['43 chars with a dot', `${'A'.repeat(42)}.`],
+    ['44 chars', 'A'.repeat(44)],
+    ['empty', ''],
+    ['quoted', `"${'A'.repeat(43)}"`],
+  ])('a malformed id (%s) is 401 unauthorized, never 500, and creates nothing', async (_name, value) => {
+    const keysBefore = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
+    for (const res of [await me(value), await api(value)]) {
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+    }
+    const keysAfter = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
+    expect(keysAfter.filter((k) => !keysBefore.includes(k))).toEqual([]);
+    expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
+  });
+});

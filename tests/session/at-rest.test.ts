@@ -1,0 +1,109 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openTokens } from '../../src/session/crypto.ts';
+import { Browser } from '../helpers/browser.ts';
+import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startIdp, type TestIdp } from '../helpers/idp.ts';
+
+const SESSION = '__Host-gh_session';
+const IDLE_SECONDS = 900;
+const MAX_AGE_SECONDS = 3600;
+
+interface Tokens { accessToken: string; refreshToken?: string; idToken?: string }
+
+describe('what a read of Redis yields (sessions at rest)', () => {
+  let idp: TestIdp;
+  let gh: TestGatehouse;
+  let redis: Redis;
+  let cookie: string;
+  let prefix: string;
+  let sessionKey: string;
+  let storeKey: string;
+  let raw: string;
+  let tokens: Tokens;
+
+  beforeAll(async () => {
+    const { port, url } = await reservePort();
+    idp = await startIdp({ gatehouseBaseUrls: [url] });
+    gh = await startGatehouse({
+      idp, redisUrl: inject('redisUrl'), port,
+      env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
+    });
+    redis = new Redis(inject('redisUrl'));
+    prefix = gh.config.redis.keyPrefix;
+
+    const browser = new Browser();
+    await browser.login(gh.url, 'alice');
+    cookie = browser.cookie(gh.url, SESSION) ?? '';
+    storeKey = createHash('sha256').update(cookie).digest('base64url');
+    sessionKey = `${prefix}s:${storeKey}`;
+    raw = (await redis.get(sessionKey)) ?? '';
+    const record = JSON.parse(raw) as { tok: string };
+    tokens = JSON.parse(openTokens(cookie, storeKey, record.tok) ?? 'null') as Tokens;
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await idp?.close();
+    redis?.disconnect();
+  });
+
+  it('stores the session under the hash of the cookie, and no key or value holds the cookie itself', async () => {
+    expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(raw).not.toBe('');
+    const keys = await redis.keys(`${prefix}*`);
+    expect(keys).toContain(sessionKey);
+    for (const key of keys) {
+      expect(key).not.toContain(cookie);
+      const type = await redis.type(key);
+      const values = type === 'set' ? await redis.smembers(key) : type === 'string' ? [(await redis.get(key)) ?? ''] : [];
+      for (const value of values) expect(value).not.toContain(cookie);
+    }
+    expect(await redis.smembers(`${prefix}su:alice`)).toContain(storeKey);
+    expect(keys.filter((k) => k.startsWith(`${prefix}tx:`))).toEqual([]);
+  });
+
+  it('holds the tokens only sealed: no access, refresh or ID token text and no JWT in the record', () => {
+    // The seal opens with the right id, so the tokens are really in there, just not readable.
+    expect(tokens.accessToken.length).toBeGreaterThan(10);
+    expect(tokens.refreshToken?.length ?? 0).toBeGreaterThan(10);
+    expect(tokens.idToken).toMatch(/^eyJ/);
+    expect(raw).not.toContain(tokens.accessToken);
+    expect(raw).not.toContain(tokens.refreshToken);
+    expect(raw).not.toContain(tokens.idToken);
+    expect(raw).not.toContain('eyJ');
+  });
+
+  it('the sealed tokens do not open with another id, nor under another key', () => {
+    const record = JSON.parse(raw) as { tok: string };
+    const otherId = randomBytes(32).toString('base64url');
+    expect(openTokens(otherId, storeKey, record.tok)).toBeUndefined();
+    expect(openTokens(otherId, createHash('sha256').update(otherId).digest('base64url'), record.tok)).toBeUndefined();
+    const otherKey = createHash('sha256').update(otherId).digest('base64url');
+    expect(openTokens(cookie, otherKey, record.tok)).toBeUndefined();
+  });
+
+  it('a record copied under another id\'s key is refused: the tokens are bound to the id that created them', async () => {
+    const attackerId = randomBytes(32).toString('base64url');
+    const attackerKey = `${prefix}s:${createHash('sha256').update(attackerId).digest('base64url')}`;
+    await redis.set(attackerKey, raw, 'PX', 60_000);
+    try {
+      const res = await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${attackerId}` } });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+    } finally {
+      await redis.del(attackerKey);
+    }
+  });
+
+  it('gives every key a TTL: the session at most the idle timeout, its index at most the absolute lifetime', async () => {
+    const ttl = await redis.pttl(sessionKey);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(IDLE_SECONDS * 1000);
+    for (const key of await redis.keys(`${prefix}*`)) {
+      const keyTtl = await redis.pttl(key);
+      expect(keyTtl, key).toBeGreaterThan(0);
+      expect(keyTtl, key).toBeLessThanOrEqual(MAX_AGE_SECONDS * 1000);
+    }
+  });
+});
