@@ -31,6 +31,8 @@ export interface IncomingFacts {
   upgrade: string | undefined;
   /** The request has a body (Content-Length above 0, or Transfer-Encoding). */
   hasBody: boolean;
+  /** Transfer-Encoding other than exactly one `chunked`: framing a proxy in front may have read differently. */
+  badFraming: boolean;
   /** Headers the client may pass on, as a flat [name, value, ...] list, before per-route filtering. */
   passable: string[];
   /** Lowercase names listed in the client's Connection header. */
@@ -45,8 +47,9 @@ function isIdentityLike(lower: string): boolean {
 export function scanHeaders(raw: readonly string[]): IncomingFacts {
   const facts: IncomingFacts = {
     host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
-    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, passable: [], connectionTokens: undefined,
+    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, badFraming: false, passable: [], connectionTokens: undefined,
   };
+  let teSeen = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -81,6 +84,10 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
         facts.upgrade = value;
         continue;
       case 'transfer-encoding':
+        // RFC 9112 §6.3: Node accepts "identity" + "chunked" on two lines as chunked; a front end that
+        // stops at the first line frames the body differently (request smuggling), so only one `chunked` passes.
+        if (teSeen || value.trim().toLowerCase() !== 'chunked') facts.badFraming = true;
+        teSeen = true;
         facts.hasBody = true;
         continue;
       case 'content-length':
@@ -135,7 +142,8 @@ export function buildUpstreamHeaders(
     if (facts.connectionTokens || custom) {
       const lower = name.toLowerCase();
       if (facts.connectionTokens?.includes(lower)) continue;
-      if (custom && route.extraStrip.includes(lower)) continue;
+      // X_Roles reaches a CGI/WSGI backend as the same variable as X-Roles: strip both spellings.
+      if (custom && route.extraStrip.includes(lower.includes('_') ? lower.replace(/_/g, '-') : lower)) continue;
     }
     out.push(name, p[i + 1] as string);
   }

@@ -36,6 +36,11 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       sendError(res, known, reqId);
       done(known.status, route, known.code);
     };
+    if (facts.badFraming) {
+      // Where this body ends is exactly what is in doubt: never read another request from this connection.
+      res.setHeader('connection', 'close');
+      return fail(new GatehouseError('bad_request', { logDetail: 'ambiguous Transfer-Encoding' }), '-');
+    }
     admit(rt, identity, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
       (a) => {
         const headers = buildUpstreamHeaders(

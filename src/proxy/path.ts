@@ -1,9 +1,10 @@
 /**
  * Splits `/api/...` into the backend path and the raw query, or returns undefined when the path could
  * reach a backend or prefix it was not mapped to: dot segments (raw or percent-encoded, also double-encoded),
- * encoded slashes or backslashes, raw backslashes, empty segments, `;` path parameters, fragments and control
- * characters. Everything accepted is forwarded byte for byte.
+ * encoded slashes or backslashes, encoded unreserved characters, raw backslashes, empty segments, `;` path
+ * parameters, fragments and control characters. Everything accepted is forwarded byte for byte.
  * @see https://www.rfc-editor.org/rfc/rfc3986#section-5.2.4
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-6.2.2.2
  */
 export function splitApiTarget(url: string): { path: string; query: string } | undefined {
   // url starts with "/api" followed by "/", "?" or nothing (checked by the caller).
@@ -17,13 +18,15 @@ export function splitApiTarget(url: string): { path: string; query: string } | u
     if (/%(?![0-9A-Fa-f]{2})/.test(path)) return undefined;
     // %2f %5c: encoded separators; %25: double encoding; %00: NUL. None has a legitimate use a backend could route on.
     if (/%(2f|5c|25|00)/i.test(path)) return undefined;
+    // Encoded unreserved characters (%2e, %61, ...): RFC 3986 §6.2.2.2 makes "/%61dmin" equal to "/admin" for a
+    // backend that normalises, while prefix matching here sees the raw bytes, so a host-only mapping would win.
+    if (/%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2[de]|5f|7e)/i.test(path)) return undefined;
   }
   const segments = path.split('/');
   for (let i = 1; i < segments.length; i++) {
     const seg = segments[i] as string;
     if (seg === '' && i !== segments.length - 1) return undefined;
-    const plain = seg.includes('%') ? seg.replace(/%2e/gi, '.') : seg;
-    if (plain === '.' || plain === '..') return undefined;
+    if (seg === '.' || seg === '..') return undefined;
   }
   return { path, query };
 }

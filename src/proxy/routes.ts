@@ -15,7 +15,10 @@ export interface Route {
   readonly forwardAccessToken: boolean;
   /** [header, claim] pairs, lowercase header names. */
   readonly identityHeaders: ReadonlyArray<readonly [string, string]>;
-  /** Identity header names outside x-user-*, stripped from the client on this route. */
+  /**
+   * Identity header names outside x-user-* that any mapping injects, stripped from the client on every route:
+   * one backend is often behind several mappings and trusts the header whichever one the request came through.
+   */
   readonly extraStrip: readonly string[];
 }
 
@@ -30,7 +33,7 @@ export const DEFAULT_IDENTITY_HEADERS: ReadonlyArray<readonly [string, string]> 
   ['x-user-name', 'name'],
 ];
 
-function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, name: string): Route {
+function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, name: string, extraStrip: readonly string[]): Route {
   const url = new URL(m.backend);
   return {
     index,
@@ -44,7 +47,7 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
     websocket: m.websocket,
     forwardAccessToken: m.forwardAccessToken,
     identityHeaders: m.identityHeaders ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const) : DEFAULT_IDENTITY_HEADERS,
-    extraStrip: Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase()).filter((h) => !h.startsWith('x-user-')),
+    extraStrip,
   };
 }
 
@@ -75,8 +78,10 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const wildcard = new Map<string, Route[]>();
   const any: Route[] = [];
   const all: Route[] = [];
+  const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))]
+    .filter((h) => !h.startsWith('x-user-'));
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip);
     all.push(route);
     const host = m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -85,7 +90,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
   });
   for (const list of [...exact.values(), ...wildcard.values(), any]) list.sort(bySpecificity);
   const fallback = file.defaultBackend
-    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true }, -1, 'defaultBackend')
+    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true }, -1, 'defaultBackend', extraStrip)
     : undefined;
   if (fallback) all.push(fallback);
   const anyPrefix = all.some((r) => r.prefix !== '');

@@ -6,7 +6,7 @@ import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie } from './admit.ts';
-import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import { closeFrame, createFrameTracker } from './ws-frames.ts';
 
@@ -56,6 +56,21 @@ export function createWsRegistry(): WsRegistry {
     },
     size: () => all.size,
   };
+}
+
+/**
+ * The head of a declined upgrade. node:http hands us the body already de-chunked, so framing and hop-by-hop
+ * headers are dropped and the body ends with the connection: relaying `Transfer-Encoding: chunked` over
+ * decoded bytes would hand the client a response it cannot parse.
+ */
+function declinedHead(res: IncomingMessage): string {
+  let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  const headers = filterResponseHeaders(res.headers);
+  for (const name in headers) {
+    const value = headers[name] as string | string[];
+    for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`;
+  }
+  return `${out}connection: close\r\n\r\n`;
 }
 
 function statusLine(res: IncomingMessage): string {
@@ -121,8 +136,9 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
           refuse(new GatehouseError(err.code === 'ETIMEDOUT' ? 'gateway_timeout' : 'bad_gateway', { cause: err, logDetail: err.code ?? err.message }));
         });
         upstream.on('response', (res) => {
-          // The backend declined the upgrade: relay its answer as it is, then close.
-          socket.write(statusLine(res));
+          // The backend declined the upgrade: relay its answer, then close.
+          socket.write(declinedHead(res));
+          res.on('error', () => socket.destroy());
           res.pipe(socket);
         });
         upstream.on('upgrade', (res, backendSocket: Duplex, backendHead: Buffer) => {

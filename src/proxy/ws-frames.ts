@@ -50,9 +50,17 @@ export function createFrameTracker(): FrameTracker {
   };
 }
 
-/** An unmasked close frame (server to client) with a status code and a short reason. */
+/**
+ * An unmasked close frame (server to client) with a status code and a short reason.
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-5.5 (control payloads ≤ 125 bytes; the reason must stay valid UTF-8)
+ */
 export function closeFrame(code: number, reason: string): Buffer {
-  const text = Buffer.from(reason.slice(0, 100));
+  let text = Buffer.from(reason);
+  if (text.length > 123) {
+    let end = 123;
+    while (end > 0 && ((text[end] as number) & 0xc0) === 0x80) end--;
+    text = text.subarray(0, end);
+  }
   const out = Buffer.alloc(4 + text.length);
   out[0] = 0x88;
   out[1] = 2 + text.length;

@@ -1,0 +1,142 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closedPortUrl, send, startBackend, startSlowBackend, type TestBackend } from '../helpers/backends.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import { mappingsYaml, startBareGatehouse } from './fixture.ts';
+
+describe('backend failures', () => {
+  let slow: TestBackend;
+  let hang: TestBackend;
+  let stall: TestBackend;
+  let reset: TestBackend;
+  let downUrl: string;
+  let gh: TestGatehouse;
+
+  beforeAll(async () => {
+    slow = await startSlowBackend(1500);
+    hang = await startSlowBackend(Infinity);
+    stall = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+      return true;
+    });
+    reset = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
+      res.write('half');
+      setTimeout(() => res.socket?.destroy(), 20);
+      return true;
+    });
+    downUrl = await closedPortUrl();
+    gh = await startBareGatehouse(mappingsYaml([
+      { frontendHost: '*', pathPrefix: '/down', backend: downUrl, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/nxdomain', backend: 'http://backend-host.invalid:8080/base', auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/slow', backend: slow.url, auth: 'none', timeoutMs: 300 },
+      { frontendHost: '*', pathPrefix: '/hang', backend: hang.url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/stall', backend: stall.url, auth: 'none', timeoutMs: 300 },
+      { frontendHost: '*', pathPrefix: '/reset', backend: reset.url, auth: 'none' },
+    ]));
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([slow, hang, stall, reset].map((b) => b?.close()));
+  });
+
+  const noInternals = (text: string) => {
+    for (const secret of ['127.0.0.1', new URL(downUrl).port, 'backend-host', '.invalid', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR', 'stack']) {
+      expect(text, secret).not.toContain(secret);
+    }
+  };
+
+  it('connection refused → 502 bad_gateway, without the backend address in the body', async () => {
+    const res = await send(gh.url, { path: '/api/down/x' });
+    expect(res.status).toBe(502);
+    expect(res.json()['error']).toBe('bad_gateway');
+    noInternals(res.body.toString());
+  });
+
+  it('unresolvable backend host → 502 bad_gateway, without the host name in the body', async () => {
+    const res = await send(gh.url, { path: '/api/nxdomain/x' });
+    expect(res.status).toBe(502);
+    expect(res.json()['error']).toBe('bad_gateway');
+    noInternals(res.body.toString());
+  });
+
+  it('no response headers within timeoutMs → 504 gateway_timeout, and the backend request is cancelled', async () => {
+    const before = slow.requests.length;
+    const started = Date.now();
+    const res = await send(gh.url, { path: '/api/slow/x' });
+    const took = Date.now() - started;
+    expect(res.status).toBe(504);
+    expect(res.json()['error']).toBe('gateway_timeout');
+    noInternals(res.body.toString());
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(1400);
+    const rec = await slow.waitForAbort(before);
+    expect(rec.aborted).toBe(true);
+  });
+
+  it('a body that stalls beyond timeoutMs after the headers cuts the response short', async () => {
+    const u = new URL(gh.url);
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/stall/x', agent: false }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.on('data', () => undefined);
+        res.on('end', () => resolve('ended'));
+        res.on('error', () => resolve('cut'));
+        res.on('close', () => resolve(res.complete ? 'ended' : 'cut'));
+      });
+      req.on('error', () => resolve('cut'));
+      req.end();
+    });
+    expect(outcome).toBe('cut');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stall.last().aborted).toBe(true);
+  });
+
+  it('a backend reset mid-response cuts the client response instead of completing it', async () => {
+    const u = new URL(gh.url);
+    const result = await new Promise<{ complete: boolean; body: string }>((resolve) => {
+      let body = '';
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/reset/x', agent: false }, (res) => {
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('close', () => resolve({ complete: res.complete, body }));
+        res.on('error', () => undefined);
+      });
+      req.on('error', () => resolve({ complete: false, body }));
+      req.end();
+    });
+    expect(result.complete).toBe(false);
+    expect(result.body).toBe('half');
+  });
+
+  it('a client that disconnects cancels the backend request', async () => {
+    const before = hang.requests.length;
+    const u = new URL(gh.url);
+    const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/hang/x', agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    await hang.waitForRequests(before + 1);
+    req.destroy();
+    const rec = await hang.waitForAbort(before);
+    expect(rec.aborted).toBe(true);
+  });
+
+  it('a client that disconnects mid-upload cancels the backend request', async () => {
+    const before = hang.requests.length;
+    const u = new URL(gh.url);
+    const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/hang/upload', method: 'POST', headers: { 'content-length': '1000000' }, agent: false });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(64 * 1024));
+    await hang.waitForRequests(before + 1);
+    req.destroy();
+    const rec = await hang.waitForAbort(before);
+    expect(rec.complete).toBe(false);
+  });
+
+  it('stays up: /healthz answers after all of the above', async () => {
+    const res = await send(gh.url, { path: '/healthz' });
+    expect(res.status).toBe(200);
+  });
+});

@@ -1,0 +1,136 @@
+import { expect, inject } from 'vitest';
+import { startBackend, type RawResponse, type TestBackend } from '../helpers/backends.ts';
+import { Browser } from '../helpers/browser.ts';
+import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startIdp, type TestIdp } from '../helpers/idp.ts';
+
+/** Gatehouse with a real IdP and Redis, and one user logged in through the real login flow. */
+export interface ProxyStack {
+  readonly gh: TestGatehouse;
+  readonly idp: TestIdp;
+  readonly browser: Browser;
+  /** `__Host-gh_session=<value>`, ready for a Cookie header. */
+  readonly sessionCookie: string;
+  readonly sessionValue: string;
+  readonly url: string;
+  /** Logs another user in and returns their Cookie pair. */
+  loginAs(user: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const SESSION_COOKIE = '__Host-gh_session';
+
+/**
+ * reservePort() frees the port before Gatehouse binds it, so a parallel test file's listen(0) can take it
+ * in between: retry on EADDRINUSE with a fresh port (and a fresh IdP, whose redirect URI names the port).
+ */
+async function retryOnPortRace<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err;
+    }
+  }
+}
+
+export async function startProxyStack(options: { yaml: string; env?: Record<string, string>; user?: string }): Promise<ProxyStack> {
+  const { gh, idp, url } = await retryOnPortRace(async () => {
+    const { port, url } = await reservePort();
+    const idp = await startIdp({ gatehouseBaseUrls: [url] });
+    try {
+      const gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: options.yaml, ...(options.env ? { env: options.env } : {}) });
+      return { gh, idp, url };
+    } catch (err) {
+      await idp.close();
+      throw err;
+    }
+  });
+  const loginAs = async (user: string) => {
+    const browser = new Browser();
+    const result = await browser.login(url, user);
+    if (result.callbackStatus !== 302) throw new Error(`login as ${user} failed: ${result.callbackStatus}`);
+    const value = browser.cookie(url, SESSION_COOKIE);
+    if (!value) throw new Error('no session cookie after login');
+    return `${SESSION_COOKIE}=${value}`;
+  };
+  const browser = new Browser();
+  await browser.login(url, options.user ?? 'alice');
+  const sessionValue = browser.cookie(url, SESSION_COOKIE);
+  if (!sessionValue) throw new Error('no session cookie after login');
+  return {
+    gh, idp, browser, url, sessionValue, loginAs,
+    sessionCookie: `${SESSION_COOKIE}=${sessionValue}`,
+    async close() {
+      await gh.close();
+      await idp.close();
+    },
+  };
+}
+
+/** Backend JSON from the echo handler. */
+export interface Echoed {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  bodySize: number;
+}
+
+/** YAML for one mapping; values are emitted as JSON, which YAML reads as they are. */
+export function mapping(m: Record<string, unknown>): string {
+  return `  - ${Object.entries(m).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n    ')}\n`;
+}
+
+export function mappingsYaml(list: ReadonlyArray<Record<string, unknown>>, extra = ''): string {
+  return `${extra}mappings:\n${list.map(mapping).join('')}`;
+}
+
+/** Gatehouse without an IdP, for mappings with `auth: none` (the OIDC issuer is never reached). */
+export function startBareGatehouse(yaml: string, env: Record<string, string> = {}): Promise<TestGatehouse> {
+  return retryOnPortRace(() => startGatehouse({
+    redisUrl: inject('redisUrl'),
+    yaml,
+    env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', ...env },
+  }));
+}
+
+/**
+ * The layout the path and routing attacks aim at: a public API (`/public`, and a host-only catch-all,
+ * both `auth: none`) beside protected ones (`/admin`, `/private`, auth required), each on its own backend,
+ * so a test can tell which policy a request got and whether any backend saw it.
+ */
+export interface PolicyLayout {
+  readonly gh: TestGatehouse;
+  readonly publicBackend: TestBackend;
+  readonly adminBackend: TestBackend;
+  readonly catchAll: TestBackend;
+  /** Requests all three backends received so far. */
+  received(): number;
+  close(): Promise<void>;
+}
+
+export async function startPolicyLayout(env: Record<string, string> = {}): Promise<PolicyLayout> {
+  const publicBackend = await startBackend();
+  const adminBackend = await startBackend();
+  const catchAll = await startBackend();
+  const gh = await startBareGatehouse(mappingsYaml([
+    { frontendHost: '*', backend: catchAll.url, auth: 'none' },
+    { frontendHost: '*', pathPrefix: '/public', backend: publicBackend.url, auth: 'none' },
+    { frontendHost: '*', pathPrefix: '/admin', backend: adminBackend.url },
+    { frontendHost: '*', pathPrefix: '/private', backend: adminBackend.url },
+  ]), env);
+  return {
+    gh, publicBackend, adminBackend, catchAll,
+    received: () => publicBackend.requests.length + adminBackend.requests.length + catchAll.requests.length,
+    async close() {
+      await gh.close();
+      await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
+    },
+  };
+}
+
+/** Asserts a JSON error answer: the status and the stable `error` code. */
+export function expectError(res: RawResponse, status: number, code: string, label = ''): void {
+  expect(res.status, `${label} status`).toBe(status);
+  expect(res.json()['error'], `${label} error`).toBe(code);
+}

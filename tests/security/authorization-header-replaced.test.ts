@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
+import { expectError, mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+
+/**
+ * HDR-AUTHZ (catalogue #90; BBA §6.1.1): on a session request the backend gets the session's access token,
+ * never the client's Authorization (a forged or another user's token, Basic credentials).
+ */
+describe('client Authorization on session requests', () => {
+  let backend: TestBackend;
+  let stack: ProxyStack;
+  let token: string;
+  beforeAll(async () => {
+    backend = await startBackend();
+    stack = await startProxyStack({
+      yaml: mappingsYaml([
+        { frontendHost: '*', backend: backend.url },
+        { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
+        { frontendHost: '*', pathPrefix: '/notoken', backend: backend.url, forwardAccessToken: false },
+      ]),
+    });
+    token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+
+  it.each([
+    [['Authorization', 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.']],
+    [['Authorization', 'Basic YWRtaW46YWRtaW4=']],
+    [['Authorization', 'Bearer other-user-token', 'Authorization', 'Bearer second']],
+    [['authorization', 'Bearer lower-case']],
+  ])('is replaced by the session token: %j', async (headers) => {
+    for (const path of ['/api/x', '/api/optional/x']) {
+      const res = await send(stack.url, { path, headers: ['Cookie', stack.sessionCookie, ...headers] });
+      expect(res.status).toBe(200);
+      expect(backend.last().headers.get('authorization'), path).toEqual([`Bearer ${token}`]);
+    }
+  });
+
+  it('is dropped, not passed on, where the mapping sends no token', async () => {
+    await send(stack.url, { path: '/api/notoken/x', headers: ['Cookie', stack.sessionCookie, 'Authorization', 'Bearer forged'] });
+    expect(backend.last().headers.has('authorization')).toBe(false);
+  });
+
+  it('without a session, a forged bearer token on a required mapping is 401 unauthorized and never forwarded', async () => {
+    const before = backend.requests.length;
+    expectError(await send(stack.url, { path: '/api/x', headers: ['Authorization', 'Bearer forged'] }), 401, 'unauthorized');
+    expect(backend.requests.length).toBe(before);
+  });
+});

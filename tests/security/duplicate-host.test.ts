@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendRaw, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+
+/**
+ * Two Host lines (RFC 9112 §3.2: MUST answer 400). Node keeps the first one, so a router reading one and a
+ * backend reading the other could disagree; Gatehouse refuses with 400 invalid_host, for HTTP and upgrades.
+ */
+describe('duplicate Host header', () => {
+  let pub: TestBackend;
+  let admin: TestBackend;
+  let ws: TestWsBackend;
+  let gh: TestGatehouse;
+  beforeAll(async () => {
+    pub = await startBackend();
+    admin = await startBackend();
+    ws = await startWsBackend();
+    gh = await startBareGatehouse(mappingsYaml([
+      { frontendHost: 'public.example.com', backend: pub.url, auth: 'none' },
+      { frontendHost: 'admin.example.com', backend: admin.url, auth: 'none' },
+      { frontendHost: 'ws.example.com', backend: ws.url, auth: 'none' },
+    ]));
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([pub?.close(), admin?.close(), ws?.close()]);
+  });
+
+  it.each([
+    ['public.example.com', 'admin.example.com'],
+    ['public.example.com', 'public.example.com'],
+    ['admin.example.com', 'PUBLIC.example.com'],
+  ])('Host: %s + Host: %s → 400 invalid_host, no backend called', async (first, second) => {
+    const before = pub.requests.length + admin.requests.length;
+    const res = await sendRaw(gh.url, `GET /api/x HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body).error).toBe('invalid_host');
+    expect(pub.requests.length + admin.requests.length).toBe(before);
+  });
+
+  it('on a WebSocket upgrade too: 400 invalid_host, no backend connection', async () => {
+    const connections = ws.connections;
+    const res = await sendRaw(gh.url, 'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body).error).toBe('invalid_host');
+    expect(ws.connections).toBe(connections);
+  });
+});

@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
+import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+
+/**
+ * PATH-DOTDOT (catalogue #73; Envoy CVE-2019-9901): a public route's prefix with a dot-dot segment, raw or
+ * percent-encoded, must never reach /admin under the public route's policy. Gatehouse answers 400 before routing.
+ */
+describe('dot-dot traversal out of a public route', () => {
+  let layout: PolicyLayout;
+  beforeAll(async () => { layout = await startPolicyLayout(); });
+  afterAll(async () => { await layout?.close(); });
+
+  it.each([
+    '/api/public/../admin/users',
+    '/api/public/%2e%2e/admin/users',
+    '/api/public/%2E%2E/admin',
+    '/api/public/.%2e/admin',
+    '/api/public/%2e./admin',
+    '/api/public/..%2fadmin',
+    '/api/public/%252e%252e/admin',
+    '/api/public\\..\\admin',
+    '/api/public/..',
+    '/api/public/%2e%2e',
+    '/api/public/../admin?x=1',
+    '/api/x/../../admin',
+  ])('%s → 400 invalid_path, no backend called', async (path) => {
+    const before = layout.received();
+    const res = await send(layout.gh.url, { path });
+    expectError(res, 400, 'invalid_path', path);
+    expect(layout.received()).toBe(before);
+  });
+
+  it('the same path without traversal still works (the check is not a blanket refusal)', async () => {
+    const res = await send(layout.gh.url, { path: '/api/public/..well-known/x' });
+    expect(res.status).toBe(200);
+    expect(layout.publicBackend.last().url).toBe('/public/..well-known/x');
+  });
+});

@@ -1,0 +1,34 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
+import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+
+/**
+ * PATH-ENCSLASH (catalogue #74; Envoy CVE-2021-29492): an encoded `/` or `\` lets a backend that decodes
+ * once see a different path than the router did. Gatehouse refuses them (and never decodes twice).
+ */
+describe('encoded slash and backslash', () => {
+  let layout: PolicyLayout;
+  beforeAll(async () => { layout = await startPolicyLayout(); });
+  afterAll(async () => { await layout?.close(); });
+
+  it.each([
+    '/api/orders%2F..%2Fadmin',
+    '/api/public%2fadmin',
+    '/api/public%2Fadmin',
+    '/api/public%5cadmin',
+    '/api/public%5Cadmin',
+    '/api/x%252f..',
+    '/api/public/%252fadmin',
+    '/api/public/a%2f%2e%2e%2fadmin',
+  ])('%s → 400 invalid_path, no backend called', async (path) => {
+    const before = layout.received();
+    expectError(await send(layout.gh.url, { path }), 400, 'invalid_path', path);
+    expect(layout.received()).toBe(before);
+  });
+
+  it('an encoded slash in the query is opaque and allowed', async () => {
+    const res = await send(layout.gh.url, { path: '/api/public/search?q=a%2Fb%5c' });
+    expect(res.status).toBe(200);
+    expect(layout.publicBackend.last().url).toBe('/public/search?q=a%2Fb%5c');
+  });
+});

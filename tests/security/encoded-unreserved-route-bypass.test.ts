@@ -1,0 +1,29 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
+import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+
+/**
+ * `/api/%61dmin` is `/api/admin` to any backend that normalises percent-encoded unreserved characters
+ * (RFC 3986 §6.2.2.2; Go's ServeMux, Spring, most WAF-less stacks), but a prefix match on the raw bytes
+ * misses the /admin mapping and lands on the public catch-all. Gatehouse refuses these paths outright.
+ */
+describe('percent-encoded unreserved characters in the path', () => {
+  let layout: PolicyLayout;
+  beforeAll(async () => { layout = await startPolicyLayout(); });
+  afterAll(async () => { await layout?.close(); });
+
+  it.each(['/api/%61dmin/users', '/api/%41DMIN/users', '/api/a%64min', '/api/admi%6E', '/api/priv%61te/data', '/api/%70ublic/../admin', '/api/admin%2Dx'])(
+    '%s → 400 invalid_path, never the public catch-all',
+    async (path) => {
+      const before = layout.received();
+      expectError(await send(layout.gh.url, { path }), 400, 'invalid_path', path);
+      expect(layout.received()).toBe(before);
+    },
+  );
+
+  it('percent-encoding of reserved and non-ASCII characters is still forwarded byte for byte', async () => {
+    const res = await send(layout.gh.url, { path: '/api/files/a%20b%3A%C3%A9' });
+    expect(res.status).toBe(200);
+    expect(layout.catchAll.last().url).toBe('/files/a%20b%3A%C3%A9');
+  });
+});

@@ -1,0 +1,40 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send, sendRaw } from '../helpers/backends.ts';
+import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+
+/**
+ * PATH-QUERY-FRAG (catalogue #77; oauth2-proxy GHSA-7rh7-c77v-6434, GHSA-pxq7-h93f-9jrg): routing and the
+ * auth policy see the path only. A query or fragment that names a public path changes nothing, and a raw `#`
+ * in the request-target is refused.
+ */
+describe('query and fragment do not pick the route', () => {
+  let layout: PolicyLayout;
+  beforeAll(async () => { layout = await startPolicyLayout(); });
+  afterAll(async () => { await layout?.close(); });
+
+  it.each(['/api/private/data?x=/public', '/api/private/data?/public', '/api/private/data?redirect=/api/public/x', '/api/private/x?%23/public'])(
+    '%s → 401 unauthorized (the private mapping), no backend called',
+    async (path) => {
+      const before = layout.received();
+      expectError(await send(layout.gh.url, { path }), 401, 'unauthorized', path);
+      expect(layout.received()).toBe(before);
+    },
+  );
+
+  it('an encoded # stays opaque: /api/private%23/public is neither /private nor /public', async () => {
+    const publicBefore = layout.publicBackend.requests.length;
+    const res = await send(layout.gh.url, { path: '/api/private%23/public' });
+    // Not under /private (no segment boundary), so the catch-all gets the raw bytes, which no backend reads as /public.
+    expect(res.status).toBe(200);
+    expect(layout.catchAll.last().url).toBe('/private%23/public');
+    expect(layout.publicBackend.requests.length).toBe(publicBefore);
+  });
+
+  it.each(['/api/private/data#/public', '/api/public#/../admin', '/api/private?x=1#/public'])('a raw # in %s → 400 invalid_path', async (path) => {
+    const before = layout.received();
+    const res = await sendRaw(layout.gh.url, `GET ${path} HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body).error).toBe('invalid_path');
+    expect(layout.received()).toBe(before);
+  });
+});

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+
+/**
+ * The session cookie is a bearer credential for the whole BFF: a backend (or its logs) that sees it could
+ * replay it. Gatehouse's own cookies are removed from Cookie on every route; the app's cookies pass.
+ */
+describe('Gatehouse cookies never reach a backend', () => {
+  let backend: TestBackend;
+  let stack: ProxyStack;
+  beforeAll(async () => {
+    backend = await startBackend();
+    stack = await startProxyStack({
+      yaml: mappingsYaml([
+        { frontendHost: '*', backend: backend.url },
+        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
+      ]),
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+
+  const cookiesSeen = () => backend.last().headers.get('cookie') ?? [];
+
+  it.each(['/api/x', '/api/public/x'])('%s: only the app cookies pass', async (path) => {
+    const v = stack.sessionValue;
+    const cases: Array<[string[], string[]]> = [
+      [['Cookie', `${SESSION_COOKIE}=${v}`], []],
+      [['Cookie', `theme=dark; ${SESSION_COOKIE}=${v}; __Host-gh_login=tx123; lang=en`], ['theme=dark; lang=en']],
+      [['Cookie', `${SESSION_COOKIE}=${v};theme=dark`], ['theme=dark']],
+      [['Cookie', `${SESSION_COOKIE}=${v}; ${SESSION_COOKIE}=planted`], []],
+      [['Cookie', 'a=1', 'Cookie', `${SESSION_COOKIE}=${v}`], ['a=1']],
+      [['Cookie', `x=${SESSION_COOKIE}; ${SESSION_COOKIE}=${v}`], [`x=${SESSION_COOKIE}`]],
+    ];
+    for (const [headers, expected] of cases) {
+      const res = await send(stack.url, { path, headers });
+      expect(res.status, JSON.stringify(headers)).toBe(200);
+      expect(cookiesSeen(), JSON.stringify(headers)).toEqual(expected);
+      expect(JSON.stringify(backend.last().rawHeaders)).not.toContain(v);
+    }
+  });
+});

@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+
+/**
+ * WS-CSWSH (catalogue #95; OWASP WebSocket "Origin Header Validation", CWE-1385): a page on another site opens
+ * a WebSocket with the victim's cookie. Without SameSite help, only the Origin check stops it: 403
+ * origin_not_allowed before Gatehouse connects to any backend.
+ */
+describe('cross-site WebSocket hijacking', () => {
+  let backend: TestWsBackend;
+  let stack: ProxyStack;
+  beforeAll(async () => {
+    backend = await startWsBackend();
+    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }], 'allowedOrigins: ["https://spa.example.com"]\n') });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+
+  const wsUrl = () => `${stack.url.replace('http:', 'ws:')}/api/ws`;
+
+  it.each([
+    'https://evil.example',
+    'null',
+    'https://spa.example.com.evil.example',
+    'https://evil-spa.example.com',
+    'http://spa.example.com',
+    'https://spa.example.com:8443',
+    'file://',
+  ])('Origin %s with the victim\'s cookie → 403 origin_not_allowed, socket closed, no backend connect', async (origin) => {
+    const connections = backend.connections;
+    const out = await openWs(wsUrl(), { origin, headers: { cookie: stack.sessionCookie } });
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.status).toBe(403);
+    expect(JSON.parse(out.body).error).toBe('origin_not_allowed');
+    expect(out.headers['connection']).toBe('close');
+    expect(backend.connections).toBe(connections);
+  });
+
+  it.each([() => stack.url, () => 'https://spa.example.com', () => 'HTTPS://SPA.EXAMPLE.COM'])('the app\'s own and allowed origins connect (%#)', async (origin) => {
+    const out = await openWs(wsUrl(), { origin: origin(), headers: { cookie: stack.sessionCookie } });
+    expect(out.ok).toBe(true);
+    if (out.ok) out.ws.close();
+  });
+});

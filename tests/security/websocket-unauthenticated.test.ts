@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+
+/**
+ * WS-NOAUTH (catalogue #96; http-proxy-middleware README "External WebSocket upgrade"): upgrades bypass
+ * Express middleware, so the upgrade handler must run the same admission: 401 written on the socket, then
+ * closed, and nothing proxied.
+ */
+describe('WebSocket upgrade without a valid session', () => {
+  let backend: TestWsBackend;
+  let stack: ProxyStack;
+  beforeAll(async () => {
+    backend = await startWsBackend();
+    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+
+  const wsUrl = () => `${stack.url.replace('http:', 'ws:')}/api/ws`;
+
+  it.each([
+    ['no cookie', undefined],
+    ['a malformed cookie', `${SESSION_COOKIE}=not-a-session`],
+    ['an unknown session id', `${SESSION_COOKIE}=${'A'.repeat(43)}`],
+    ['the cookie under another name', 'gh_session=x'],
+    ['a forged bearer token', undefined, 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.'],
+  ])('%s → HTTP 401 unauthorized on the socket, no backend connection', async (_name, cookie, authorization?: string) => {
+    const connections = backend.connections;
+    const headers: Record<string, string> = {};
+    if (cookie) headers['cookie'] = cookie;
+    if (authorization) headers['authorization'] = authorization;
+    const out = await openWs(wsUrl(), { headers });
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.status).toBe(401);
+    expect(JSON.parse(out.body).error).toBe('unauthorized');
+    expect(out.headers['connection']).toBe('close');
+    expect(backend.connections).toBe(connections);
+  });
+
+  it('a session that was logged out no longer opens a WebSocket', async () => {
+    const cookie = await stack.loginAs('mallory');
+    const value = cookie.split('=')[1] ?? '';
+    const session = await stack.gh.app.sessions.load(value);
+    expect(session).toBeDefined();
+    await stack.gh.app.sessions.destroy(session?.key ?? '');
+    const connections = backend.connections;
+    const out = await openWs(wsUrl(), { headers: { cookie } });
+    expect(out.ok).toBe(false);
+    if (!out.ok) expect(out.status).toBe(401);
+    expect(backend.connections).toBe(connections);
+  });
+});
