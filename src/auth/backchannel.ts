@@ -5,7 +5,14 @@ import type { SessionManager } from '../session/sessions.ts';
 import type { Store } from '../store/store.ts';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-const JTI_TTL_MS = 10 * 60 * 1000;
+const MAX_TOKEN_AGE_SECONDS = 600;
+const CLOCK_TOLERANCE_SECONDS = 60;
+// A jti is remembered for as long as its token could still verify (iat may be up to the tolerance ahead, and the token
+// is accepted until iat + max age + tolerance): a record expiring sooner lets a captured token be replayed against
+// the sessions opened since.
+const JTI_TTL_MS = (MAX_TOKEN_AGE_SECONDS + 2 * CLOCK_TOLERANCE_SECONDS) * 1000;
+
+const isJsonObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * OpenID Connect Back-Channel Logout 1.0 §2.6: verify the logout token and destroy the sessions it
@@ -34,8 +41,8 @@ export function createBackchannelLogout(deps: {
         audience: deps.clientId,
         algorithms: [deps.algorithm],
         requiredClaims: ['iat', 'jti', 'events'],
-        clockTolerance: 60,
-        maxTokenAge: '10 minutes',
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        maxTokenAge: MAX_TOKEN_AGE_SECONDS,
         currentDate: new Date(now()),
       }));
     } catch (err) {
@@ -43,10 +50,15 @@ export function createBackchannelLogout(deps: {
       throw invalid(`logout token rejected: ${(err as { code?: string }).code ?? 'invalid'}`, err);
     }
     const events = payload['events'];
-    if (!events || typeof events !== 'object' || Array.isArray(events) || typeof (events as Record<string, unknown>)[EVENT] !== 'object') {
+    // §2.4: the member's value is a JSON object (null and arrays are not).
+    if (!isJsonObject(events) || !isJsonObject(events[EVENT])) {
       throw invalid('events claim lacks the back-channel logout event');
     }
     if ('nonce' in payload) throw invalid('logout token carries a nonce');
+    // A sid of the wrong type must not fall back to "every session of sub".
+    if (('sid' in payload && typeof payload['sid'] !== 'string') || ('sub' in payload && typeof payload['sub'] !== 'string')) {
+      throw invalid('sid or sub is not a string');
+    }
     const sid = typeof payload['sid'] === 'string' ? payload['sid'] : undefined;
     const sub = typeof payload['sub'] === 'string' ? payload['sub'] : undefined;
     if (!sid && !sub) throw invalid('logout token names neither sid nor sub');

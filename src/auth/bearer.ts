@@ -69,11 +69,15 @@ export function createBearerVerifier(deps: {
         cache.set(token, principal);
       }
       const { jti, sub, iat } = principal.claims;
-      if (typeof jti === 'string' && SAFE_ID.test(jti) && (await deps.blocklist.isJtiRevoked(jti))) throw refuse('jti revoked');
-      if (typeof sub === 'string') {
-        const notBefore = await deps.blocklist.userNotBefore(sub);
-        if (notBefore > 0 && (typeof iat !== 'number' || iat * 1000 < notBefore)) throw refuse('issued before the user was revoked');
+      if (jti !== undefined) {
+        // A jti the blocklist cannot key safely is refused: skipping the check would let a revoked token through.
+        if (typeof jti !== 'string' || !SAFE_ID.test(jti)) throw refuse('malformed jti');
+        if (await deps.blocklist.isJtiRevoked(jti)) throw refuse('jti revoked');
       }
+      // RFC 7519 §4.1.2: sub is a string; any other type would also escape user revocation below.
+      if (typeof sub !== 'string') throw refuse('sub is not a string');
+      const notBefore = await deps.blocklist.userNotBefore(sub);
+      if (notBefore > 0 && (typeof iat !== 'number' || iat * 1000 < notBefore)) throw refuse('issued before the user was revoked');
       return principal;
     },
   };

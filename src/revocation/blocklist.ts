@@ -11,7 +11,7 @@ export interface Blocklist {
   start(): Promise<void>;
   /** Blocks a session id (its store key) until `untilMs`. */
   revokeSession(key: string, untilMs: number): Promise<void>;
-  /** Blocks a token id until the token would have expired anyway. */
+  /** Blocks a token id until the token would have expired anyway, plus the clock leeway verifiers allow past exp. */
   revokeJti(jti: string, untilMs: number): Promise<void>;
   /** Every session and token of `sub` issued before `notBefore` (ms) is refused, for `ttlMs`. */
   revokeUser(sub: string, notBefore: number, ttlMs: number): Promise<void>;
@@ -32,10 +32,13 @@ interface Cached { value: number; epoch: number; at: number }
  * by pub/sub: a revocation on any replica lands in every cache within the message latency; a dropped
  * subscription (epoch change) discards the cache, and entries are re-read at least every 10 s regardless.
  */
-export function createBlocklist(deps: { store: Store; log: Logger; now?: () => number; cacheMaxAgeMs?: number }): Blocklist {
+export function createBlocklist(deps: { store: Store; log: Logger; now?: () => number; cacheMaxAgeMs?: number; jtiLeewayMs?: number }): Blocklist {
   const { store, log } = deps;
   const now = deps.now ?? Date.now;
   const maxAge = deps.cacheMaxAgeMs ?? 10_000;
+  // Bearer verification accepts a token up to TOKEN_CLOCK_TOLERANCE_SECONDS (at most 300 s) past its exp: an entry
+  // that expired with the token would let a revoked token back in for that window.
+  const jtiLeewayMs = deps.jtiLeewayMs ?? 300_000;
   const cache = new Map<string, Cached>();
   const listeners: Array<(r: Revocation) => void> = [];
 
@@ -93,7 +96,7 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
       apply(m);
     }),
     revokeSession: (key, untilMs) => write(`s:${key}`, '1', untilMs - now(), `s\u0000${key}`),
-    revokeJti: (jti, untilMs) => write(`j:${jti}`, '1', untilMs - now(), `j\u0000${jti}`),
+    revokeJti: (jti, untilMs) => write(`j:${jti}`, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`),
     revokeUser: (sub, notBefore, ttlMs) => write(`u:${sub}`, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),
     isSessionRevoked: async (key) => (await lookup(`s:${key}`)) !== 0,
     isJtiRevoked: async (jti) => (await lookup(`j:${jti}`)) !== 0,

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { decodeJwt } from 'jose';
+import { header, startBackend, type TestBackend } from '../helpers/backends.ts';
+import { Browser } from '../helpers/browser.ts';
+import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { jsonOf, readSession, redisClient, refreshAtIdp, sessionCookieOf, sleep } from '../helpers/token-kit.ts';
+
+const API_AUDIENCE = 'https://api.gatehouse.test';
+
+/**
+ * SESS-LOGOUT (46): POST /auth/logout ends the session here, revokes the refresh token at the IdP (RFC 7009),
+ * and blocklists the JWT access token's jti, so the token cannot be replayed as a bearer token either.
+ */
+describe.concurrent('logout revokes what the session held', () => {
+  const redisUrl = inject('redisUrl');
+  let redis: Redis;
+  let backend: TestBackend;
+  let idp: TestIdp;
+  let gh: TestGatehouse;
+
+  beforeAll(async () => {
+    redis = redisClient(redisUrl);
+    backend = await startBackend();
+    const { port, url } = await reservePort();
+    idp = await startIdp({ gatehouseBaseUrls: [url], accessTokenTtlSeconds: 4, jwtAccessTokenAudience: API_AUDIENCE });
+    gh = await startGatehouse({
+      idp, redisUrl, port,
+      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
+      env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30' },
+    });
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([idp?.close(), backend?.close()]);
+    redis?.disconnect();
+  });
+
+  const callsTo = (prefix: string) => backend.requests.filter((r) => r.url.startsWith(prefix)).length;
+  const asBearer = (path: string, token: string) => fetch(`${gh.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+  async function loginWithJwtAccessToken(user: string) {
+    const browser = new Browser();
+    await browser.login(gh.url, user);
+    const cookie = sessionCookieOf(browser, gh);
+    const stored = await readSession(redis, gh, cookie.value);
+    if (!stored) throw new Error('no session record after login');
+    const jti = decodeJwt(stored.tokens.accessToken).jti;
+    expect(jti).toBeTypeOf('string');
+    return { browser, cookie, stored, jti: jti as string };
+  }
+
+  it('destroys the session, revokes the refresh token at the IdP, and refuses the access token as a bearer token', async () => {
+    const { browser, cookie, stored, jti } = await loginWithJwtAccessToken('lena');
+    const res = await fetch(`${gh.url}/api/lo/0`, { headers: { cookie: cookie.header } });
+    await res.body?.cancel();
+    expect(res.status).toBe(200);
+    expect(header(backend.last(), 'authorization')).toBe(`Bearer ${stored.tokens.accessToken}`);
+    // The same access token is a valid bearer token before logout (so the refusal below is the revocation).
+    const before = await asBearer('/api/lo/bearer-before', stored.tokens.accessToken);
+    await before.body?.cancel();
+    expect(before.status).toBe(200);
+    expect(header(backend.last(), 'x-user-sub')).toBe('lena');
+
+    const revokedBefore = idp.events.get('grant.revoked') ?? 0;
+    const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST' });
+    await out.body?.cancel();
+    expect(out.status).toBe(200);
+
+    // The captured cookie is dead and its record is gone.
+    const replay = await jsonOf(await fetch(`${gh.url}/api/lo/1`, { headers: { cookie: cookie.header } }));
+    expect(replay.status).toBe(401);
+    expect(replay.body['error']).toBe('unauthorized');
+    expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
+
+    // RFC 7009 at the IdP: the refresh token no longer works there.
+    expect(await refreshAtIdp(idp, stored.tokens.refreshToken as string)).toEqual({ status: 400, error: 'invalid_grant' });
+    expect((idp.events.get('grant.revoked') ?? 0) - revokedBefore).toBeGreaterThanOrEqual(1);
+
+    // The access token's jti is blocklisted (with a TTL), and the token is refused as a bearer token.
+    const ttl = await redis.pttl(`${gh.config.redis.keyPrefix}rv:j:${jti}`);
+    expect(ttl).toBeGreaterThan(0);
+    const after = await jsonOf(await asBearer('/api/lo/bearer-after', stored.tokens.accessToken));
+    expect(after.status).toBe(401);
+    expect(after.body['error']).toBe('unauthorized');
+    expect(callsTo('/lo/bearer-after')).toBe(0);
+    expect(callsTo('/lo/1')).toBe(0);
+  });
+
+  it('keeps the logged-out access token refused past its exp while the clock tolerance would still accept it', async () => {
+    const { browser, stored } = await loginWithJwtAccessToken('lars');
+    const exp = decodeJwt(stored.tokens.accessToken).exp as number;
+    const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST' });
+    await out.body?.cancel();
+    expect(out.status).toBe(200);
+
+    // 30 s tolerance: a token 1.5 s past exp still verifies, so only the blocklist can refuse it. Asked on a
+    // replica that starts now (a restart, a scale-up): no revocation in its cache, only what Redis still holds.
+    await sleep(Math.max(0, exp * 1000 + 1500 - Date.now()));
+    const fresh = await startGatehouse({
+      idp, redisUrl,
+      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
+      env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30', REDIS_KEY_PREFIX: gh.config.redis.keyPrefix },
+    });
+    try {
+      for (const instance of [gh, fresh]) {
+        const res = await jsonOf(await fetch(`${instance.url}/api/lo/late`, { headers: { authorization: `Bearer ${stored.tokens.accessToken}` } }));
+        expect(res.status).toBe(401);
+        expect(res.body['error']).toBe('unauthorized');
+      }
+      expect(callsTo('/lo/late')).toBe(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
