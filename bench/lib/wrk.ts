@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+
+export interface WrkResult {
+  readonly rps: number;
+  /** Latency percentiles in milliseconds. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly requests: number;
+  readonly non2xx: number;
+  readonly socketErrors: number;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+function parseDuration(text: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text ?? '');
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] ?? Number.NaN);
+}
+
+/** Parses `wrk --latency` output. Throws when the numbers this bench needs are missing. */
+export function parseWrk(out: string): WrkResult {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = parseDuration(/^\s+50(?:\.000)?%\s+(\S+)/m.exec(out)?.[1]);
+  const p99 = parseDuration(/^\s+99(?:\.000)?%\s+(\S+)/m.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = se ? Number(se[1]) + Number(se[2]) + Number(se[3]) + Number(se[4]) : 0;
+  if (!Number.isFinite(rps) || !Number.isFinite(p50) || !Number.isFinite(p99)) throw new Error(`unreadable wrk output:\n${out}`);
+  return { rps, p50, p99, requests, non2xx, socketErrors };
+}
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly seconds: number;
+  readonly connections: number;
+  readonly threads: number;
+  readonly headers?: readonly string[];
+  /** Called with the child so Ctrl-C can stop a run in progress. */
+  readonly onStart?: (stop: () => void) => void;
+}
+
+/** One bounded wrk run (killed if it overruns its duration by 15 s). */
+export function runWrk(wrk: string, o: LoadOptions): Promise<WrkResult> {
+  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', '--timeout', '5s'];
+  for (const h of o.headers ?? []) args.push('-H', h);
+  args.push(o.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    const stop = () => { if (child.exitCode === null) child.kill('SIGKILL'); };
+    o.onStart?.(stop);
+    const timer = setTimeout(stop, (o.seconds + 15) * 1000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`wrk exited with ${code}: ${err || out}`));
+      try {
+        resolve(parseWrk(out));
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+}

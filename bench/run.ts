@@ -1,0 +1,608 @@
+/**
+ * `npm run bench`: Gatehouse under load next to its baselines, every server in its own process on 127.0.0.1.
+ *
+ *   npm run bench                      full run (5 rounds × 5 s per setup, about 3 minutes)
+ *   npm run bench -- --quick           smoke run (1 round × 1 s, small probes)
+ *   npm run bench -- --rounds 3 --duration 4 --with-hpm --profile
+ *
+ * See docs/performance.md for what each setup is and the latest numbers.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type WebSocket from 'ws';
+import { Browser } from '../tests/helpers/browser.ts';
+import { startIdp, type TestIdp } from '../tests/helpers/idp.ts';
+import { freePort } from '../tests/helpers/ports.ts';
+import { nginxArgs, writeBackendConf, writeProxyConf } from './lib/nginx.ts';
+import { openMany, sseCompare, wsCompare } from './lib/probes.ts';
+import { cpuSeconds, createProcRegistry, findExecutable, openFileLimit, rssKb, tailOf, waitForPort, type Proc } from './lib/procs.ts';
+import { inspectorUrl, profileWhile } from './lib/inspector.ts';
+import { formatProfiles, summarizeProfile, type ProfiledRun } from './lib/profile.ts';
+import { fmtMs, median, table } from './lib/stats.ts';
+import { runWrk, type WrkResult } from './lib/wrk.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const SERVERS = join(ROOT, 'bench', 'servers');
+const ORPHAN_GUARD = join(SERVERS, 'orphan-guard.ts');
+const SUPERVISE = join(SERVERS, 'supervise.ts');
+
+const TARGET_THROUGHPUT = 0.9;
+const TARGET_P99 = 1.5;
+
+// ---------------------------------------------------------------------------------------------------------
+// Options
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string', default: '32' },
+    'with-hpm': { type: 'boolean', default: false },
+    'with-dispatch': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    'no-profile': { type: 'boolean', default: false },
+    'profile-seconds': { type: 'string' },
+    'profile-levels': { type: 'string', default: 'info,warn' },
+    'ws-count': { type: 'string' },
+    json: { type: 'string' },
+    candidate: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(`usage: npm run bench -- [options]
+  --quick               1 round × 1 s per setup and small probes (smoke test)
+  --rounds N            measured rounds per setup (default 5; quick 1)
+  --duration S          seconds per wrk run (default 5; quick 1)
+  --warmup S            seconds of the warm-up run per setup (default 2; quick 1)
+  --connections N       wrk connections (default 32, one wrk thread)
+  --with-hpm            add the Express 5 + http-proxy-middleware baseline (needs the devDependency)
+  --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's technique)
+  --profile             CPU-profile Gatehouse under load and print its hot spots (automatic when a target is missed in a full run)
+  --no-profile          never profile
+  --profile-seconds S   load while profiling (default 5)
+  --profile-levels L    LOG_LEVELs to profile, comma-separated (default info,warn)
+  --ws-count N          idle WebSockets for the memory probe (default 5000; quick 500)
+  --json PATH           also write the results as JSON
+  --candidate DIR       also measure DIR/src/main.ts (a copy or worktree holding a proposed src/ change), at info
+  --keep                keep the temp directory (configs, logs, profiles)
+`);
+  process.exit(0);
+}
+
+function intFlag(value: string | undefined, fallback: number, name: string, min = 1): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`bench: --${name} must be an integer ≥ ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const quick = flags.quick;
+const opts = {
+  rounds: intFlag(flags.rounds, quick ? 1 : 5, 'rounds'),
+  duration: intFlag(flags.duration, quick ? 1 : 5, 'duration'),
+  warmup: intFlag(flags.warmup, quick ? 1 : 2, 'warmup', 0),
+  connections: intFlag(flags.connections, 32, 'connections'),
+  withHpm: flags['with-hpm'],
+  withDispatch: flags['with-dispatch'],
+  candidate: flags.candidate ? resolve(flags.candidate) : undefined,
+  profileSeconds: intFlag(flags['profile-seconds'], quick ? 2 : 5, 'profile-seconds'),
+  profileLevels: (flags['profile-levels'] ?? 'info,warn').split(',').map((l) => l.trim()).filter((l) => /^(fatal|error|warn|info|debug|trace|silent)$/.test(l)),
+  wsCount: intFlag(flags['ws-count'], quick ? 500 : 5000, 'ws-count', 0),
+  sseSamples: quick ? 5 : 20,
+  wsMessages: quick ? 100 : 500,
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Lifecycle: every process is tracked and stopped on success, error, Ctrl-C and watchdog alike.
+
+const procs = createProcRegistry();
+const openSockets = new Set<WebSocket>();
+let idp: TestIdp | undefined;
+let workDir: string | undefined;
+let stopLoad: (() => void) | undefined;
+let cleaning: Promise<void> | undefined;
+let interrupted = false;
+
+function log(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    stopLoad?.();
+    for (const ws of openSockets) ws.terminate();
+    openSockets.clear();
+    await idp?.close().catch(() => undefined);
+    await procs.stopAll();
+    if (workDir && !flags.keep) rmSync(workDir, { recursive: true, force: true });
+    else if (workDir) log(`kept ${workDir}`);
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`\nbench: ${signal}, stopping everything it started…\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+process.on('exit', () => procs.killAllNow());
+
+const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 1 : 0) + (opts.candidate ? 1 : 0);
+const plannedSeconds = setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240;
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: watchdog: still running after ${Math.round(plannedSeconds)} s, stopping\n`);
+  interrupted = true;
+  void cleanup().finally(() => process.exit(1));
+}, plannedSeconds * 1000);
+watchdog.unref();
+
+// ---------------------------------------------------------------------------------------------------------
+// Starting servers
+
+/** A Node child (bench/servers/*.ts) that listens on a free port and reports it over IPC. */
+async function startNodeServer(name: string, script: string, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<{ proc: Proc; port: number }> {
+  const dir = workDir as string;
+  const proc = procs.start(name, process.execPath, [...nodeArgs, join(SERVERS, script)], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
+    logPath: join(dir, `${name}.log`),
+    ipc: true,
+    cwd: ROOT,
+  });
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not report its port within 10 s${tailOf(proc)}`)), 10_000);
+    proc.child.once('message', (m: unknown) => {
+      clearTimeout(timer);
+      const p = (m as { port?: unknown } | null)?.port;
+      if (typeof p === 'number') resolvePort(p);
+      else reject(new Error(`${name} sent ${JSON.stringify(m)}`));
+    });
+    proc.child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}${tailOf(proc)}`));
+    });
+  });
+  return { proc, port };
+}
+
+async function startNginx(name: string, nginx: string, confFor: (dir: string, port: number) => string): Promise<{ proc: Proc; port: number }> {
+  const dir = join(workDir as string, name);
+  const port = await freePort();
+  const conf = confFor(dir, port);
+  const proc = procs.start(name, process.execPath, [SUPERVISE, nginx, ...nginxArgs(dir, conf)], { logPath: join(dir, 'stdout.log'), ipc: true });
+  await waitForPort(port, 5000, proc);
+  return { proc, port };
+}
+
+async function startRedisServer(): Promise<string> {
+  const fromEnv = process.env['REDIS_URL'];
+  if (fromEnv) return fromEnv;
+  const redis = findExecutable('redis-server');
+  if (!redis) throw new Error('redis-server is not installed and REDIS_URL is not set');
+  const port = await freePort();
+  const proc = procs.start('redis', process.execPath, [SUPERVISE, redis, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
+    logPath: join(workDir as string, 'redis.log'),
+    ipc: true,
+  });
+  await waitForPort(port, 5000, proc);
+  return `redis://127.0.0.1:${port}`;
+}
+
+interface GatehouseChild { readonly proc: Proc; readonly url: string; readonly port: number }
+
+/**
+ * Starts `node src/main.ts` and waits for /readyz. A child that exits during start-up is retried twice with a
+ * printed note (seen: ioredis's intermittent "Connection in subscriber mode" while the subscriptions are made).
+ */
+async function startGatehouse(name: string, port: number, env: Record<string, string>, nodeArgs: readonly string[] = [], root = ROOT): Promise<GatehouseChild> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatehouseOnce(name, port, env, nodeArgs, root);
+    } catch (err) {
+      if (!(err instanceof StartupExit) || attempt >= 3) throw err;
+      log(`note: ${name} exited during start-up (attempt ${attempt}): "${err.detail}"; retrying`);
+    }
+  }
+}
+
+class StartupExit extends Error {
+  readonly detail: string;
+  constructor(message: string, detail: string) {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+async function startGatehouseOnce(name: string, port: number, env: Record<string, string>, nodeArgs: readonly string[], root: string): Promise<GatehouseChild> {
+  const url = `http://127.0.0.1:${port}`;
+  const proc = procs.start(name, process.execPath, ['--import', ORPHAN_GUARD, ...nodeArgs, join(root, 'src', 'main.ts')], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', PORT: String(port), APP_BASE_URL: url, HOST: '127.0.0.1', ...env },
+    logPath: join(workDir as string, `${name}.log`),
+    ipc: true,
+    cwd: root,
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exited()) {
+      await proc.stop();
+      const tail = tailOf(proc, 3);
+      throw new StartupExit(`${name} exited during start-up${tail}`, tail.trim().split('\n').slice(-1)[0] ?? '');
+    }
+    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) return { proc, url, port };
+    if (Date.now() > deadline) {
+      await proc.stop();
+      throw new Error(`${name} was not ready within 30 s${tailOf(proc)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function expectStatus(url: string, status: number, headers: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  await res.arrayBuffer();
+  if (res.status !== status) throw new Error(`GET ${url} answered ${res.status}, expected ${status}`);
+}
+
+function version(cmd: string, args: string[]): string {
+  // nginx -v prints to stderr; wrk -v prints to stdout and exits with 1.
+  const first = (text: string | undefined) => text?.split('\n')[0]?.trim() || undefined;
+  try {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+    return first(r.stdout) ?? first(r.stderr) ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measuring
+
+interface Setup {
+  readonly key: string;
+  readonly label: string;
+  readonly url: string;
+  readonly headers: readonly string[];
+  /** The process whose CPU time is charged to this setup (the proxy, or the backend when it is measured alone). */
+  readonly pid: number;
+}
+
+type Probe = { median: number; p90: number };
+type WsProbe = { median: number; p99: number };
+
+interface Run extends WrkResult {
+  /** CPU time the setup's process used per request, in µs (user + system). */
+  readonly cpuUs: number;
+}
+
+interface SetupResult {
+  readonly setup: Setup;
+  readonly runs: Run[];
+  rps: number;
+  cpuUs: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/** Servers that must stay up for the whole run: a crash under load is reported with the server's own last words. */
+function checkAlive(): void {
+  const dead = procs.list().filter((p) => p.exited() && !p.stopping);
+  if (dead.length > 0) throw new Error(dead.map((p) => `${p.name} (pid ${p.pid}) died${tailOf(p)}`).join('\n'));
+}
+
+async function load(setup: Setup, seconds: number): Promise<Run> {
+  const cpuBefore = cpuSeconds(setup.pid);
+  try {
+    const r = await runWrk(wrkPath as string, {
+      url: setup.url, seconds, connections: opts.connections, threads: 1, headers: setup.headers,
+      onStart: (stop) => { stopLoad = stop; },
+    });
+    const cpuAfter = cpuSeconds(setup.pid);
+    const cpuUs = cpuBefore !== undefined && cpuAfter !== undefined && r.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / r.requests : Number.NaN;
+    return { ...r, cpuUs };
+  } catch (err) {
+    checkAlive();
+    throw err;
+  } finally {
+    stopLoad = undefined;
+    checkAlive();
+  }
+}
+
+const wrkPath = findExecutable('wrk');
+
+const startedAt = Date.now();
+
+async function main(): Promise<number> {
+  if (!wrkPath) {
+    log('bench: wrk is not installed (apt-get install wrk). The autocannon fallback is not implemented: the figures in');
+    log('docs/performance.md are wrk numbers and a different client would not be comparable. Nothing was measured.');
+    return 1;
+  }
+  workDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
+  const nginx = findExecutable('nginx');
+  const cpuList = cpus();
+  log(`Gatehouse bench — ${new Date().toISOString()}`);
+  log(`machine: ${cpuList.length} × ${cpuList[0]?.model ?? '?'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the load generator shares these cores)`);
+  log(`node ${process.version}, ${version(wrkPath, ['-v'])}, ${nginx ? version(nginx, ['-v']) : 'nginx: not installed'}`);
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout?.trim() || '?';
+  const dirty = (spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout ?? '').trim().split('\n').filter(Boolean).length;
+  log(`gatehouse: commit ${commit}${dirty > 0 ? ` with ${dirty} uncommitted change(s) under src/` : ''}`);
+  log(`plan: wrk -t1 -c${opts.connections}, warm-up ${opts.warmup} s, then ${opts.rounds} round(s) × ${opts.duration} s per setup, setups alternating`);
+  log('');
+
+  // --- servers ---
+  const backend = nginx
+    ? await startNginx('nginx-backend', nginx, (dir, port) => writeBackendConf(dir, port))
+    : await startNodeServer('node-backend', 'node-backend.ts');
+  const backendKind = nginx ? 'nginx return 200' : 'Node http server (nginx not installed)';
+  const backendOrigin = `http://127.0.0.1:${backend.port}`;
+  const proxy = nginx ? await startNginx('nginx-proxy', nginx, (dir, port) => writeProxyConf(dir, port, backend.port)) : undefined;
+  if (!proxy) log('note: nginx is not installed: the nginx proxy_pass baseline is skipped and the backend is a Node server');
+  const forwarder = await startNodeServer('bare-forwarder', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' });
+  const dispatcher = opts.withDispatch ? await startNodeServer('bare-dispatch', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'dispatch' }) : undefined;
+  const hpm = opts.withHpm ? await startNodeServer('hpm-forwarder', 'hpm-forwarder.ts', { TARGET: backendOrigin }) : undefined;
+  const stream = await startNodeServer('stream-backend', 'stream-backend.ts');
+  // A bare dispatch forwarder (Gatehouse's technique, nothing else) in front of the SSE backend: the cost of any extra hop.
+  const sseForwarder = await startNodeServer('sse-forwarder', 'forwarder.ts', { TARGET: `http://127.0.0.1:${stream.port}`, MODE: 'dispatch' });
+  const redisUrl = await startRedisServer();
+
+  const ports = { info: await freePort(), warn: await freePort() };
+  const urls = [ports.info, ports.warn].map((p) => `http://127.0.0.1:${p}`);
+  idp = await startIdp({ gatehouseBaseUrls: urls });
+  const configPath = join(workDir, 'config.yml');
+  writeFileSync(configPath, `# generated by bench/run.ts
+allowedOrigins: []
+mappings:
+  - frontendHost: "*"
+    backend: "${backendOrigin}"
+    auth: required
+  - frontendHost: "*"
+    pathPrefix: "/stream"
+    backend: "http://127.0.0.1:${stream.port}"
+    auth: required
+`);
+  const ghEnv = (clientId: string, level: string): Record<string, string> => ({
+    NODE_ENV: 'production',
+    OIDC_ISSUER: (idp as TestIdp).issuer,
+    OIDC_CLIENT_ID: clientId,
+    OIDC_CLIENT_SECRET: (idp as TestIdp).clientSecret,
+    OIDC_PROMPT: 'consent',
+    REDIS_URL: redisUrl,
+    GATEHOUSE_CONFIG: configPath,
+    LOG_LEVEL: level,
+  });
+  const ghInfo = await startGatehouse('gatehouse-info', ports.info, ghEnv(idp.clientId, 'info'));
+  const ghWarn = await startGatehouse('gatehouse-warn', ports.warn, ghEnv(`${idp.clientId}-1`, 'warn'));
+  // A candidate tree (a copy or git worktree with a change to src/) measured beside the current one, at info.
+  const ghCandidate = opts.candidate ? await startGatehouse('gatehouse-candidate', await freePort(), ghEnv(idp.clientId, 'info'), [], opts.candidate) : undefined;
+
+  const browser = new Browser();
+  const login = await browser.login(ghInfo.url, 'alice');
+  if (login.callbackStatus !== 302) throw new Error(`login ended with ${login.callbackStatus}`);
+  const cookie = browser.cookieHeader(ghInfo.url);
+  if (!cookie) throw new Error('login set no cookie');
+  const cookieHeaders = { cookie };
+  log(`servers: backend ${backendKind} :${backend.port}${proxy ? `, nginx proxy :${proxy.port}` : ''}, bare forwarder :${forwarder.port}${dispatcher ? ` (dispatch :${dispatcher.port})` : ''}${hpm ? `, express+hpm :${hpm.port}` : ''}, stream backend :${stream.port}, redis ${redisUrl}, gatehouse :${ghInfo.port} (info) :${ghWarn.port} (warn), logged in as alice`);
+
+  const path = '/api/bench';
+  const setups: Setup[] = [
+    { key: 'backend', label: `backend direct (${nginx ? 'nginx return 200' : 'node'})`, url: `${backendOrigin}${path}`, headers: [], pid: backend.proc.pid },
+    ...(proxy ? [{ key: 'nginx-proxy', label: 'nginx proxy_pass (keep-alive)', url: `http://127.0.0.1:${proxy.port}${path}`, headers: [], pid: proxy.proc.pid }] : []),
+    { key: 'bare', label: 'bare Node forwarder (undici stream)', url: `http://127.0.0.1:${forwarder.port}${path}`, headers: [], pid: forwarder.proc.pid },
+    ...(dispatcher ? [{ key: 'bare-dispatch', label: 'bare Node forwarder (undici dispatch)', url: `http://127.0.0.1:${dispatcher.port}${path}`, headers: [], pid: dispatcher.proc.pid }] : []),
+    ...(hpm ? [{ key: 'hpm', label: 'Express 5 + http-proxy-middleware', url: `http://127.0.0.1:${hpm.port}${path}`, headers: [], pid: hpm.proc.pid }] : []),
+    { key: 'gatehouse', label: 'Gatehouse (LOG_LEVEL=info)', url: `${ghInfo.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghInfo.proc.pid },
+    { key: 'gatehouse-warn', label: 'Gatehouse (LOG_LEVEL=warn)', url: `${ghWarn.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghWarn.proc.pid },
+    ...(ghCandidate ? [{ key: 'candidate', label: 'Gatehouse candidate (--candidate, info)', url: `${ghCandidate.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghCandidate.proc.pid }] : []),
+  ];
+  for (const s of setups) {
+    const headers = Object.fromEntries(s.headers.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
+    await expectStatus(s.url, 200, headers);
+  }
+  await expectStatus(`${ghInfo.url}${path}`, 401); // the load really goes through auth: without the cookie it is refused
+  log('checked: every setup answers 200; Gatehouse answers 401 without the session cookie');
+
+  // --- throughput and latency ---
+  const results = new Map<string, SetupResult>(setups.map((s) => [s.key, { setup: s, runs: [], rps: 0, cpuUs: 0, p50: 0, p99: 0, errors: 0 }]));
+  if (opts.warmup > 0) {
+    log(`warm-up: ${opts.warmup} s each`);
+    for (const s of setups) await load(s, opts.warmup);
+  }
+  const logBytesBefore = statSync(ghInfo.proc.logPath as string).size;
+  let ghInfoRequests = 0;
+  for (let round = 0; round < opts.rounds; round++) {
+    // Rotate the order each round so no setup always runs right after the same neighbour.
+    const order = setups.map((_, i) => setups[(i + round) % setups.length] as Setup);
+    const line: string[] = [];
+    for (const s of order) {
+      const r = await load(s, opts.duration);
+      const entry = results.get(s.key) as SetupResult;
+      entry.runs.push(r);
+      if (s.key === 'gatehouse') ghInfoRequests += r.requests;
+      line.push(`${s.key} ${Math.round(r.rps)}`);
+    }
+    log(`round ${round + 1}/${opts.rounds}: ${line.join(', ')} req/s`);
+  }
+  const logBytes = statSync(ghInfo.proc.logPath as string).size - logBytesBefore;
+  for (const r of results.values()) {
+    r.rps = median(r.runs.map((x) => x.rps));
+    r.p50 = median(r.runs.map((x) => x.p50));
+    r.p99 = median(r.runs.map((x) => x.p99));
+    r.cpuUs = median(r.runs.map((x) => x.cpuUs));
+    r.errors = r.runs.reduce((n, x) => n + x.non2xx + x.socketErrors, 0);
+  }
+
+  // --- streaming probes ---
+  const ghStream = `${ghInfo.url}/api/stream`;
+  const directStream = `http://127.0.0.1:${stream.port}/stream`;
+  log(`SSE first-event delay (${opts.sseSamples} requests each, interleaved)…`);
+  const [sseDirect, sseBare, sseGh] = (await sseCompare([
+    { url: `${directStream}/sse`, headers: {} },
+    { url: `http://127.0.0.1:${sseForwarder.port}/stream/sse`, headers: {} },
+    { url: `${ghStream}/sse`, headers: cookieHeaders },
+  ], opts.sseSamples)) as [Probe, Probe, Probe];
+  log(`WebSocket echo round trip (${opts.wsMessages} messages each, interleaved)…`);
+  const wsUrl = (u: string) => u.replace(/^http/, 'ws');
+  const [wsDirect, wsGh] = (await wsCompare([
+    { url: `${wsUrl(directStream)}/ws`, headers: {} },
+    { url: `${wsUrl(ghStream)}/ws`, headers: cookieHeaders },
+  ], opts.wsMessages)) as [WsProbe, WsProbe];
+
+  // --- memory per idle WebSocket ---
+  let wsCount = opts.wsCount;
+  let wsNote = '';
+  const limit = openFileLimit();
+  // Gatehouse holds two sockets per proxied WebSocket (client and backend side); keep headroom for the rest.
+  if (limit && Number.isFinite(limit.soft) && 2 * wsCount + 256 > limit.soft) {
+    const reduced = Math.max(0, Math.floor((limit.soft - 256) / 2));
+    wsNote = `open-file limit (ulimit -n) is ${limit.soft}: ${reduced} WebSockets instead of ${wsCount} (raise it with ulimit -n ${2 * wsCount + 256})`;
+    log(`note: ${wsNote}`);
+    wsCount = reduced;
+  }
+  let memory: { count: number; beforeKb: number; afterKb: number; closedKb: number; perConnKb: number; seconds: number } | undefined;
+  if (wsCount > 0) {
+    // A fresh Gatehouse (same settings as the info instance): after the load rounds a process has megabytes of
+    // freed heap that new connections would fill without growing RSS, which understates the cost.
+    log(`memory: opening ${wsCount} idle authenticated WebSockets through a fresh Gatehouse (LOG_LEVEL=info)…`);
+    const ghMem = await startGatehouse('gatehouse-memory', await freePort(), ghEnv(idp.clientId, 'info'));
+    const memWs = `${wsUrl(ghMem.url)}/api/stream/ws`;
+    for (const ws of await openMany(memWs, cookieHeaders, 50, 50)) ws.terminate(); // warm-up: code paths loaded and compiled
+    await new Promise((r) => setTimeout(r, 1500));
+    const beforeKb = rssKb(ghMem.proc.pid) ?? Number.NaN;
+    const started = Date.now();
+    const sockets = await openMany(memWs, cookieHeaders, wsCount, 250);
+    for (const ws of sockets) openSockets.add(ws);
+    const seconds = (Date.now() - started) / 1000;
+    await new Promise((r) => setTimeout(r, 1500));
+    const afterKb = rssKb(ghMem.proc.pid) ?? Number.NaN;
+    for (const ws of sockets) ws.terminate();
+    openSockets.clear();
+    await new Promise((r) => setTimeout(r, 1500));
+    const closedKb = rssKb(ghMem.proc.pid) ?? Number.NaN;
+    await ghMem.proc.stop();
+    memory = { count: wsCount, beforeKb, afterKb, closedKb, perConnKb: (afterKb - beforeKb) / wsCount, seconds };
+  }
+
+  // --- report ---
+  const bare = results.get('bare') as SetupResult;
+  const gh = results.get('gatehouse') as SetupResult;
+  const ghWarnRes = results.get('gatehouse-warn') as SetupResult;
+  const ngx = results.get('nginx-proxy');
+  const hpmRes = results.get('hpm');
+  const dispatchRes = results.get('bare-dispatch');
+  const candRes = results.get('candidate');
+  log('');
+  log(`Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, wrk -t1 -c${opts.connections}, ${cpuList.length} cores shared by client and servers`);
+  const rows = [...results.values()].map((r) => [
+    r.setup.label,
+    Math.round(r.rps).toLocaleString('en-US'),
+    fmtMs(r.p50),
+    fmtMs(r.p99),
+    `${Math.round(Math.min(...r.runs.map((x) => x.rps)))}–${Math.round(Math.max(...r.runs.map((x) => x.rps)))}`,
+    Number.isFinite(r.cpuUs) ? `${r.cpuUs.toFixed(0)} µs` : 'n/a',
+    String(r.errors),
+  ]);
+  log(table(['setup', 'req/s', 'p50', 'p99', 'req/s range', 'CPU/req', 'errors'], rows));
+  log('CPU/req: user+system time of the setup\'s own process per request (the proxy\'s; the backend\'s for the direct row).');
+  log('');
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
+  const tput = ratio(gh.rps, bare.rps);
+  const p99 = ratio(gh.p99, bare.p99);
+  const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const ratios: Array<[string, string]> = [
+    ['Gatehouse / bare forwarder, throughput', `${tput.toFixed(2)} (target ≥ ${TARGET_THROUGHPUT.toFixed(2)}: ${verdict(tput >= TARGET_THROUGHPUT)})`],
+    ['Gatehouse / bare forwarder, p99', `${p99.toFixed(2)} (target ≤ ${TARGET_P99.toFixed(2)}: ${verdict(p99 <= TARGET_P99)})`],
+    ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
+    ['Gatehouse warn / bare forwarder, throughput', ratio(ghWarnRes.rps, bare.rps).toFixed(2)],
+    ['Gatehouse warn / info, throughput (access-log cost)', ratio(ghWarnRes.rps, gh.rps).toFixed(2)],
+    ['Gatehouse / bare forwarder, CPU per request', ratio(gh.cpuUs, bare.cpuUs).toFixed(2)],
+    ['Gatehouse warn / bare forwarder, CPU per request', ratio(ghWarnRes.cpuUs, bare.cpuUs).toFixed(2)],
+    ...(dispatchRes ? [['Gatehouse / bare dispatch forwarder, throughput', ratio(gh.rps, dispatchRes.rps).toFixed(2)] as [string, string]] : []),
+    ...(candRes ? [['candidate / bare forwarder, throughput', ratio(candRes.rps, bare.rps).toFixed(2)] as [string, string], ['candidate / bare forwarder, p99', ratio(candRes.p99, bare.p99).toFixed(2)] as [string, string], ['candidate / bare forwarder, CPU per request', ratio(candRes.cpuUs, bare.cpuUs).toFixed(2)] as [string, string]] : []),
+    ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
+  ];
+  for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
+  if (ghInfoRequests > 0) log(`access log at info: ${(logBytes / ghInfoRequests).toFixed(0)} bytes per request`);
+  log('');
+  log(`SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`);
+  log(`WebSocket echo:    direct ${fmtMs(wsDirect.median)} (p99 ${fmtMs(wsDirect.p99)}), through Gatehouse ${fmtMs(wsGh.median)} (p99 ${fmtMs(wsGh.p99)}), added ${fmtMs(wsGh.median - wsDirect.median)}`);
+  if (memory) {
+    log(`Memory (RSS):      ${(memory.beforeKb / 1024).toFixed(1)} MiB before, ${(memory.afterKb / 1024).toFixed(1)} MiB with ${memory.count} idle WebSockets (opened in ${memory.seconds.toFixed(1)} s), ${(memory.closedKb / 1024).toFixed(1)} MiB after closing them: ${memory.perConnKb.toFixed(1)} KB per connection`);
+  }
+  log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; measured in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+
+  // --- profile ---
+  const missed = !(tput >= TARGET_THROUGHPUT) || !(p99 <= TARGET_P99);
+  let profileText: string | undefined;
+  if (!flags['no-profile'] && (flags.profile || (missed && !quick))) {
+    log('');
+    log(`${missed ? 'A target was missed: ' : ''}CPU profiles over the inspector (${opts.profileSeconds} s of the same load after 1 s warm-up; the bare forwarder is the reference)…`);
+    const runs: ProfiledRun[] = [];
+    const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[]) => {
+      const setup: Setup = { key: label, label, url, headers, pid: proc.pid };
+      await load(setup, 1);
+      let requests = 0;
+      let rps = 0;
+      const text = await profileWhile(await inspectorUrl(proc.logPath as string), async () => {
+        const r = await load(setup, opts.profileSeconds);
+        requests = r.requests;
+        rps = r.rps;
+      });
+      await proc.stop();
+      writeFileSync(join(workDir as string, `profile-${label.replace(/\W+/g, '-')}.cpuprofile`), text);
+      runs.push({ label, summary: summarizeProfile(text), requests });
+      log(`  ${label}: ${Math.round(rps)} req/s while sampling`);
+    };
+    const bareProf = await startNodeServer('profile-bare', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' }, ['--inspect=127.0.0.1:0']);
+    await profileOne('bare', bareProf.proc, `http://127.0.0.1:${bareProf.port}${path}`, []);
+    for (const level of opts.profileLevels) {
+      // Never logs in (the cookie from the first instance works: same Redis, same key prefix), so the client's redirect URI does not matter.
+      const gh = await startGatehouse(`profile-gatehouse-${level}`, await freePort(), ghEnv(idp.clientId, level), ['--inspect=127.0.0.1:0']);
+      await profileOne(`gatehouse ${level}`, gh.proc, `${gh.url}${path}`, [`Cookie: ${cookie}`]);
+    }
+    profileText = formatProfiles(runs);
+    log(profileText);
+    if (flags.keep) log(`profiles (open in Chrome DevTools): ${workDir}/profile-*.cpuprofile`);
+  }
+
+  if (flags.json) {
+    writeFileSync(flags.json, JSON.stringify({
+      at: new Date().toISOString(), node: process.version, cores: cpuList.length, options: opts,
+      setups: [...results.values()].map((r) => ({ key: r.setup.key, label: r.setup.label, rps: r.rps, p50Ms: r.p50, p99Ms: r.p99, cpuUsPerRequest: r.cpuUs, errors: r.errors, runs: r.runs })),
+      ratios: Object.fromEntries(ratios), sse: { direct: sseDirect, bareForwarder: sseBare, gatehouse: sseGh }, ws: { direct: wsDirect, gatehouse: wsGh }, memory, wsNote, profile: profileText,
+    }, null, 2));
+    log(`results written to ${flags.json}`);
+  }
+  const failedSetups = [...results.values()].filter((r) => r.errors > 0);
+  for (const r of failedSetups) log(`warning: ${r.setup.label} had ${r.errors} non-2xx responses or socket errors`);
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  if (!interrupted) process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  code = 1;
+} finally {
+  if (!interrupted) await cleanup();
+}
+clearTimeout(watchdog);
+if (!interrupted) process.exit(code);
