@@ -16,6 +16,8 @@ export interface TokenRefresher {
    * `revokedJti` names its current token), exactly once per session across all replicas.
    */
   ensureFresh(id: string, session: Session, revokedJti?: string): Promise<Session>;
+  /** Whether ensureFresh would refresh this session (its token expires within the skew). */
+  isDue(session: Session): boolean;
 }
 
 const CHANNEL = 'refresh-done';
@@ -177,6 +179,7 @@ export function createTokenRefresher(deps: {
       if (!key) return;
       for (const wake of [...(waiters.get(key) ?? [])]) wake(outcome as Outcome);
     }),
+    isDue: (session) => needsRefresh(session, undefined),
     ensureFresh(id, session, revokedJti) {
       if (!needsRefresh(session, revokedJti)) return Promise.resolve(session);
       let p = inflight.get(session.key);

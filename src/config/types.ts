@@ -79,6 +79,7 @@ export interface Config {
   };
   readonly adminToken?: string;
   readonly logLevel: string;
+  readonly accessLog: 'all' | 'errors' | 'off';
   readonly configPath: string;
   /** config.yml, with ALLOWED_ORIGINS merged into allowedOrigins. */
   readonly routing: FileConfig;

@@ -17,7 +17,8 @@ export function compileSchema<T>(schema: object, options: { coerceTypes?: boolea
   const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: options.coerceTypes ?? false, strict: false });
   ajv.addFormat('http-url', (v: string) => isHttpUrl(v, true));
   ajv.addFormat('backend-url', (v: string) => isHttpUrl(v, true));
-  ajv.addFormat('base-url', (v: string) => isHttpUrl(v, false) || (isHttpUrl(v, true) && !v.endsWith('/')));
+  // No path: Gatehouse serves /auth, /api and the SPA at the root of its origin.
+  ajv.addFormat('base-url', (v: string) => isHttpUrl(v, false));
   ajv.addFormat('origin', (v: string) => isHttpUrl(v, false) && new URL(v).origin === v);
   return ajv.compile<T>(schema);
 }

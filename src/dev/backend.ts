@@ -40,7 +40,8 @@ export async function startDemoBackend(options: { port: number; host?: string })
         method: req.method,
         path: url.pathname,
         query: url.search,
-        headers: req.headers,
+        // The demo page shows this echo: the token is masked so the browser never displays it.
+        headers: { ...req.headers, ...(req.headers.authorization ? { authorization: `${req.headers.authorization.slice(0, 7)}… (${req.headers.authorization.length - 7} characters, masked by the demo backend)` } : {}) },
         bodyBytes: size,
         body: size <= 65536 ? Buffer.concat(chunks).toString('utf8') : undefined,
       }, null, 2);

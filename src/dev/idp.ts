@@ -84,6 +84,9 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     rotateRefreshToken: () => options.rotateRefreshTokens ?? true,
     cookies: { keys: ['gatehouse-dev-idp-cookie-key-not-secret'] },
     ...(options.jwks ? { jwks: options.jwks as never } : {}),
+    // oidc-provider refuses outgoing calls to special-use addresses (SSRF guard); the dev IdP's only
+    // outgoing calls are back-channel logouts to a Gatehouse on loopback, so that guard is lifted here.
+    fetch: (url: string | URL | Request, init?: RequestInit) => globalThis.fetch(url, { ...init, dispatcher: undefined } as RequestInit),
     // Dev convenience: skip the consent screen by granting what was asked (a real IdP shows it).
     async loadExistingGrant(ctx) {
       const existingId = ctx.oidc.session?.grantIdFor(ctx.oidc.client!.clientId);

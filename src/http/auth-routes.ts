@@ -3,7 +3,7 @@ import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
-import { clearCookie, readCookie, serializeCookie, type CookieAttributes } from '../session/cookie.ts';
+import { clearCookie, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
 const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
@@ -29,7 +29,7 @@ export function createAuthRoutes(deps: {
   };
   // The binding cookie must survive the top-level redirect back from the IdP, so it is Lax even when the session is Strict.
   const bindingAttrs: CookieAttributes = { secure: config.session.secure, sameSite: 'Lax' };
-  const bindingName = config.session.secure ? '__Host-gh_login' : 'gh_login';
+  const bindingName = loginBindingCookieName(config.session.secure);
   const sessionCookie = config.session.cookieName;
   const router = Router();
 

@@ -100,13 +100,12 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.getHeader('x-request-id') ?? '');
-    const status = err instanceof GatehouseError ? err.status : 500;
     const parsed = err as { status?: number; type?: string };
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
     const mapped = !(err instanceof GatehouseError) && parsed.status === 404 ? new GatehouseError('not_found')
       : !(err instanceof GatehouseError) && typeof parsed.status === 'number' && parsed.status >= 400 && parsed.status < 500 ? new GatehouseError('bad_request', { cause: err })
       : err;
-    if (status >= 500 || !(mapped instanceof GatehouseError)) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
+    if (!(mapped instanceof GatehouseError) || mapped.status >= 500) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
     else log.info({ reqId: requestId, code: mapped.code, detail: mapped.logDetail }, 'request refused');
     sendError(res, mapped, requestId);
   });

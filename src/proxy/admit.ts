@@ -20,9 +20,11 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 /**
  * The one admission policy for /api, called by the HTTP path and the WebSocket upgrade path alike:
- * host and path hygiene, routing, then the route's auth policy. Throws coded errors.
+ * host and path hygiene, routing, then the route's auth policy. Throws coded errors (synchronously,
+ * or through the returned promise). Answers synchronously when the identity is in this process's caches:
+ * the common case costs no await at all.
  */
-export async function admit(
+export function admit(
   rt: Runtime,
   identity: IdentityResolver,
   facts: IncomingFacts,
@@ -30,7 +32,7 @@ export async function admit(
   url: string,
   peer: string,
   encrypted: boolean,
-): Promise<Admission> {
+): Admission | Promise<Admission> {
   // RFC 9112 §3.2: exactly one Host; two could route on one and be served by another.
   if (facts.hostCount !== 1 || facts.host === undefined) throw new GatehouseError('invalid_host');
   if (REFUSED_METHODS.has(method)) throw new GatehouseError('method_not_allowed');
@@ -41,12 +43,16 @@ export async function admit(
   if (!host) throw new GatehouseError('invalid_host');
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
-  let principal: Principal | undefined;
-  if (route.auth !== 'none') {
-    principal = await identity.resolve(readCookie(facts.cookie, rt.config.session.cookieName), facts.authorization, route.auth);
+  const hostHeader = facts.host;
+  const finish = (principal: Principal | undefined): Admission => {
     if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized');
-  }
-  return { route, path: target.path, query: target.query, client, hostHeader: facts.host, principal };
+    return { route, path: target.path, query: target.query, client, hostHeader, principal };
+  };
+  if (route.auth === 'none') return finish(undefined);
+  const cookie = readCookie(facts.cookie, rt.config.session.cookieName);
+  const cached = identity.resolveCached(cookie, facts.authorization);
+  if (cached !== null) return finish(cached);
+  return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
 }
 
 /** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */

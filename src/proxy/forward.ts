@@ -51,6 +51,10 @@ export interface ForwardRequest {
   readonly headers: string[];
   readonly hasBody: boolean;
   readonly timeoutMs: number;
+  /** Added to the backend's response headers ([name, value, ...]). */
+  readonly responseHeaders: readonly string[];
+  /** Cookie names a backend's Set-Cookie may not touch. */
+  readonly ownCookies: readonly string[];
 }
 
 /**
@@ -99,7 +103,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardReq
       },
       onResponseStart(_c, statusCode, headers) {
         status = statusCode;
-        res.writeHead(statusCode, filterResponseHeaders(headers as Record<string, string | string[] | undefined>));
+        res.writeHead(statusCode, filterResponseHeaders(headers as Record<string, string | string[] | undefined>, f.responseHeaders, f.ownCookies));
       },
       onResponseData(c, chunk) {
         if (!res.write(chunk)) {

@@ -166,15 +166,27 @@ export function buildUpstreamHeaders(
   return out;
 }
 
-/** Response headers the client receives: the backend's, minus hop-by-hop and whatever its Connection header names. */
-export function filterResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+/**
+ * Response headers the client receives, as a flat [name, value, ...] list: the backend's, minus hop-by-hop
+ * and whatever its Connection header names, plus `extra`. A flat list goes to writeHead as it is
+ * (no per-header setHeader bookkeeping on the hot path).
+ */
+export function filterResponseHeaders(headers: Record<string, string | string[] | undefined>, extra: readonly string[] = [], ownCookies: readonly string[] = []): string[] {
+  const out: string[] = [];
   const connection = headers['connection'];
   const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()) : [];
   for (const key in headers) {
     const value = headers[key];
     if (value === undefined || RESPONSE_DROPPED.has(key) || named.includes(key)) continue;
-    out[key] = value;
+    if (key === 'set-cookie' && ownCookies.length > 0) {
+      // A backend must never set (and so plant or overwrite) Gatehouse's session or login cookie.
+      for (const v of typeof value === 'string' ? [value] : value) {
+        const name = v.slice(0, v.indexOf('=')).trim().toLowerCase();
+        if (!ownCookies.some((c) => c.toLowerCase() === name)) out.push(key, v);
+      }
+    } else if (typeof value === 'string') out.push(key, value);
+    else for (const v of value) out.push(key, v);
   }
+  for (const v of extra) out.push(v);
   return out;
 }

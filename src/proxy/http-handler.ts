@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { GatehouseError, sendError } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver } from '../auth/identity.ts';
-import { admit, upstreamCookie } from './admit.ts';
+import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { forward } from './forward.ts';
 import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
@@ -20,17 +20,19 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
   return (req, res) => {
     const started = Date.now();
     const rt = deps.runtime();
+    const accessLog = rt.config.accessLog;
     const facts = scanHeaders(req.rawHeaders);
     const reqId = requestIdFrom(facts.requestId);
-    res.setHeader('x-request-id', reqId);
     const url = req.url ?? '/';
     let logged = false;
     const done = (status: number, route: string, detail?: string) => {
       if (logged) return;
       logged = true;
+      if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
       log.info({ reqId, method: req.method, path: url.split('?', 1)[0], route, status, ms: Date.now() - started, ...(detail ? { detail } : {}) }, 'proxy');
     };
     const fail = (err: unknown, route: string) => {
+      if (!res.headersSent) res.setHeader('x-request-id', reqId);
       const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
       if (known.status >= 500) log.error({ reqId, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, reqId);
@@ -41,27 +43,31 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       res.setHeader('connection', 'close');
       return fail(new GatehouseError('bad_request', { logDetail: 'ambiguous Transfer-Encoding' }), '-');
     }
-    admit(rt, identity, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
-      (a) => {
-        const headers = buildUpstreamHeaders(
-          facts,
-          a.route,
-          a.principal,
-          a.client,
-          a.hostHeader,
-          reqId,
-          upstreamCookie(rt, facts.cookie),
-          log,
-        );
-        forward(
-          req,
-          res,
-          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, timeoutMs: a.route.timeoutMs },
-          (err) => fail(err, a.route.name),
-          (status) => done(status, a.route.name),
-        );
-      },
-      (err: unknown) => fail(err, '-'),
-    );
+    const proceed = (a: Admission) => {
+      const headers = buildUpstreamHeaders(facts, a.route, a.principal, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log);
+      forward(
+        req,
+        res,
+        { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
+        (err) => fail(err, a.route.name),
+        (status) => done(status, a.route.name),
+      );
+    };
+    let admitted: Admission | Promise<Admission>;
+    try {
+      admitted = admit(rt, identity, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+    } catch (err) {
+      fail(err, '-');
+      return;
+    }
+    const proceedSafely = (a: Admission) => {
+      try {
+        proceed(a);
+      } catch (err) {
+        fail(err, a.route.name);
+      }
+    };
+    if (admitted instanceof Promise) admitted.then(proceedSafely, (err: unknown) => fail(err, '-'));
+    else proceedSafely(admitted);
   };
 }

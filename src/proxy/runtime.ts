@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.ts';
+import { loginBindingCookieName } from '../session/cookie.ts';
 import { compileOriginPolicy, type OriginPolicy } from '../policy/origin.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from '../policy/trust-proxy.ts';
 import { createPools, type Pools } from './forward.ts';
@@ -29,7 +30,7 @@ export function createRuntime(config: Config): Runtime {
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),
     pools,
-    ownCookies: [config.session.cookieName, config.session.secure ? '__Host-gh_login' : 'gh_login'],
+    ownCookies: [config.session.cookieName, loginBindingCookieName(config.session.secure)],
     close: () => pools.close(),
   };
 }

@@ -63,13 +63,10 @@ export function createWsRegistry(): WsRegistry {
  * headers are dropped and the body ends with the connection: relaying `Transfer-Encoding: chunked` over
  * decoded bytes would hand the client a response it cannot parse.
  */
-function declinedHead(res: IncomingMessage): string {
+function declinedHead(res: IncomingMessage, ownCookies: readonly string[]): string {
   let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const headers = filterResponseHeaders(res.headers);
-  for (const name in headers) {
-    const value = headers[name] as string | string[];
-    for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`;
-  }
+  const headers = filterResponseHeaders(res.headers, [], ownCookies);
+  for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${out}connection: close\r\n\r\n`;
 }
 
@@ -106,7 +103,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
     if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
-    admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true).then(
+    Promise.resolve().then(() => admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true)).then(
       (a) => {
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
@@ -137,7 +134,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
         });
         upstream.on('response', (res) => {
           // The backend declined the upgrade: relay its answer, then close.
-          socket.write(declinedHead(res));
+          socket.write(declinedHead(res, rt.ownCookies));
           res.on('error', () => socket.destroy());
           res.pipe(socket);
         });

@@ -20,6 +20,11 @@ export interface Blocklist {
   /** The user's not-before time (ms), or 0. */
   userNotBefore(sub: string): Promise<number>;
   onRevoke(listener: (r: Revocation) => void): void;
+  /**
+   * The cached answer for a session key, jti or user, without a store call: 0 means "not revoked"
+   * (for users: no not-before), undefined means "not known here, use the async checks".
+   */
+  cached(kind: 's' | 'j' | 'u', id: string): number | undefined;
 }
 
 const CHANNEL = 'revocation';
@@ -41,6 +46,12 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
   const jtiLeewayMs = deps.jtiLeewayMs ?? 300_000;
   const cache = new Map<string, Cached>();
   const listeners: Array<(r: Revocation) => void> = [];
+
+  const cachedValue = (key: string): number | undefined => {
+    const hit = cache.get(key);
+    const epoch = store.subscriptionEpoch();
+    return hit && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge ? hit.value : undefined;
+  };
 
   const lookup = async (key: string): Promise<number> => {
     const hit = cache.get(key);
@@ -101,6 +112,7 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     isSessionRevoked: async (key) => (await lookup(`s:${key}`)) !== 0,
     isJtiRevoked: async (jti) => (await lookup(`j:${jti}`)) !== 0,
     userNotBefore: (sub) => lookup(`u:${sub}`),
+    cached: (kind, id) => cachedValue(`${kind}:${id}`),
     onRevoke(listener) {
       listeners.push(listener);
     },

@@ -36,6 +36,14 @@ export function removeCookies(header: string, names: readonly string[]): string 
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
+/**
+ * The login-binding cookie (ties a pending login to the browser that started it). Named here once:
+ * the auth routes set it and the proxy strips it from what backends see.
+ */
+export function loginBindingCookieName(secure: boolean): string {
+  return secure ? '__Host-gh_login' : 'gh_login';
+}
+
 export interface CookieAttributes {
   readonly secure: boolean;
   readonly sameSite: 'Strict' | 'Lax' | 'None';

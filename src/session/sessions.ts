@@ -72,6 +72,8 @@ export interface SessionManagerOptions {
 }
 
 interface CacheEntry {
+  /** The cookie value this entry was filled for. */
+  id: string;
   session: Session;
   raw: string;
   epoch: number;
@@ -87,6 +89,8 @@ export interface SessionManager {
    * fails (fail closed). `fresh` skips the process cache.
    */
   load(cookieValue: string | undefined, options?: { fresh?: boolean }): Promise<Session | undefined>;
+  /** The cached live session for a cookie value, synchronously; undefined means "ask load()". */
+  peek(cookieValue: string | undefined): Session | undefined;
   /**
    * Stores new tokens if the session is still at `session.version` (else returns what the store has now,
    * so a slow writer never overwrites a newer session). Undefined when the session is gone.
@@ -119,9 +123,22 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const touchIntervalMs = Math.min(60_000, Math.max(250, idleMs / 10));
   const cacheMaxAgeMs = options.cacheMaxAgeMs ?? 10_000;
   const cacheMaxEntries = options.cacheMaxEntries ?? 50_000;
+  // Keyed by the cookie value, so a hit costs no hash; cookieOf maps store keys back for invalidation.
   const cache = new Map<string, CacheEntry>();
+  const cookieOf = new Map<string, string>();
+  const forget = (key: string) => {
+    const id = cookieOf.get(key);
+    if (id === undefined) return;
+    cache.delete(id);
+    cookieOf.delete(key);
+  };
+  const entryOf = (key: string): CacheEntry | undefined => {
+    const id = cookieOf.get(key);
+    return id === undefined ? undefined : cache.get(id);
+  };
+  const usable = (hit: CacheEntry, at: number) =>
+    hit.epoch === store.subscriptionEpoch() && at - hit.cachedAt < cacheMaxAgeMs && at < hit.session.idleExpiresAt;
   const listeners: Array<(key: string, kind: InvalidationKind) => void> = [];
-  const idByKey = new WeakMap<Session, string>();
 
   const ttlFor = (record: SessionRecord, at: number) => Math.min(record.lastSeenAt + idleMs, record.expiresAt) - at;
 
@@ -144,17 +161,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const epoch = store.subscriptionEpoch();
     if (epoch === 0) return;
     if (cache.size >= cacheMaxEntries) {
-      const oldest = cache.keys().next().value;
-      if (oldest !== undefined) cache.delete(oldest);
+      const oldest = cache.values().next().value;
+      if (oldest !== undefined) forget(oldest.session.key);
     }
-    idByKey.set(session, id);
-    cache.set(session.key, { session, raw, epoch, cachedAt: now(), touching: false });
+    forget(session.key);
+    cache.set(id, { id, session, raw, epoch, cachedAt: now(), touching: false });
+    cookieOf.set(session.key, id);
   };
 
   const invalidateLocal = (message: string) => {
     const kind: InvalidationKind = message.startsWith('u:') ? 'updated' : 'destroyed';
     const key = message.slice(2);
-    cache.delete(key);
+    forget(key);
     for (const l of listeners) {
       try {
         l(key, kind);
@@ -202,17 +220,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     },
 
     async load(cookieValue, loadOptions) {
+      if (cookieValue === undefined) return undefined;
+      const at = now();
+      const hit = loadOptions?.fresh ? undefined : cache.get(cookieValue);
+      if (hit) {
+        if (usable(hit, at)) return hit.session;
+        forget(hit.session.key);
+      }
       if (!isWellFormedId(cookieValue)) return undefined;
       const key = storeKeyOf(cookieValue);
-      const at = now();
-      const hit = loadOptions?.fresh ? undefined : cache.get(key);
-      if (hit) {
-        const epoch = store.subscriptionEpoch();
-        if (hit.epoch === epoch && at - hit.cachedAt < cacheMaxAgeMs && at < hit.session.idleExpiresAt && idByKey.get(hit.session) === cookieValue) {
-          return hit.session;
-        }
-        cache.delete(key);
-      }
       let raw: string | null;
       try {
         raw = await store.get(sessionKey(key));
@@ -238,10 +254,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return session;
     },
 
+    peek(cookieValue) {
+      if (cookieValue === undefined) return undefined;
+      const hit = cache.get(cookieValue);
+      return hit && usable(hit, now()) ? hit.session : undefined;
+    },
+
     touch(session) {
       const at = now();
       if (at - session.lastSeenAt < touchIntervalMs) return;
-      const entry = cache.get(session.key);
+      const entry = entryOf(session.key);
       if (entry?.touching) return;
       if (entry) entry.touching = true;
       void (async () => {
@@ -251,16 +273,14 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         const next: SessionRecord = { ...record, lastSeenAt: at };
         const nextRaw = JSON.stringify(next);
         const ok = await store.compareAndSet(sessionKey(session.key), raw, nextRaw, ttlFor(next, at));
-        const current = cache.get(session.key);
+        const current = entryOf(session.key);
         if (ok && current === entry && entry) {
           const updated = toSession(session.key, next, session.tokens);
-          const id = idByKey.get(entry.session);
-          if (id) idByKey.set(updated, id);
           entry.session = updated;
           entry.raw = nextRaw;
         } else {
           // Someone else rewrote it (refresh, another replica's touch): read it afresh next time.
-          cache.delete(session.key);
+          forget(session.key);
         }
       })()
         .catch((err: unknown) => log.warn({ err, session: session.key }, 'session touch failed'))
@@ -299,7 +319,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
           throw storeFailure(err);
         }
         if (!ok) continue;
-        cache.delete(session.key);
+        forget(session.key);
         const updated = toSession(session.key, next, tokens);
         remember(updated, nextRaw, id);
         await store.publish(INVALIDATE_CHANNEL, `u:${session.key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));

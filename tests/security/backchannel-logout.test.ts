@@ -82,10 +82,8 @@ describe('back-channel logout', () => {
     return base as JWTPayload;
   };
 
-  // Skipped until src/dev/idp.ts lets the dev IdP call loopback back-channel URIs: oidc-provider's SSRF guard
-  // refuses 127.0.0.1 (backchannel.error "hostname resolves to a special-use IP address"). With the provider option
-  // `fetch: (url, init) => fetch(url, { ...init, dispatcher: undefined })` in the dev IdP this test passes as written.
-  it.skip('a real RP-initiated logout at the IdP reaches A and ends the session on both replicas, closing its WebSocket on B', async () => {
+  // The IdP itself sends the logout token: the dev IdP lifts oidc-provider's SSRF guard so it can reach loopback.
+  it('a real RP-initiated logout at the IdP reaches A and ends the session on both replicas, closing its WebSocket on B', async () => {
     const { browser, cookie, stored } = await login('bella');
     expect(await apiStatus(b, cookie.header)).toBe(200);
     const socket = await openWs(`${b.url}/api/ws/bcl`, cookie.header);
