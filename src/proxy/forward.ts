@@ -59,9 +59,9 @@ export interface ForwardRequest {
 
 /**
  * Streams the request to the backend and the response back, with backpressure both ways and nothing
- * buffered whole. Resolves when the exchange is over; `onError` is told of failures before the response started.
- * Uses undici's raw dispatch handler: no intermediate Readable, which is where most per-request cost of
- * `request()`/`stream()` goes (docs/performance.md).
+ * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over.
+ * Uses undici's raw dispatch handler: no intermediate stream, and the controller (pause, resume, abort) in
+ * hand; measured at the same CPU as `pool.stream()` or up to a third less (docs/performance.md).
  */
 export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void): void {
   let controller: Dispatcher.DispatchController | undefined;
