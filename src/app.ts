@@ -91,12 +91,18 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const readiness = createReadiness({ store, idpReady: oidc.isReady });
   const runtime = createRuntime(config);
   const websockets = createWsRegistry();
+  // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
+  blocklist.onRevoke((r) => {
+    if (r.kind === 'session') websockets.closeSession(r.key, 1008, 'session revoked');
+    else if (r.kind === 'jti') websockets.closeWhere((c) => c.tokenJti === r.jti, 1008, 'token revoked');
+    else websockets.closeWhere((c) => c.sub === r.sub && (c.issuedAt ?? 0) < r.notBefore, 1008, 'user revoked');
+  });
   sessions.onInvalidate((key, kind) => {
     if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
   });
 
   const proxy = createHttpProxy({ runtime: () => runtime, identity, log });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, log, registry: websockets });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, log, registry: websockets, now });
   const express = createExpressApp({
     config, log, login, sessions, readiness, backchannelLogout,
     ...(config.adminToken
@@ -109,7 +115,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   const server = createServer(
-    { headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384 },
+    // requireHostHeader off: a request without Host gets Gatehouse's JSON invalid_host instead of Node's bare 400.
+    { headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384, requireHostHeader: false },
     (req: IncomingMessage, res: ServerResponse) => {
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);

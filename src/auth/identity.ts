@@ -13,6 +13,10 @@ export interface Principal {
   readonly sessionKey?: string;
   /** When this identity stops being valid (session absolute end, or token exp), in ms. */
   readonly expiresAt: number;
+  /** jti of the relayed access token, when it has one (revoking it ends WebSockets opened with it). */
+  readonly tokenJti?: string;
+  /** When the identity was established (session creation, or the token's iat), in ms: user revocations cut before it. */
+  readonly issuedAt: number;
 }
 
 export interface IdentityResolver {
@@ -38,7 +42,10 @@ export function createIdentityResolver(deps: {
 }): IdentityResolver {
   const { sessions, refresher, blocklist, bearer } = deps;
   const toPrincipal = (session: Session): Principal =>
-    ({ kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.key, expiresAt: session.expiresAt });
+    ({
+      kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.key,
+      expiresAt: session.expiresAt, issuedAt: session.createdAt, ...(session.accessTokenJti ? { tokenJti: session.accessTokenJti } : {}),
+    });
 
   return {
     resolveCached(cookieValue, authorization) {
@@ -72,7 +79,11 @@ export function createIdentityResolver(deps: {
       if (bearer && authorization !== undefined && /^bearer /i.test(authorization)) {
         try {
           const p = await bearer.verify(authorization.slice(7).trim());
-          return { kind: 'bearer', claims: p.claims, accessToken: p.token, expiresAt: p.expiresAt };
+          const { jti, iat } = p.claims;
+          return {
+            kind: 'bearer', claims: p.claims, accessToken: p.token, expiresAt: p.expiresAt,
+            issuedAt: typeof iat === 'number' ? iat * 1000 : 0, ...(typeof jti === 'string' ? { tokenJti: jti } : {}),
+          };
         } catch (err) {
           if (policy === 'required' || !(err instanceof GatehouseError) || err.code !== 'unauthorized') throw err;
         }

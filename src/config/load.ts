@@ -245,6 +245,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     ...(e.ADMIN_TOKEN ? { adminToken: e.ADMIN_TOKEN as string } : {}),
     logLevel: (e.LOG_LEVEL as string | undefined) ?? 'info',
     accessLog: (e.ACCESS_LOG ?? 'all') as Config['accessLog'],
+    websocketMaxPerIdentity: (e.WS_MAX_PER_IDENTITY as number | undefined) ?? 100,
     configPath,
     routing: { ...file, allowedOrigins: [...new Set([...file.allowedOrigins, ...extraOrigins])] },
   };

@@ -80,6 +80,7 @@ export interface Config {
   readonly adminToken?: string;
   readonly logLevel: string;
   readonly accessLog: 'all' | 'errors' | 'off';
+  readonly websocketMaxPerIdentity: number;
   readonly configPath: string;
   /** config.yml, with ALLOWED_ORIGINS merged into allowedOrigins. */
   readonly routing: FileConfig;

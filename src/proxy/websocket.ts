@@ -13,6 +13,10 @@ import { closeFrame, createFrameTracker } from './ws-frames.ts';
 /** A live proxied WebSocket; close() ends it with a close frame at the next frame boundary. */
 export interface WsConnection {
   readonly sessionKey: string | undefined;
+  /** The identity it was opened with (absent on anonymous mappings). */
+  readonly sub?: string;
+  readonly tokenJti?: string;
+  readonly issuedAt?: number;
   close(code: number, reason: string): void;
 }
 
@@ -20,6 +24,11 @@ export interface WsRegistry {
   add(conn: WsConnection): void;
   remove(conn: WsConnection): void;
   closeSession(key: string, code: number, reason: string): number;
+  /** Closes every connection `match` selects (token or user revocations); returns how many. */
+  closeWhere(match: (conn: WsConnection) => boolean, code: number, reason: string): number;
+  /** Counts one more connection for `owner` unless it already holds `max`; release() gives it back. */
+  tryReserve(owner: string, max: number): boolean;
+  release(owner: string): void;
   closeAll(code: number, reason: string): void;
   size(): number;
 }
@@ -27,7 +36,28 @@ export interface WsRegistry {
 export function createWsRegistry(): WsRegistry {
   const all = new Set<WsConnection>();
   const bySession = new Map<string, Set<WsConnection>>();
+  const reserved = new Map<string, number>();
   return {
+    closeWhere(match, code, reason) {
+      let n = 0;
+      for (const c of [...all]) {
+        if (!match(c)) continue;
+        c.close(code, reason);
+        n++;
+      }
+      return n;
+    },
+    tryReserve(owner, max) {
+      const held = reserved.get(owner) ?? 0;
+      if (held >= max) return false;
+      reserved.set(owner, held + 1);
+      return true;
+    },
+    release(owner) {
+      const held = (reserved.get(owner) ?? 1) - 1;
+      if (held <= 0) reserved.delete(owner);
+      else reserved.set(owner, held);
+    },
     add(conn) {
       all.add(conn);
       if (conn.sessionKey) {
@@ -81,7 +111,8 @@ function statusLine(res: IncomingMessage): string {
  * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, bytes are relayed
  * unchanged (subprotocols, binary frames, ping/pong, close codes), with backpressure from socket pipes.
  */
-export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: IdentityResolver; log: Logger; registry: WsRegistry }) {
+export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: IdentityResolver; log: Logger; registry: WsRegistry; now?: () => number }) {
+  const now = deps.now ?? Date.now;
   const { identity, log, registry } = deps;
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const rt = deps.runtime();
@@ -107,6 +138,15 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
       (a) => {
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
+        // One identity cannot hold an unbounded number of sockets (OWASP WebSocket DoS): counted from admission
+        // to close, so a burst of simultaneous upgrades is counted too.
+        const owner = a.principal ? a.principal.sessionKey ?? `bearer:${String(a.principal.claims['sub'])}` : undefined;
+        if (owner !== undefined) {
+          if (!registry.tryReserve(owner, rt.config.websocketMaxPerIdentity)) {
+            throw new GatehouseError('too_many_requests', { logDetail: 'websocket limit per identity reached' });
+          }
+          socket.once('close', () => registry.release(owner));
+        }
         const headers = buildUpstreamHeaders(
           facts, a.route,
           a.principal,
@@ -150,6 +190,8 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
           let closing: { code: number; reason: string } | undefined;
           const conn: WsConnection = {
             sessionKey: a.principal?.sessionKey,
+            ...(a.principal ? { sub: String(a.principal.claims['sub']), issuedAt: a.principal.issuedAt } : {}),
+            ...(a.principal?.tokenJti ? { tokenJti: a.principal.tokenJti } : {}),
             close(code, reason) {
               if (closing) return;
               closing = { code, reason };
@@ -188,7 +230,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
           socket.on('close', cleanup);
           registry.add(conn);
           // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
-          const lifetime = a.principal ? Math.min(a.principal.expiresAt - Date.now(), 2 ** 31 - 1) : undefined;
+          const lifetime = a.principal ? Math.min(a.principal.expiresAt - now(), 2 ** 31 - 1) : undefined;
           const expiry = lifetime !== undefined ? setTimeout(() => conn.close(1008, 'session expired'), Math.max(0, lifetime)) : undefined;
           expiry?.unref();
           socket.once('close', () => clearTimeout(expiry));
