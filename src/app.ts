@@ -116,7 +116,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
 
   const server = createServer(
     // requireHostHeader off: a request without Host gets Gatehouse's JSON invalid_host instead of Node's bare 400.
-    { headersTimeout: 20_000, requestTimeout: 300_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384, requireHostHeader: false },
+    { headersTimeout: 20_000, requestTimeout: config.server.requestTimeoutMs, keepAliveTimeout: 5_000, maxHeaderSize: 16_384, requireHostHeader: false },
     (req: IncomingMessage, res: ServerResponse) => {
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);

@@ -46,6 +46,7 @@ export const ENV_SCHEMA = {
     ACCESS_LOG: { enum: ['all', 'errors', 'off'], default: 'all', description: 'Per-request log line for /api: every request, only those answered with status >= 400 (and aborted ones), or none. One line costs about 7 µs of CPU (docs/performance.md).' },
     WS_MAX_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 100000, default: 100, description: 'Open WebSockets one session (or one bearer subject) may hold; more upgrades get 429.' },
     TRUST_PROXY: { type: 'string', pattern: '^(false|[0-9]{1,2}|[0-9A-Fa-f:./, ]+)$', default: 'false', description: 'Which peers may set X-Forwarded-*: false, a hop count, or comma-separated IPs/CIDRs. Never "true".' },
+    REQUEST_TIMEOUT_SECONDS: { type: 'integer', minimum: 0, maximum: 86400, default: 300, description: 'Longest time a client may take to send a whole request (headers and body); 0: no limit. Raise it for long uploads.' },
     SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 10000, description: 'How long in-flight requests may run after SIGTERM.' },
     DEV_BACKEND_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 4070, description: 'Dev mode: port of the demo backend on 127.0.0.1 (another free port if taken).' },
   },

@@ -204,6 +204,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       origin: new URL(baseUrl).origin,
       trustProxy,
       shutdownTimeoutMs: (e.SHUTDOWN_TIMEOUT_MS as number | undefined) ?? 10000,
+      requestTimeoutMs: ((e.REQUEST_TIMEOUT_SECONDS as number | undefined) ?? 300) * 1000,
     },
     oidc: {
       issuer: issuer as string,

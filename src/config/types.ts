@@ -44,6 +44,7 @@ export interface Config {
     readonly origin: string;
     readonly trustProxy: TrustProxy;
     readonly shutdownTimeoutMs: number;
+    readonly requestTimeoutMs: number;
   };
   readonly oidc: {
     readonly issuer: string;

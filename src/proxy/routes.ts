@@ -83,7 +83,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
   file.mappings.forEach((m, i) => {
     const route = compileRoute(m, i, `mappings[${i}]`, extraStrip);
     all.push(route);
-    const host = m.frontendHost.toLowerCase();
+    const host = m.frontendHost.startsWith('[') ? canonicalIpv6(m.frontendHost) ?? m.frontendHost : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
     else if (host.startsWith('*.')) wildcard.set(host.slice(1), [...(wildcard.get(host.slice(1)) ?? []), route]);
     else exact.set(host, [...(exact.get(host) ?? []), route]);
@@ -112,6 +112,15 @@ export function compileRoutes(file: FileConfig): RouteTable {
   };
 }
 
+/** One spelling per IPv6 address ([0:0:0:0:0:0:0:1] and [::1] route alike), or undefined when it is not one. */
+function canonicalIpv6(bracketed: string): string | undefined {
+  try {
+    return new URL(`http://${bracketed}/`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Host header → lowercase host and port. IPv6 literals keep their brackets ("[::1]"); a trailing dot
  * is dropped so "app.example.com." routes like "app.example.com". Undefined when malformed.
@@ -127,6 +136,9 @@ export function parseHost(value: string, defaultPort: number): { host: string; p
     if (rest !== '' && !rest.startsWith(':')) return undefined;
     portText = rest === '' ? undefined : rest.slice(1);
     if (!/^\[[0-9A-Fa-f:.]+\]$/.test(host)) return undefined;
+    const canonical = canonicalIpv6(host);
+    if (canonical === undefined) return undefined;
+    host = canonical;
   } else {
     const colon = value.indexOf(':');
     host = colon === -1 ? value : value.slice(0, colon);

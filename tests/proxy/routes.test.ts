@@ -127,8 +127,10 @@ describe('parseHost', () => {
     ['localhost', 80, { host: 'localhost', port: 80 }],
     ['[::1]', 443, { host: '[::1]', port: 443 }],
     ['[::1]:8080', 443, { host: '[::1]', port: 8080 }],
+    ['[0:0:0:0:0:0:0:1]:8080', 443, { host: '[::1]', port: 8080 }],
+    ['[2001:DB8::0:1]', 443, { host: '[2001:db8::1]', port: 443 }],
     ['[2001:DB8::1]:1', 443, { host: '[2001:db8::1]', port: 1 }],
-    ['[::ffff:127.0.0.1]', 80, { host: '[::ffff:127.0.0.1]', port: 80 }],
+    ['[::ffff:127.0.0.1]', 80, { host: '[::ffff:7f00:1]', port: 80 }],
     ['a:65535', 80, { host: 'a', port: 65535 }],
   ])('%s (default %d)', (value, defaultPort, expected) => {
     expect(parseHost(value, defaultPort)).toEqual(expected);
