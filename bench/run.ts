@@ -481,7 +481,8 @@ mappings:
     // A fresh Gatehouse (same settings as the info instance): after the load rounds a process has megabytes of
     // freed heap that new connections would fill without growing RSS, which understates the cost.
     log(`memory: opening ${wsCount} idle authenticated WebSockets through a fresh Gatehouse (LOG_LEVEL=info)…`);
-    const ghMem = await startGatehouse('gatehouse-memory', await freePort(), ghEnv(idp.clientId, 'info'));
+    // One logged-in session opens them all, so the per-identity WebSocket limit (default 100) is lifted here.
+    const ghMem = await startGatehouse('gatehouse-memory', await freePort(), { ...ghEnv(idp.clientId, 'info'), WS_MAX_PER_IDENTITY: String(wsCount + 100) });
     const memWs = `${wsUrl(ghMem.url)}/api/stream/ws`;
     for (const ws of await openMany(memWs, cookieHeaders, 50, 50)) ws.terminate(); // warm-up: code paths loaded and compiled
     await new Promise((r) => setTimeout(r, 1500));
