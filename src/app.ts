@@ -147,10 +147,14 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     close() {
       closing ??= (async () => {
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+        // closeIdleConnections() only closes what is idle now; keep-alive connections whose last response
+        // finishes during the drain would otherwise stay open until the client drops them.
         server.closeIdleConnections();
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         websockets.closeAll(1001, 'server shutting down');
         const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
         await Promise.race([drained, deadline]);
+        clearInterval(sweep);
         server.closeAllConnections();
         oidc.close();
         await runtime.close();
