@@ -1,11 +1,12 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
-import { header, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { header, type TestBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startReplicas, type Replicas } from '../helpers/replicas.ts';
 import {
   jsonOf, makeSigningKey, nowSeconds, openWs, readSession, redisClient, sessionCookieOf, signJwt, sleep, storeKeyOf, waitUntil,
   type OpenWs, type SigningKey,
@@ -23,8 +24,8 @@ const SLA_MS = 1000;
 describe('revocation across replicas', () => {
   const redisUrl = inject('redisUrl');
   let redis: Redis;
+  let stage: Replicas;
   let backend: TestBackend;
-  let wsBackend: TestWsBackend;
   let idp: TestIdp;
   let a: TestGatehouse;
   let b: TestGatehouse;
@@ -33,18 +34,11 @@ describe('revocation across replicas', () => {
   beforeAll(async () => {
     redis = redisClient(redisUrl);
     rsa = await makeSigningKey('RS256');
-    backend = await startBackend();
-    wsBackend = await startWsBackend();
-    const pa = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [pa.url], jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk] } });
-    const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
-    const env = { REDIS_KEY_PREFIX: `xr${randomBytes(3).toString('hex')}:`, ADMIN_TOKEN, API_AUDIENCE, TOKEN_REFRESH_SKEW_SECONDS: '0' };
-    a = await startGatehouse({ idp, redisUrl, port: pa.port, yaml, env });
-    b = await startGatehouse({ idp, redisUrl, yaml, env });
+    stage = await startReplicas({ redisUrl, idp: { jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk] } }, env: { ADMIN_TOKEN, API_AUDIENCE, TOKEN_REFRESH_SKEW_SECONDS: '0' } });
+    ({ backend, idp, a, b } = stage);
   });
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await Promise.all([idp?.close(), backend?.close(), wsBackend?.close()]);
+    await stage?.close();
     redis?.disconnect();
   });
 

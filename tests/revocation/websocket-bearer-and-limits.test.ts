@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { sendRaw } from '../helpers/backends.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startReplicas, type Replicas } from '../helpers/replicas.ts';
 import { makeSigningKey, nowSeconds, openWs, signJwt, upgradeStatus, type SigningKey } from '../helpers/token-kit.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
@@ -13,25 +14,23 @@ const ADMIN_TOKEN = 'admin-token-for-tests-0123456789abcdef';
  * user is revoked, on every replica; one identity holds at most WS_MAX_PER_IDENTITY sockets.
  */
 describe('WebSockets of bearer clients: revocation and the per-identity limit', () => {
+  let stage: Replicas;
   let idp: TestIdp;
-  let wsBackend: TestWsBackend;
   let a: TestGatehouse;
   let b: TestGatehouse;
   let rsa: SigningKey;
 
   beforeAll(async () => {
     rsa = await makeSigningKey('RS256');
-    wsBackend = await startWsBackend();
-    const pa = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [pa.url], jwks: { keys: [rsa.privateJwk] } });
-    const yaml = `mappings:\n  - frontendHost: "*"\n    backend: "${wsBackend.url}"\n`;
-    const env = { API_AUDIENCE, ADMIN_TOKEN, WS_MAX_PER_IDENTITY: '2', REDIS_KEY_PREFIX: `wsb${randomUUID().slice(0, 6)}:` };
-    a = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port: pa.port, yaml, env });
-    b = await startGatehouse({ idp, redisUrl: inject('redisUrl'), yaml, env });
+    stage = await startReplicas({
+      redisUrl: inject('redisUrl'),
+      idp: { jwks: { keys: [rsa.privateJwk] } },
+      env: { API_AUDIENCE, ADMIN_TOKEN, WS_MAX_PER_IDENTITY: '2' },
+    });
+    ({ idp, a, b } = stage);
   });
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await Promise.all([idp?.close(), wsBackend?.close()]);
+    await stage?.close();
   });
 
   const token = (sub: string) => {
@@ -42,8 +41,8 @@ describe('WebSockets of bearer clients: revocation and the per-identity limit', 
   it('closes a bearer WebSocket held on B with 1008 within 1 s of a user revocation on A', async () => {
     const auth = { authorization: `Bearer ${await token('svc-stream')}` };
     const other = { authorization: `Bearer ${await token('svc-other')}` };
-    const held = await openWs(`${b.url}/api/stream`, undefined, auth);
-    const bystander = await openWs(`${b.url}/api/stream`, undefined, other);
+    const held = await openWs(`${b.url}/api/ws/stream`, undefined, auth);
+    const bystander = await openWs(`${b.url}/api/ws/stream`, undefined, other);
     const res = await fetch(`${a.url}/admin/users/svc-stream/revoke`, { method: 'POST', headers: { 'x-admin-token': ADMIN_TOKEN } });
     expect(res.status).toBe(200);
     const revokedAt = Date.now();
@@ -51,20 +50,20 @@ describe('WebSockets of bearer clients: revocation and the per-identity limit', 
     expect(closed.code).toBe(1008);
     expect(closed.at - revokedAt).toBeLessThan(1000);
     // The token, issued before the revocation, cannot open a new one either; another user is untouched.
-    expect(await upgradeStatus(`${b.url}/api/stream`, undefined, auth)).toBe(401);
+    expect(await upgradeStatus(`${b.url}/api/ws/stream`, undefined, auth)).toBe(401);
     expect(bystander.ws.readyState).toBe(bystander.ws.OPEN);
     bystander.ws.close(1000);
   });
 
   it('refuses a third WebSocket of one identity with 429 and accepts one again after a close', async () => {
     const auth = { authorization: `Bearer ${await token('svc-busy')}` };
-    const first = await openWs(`${a.url}/api/one`, undefined, auth);
-    const second = await openWs(`${a.url}/api/two`, undefined, auth);
-    expect(await upgradeStatus(`${a.url}/api/three`, undefined, auth)).toBe(429);
+    const first = await openWs(`${a.url}/api/ws/one`, undefined, auth);
+    const second = await openWs(`${a.url}/api/ws/two`, undefined, auth);
+    expect(await upgradeStatus(`${a.url}/api/ws/three`, undefined, auth)).toBe(429);
     first.ws.close(1000);
     await first.closed;
     await new Promise((r) => setTimeout(r, 50));
-    const again = await openWs(`${a.url}/api/again`, undefined, auth);
+    const again = await openWs(`${a.url}/api/ws/again`, undefined, auth);
     again.ws.close(1000);
     second.ws.close(1000);
     await Promise.all([again.closed, second.closed]);

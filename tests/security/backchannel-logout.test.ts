@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { exportSPKI, SignJWT, type JWTPayload } from 'jose';
-import { startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startReplicas, type Replicas } from '../helpers/replicas.ts';
 import {
   idpMetadata, jsonOf, makeSigningKey, nowSeconds, openWs, readSession, redisClient, sessionCookieOf, signJwt, unsignedJwt,
   waitUntil, type SigningKey,
@@ -21,8 +21,7 @@ const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 describe('back-channel logout', () => {
   const redisUrl = inject('redisUrl');
   let redis: Redis;
-  let backend: TestBackend;
-  let wsBackend: TestWsBackend;
+  let stage: Replicas;
   let idp: TestIdp;
   let a: TestGatehouse;
   let b: TestGatehouse;
@@ -33,18 +32,11 @@ describe('back-channel logout', () => {
   beforeAll(async () => {
     redis = redisClient(redisUrl);
     [rsa, ec, stranger] = await Promise.all([makeSigningKey('RS256'), makeSigningKey('ES256'), makeSigningKey('RS256')]);
-    backend = await startBackend();
-    wsBackend = await startWsBackend();
-    const pa = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [pa.url], backchannelLogoutPath: '/auth/backchannel-logout', jwks: { keys: [rsa.privateJwk, ec.privateJwk] } });
-    const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
-    const env = { REDIS_KEY_PREFIX: `bcl${randomUUID().slice(0, 6)}:`, TOKEN_REFRESH_SKEW_SECONDS: '0' };
-    a = await startGatehouse({ idp, redisUrl, port: pa.port, yaml, env });
-    b = await startGatehouse({ idp, redisUrl, yaml, env });
+    stage = await startReplicas({ redisUrl, idp: { backchannelLogoutPath: '/auth/backchannel-logout', jwks: { keys: [rsa.privateJwk, ec.privateJwk] } }, env: { TOKEN_REFRESH_SKEW_SECONDS: '0' } });
+    ({ idp, a, b } = stage);
   });
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await Promise.all([idp?.close(), backend?.close(), wsBackend?.close()]);
+    await stage?.close();
     redis?.disconnect();
   });
 
