@@ -176,6 +176,7 @@ export function createLoginFlow(deps: {
       const claims = pickClaims(idClaims, userinfo);
       const at = now();
       const accessTokenExpiresAt = accessTokenExpiry(tokens.expiresIn(), tokens.access_token, at);
+      const accessTokenJti = peekJwtClaims(tokens.access_token)?.jti;
       if (isWellFormedId(previousSessionCookie)) {
         // Fixation defence: whatever session the browser had before is destroyed, and a new id is issued.
         const previous = await sessions.load(previousSessionCookie).catch(() => undefined);
@@ -190,7 +191,7 @@ export function createLoginFlow(deps: {
           ...(tokens.id_token ? { idToken: tokens.id_token } : {}),
         },
         ...(accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt } : {}),
-        ...(peekJwtClaims(tokens.access_token)?.jti ? { accessTokenJti: peekJwtClaims(tokens.access_token)?.jti as string } : {}),
+        ...(accessTokenJti ? { accessTokenJti } : {}),
       });
       log.info({ session: created.session.key, sub: claims.sub }, 'login completed');
       return { id: created.id, session: created.session, next: tx.next };

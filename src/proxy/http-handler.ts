@@ -44,14 +44,18 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       return fail(new GatehouseError('bad_request', { logDetail: 'ambiguous Transfer-Encoding' }), '-');
     }
     const proceed = (a: Admission) => {
-      const headers = buildUpstreamHeaders(facts, a.route, a.principal, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log);
-      forward(
-        req,
-        res,
-        { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
-        (err) => fail(err, a.route.name),
-        (status) => done(status, a.route.name),
-      );
+      try {
+        const headers = buildUpstreamHeaders(facts, a.route, a.principal, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log);
+        forward(
+          req,
+          res,
+          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
+          (err) => fail(err, a.route.name),
+          (status) => done(status, a.route.name),
+        );
+      } catch (err) {
+        fail(err, a.route.name);
+      }
     };
     let admitted: Admission | Promise<Admission>;
     try {
@@ -60,14 +64,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       fail(err, '-');
       return;
     }
-    const proceedSafely = (a: Admission) => {
-      try {
-        proceed(a);
-      } catch (err) {
-        fail(err, a.route.name);
-      }
-    };
-    if (admitted instanceof Promise) admitted.then(proceedSafely, (err: unknown) => fail(err, '-'));
-    else proceedSafely(admitted);
+    if (admitted instanceof Promise) admitted.then(proceed, (err: unknown) => fail(err, '-'));
+    else proceed(admitted);
   };
 }

@@ -319,7 +319,6 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
           throw storeFailure(err);
         }
         if (!ok) continue;
-        forget(session.key);
         const updated = toSession(session.key, next, tokens);
         remember(updated, nextRaw, id);
         await store.publish(INVALIDATE_CHANNEL, `u:${session.key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
