@@ -100,9 +100,14 @@ function declinedHead(res: IncomingMessage, ownCookies: readonly string[]): stri
   return `${out}connection: close\r\n\r\n`;
 }
 
-function statusLine(res: IncomingMessage): string {
+/** The backend's 101 as it is (Upgrade and Connection must pass here), minus any Set-Cookie for Gatehouse's own cookies. */
+function statusLine(res: IncomingMessage, ownCookies: readonly string[]): string {
   let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  for (let i = 0; i < res.rawHeaders.length; i += 2) out += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+  const own = filterResponseHeaders({ 'set-cookie': res.headers['set-cookie'] }, [], ownCookies);
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    if ((res.rawHeaders[i] as string).toLowerCase() === 'set-cookie' && !own.includes(res.rawHeaders[i + 1] as string)) continue;
+    out += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+  }
   return `${out}\r\n`;
 }
 
@@ -185,7 +190,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
             backendSocket.destroy();
             return;
           }
-          socket.write(statusLine(res));
+          socket.write(statusLine(res, rt.ownCookies));
           const tracker = createFrameTracker();
           let closing: { code: number; reason: string } | undefined;
           const conn: WsConnection = {

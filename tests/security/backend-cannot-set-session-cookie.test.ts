@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 
@@ -17,6 +18,9 @@ describe('backend Set-Cookie for Gatehouse cookie names is dropped', () => {
       ]);
       res.end('ok');
     });
+    // The WebSocket handshake (101) carries headers too.
+    const wss = new WebSocketServer({ server: backend });
+    wss.on('headers', (headers) => headers.push('Set-Cookie: __Host-gh_session=planted-on-upgrade; Path=/; Secure', 'Set-Cookie: app=ws; Path=/'));
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     gh = await startGatehouse({
@@ -33,5 +37,15 @@ describe('backend Set-Cookie for Gatehouse cookie names is dropped', () => {
     const res = await fetch(`${gh.url}/api/x`);
     expect(res.status).toBe(200);
     expect(res.headers.getSetCookie()).toEqual(['app=1; Path=/']);
+  });
+
+  it('filters the same cookies from a WebSocket handshake', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${gh.port}/api/ws`);
+    const cookies = await new Promise<string[]>((resolve, reject) => {
+      ws.once('upgrade', (res) => resolve(([] as string[]).concat(res.headers['set-cookie'] ?? [])));
+      ws.once('error', reject);
+    });
+    ws.close();
+    expect(cookies).toEqual(['app=ws; Path=/']);
   });
 });
