@@ -11,6 +11,7 @@ import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -101,7 +102,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
   });
 
-  const proxy = createHttpProxy({ runtime: () => runtime, identity, log });
+  const proxy = createHttpProxy({ runtime: () => runtime, identity, log, access: createAccessLog(log) });
   const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, log, registry: websockets, now });
   const express = createExpressApp({
     config, log, login, sessions, readiness, backchannelLogout,

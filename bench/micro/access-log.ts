@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createAccessLog, type AccessEntry } from '../../src/observability/access-log.ts';
+import { batchLines, createLogger } from '../../src/observability/logger.ts';
 
 const N = Number(process.env['LINES'] ?? 100_000);
 // Lines written per event-loop turn: under load a turn handles a few responses, not thousands.
@@ -52,17 +53,21 @@ async function emptyLoop(): Promise<number> {
 }
 
 const base = { level: 'info', base: { service: 'gatehouse' } } as const;
+/** A logger whose info() writes the access line through createAccessLog, as the proxy does. */
+function viaAccessLog(log: Logger): Logger {
+  const access = createAccessLog(log);
+  return { info: (o: AccessEntry) => access(o), flush: (cb?: (err?: Error) => void) => log.flush(cb) } as unknown as Logger;
+}
 try {
-  await measure('Gatehouse createLogger (redact, isoTime, async dest)', (f) => createLogger({ level: 'info', destination: pino.destination({ dest: f, sync: false }) }));
-  await measure('pino, redact 10 top-level paths (no wildcard), isoTime', (f) => pino({
-    ...base, timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['authorization', 'cookie', 'set-cookie', 'password', 'secret', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret'], censor: '[redacted]' },
-  }, pino.destination({ dest: f, sync: false })));
-  await measure('pino, no redact, isoTime, async dest', (f) => pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: f, sync: false })));
-  await measure('pino, no redact, epoch time, async dest', (f) => pino(base, pino.destination({ dest: f, sync: false })));
-  await measure('pino, no redact, epoch time, async dest minLength 4096', (f) => pino(base, pino.destination({ dest: f, sync: false, minLength: 4096 })));
-  await measure('Gatehouse createLogger, dest minLength 4096', (f) => createLogger({ level: 'info', destination: pino.destination({ dest: f, sync: false, minLength: 4096 }) }));
-  await measure('level warn (the info call is a no-op)', (f) => createLogger({ level: 'warn', destination: pino.destination({ dest: f, sync: false }) }));
+  await measure('Gatehouse access line (createAccessLog, batched dest)', (f) => viaAccessLog(createLogger({ level: 'info', destination: batchLines(pino.destination({ dest: f, sync: false })) })));
+  await measure('Gatehouse logger log.info (batched dest)', (f) => createLogger({ level: 'info', destination: batchLines(pino.destination({ dest: f, sync: false })) }));
+  await measure('pino, redact, isoTime, sonic-boom minLength 8192 (before)', (f) => pino({
+    ...base, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: ['authorization', 'cookie', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret'], censor: '[redacted]' },
+  }, pino.destination({ dest: f, sync: false, minLength: 8192 })));
+  await measure('pino, no redact, isoTime, batched dest', (f) => pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, batchLines(pino.destination({ dest: f, sync: false }))));
+  await measure('pino, no redact, epoch time, batched dest', (f) => pino(base, batchLines(pino.destination({ dest: f, sync: false }))));
+  await measure('pino, no redact, epoch time, sonic-boom per line', (f) => pino(base, pino.destination({ dest: f, sync: false })));
+  await measure('level warn (the info call is a no-op)', (f) => createLogger({ level: 'warn', destination: batchLines(pino.destination({ dest: f, sync: false })) }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,22 +1,25 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, sendError } from '../errors.ts';
+import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { forward } from './forward.ts';
-import { buildUpstreamHeaders, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime;
   readonly identity: IdentityResolver;
   readonly log: Logger;
+  readonly access: AccessLog;
 }
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
 export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { identity, log } = deps;
+  const { identity, log, access } = deps;
+  const identityLines = createIdentityLinesMemo(log);
   return (req, res) => {
     const started = Date.now();
     const rt = deps.runtime();
@@ -29,7 +32,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (logged) return;
       logged = true;
       if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
-      log.info({ reqId, method: req.method, path: url.split('?', 1)[0], route, status, ms: Date.now() - started, ...(detail ? { detail } : {}) }, 'proxy');
+      access({ reqId, method: req.method ?? 'GET', path: url.split('?', 1)[0] as string, route, status, ms: Date.now() - started, detail });
     };
     const fail = (err: unknown, route: string) => {
       if (!res.headersSent) res.setHeader('x-request-id', reqId);
@@ -45,7 +48,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     }
     const proceed = (a: Admission) => {
       try {
-        const headers = buildUpstreamHeaders(facts, a.route, a.principal, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log);
+        const lines = a.principal ? identityLines(a.route, a.principal, reqId) : undefined;
+        const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
         forward(
           req,
           res,
