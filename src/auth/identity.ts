@@ -41,11 +41,19 @@ export function createIdentityResolver(deps: {
   bearer: BearerVerifier | undefined;
 }): IdentityResolver {
   const { sessions, refresher, blocklist, bearer } = deps;
-  const toPrincipal = (session: Session): Principal =>
-    ({
+  // One Principal per session object: a cached session answers every request with the same object, which
+  // spares an allocation per request and lets the proxy remember the headers it built for it.
+  const principals = new WeakMap<Session, Principal>();
+  const toPrincipal = (session: Session): Principal => {
+    const known = principals.get(session);
+    if (known) return known;
+    const principal: Principal = {
       kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.key,
       expiresAt: session.expiresAt, issuedAt: session.createdAt, ...(session.accessTokenJti ? { tokenJti: session.accessTokenJti } : {}),
-    });
+    };
+    principals.set(session, principal);
+    return principal;
+  };
 
   return {
     resolveCached(cookieValue, authorization) {

@@ -67,10 +67,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardReq
   let controller: Dispatcher.DispatchController | undefined;
   let finished = false;
   let status = 0;
+  // The 'close' listener stays: it finds the response finished and does nothing, which costs less than removing it.
   const finish = () => {
     if (finished) return;
     finished = true;
-    res.off('close', onClientClose);
     onDone(status);
   };
   const onClientClose = () => {

@@ -119,23 +119,57 @@ function claimHeaderValue(value: unknown): string | undefined {
 }
 
 /**
+ * What Gatehouse tells the backend about the caller, as a flat [name, value, ...] list: the access token
+ * (when the route relays it) and the route's identity headers. Claim values that are not safe header
+ * values are dropped and logged, never forwarded raw.
+ */
+export function identityHeaderLines(route: Route, identity: UpstreamIdentity, requestId: string, log: Logger): string[] {
+  const out: string[] = [];
+  if (route.forwardAccessToken && identity.accessToken) out.push('authorization', `Bearer ${identity.accessToken}`);
+  for (const [header, claim] of route.identityHeaders) {
+    const value = claimHeaderValue(identity.claims[claim]);
+    if (value === undefined) continue;
+    if (!SAFE_VALUE.test(value) || value.length > 4096) {
+      log.warn({ reqId: requestId, header, claim }, 'claim value is not a safe header value; header dropped');
+      continue;
+    }
+    out.push(header, value);
+  }
+  return out;
+}
+
+/**
+ * identityHeaderLines, remembered per identity object for its last route: a cached session yields the same
+ * Principal object on every request, so the hot path builds these lines once per session and route.
+ */
+export function createIdentityLinesMemo(log: Logger): (route: Route, identity: UpstreamIdentity, requestId: string) => readonly string[] {
+  const memo = new WeakMap<UpstreamIdentity, { route: Route; lines: readonly string[] }>();
+  return (route, identity, requestId) => {
+    const hit = memo.get(identity);
+    if (hit && hit.route === route) return hit.lines;
+    const lines = identityHeaderLines(route, identity, requestId, log);
+    memo.set(identity, { route, lines });
+    return lines;
+  };
+}
+
+/**
  * The header list the backend receives. Client-named Connection headers are removed first, then
  * Gatehouse's own headers are added, so `Connection: x-user-email, authorization` cannot strip what
- * Gatehouse injects (Fabio CVE-2025-48865).
+ * Gatehouse injects (Fabio CVE-2025-48865). `identityLines` comes from identityHeaderLines when there is
+ * an identity; without one, a client Authorization header is passed on.
  */
 export function buildUpstreamHeaders(
   facts: IncomingFacts,
   route: Route,
-  identity: UpstreamIdentity | undefined,
+  identityLines: readonly string[] | undefined,
   client: ClientFacts,
   hostHeader: string,
   requestId: string,
   cookie: string | undefined,
-  log: Logger,
 ): string[] {
   const out: string[] = [];
   const p = facts.passable;
-  const routeNames = route.identityHeaders;
   const custom = route.extraStrip.length > 0;
   for (let i = 0; i < p.length; i += 2) {
     const name = p[i] as string;
@@ -149,17 +183,8 @@ export function buildUpstreamHeaders(
   }
   if (cookie !== undefined) out.push('cookie', cookie);
   out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.proto, 'x-forwarded-host', client.forwardedHost ?? hostHeader, 'x-request-id', requestId);
-  if (identity) {
-    if (route.forwardAccessToken && identity.accessToken) out.push('authorization', `Bearer ${identity.accessToken}`);
-    for (const [header, claim] of routeNames) {
-      const value = claimHeaderValue(identity.claims[claim]);
-      if (value === undefined) continue;
-      if (!SAFE_VALUE.test(value) || value.length > 4096) {
-        log.warn({ reqId: requestId, header, claim }, 'claim value is not a safe header value; header dropped');
-        continue;
-      }
-      out.push(header, value);
-    }
+  if (identityLines) {
+    for (let i = 0; i < identityLines.length; i++) out.push(identityLines[i] as string);
   } else if (facts.authorization !== undefined) {
     out.push('authorization', facts.authorization);
   }

@@ -6,7 +6,7 @@ import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie } from './admit.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import { closeFrame, createFrameTracker } from './ws-frames.ts';
 
@@ -152,11 +152,8 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
           }
           socket.once('close', () => registry.release(owner));
         }
-        const headers = buildUpstreamHeaders(
-          facts, a.route,
-          a.principal,
-          a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie), log,
-        );
+        const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
+        const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
         headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
         const backend = new URL(a.route.origin);
         const send = backend.protocol === 'https:' ? httpsRequest : httpRequest;
