@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { createAccessLog, type AccessEntry } from '../../src/observability/access-log.ts';
-import { batchLines, createLogger } from '../../src/observability/logger.ts';
+import { batchLines, byteDestination, createLogger } from '../../src/observability/logger.ts';
 
 const N = Number(process.env['LINES'] ?? 100_000);
 // Lines written per event-loop turn: under load a turn handles a few responses, not thousands.
@@ -59,15 +59,15 @@ function viaAccessLog(log: Logger): Logger {
   return { info: (o: AccessEntry) => access(o), flush: (cb?: (err?: Error) => void) => log.flush(cb) } as unknown as Logger;
 }
 try {
-  await measure('Gatehouse access line (createAccessLog, batched dest)', (f) => viaAccessLog(createLogger({ level: 'info', destination: batchLines(pino.destination({ dest: f, sync: false })) })));
-  await measure('Gatehouse logger log.info (batched dest)', (f) => createLogger({ level: 'info', destination: batchLines(pino.destination({ dest: f, sync: false })) }));
+  await measure('Gatehouse access line (createAccessLog, batched dest)', (f) => viaAccessLog(createLogger({ level: 'info', destination: batchLines(byteDestination(f)) })));
+  await measure('Gatehouse logger log.info (batched dest)', (f) => createLogger({ level: 'info', destination: batchLines(byteDestination(f)) }));
   await measure('pino, redact, isoTime, sonic-boom minLength 8192 (before)', (f) => pino({
     ...base, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: ['authorization', 'cookie', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret'], censor: '[redacted]' },
   }, pino.destination({ dest: f, sync: false, minLength: 8192 })));
-  await measure('pino, no redact, isoTime, batched dest', (f) => pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, batchLines(pino.destination({ dest: f, sync: false }))));
-  await measure('pino, no redact, epoch time, batched dest', (f) => pino(base, batchLines(pino.destination({ dest: f, sync: false }))));
+  await measure('pino, no redact, isoTime, batched dest', (f) => pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, batchLines(byteDestination(f))));
+  await measure('pino, no redact, epoch time, batched dest', (f) => pino(base, batchLines(byteDestination(f))));
   await measure('pino, no redact, epoch time, sonic-boom per line', (f) => pino(base, pino.destination({ dest: f, sync: false })));
-  await measure('level warn (the info call is a no-op)', (f) => createLogger({ level: 'warn', destination: batchLines(pino.destination({ dest: f, sync: false })) }));
+  await measure('level warn (the info call is a no-op)', (f) => createLogger({ level: 'warn', destination: batchLines(byteDestination(f)) }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

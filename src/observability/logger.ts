@@ -50,13 +50,21 @@ export interface BatchedDestination extends DestinationStream {
   flushSync(): void;
 }
 
+/** Where batches go: a sonic-boom in `contentMode: 'buffer'` (or anything that takes bytes the same way). */
+export interface ByteSink {
+  write(chunk: Buffer): unknown;
+  flush(cb?: (err?: Error) => void): void;
+  flushSync(): void;
+}
+
 /**
- * Gathers lines into one string and hands it to `inner` when it reaches `maxChars` or `maxDelayMs` after
- * its first line. One write(2) per line cost more CPU than the rest of the proxy path, and sonic-boom's own
- * buffering rescans its pending buffer on every write (about 2.3 µs a line at 8 KB); handed one batch at a
- * time it does one write per batch (docs/performance.md).
+ * Gathers lines into one string and hands it to `inner`, encoded once, when it reaches `maxChars` or
+ * `maxDelayMs` after its first line. One write(2) per line cost more CPU than the rest of the proxy path;
+ * sonic-boom's own buffering measures its whole pending string on every write (about 2.3 µs a line at
+ * 8 KB), and in its string mode re-encodes every batch after writing it. Handed bytes, it does neither
+ * (docs/performance.md).
  */
-export function batchLines(inner: BatchedDestination, options: { maxChars?: number; maxDelayMs?: number } = {}): BatchedDestination {
+export function batchLines(inner: ByteSink, options: { maxChars?: number; maxDelayMs?: number } = {}): BatchedDestination {
   const maxChars = options.maxChars ?? 16_384;
   const maxDelayMs = options.maxDelayMs ?? 200;
   let pending = '';
@@ -69,7 +77,7 @@ export function batchLines(inner: BatchedDestination, options: { maxChars?: numb
     if (pending === '') return;
     const batch = pending;
     pending = '';
-    inner.write(batch);
+    inner.write(Buffer.from(batch, 'utf8'));
   };
   return {
     write(line: string) {
@@ -88,9 +96,17 @@ export function batchLines(inner: BatchedDestination, options: { maxChars?: numb
   };
 }
 
+/** A file or descriptor written asynchronously by sonic-boom (EAGAIN retries, drain, flushSync at exit), in bytes. */
+export function byteDestination(dest: number | string): ByteSink {
+  const boom = pino.destination({ dest, sync: false, contentMode: 'buffer' });
+  // sonic-boom's types declare string writes only; in contentMode 'buffer' it takes Buffers (and only those).
+  const write = boom.write.bind(boom) as unknown as (chunk: Buffer) => boolean;
+  return { write, flush: (cb) => boom.flush(cb), flushSync: () => boom.flushSync() };
+}
+
 /** stdout, written asynchronously in batches; what is still pending when the process exits is written then. */
 function batchedStdout(): BatchedDestination {
-  const out = batchLines(pino.destination({ dest: 1, sync: false }));
+  const out = batchLines(byteDestination(1));
   process.once('exit', () => {
     try {
       out.flushSync();

@@ -2,17 +2,17 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createAccessLog, type AccessEntry } from '../../src/observability/access-log.ts';
-import { batchLines, createLogger, type BatchedDestination } from '../../src/observability/logger.ts';
+import { batchLines, createLogger, type BatchedDestination, type ByteSink } from '../../src/observability/logger.ts';
 
 const LOGGER = fileURLToPath(new URL('../../src/observability/logger.ts', import.meta.url));
 
-/** A destination that records every write it is handed, as pino and the access log hand them. */
-function recorder(): BatchedDestination & { writes: string[]; lines: () => Array<Record<string, unknown>> } {
+/** A destination that records every write it is handed (strings from pino and the access log, bytes from batchLines). */
+function recorder(): BatchedDestination & ByteSink & { writes: string[]; lines: () => Array<Record<string, unknown>> } {
   const writes: string[] = [];
   return {
     writes,
-    write(chunk: string) {
-      writes.push(chunk);
+    write(chunk: string | Buffer) {
+      writes.push(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
       return true;
     },
     flush(cb) {
@@ -91,6 +91,14 @@ describe('batchLines', () => {
     expect(inner.writes).toEqual([]);
     await new Promise((r) => setTimeout(r, 120));
     expect(inner.writes).toEqual(['one\ntwo\n']);
+  });
+
+  it('hands on UTF-8 bytes, multi-byte characters intact', () => {
+    let got: unknown;
+    const out = batchLines({ write: (b: Buffer) => { got = b; }, flush: (cb) => cb?.(), flushSync() {} }, { maxChars: 1, maxDelayMs: 60_000 });
+    out.write('José → ✓\n');
+    expect(Buffer.isBuffer(got)).toBe(true);
+    expect((got as Buffer).toString('utf8')).toBe('José → ✓\n');
   });
 
   it('flush() and flushSync() hand on what is pending first', () => {
