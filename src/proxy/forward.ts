@@ -64,27 +64,10 @@ export interface ForwardRequest {
  * hand; measured at the same CPU as `pool.stream()` or up to a third less (docs/performance.md).
  */
 export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void): void {
-  let controller: Dispatcher.DispatchController | undefined;
-  let finished = false;
-  let status = 0;
-  // The 'close' listener stays: it finds the response finished and does nothing, which costs less than removing it.
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    onDone(status);
-  };
-  const onClientClose = () => {
-    if (!res.writableFinished && controller && !controller.aborted) {
-      controller.abort(new Error('client closed the connection'));
-    }
-    if (!res.writableFinished) {
-      status = status || 499;
-      finish();
-    }
-  };
-  res.on('close', onClientClose);
-  const onDrain = () => controller?.resume();
-
+  const exchange = new Exchange(res, f, onError, onDone);
+  // The listener stays after the response: it then finds the response finished and does nothing, which
+  // costs less than removing it.
+  res.on('close', exchange.onClientClose);
   f.pool.dispatch(
     {
       path: f.path,
@@ -96,43 +79,83 @@ export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardReq
       idempotent: false,
       blocking: false,
     },
-    {
-      onRequestStart(c) {
-        controller = c;
-        if (res.destroyed) c.abort(new Error('client closed the connection'));
-      },
-      onResponseStart(_c, statusCode, headers) {
-        status = statusCode;
-        res.writeHead(statusCode, filterResponseHeaders(headers as Record<string, string | string[] | undefined>, f.responseHeaders, f.ownCookies));
-      },
-      onResponseData(c, chunk) {
-        if (!res.write(chunk)) {
-          c.pause();
-          res.once('drain', onDrain);
-        }
-      },
-      onResponseEnd() {
-        res.end();
-        finish();
-      },
-      onResponseError(_c, err) {
-        if (finished) return;
-        const e = err as Error & { code?: string };
-        if (res.destroyed || e.code === 'UND_ERR_ABORTED') {
-          status = status || 499;
-          finish();
-          return;
-        }
-        if (!res.headersSent) {
-          const mapped = classify(e);
-          status = mapped.status;
-          onError(mapped);
-        } else {
-          // The status line is gone: the only honest signal left is cutting the response short.
-          res.destroy(e);
-        }
-        finish();
-      },
-    },
+    exchange,
   );
+}
+
+/** One proxied exchange, as undici's dispatch handler: methods on a prototype, not six closures a request. */
+class Exchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private finished = false;
+  private status = 0;
+  private readonly res: ServerResponse;
+  private readonly f: ForwardRequest;
+  private readonly onError: (err: GatehouseError) => void;
+  private readonly onDone: (status: number) => void;
+
+  constructor(res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void) {
+    this.res = res;
+    this.f = f;
+    this.onError = onError;
+    this.onDone = onDone;
+  }
+
+  readonly onClientClose = (): void => {
+    const { res, controller } = this;
+    if (!res.writableFinished && controller && !controller.aborted) {
+      controller.abort(new Error('client closed the connection'));
+    }
+    if (!res.writableFinished) {
+      this.status = this.status || 499;
+      this.finish();
+    }
+  };
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.onDone(this.status);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    if (this.res.destroyed) c.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.status = statusCode;
+    this.res.writeHead(statusCode, filterResponseHeaders(headers, this.f.responseHeaders, this.f.ownCookies));
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      c.pause();
+      this.res.once('drain', () => c.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.finish();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.finished) return;
+    const e = err as Error & { code?: string };
+    const { res } = this;
+    if (res.destroyed || e.code === 'UND_ERR_ABORTED') {
+      this.status = this.status || 499;
+      this.finish();
+      return;
+    }
+    if (!res.headersSent) {
+      const mapped = classify(e);
+      this.status = mapped.status;
+      this.onError(mapped);
+    } else {
+      // The status line is gone: the only honest signal left is cutting the response short.
+      res.destroy(e);
+    }
+    this.finish();
+  }
 }
