@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Gatehouse under load next to its baselines, every server in its own process on 127.0.0.1.
  *
- *   npm run bench                      full run (5 rounds × 5 s per setup, about 3 minutes)
+ *   npm run bench                      full run (6 s warm-up, then 8 rounds × 3 s per setup, about 4 minutes)
  *   npm run bench -- --quick           smoke run (1 round × 1 s, small probes)
  *   npm run bench -- --rounds 3 --duration 4 --with-hpm --profile
  *
@@ -32,6 +32,8 @@ const SUPERVISE = join(SERVERS, 'supervise.ts');
 
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_P99 = 1.5;
+/** Setups whose ratios the targets are about: run back to back in each round. */
+const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'candidate']);
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -52,6 +54,7 @@ const { values: flags } = parseArgs({
     'ws-count': { type: 'string' },
     json: { type: 'string' },
     candidate: { type: 'string' },
+    'candidate-env': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -61,9 +64,9 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   process.stdout.write(`usage: npm run bench -- [options]
   --quick               1 round × 1 s per setup and small probes (smoke test)
-  --rounds N            measured rounds per setup (default 5; quick 1)
-  --duration S          seconds per wrk run (default 5; quick 1)
-  --warmup S            seconds of the warm-up run per setup (default 2; quick 1)
+  --rounds N            measured rounds per setup (default 8; quick 1)
+  --duration S          seconds per wrk run (default 3; quick 1)
+  --warmup S            seconds of the warm-up run per setup (default 6; quick 1)
   --connections N       wrk connections (default 32, one wrk thread)
   --with-hpm            add the Express 5 + http-proxy-middleware baseline (needs the devDependency)
   --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's technique)
@@ -74,6 +77,8 @@ if (flags.help) {
   --ws-count N          idle WebSockets for the memory probe (default 5000; quick 500)
   --json PATH           also write the results as JSON
   --candidate DIR       also measure DIR/src/main.ts (a copy or worktree holding a proposed src/ change), at info
+  --candidate-env K=V   extra environment for the candidate (repeatable); without --candidate it measures this
+                        tree with that setting, e.g. --candidate-env ACCESS_LOG=off
   --keep                keep the temp directory (configs, logs, profiles)
 `);
   process.exit(0);
@@ -91,13 +96,23 @@ function intFlag(value: string | undefined, fallback: number, name: string, min 
 
 const quick = flags.quick;
 const opts = {
-  rounds: intFlag(flags.rounds, quick ? 1 : 5, 'rounds'),
-  duration: intFlag(flags.duration, quick ? 1 : 5, 'duration'),
-  warmup: intFlag(flags.warmup, quick ? 1 : 2, 'warmup', 0),
+  rounds: intFlag(flags.rounds, quick ? 1 : 8, 'rounds'),
+  duration: intFlag(flags.duration, quick ? 1 : 3, 'duration'),
+  // Gatehouse has more code for V8 to optimise than the bare forwarder: measured, its CPU per request kept
+  // falling for about 10 s of load, so a short warm-up charged it for compiling (docs/performance.md).
+  warmup: intFlag(flags.warmup, quick ? 1 : 6, 'warmup', 0),
   connections: intFlag(flags.connections, 32, 'connections'),
   withHpm: flags['with-hpm'],
   withDispatch: flags['with-dispatch'],
-  candidate: flags.candidate ? resolve(flags.candidate) : undefined,
+  candidate: flags.candidate ? resolve(flags.candidate) : flags['candidate-env'] ? ROOT : undefined,
+  candidateEnv: Object.fromEntries((flags['candidate-env'] ?? []).map((kv) => {
+    const eq = kv.indexOf('=');
+    if (eq < 1) {
+      process.stderr.write(`bench: --candidate-env takes KEY=VALUE, got "${kv}"\n`);
+      process.exit(2);
+    }
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  })),
   profileSeconds: intFlag(flags['profile-seconds'], quick ? 2 : 5, 'profile-seconds'),
   profileLevels: (flags['profile-levels'] ?? 'info,warn').split(',').map((l) => l.trim()).filter((l) => /^(fatal|error|warn|info|debug|trace|silent)$/.test(l)),
   wsCount: intFlag(flags['ws-count'], quick ? 500 : 5000, 'ws-count', 0),
@@ -391,7 +406,7 @@ mappings:
   const ghInfo = await startGatehouse('gatehouse-info', ports.info, ghEnv(idp.clientId, 'info'));
   const ghWarn = await startGatehouse('gatehouse-warn', ports.warn, ghEnv(`${idp.clientId}-1`, 'warn'));
   // A candidate tree (a copy or git worktree with a change to src/) measured beside the current one, at info.
-  const ghCandidate = opts.candidate ? await startGatehouse('gatehouse-candidate', await freePort(), ghEnv(idp.clientId, 'info'), [], opts.candidate) : undefined;
+  const ghCandidate = opts.candidate ? await startGatehouse('gatehouse-candidate', await freePort(), { ...ghEnv(idp.clientId, 'info'), ...opts.candidateEnv }, [], opts.candidate) : undefined;
 
   const browser = new Browser();
   const login = await browser.login(ghInfo.url, 'alice');
@@ -410,7 +425,7 @@ mappings:
     ...(hpm ? [{ key: 'hpm', label: 'Express 5 + http-proxy-middleware', url: `http://127.0.0.1:${hpm.port}${path}`, headers: [], pid: hpm.proc.pid }] : []),
     { key: 'gatehouse', label: 'Gatehouse (LOG_LEVEL=info)', url: `${ghInfo.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghInfo.proc.pid },
     { key: 'gatehouse-warn', label: 'Gatehouse (LOG_LEVEL=warn)', url: `${ghWarn.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghWarn.proc.pid },
-    ...(ghCandidate ? [{ key: 'candidate', label: 'Gatehouse candidate (--candidate, info)', url: `${ghCandidate.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghCandidate.proc.pid }] : []),
+    ...(ghCandidate ? [{ key: 'candidate', label: `Gatehouse candidate (info${Object.keys(opts.candidateEnv).length > 0 ? `, ${Object.entries(opts.candidateEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})`, url: `${ghCandidate.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghCandidate.proc.pid }] : []),
   ];
   for (const s of setups) {
     const headers = Object.fromEntries(s.headers.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
@@ -427,9 +442,13 @@ mappings:
   }
   const logBytesBefore = statSync(ghInfo.proc.logPath as string).size;
   let ghInfoRequests = 0;
+  // The setups the targets compare run back to back in every round (rotated), the other baselines after them:
+  // on a shared machine conditions drift within a round, and each ratio is taken between neighbours in time.
+  const paired = setups.filter((s) => PAIRED.has(s.key));
+  const others = setups.filter((s) => !PAIRED.has(s.key));
+  const rotate = (list: Setup[], by: number) => list.map((_, i) => list[(i + by) % list.length] as Setup);
   for (let round = 0; round < opts.rounds; round++) {
-    // Rotate the order each round so no setup always runs right after the same neighbour.
-    const order = setups.map((_, i) => setups[(i + round) % setups.length] as Setup);
+    const order = [...rotate(paired, round), ...rotate(others, round)];
     const line: string[] = [];
     for (const s of order) {
       const r = await load(s, opts.duration);
@@ -524,19 +543,25 @@ mappings:
   log('CPU/req: user+system time of the setup\'s own process per request (the proxy\'s; the backend\'s for the direct row).');
   log('');
   const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
-  const tput = ratio(gh.rps, bare.rps);
-  const p99 = ratio(gh.p99, bare.p99);
+  // Paired ratios: the median over rounds of the ratio within each round (the two setups ran seconds apart).
+  const pairedRatio = (a: SetupResult, b: SetupResult, metric: 'rps' | 'p99' | 'cpuUs') => median(a.runs.map((r, i) => ratio(r[metric], (b.runs[i] as Run)[metric])));
+  const spread = (a: SetupResult, b: SetupResult) => {
+    const per = a.runs.map((r, i) => ratio(r.rps, (b.runs[i] as Run).rps));
+    return per.length > 1 ? ` (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` : '';
+  };
+  const tput = pairedRatio(gh, bare, 'rps');
+  const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const ratios: Array<[string, string]> = [
-    ['Gatehouse / bare forwarder, throughput', `${tput.toFixed(2)} (target ≥ ${TARGET_THROUGHPUT.toFixed(2)}: ${verdict(tput >= TARGET_THROUGHPUT)})`],
+    ['Gatehouse / bare forwarder, throughput', `${tput.toFixed(2)} (target ≥ ${TARGET_THROUGHPUT.toFixed(2)}: ${verdict(tput >= TARGET_THROUGHPUT)})${spread(gh, bare)}`],
     ['Gatehouse / bare forwarder, p99', `${p99.toFixed(2)} (target ≤ ${TARGET_P99.toFixed(2)}: ${verdict(p99 <= TARGET_P99)})`],
     ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
-    ['Gatehouse warn / bare forwarder, throughput', ratio(ghWarnRes.rps, bare.rps).toFixed(2)],
-    ['Gatehouse warn / info, throughput (access-log cost)', ratio(ghWarnRes.rps, gh.rps).toFixed(2)],
-    ['Gatehouse / bare forwarder, CPU per request', ratio(gh.cpuUs, bare.cpuUs).toFixed(2)],
-    ['Gatehouse warn / bare forwarder, CPU per request', ratio(ghWarnRes.cpuUs, bare.cpuUs).toFixed(2)],
+    ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
+    ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
+    ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
+    ['Gatehouse warn / bare forwarder, CPU per request', pairedRatio(ghWarnRes, bare, 'cpuUs').toFixed(2)],
     ...(dispatchRes ? [['Gatehouse / bare dispatch forwarder, throughput', ratio(gh.rps, dispatchRes.rps).toFixed(2)] as [string, string]] : []),
-    ...(candRes ? [['candidate / bare forwarder, throughput', ratio(candRes.rps, bare.rps).toFixed(2)] as [string, string], ['candidate / bare forwarder, p99', ratio(candRes.p99, bare.p99).toFixed(2)] as [string, string], ['candidate / bare forwarder, CPU per request', ratio(candRes.cpuUs, bare.cpuUs).toFixed(2)] as [string, string]] : []),
+    ...(candRes ? [['candidate / bare forwarder, throughput', `${pairedRatio(candRes, bare, 'rps').toFixed(2)}${spread(candRes, bare)}`] as [string, string], ['candidate / bare forwarder, p99', pairedRatio(candRes, bare, 'p99').toFixed(2)] as [string, string], ['candidate / bare forwarder, CPU per request', pairedRatio(candRes, bare, 'cpuUs').toFixed(2)] as [string, string], ['candidate / Gatehouse, throughput', pairedRatio(candRes, gh, 'rps').toFixed(2)] as [string, string]] : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
   ];
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
