@@ -16,6 +16,7 @@ const ALWAYS_DROPPED = new Set([
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'http2-settings']);
 
 const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
+const NONE: readonly string[] = [];
 
 /** The facts about the incoming request that routing, auth and forwarding need, from one pass over rawHeaders. */
 export interface IncomingFacts {
@@ -199,7 +200,8 @@ export function buildUpstreamHeaders(
 export function filterResponseHeaders(headers: Record<string, string | string[] | undefined>, extra: readonly string[] = [], ownCookies: readonly string[] = []): string[] {
   const out: string[] = [];
   const connection = headers['connection'];
-  const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()) : [];
+  // "keep-alive" and "close" name no header: the common answers skip the split.
+  const named = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close' ? connection.toLowerCase().split(',').map((t) => t.trim()) : NONE;
   for (const key in headers) {
     const value = headers[key];
     if (value === undefined || RESPONSE_DROPPED.has(key) || named.includes(key)) continue;

@@ -32,7 +32,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (logged) return;
       logged = true;
       if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
-      access({ reqId, method: req.method ?? 'GET', path: url.split('?', 1)[0] as string, route, status, ms: Date.now() - started, detail });
+      const q = url.indexOf('?');
+      access({ reqId, method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q), route, status, ms: Date.now() - started, detail });
     };
     const fail = (err: unknown, route: string) => {
       if (!res.headersSent) res.setHeader('x-request-id', reqId);
