@@ -33,7 +33,7 @@ const SUPERVISE = join(SERVERS, 'supervise.ts');
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_P99 = 1.5;
 /** Setups whose ratios the targets are about: run back to back in each round. */
-const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'candidate']);
+const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'candidate', 'bare-dispatch', 'bare-identity']);
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -69,7 +69,8 @@ if (flags.help) {
   --warmup S            seconds of the warm-up run per setup (default 6; quick 1)
   --connections N       wrk connections (default 32, one wrk thread)
   --with-hpm            add the Express 5 + http-proxy-middleware baseline (needs the devDependency)
-  --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's technique)
+  --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's technique), and
+                        the same forwarder sending the headers Gatehouse adds upstream (token, x-user-*, ...)
   --profile             CPU-profile Gatehouse under load and print its hot spots (automatic when a target is missed in a full run)
   --no-profile          never profile
   --profile-seconds S   load while profiling (default 5)
@@ -158,7 +159,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 1 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
 const plannedSeconds = setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240;
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: watchdog: still running after ${Math.round(plannedSeconds)} s, stopping\n`);
@@ -414,6 +415,20 @@ mappings:
   const cookie = browser.cookieHeader(ghInfo.url);
   if (!cookie) throw new Error('login set no cookie');
   const cookieHeaders = { cookie };
+  // The headers Gatehouse adds to every upstream request (token, identity, forwarding), read off a real request
+  // to the stream backend, for a bare dispatch forwarder that sends exactly them: what relaying them costs.
+  let identityForwarder: { proc: Proc; port: number } | undefined;
+  let addedBytes = 0;
+  if (opts.withDispatch) {
+    const sent = (await (await fetch(`${ghInfo.url}/api/stream/headers`, { headers: cookieHeaders })).json()) as string[];
+    const added: string[] = [];
+    for (let i = 0; i < sent.length; i += 2) {
+      const name = (sent[i] as string).toLowerCase();
+      if (name === 'authorization' || name === 'x-request-id' || name.startsWith('x-user-') || name.startsWith('x-forwarded-')) added.push(sent[i] as string, sent[i + 1] as string);
+    }
+    addedBytes = added.reduce((n, v) => n + v.length + 2, 0); // "name: " and "value\r\n"
+    identityForwarder = await startNodeServer('bare-identity', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'dispatch', ADD_HEADERS: JSON.stringify(added) });
+  }
   log(`servers: backend ${backendKind} :${backend.port}${proxy ? `, nginx proxy :${proxy.port}` : ''}, bare forwarder :${forwarder.port}${dispatcher ? ` (dispatch :${dispatcher.port})` : ''}${hpm ? `, express+hpm :${hpm.port}` : ''}, stream backend :${stream.port}, redis ${redisUrl}, gatehouse :${ghInfo.port} (info) :${ghWarn.port} (warn), logged in as alice`);
 
   const path = '/api/bench';
@@ -422,6 +437,7 @@ mappings:
     ...(proxy ? [{ key: 'nginx-proxy', label: 'nginx proxy_pass (keep-alive)', url: `http://127.0.0.1:${proxy.port}${path}`, headers: [], pid: proxy.proc.pid }] : []),
     { key: 'bare', label: 'bare Node forwarder (undici stream)', url: `http://127.0.0.1:${forwarder.port}${path}`, headers: [], pid: forwarder.proc.pid },
     ...(dispatcher ? [{ key: 'bare-dispatch', label: 'bare Node forwarder (undici dispatch)', url: `http://127.0.0.1:${dispatcher.port}${path}`, headers: [], pid: dispatcher.proc.pid }] : []),
+    ...(identityForwarder ? [{ key: 'bare-identity', label: `bare dispatch forwarder + Gatehouse's upstream headers (${addedBytes} B)`, url: `http://127.0.0.1:${identityForwarder.port}${path}`, headers: [], pid: identityForwarder.proc.pid }] : []),
     ...(hpm ? [{ key: 'hpm', label: 'Express 5 + http-proxy-middleware', url: `http://127.0.0.1:${hpm.port}${path}`, headers: [], pid: hpm.proc.pid }] : []),
     { key: 'gatehouse', label: 'Gatehouse (LOG_LEVEL=info)', url: `${ghInfo.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghInfo.proc.pid },
     { key: 'gatehouse-warn', label: 'Gatehouse (LOG_LEVEL=warn)', url: `${ghWarn.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghWarn.proc.pid },
@@ -527,6 +543,7 @@ mappings:
   const ngx = results.get('nginx-proxy');
   const hpmRes = results.get('hpm');
   const dispatchRes = results.get('bare-dispatch');
+  const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
   log('');
   log(`Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, wrk -t1 -c${opts.connections}, ${cpuList.length} cores shared by client and servers`);
@@ -560,7 +577,11 @@ mappings:
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
     ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
     ['Gatehouse warn / bare forwarder, CPU per request', pairedRatio(ghWarnRes, bare, 'cpuUs').toFixed(2)],
-    ...(dispatchRes ? [['Gatehouse / bare dispatch forwarder, throughput', ratio(gh.rps, dispatchRes.rps).toFixed(2)] as [string, string]] : []),
+    ...(dispatchRes ? [['Gatehouse / bare dispatch forwarder, throughput', pairedRatio(gh, dispatchRes, 'rps').toFixed(2)] as [string, string]] : []),
+    ...(dispatchRes && identityRes ? [
+      ['dispatch + Gatehouse headers / dispatch, throughput (price of the headers)', pairedRatio(identityRes, dispatchRes, 'rps').toFixed(2)] as [string, string],
+      ['Gatehouse / dispatch + Gatehouse headers, throughput', pairedRatio(gh, identityRes, 'rps').toFixed(2)] as [string, string],
+    ] : []),
     ...(candRes ? [['candidate / bare forwarder, throughput', `${pairedRatio(candRes, bare, 'rps').toFixed(2)}${spread(candRes, bare)}`] as [string, string], ['candidate / bare forwarder, p99', pairedRatio(candRes, bare, 'p99').toFixed(2)] as [string, string], ['candidate / bare forwarder, CPU per request', pairedRatio(candRes, bare, 'cpuUs').toFixed(2)] as [string, string], ['candidate / Gatehouse, throughput', pairedRatio(candRes, gh, 'rps').toFixed(2)] as [string, string]] : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
   ];

@@ -12,6 +12,9 @@ const target = process.env['TARGET'];
 if (!target) throw new Error('TARGET is required');
 const mode = process.env['MODE'] ?? 'stream';
 const pool = new Pool(target, { connections: 128, pipelining: 1, keepAliveTimeout: 4000 });
+// MODE=dispatch with ADD_HEADERS (a JSON [name, value, ...] list): the same forwarder sending extra headers on
+// every request, e.g. the ones Gatehouse adds (token, identity, forwarding), to price them on their own.
+const added: string[] = process.env['ADD_HEADERS'] ? (JSON.parse(process.env['ADD_HEADERS']) as string[]) : [];
 
 function fail(res: ServerResponse): void {
   if (!res.headersSent) {
@@ -35,9 +38,17 @@ function viaStream(req: IncomingMessage, res: ServerResponse, hasBody: boolean):
   );
 }
 
+function withAdded(req: IncomingMessage): string[] {
+  const out: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() !== 'host') out.push(raw[i] as string, raw[i + 1] as string);
+  for (const h of added) out.push(h);
+  return out;
+}
+
 function viaDispatch(req: IncomingMessage, res: ServerResponse, hasBody: boolean): void {
   pool.dispatch(
-    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: req.headers, body: hasBody ? req : null },
+    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: added.length > 0 ? withAdded(req) : req.headers, body: hasBody ? req : null },
     {
       // undici 8 requires every handler method, even an empty one.
       onRequestStart() {},

@@ -4,7 +4,7 @@ import { listenAndReport } from './listen.ts';
 
 /**
  * Backend for the streaming probes: `.../sse` answers with an event stream whose first event is written at
- * once and then holds the response open; WebSocket upgrades get an echo server that sends nothing unprompted.
+ * once and then holds the response open; `.../headers` answers with the request's raw header list; WebSocket upgrades get an echo server that sends nothing unprompted.
  */
 const server = createServer((req, res) => {
   if ((req.url ?? '').split('?', 1)[0]?.endsWith('/sse')) {
@@ -13,6 +13,12 @@ const server = createServer((req, res) => {
     return;
   }
   req.resume();
+  if ((req.url ?? '').split('?', 1)[0]?.endsWith('/headers')) {
+    // What a proxy sent, so the bench can build a baseline that sends the same request.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.rawHeaders));
+    return;
+  }
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '3' });
   res.end('ok\n');
 });
