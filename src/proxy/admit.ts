@@ -4,7 +4,7 @@ import type { ClientFacts } from '../policy/trust-proxy.ts';
 import { readCookie, removeCookies } from '../session/cookie.ts';
 import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
-import { parseHost, type Route } from './routes.ts';
+import type { Route } from './routes.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface Admission {
@@ -39,7 +39,7 @@ export function admit(
   const target = splitApiTarget(url);
   if (!target) throw new GatehouseError('invalid_path', { logDetail: 'rejected path' });
   const client = rt.trust(peer, facts.xff, facts.xfProto, facts.xfHost, encrypted);
-  const host = parseHost(client.forwardedHost ?? facts.host, client.proto === 'https' ? 443 : 80);
+  const host = rt.hosts(client.forwardedHost ?? facts.host, client.proto === 'https' ? 443 : 80);
   if (!host) throw new GatehouseError('invalid_host');
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });

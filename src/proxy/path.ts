@@ -22,11 +22,14 @@ export function splitApiTarget(url: string): { path: string; query: string } | u
     // backend that normalises, while prefix matching here sees the raw bytes, so a host-only mapping would win.
     if (/%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2[de]|5f|7e)/i.test(path)) return undefined;
   }
-  const segments = path.split('/');
-  for (let i = 1; i < segments.length; i++) {
-    const seg = segments[i] as string;
-    if (seg === '' && i !== segments.length - 1) return undefined;
-    if (seg === '.' || seg === '..') return undefined;
+  // Segment by segment without an array: empty segments (except a trailing slash) and dot segments refuse.
+  for (let start = 1; start <= path.length; ) {
+    let end = path.indexOf('/', start);
+    if (end === -1) end = path.length;
+    const len = end - start;
+    if (len === 0 && end !== path.length) return undefined;
+    if ((len === 1 && path[start] === '.') || (len === 2 && path[start] === '.' && path[start + 1] === '.')) return undefined;
+    start = end + 1;
   }
   return { path, query };
 }

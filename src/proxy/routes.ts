@@ -154,3 +154,22 @@ export function parseHost(value: string, defaultPort: number): { host: string; p
   }
   return { host: host.toLowerCase(), port };
 }
+
+/**
+ * parseHost behind a small memo: a deployment serves a handful of Host values, and parsing one (two regular
+ * expressions, a lowercase copy, an object) is a measurable share of the hot path. Bounded because Host is
+ * client-controlled: past `limit` distinct values the memo starts over. Malformed values are not kept.
+ */
+export function createHostParser(limit = 256): (value: string, defaultPort: number) => { host: string; port: number } | undefined {
+  const memo = [new Map<string, { host: string; port: number }>(), new Map<string, { host: string; port: number }>()];
+  return (value, defaultPort) => {
+    const map = memo[defaultPort === 443 ? 1 : 0] as Map<string, { host: string; port: number }>;
+    const hit = map.get(value);
+    if (hit !== undefined) return hit;
+    const parsed = parseHost(value, defaultPort);
+    if (parsed === undefined) return undefined;
+    if (map.size >= limit) map.clear();
+    map.set(value, Object.freeze(parsed));
+    return parsed;
+  };
+}

@@ -3,7 +3,7 @@ import { loginBindingCookieName } from '../session/cookie.ts';
 import { compileOriginPolicy, type OriginPolicy } from '../policy/origin.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from '../policy/trust-proxy.ts';
 import { createPools, type Pools } from './forward.ts';
-import { compileRoutes, type RouteTable } from './routes.ts';
+import { compileRoutes, createHostParser, type RouteTable } from './routes.ts';
 
 /**
  * Everything compiled from one config snapshot. A reload builds a new Runtime and swaps one reference;
@@ -16,6 +16,8 @@ export interface Runtime {
   readonly trust: TrustEvaluator;
   readonly trusts: (ip: string, hop: number) => boolean;
   readonly pools: Pools;
+  /** Host header → lowercase host and port (parseHost, memoised). */
+  readonly hosts: (value: string, defaultPort: number) => { host: string; port: number } | undefined;
   /** Cookie names that never reach a backend. */
   readonly ownCookies: readonly string[];
   close(): Promise<void>;
@@ -30,6 +32,7 @@ export function createRuntime(config: Config): Runtime {
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),
     pools,
+    hosts: createHostParser(),
     ownCookies: [config.session.cookieName, loginBindingCookieName(config.session.secure)],
     close: () => pools.close(),
   };

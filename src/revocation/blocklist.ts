@@ -24,12 +24,13 @@ export interface Blocklist {
    * The cached answer for a session key, jti or user, without a store call: 0 means "not revoked"
    * (for users: no not-before), undefined means "not known here, use the async checks".
    */
-  cached(kind: 's' | 'j' | 'u', id: string): number | undefined;
+  cached(kind: Kind, id: string): number | undefined;
 }
 
 const CHANNEL = 'revocation';
 
 interface Cached { value: number; epoch: number; at: number }
+type Kind = 's' | 'j' | 'u';
 
 /**
  * The revocation blocklist in the shared store; every entry expires when what it blocks would have.
@@ -44,22 +45,26 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
   // Bearer verification accepts a token up to TOKEN_CLOCK_TOLERANCE_SECONDS (at most 300 s) past its exp: an entry
   // that expired with the token would let a revoked token back in for that window.
   const jtiLeewayMs = deps.jtiLeewayMs ?? 300_000;
-  const cache = new Map<string, Cached>();
+  // One map per kind, keyed by the id itself: the hot path looks up a session key it already holds, whose
+  // hash V8 keeps on the string, instead of building and hashing "s:<key>" on every request.
+  const caches: Record<Kind, Map<string, Cached>> = { s: new Map(), j: new Map(), u: new Map() };
   const listeners: Array<(r: Revocation) => void> = [];
 
-  const cachedValue = (key: string): number | undefined => {
-    const hit = cache.get(key);
-    const epoch = store.subscriptionEpoch();
-    return hit && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge ? hit.value : undefined;
+  const fresh = (hit: Cached | undefined, epoch: number): hit is Cached => hit !== undefined && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge;
+
+  const cachedValue = (kind: Kind, id: string): number | undefined => {
+    const hit = caches[kind].get(id);
+    return fresh(hit, store.subscriptionEpoch()) ? hit.value : undefined;
   };
 
-  const lookup = async (key: string): Promise<number> => {
-    const hit = cache.get(key);
+  const lookup = async (kind: Kind, id: string): Promise<number> => {
+    const cache = caches[kind];
+    const hit = cache.get(id);
     const epoch = store.subscriptionEpoch();
-    if (hit && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge) return hit.value;
+    if (fresh(hit, epoch)) return hit.value;
     let raw: string | null;
     try {
-      raw = await store.get(`rv:${key}`);
+      raw = await store.get(`rv:${kind}:${id}`);
     } catch (err) {
       // Fail closed: an unreadable blocklist never reads as "not revoked".
       throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation lookup failed' });
@@ -67,7 +72,7 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     const value = raw === null ? 0 : Number(raw) || 1;
     if (epoch !== 0) {
       if (cache.size > 100_000) cache.clear();
-      cache.set(key, { value, epoch, at: now() });
+      cache.set(id, { value, epoch, at: now() });
     }
     return value;
   };
@@ -80,7 +85,7 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     else if (kind === 'j') r = { kind: 'jti', jti: id };
     else if (kind === 'u') r = { kind: 'user', sub: id, notBefore: Number(extra) };
     else return;
-    cache.set(`${kind}:${id}`, { value: kind === 'u' ? Number(extra) : 1, epoch: store.subscriptionEpoch(), at: now() });
+    caches[kind].set(id, { value: kind === 'u' ? Number(extra) : 1, epoch: store.subscriptionEpoch(), at: now() });
     for (const l of listeners) {
       try {
         l(r);
@@ -90,10 +95,10 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     }
   };
 
-  const write = async (key: string, value: string, ttlMs: number, message: string) => {
+  const write = async (kind: Kind, id: string, value: string, ttlMs: number, message: string) => {
     if (ttlMs <= 0) return;
     try {
-      await store.set(`rv:${key}`, value, ttlMs);
+      await store.set(`rv:${kind}:${id}`, value, ttlMs);
     } catch (err) {
       throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation write failed' });
     }
@@ -106,13 +111,13 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
       // Our own publications were applied already; applying twice is harmless.
       apply(m);
     }),
-    revokeSession: (key, untilMs) => write(`s:${key}`, '1', untilMs - now(), `s\u0000${key}`),
-    revokeJti: (jti, untilMs) => write(`j:${jti}`, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`),
-    revokeUser: (sub, notBefore, ttlMs) => write(`u:${sub}`, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),
-    isSessionRevoked: async (key) => (await lookup(`s:${key}`)) !== 0,
-    isJtiRevoked: async (jti) => (await lookup(`j:${jti}`)) !== 0,
-    userNotBefore: (sub) => lookup(`u:${sub}`),
-    cached: (kind, id) => cachedValue(`${kind}:${id}`),
+    revokeSession: (key, untilMs) => write('s', key, '1', untilMs - now(), `s\u0000${key}`),
+    revokeJti: (jti, untilMs) => write('j', jti, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`),
+    revokeUser: (sub, notBefore, ttlMs) => write('u', sub, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),
+    isSessionRevoked: async (key) => (await lookup('s', key)) !== 0,
+    isJtiRevoked: async (jti) => (await lookup('j', jti)) !== 0,
+    userNotBefore: (sub) => lookup('u', sub),
+    cached: cachedValue,
     onRevoke(listener) {
       listeners.push(listener);
     },
