@@ -57,11 +57,25 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     return fresh(hit, store.subscriptionEpoch()) ? hit.value : undefined;
   };
 
-  const lookup = async (kind: Kind, id: string): Promise<number> => {
-    const cache = caches[kind];
-    const hit = cache.get(id);
+  // Concurrent misses for one entry share one store read.
+  const inflight = new Map<string, Promise<number>>();
+
+  const lookup = (kind: Kind, id: string): Promise<number> => {
+    const hit = caches[kind].get(id);
     const epoch = store.subscriptionEpoch();
-    if (fresh(hit, epoch)) return hit.value;
+    if (fresh(hit, epoch)) return Promise.resolve(hit.value);
+    const name = `${kind}:${id}`;
+    let pending = inflight.get(name);
+    if (!pending) {
+      pending = read(kind, id, epoch).finally(() => inflight.delete(name));
+      inflight.set(name, pending);
+    }
+    return pending;
+  };
+
+  const read = async (kind: Kind, id: string, epoch: number): Promise<number> => {
+    const cache = caches[kind];
+    const started = now();
     let raw: string | null;
     try {
       raw = await store.get(`rv:${kind}:${id}`);
@@ -69,8 +83,12 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
       // Fail closed: an unreadable blocklist never reads as "not revoked".
       throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation lookup failed' });
     }
+    // A revocation message that arrived while the read was under way is newer than what the read saw:
+    // it wins, and the read's answer must not overwrite it.
+    const since = cache.get(id);
+    if (since !== undefined && since.at >= started && since.epoch === store.subscriptionEpoch()) return since.value;
     const value = raw === null ? 0 : Number(raw) || 1;
-    if (epoch !== 0) {
+    if (epoch !== 0 && epoch === store.subscriptionEpoch()) {
       if (cache.size > 100_000) cache.clear();
       cache.set(id, { value, epoch, at: now() });
     }

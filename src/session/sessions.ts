@@ -157,9 +157,17 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     version: record.ver,
   });
 
-  const remember = (session: Session, raw: string, id: string) => {
+  // Reads under way, by cookie value: concurrent misses for one session share one store read, and an
+  // invalidation that lands during a read keeps that read's answer out of the cache (it may predate the
+  // delete or rewrite the message announces) and sends later callers to a read of their own.
+  interface Reading { readonly cookie: string; readonly key: string; promise?: Promise<Session | undefined>; invalidated: boolean }
+  const reading = new Map<string, Reading>();
+  const readingByKey = new Map<string, Set<Reading>>();
+
+  const remember = (session: Session, raw: string, id: string, readEpoch?: number) => {
     const epoch = store.subscriptionEpoch();
-    if (epoch === 0) return;
+    // Messages sent while the subscription was down are lost: a read that spans a reconnect is not cached.
+    if (epoch === 0 || (readEpoch !== undefined && readEpoch !== epoch)) return;
     if (cache.size >= cacheMaxEntries) {
       const oldest = cache.values().next().value;
       if (oldest !== undefined) forget(oldest.session.key);
@@ -173,6 +181,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const kind: InvalidationKind = message.startsWith('u:') ? 'updated' : 'destroyed';
     const key = message.slice(2);
     forget(key);
+    for (const pending of readingByKey.get(key) ?? []) {
+      pending.invalidated = true;
+      if (reading.get(pending.cookie) === pending) reading.delete(pending.cookie);
+    }
     for (const l of listeners) {
       try {
         l(key, kind);
@@ -180,6 +192,35 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         log.error({ err }, 'session invalidation listener failed');
       }
     }
+  };
+
+  /** One store read of a session; caches the answer unless an invalidation or a reconnect came in between. */
+  const read = async (cookieValue: string, key: string, entry: Reading): Promise<Session | undefined> => {
+    const readEpoch = store.subscriptionEpoch();
+    let raw: string | null;
+    try {
+      raw = await store.get(sessionKey(key));
+    } catch (err) {
+      throw storeFailure(err);
+    }
+    if (raw === null) return undefined;
+    let record: SessionRecord;
+    try {
+      record = JSON.parse(raw) as SessionRecord;
+    } catch {
+      log.warn({ session: key }, 'unreadable session record ignored');
+      return undefined;
+    }
+    const at = now();
+    if (record.v !== 1 || at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
+    const opened = openTokens(cookieValue, key, record.tok);
+    if (opened === undefined) {
+      log.warn({ session: key }, 'session tokens did not decrypt with the presented id');
+      return undefined;
+    }
+    const session = toSession(key, record, JSON.parse(opened) as SessionTokens);
+    if (!entry.invalidated) remember(session, raw, cookieValue, readEpoch);
+    return session;
   };
 
   const storeFailure = (err: unknown) => new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'session store call failed' });
@@ -228,30 +269,25 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         forget(hit.session.key);
       }
       if (!isWellFormedId(cookieValue)) return undefined;
+      if (!loadOptions?.fresh) {
+        const shared = reading.get(cookieValue);
+        if (shared?.promise) return shared.promise;
+      }
       const key = storeKeyOf(cookieValue);
-      let raw: string | null;
+      const entry: Reading = { cookie: cookieValue, key, invalidated: false };
+      const promise = read(cookieValue, key, entry);
+      entry.promise = promise;
+      if (!loadOptions?.fresh) reading.set(cookieValue, entry);
+      const forKey = readingByKey.get(key) ?? new Set<Reading>();
+      forKey.add(entry);
+      readingByKey.set(key, forKey);
       try {
-        raw = await store.get(sessionKey(key));
-      } catch (err) {
-        throw storeFailure(err);
+        return await promise;
+      } finally {
+        if (reading.get(cookieValue) === entry) reading.delete(cookieValue);
+        forKey.delete(entry);
+        if (forKey.size === 0 && readingByKey.get(key) === forKey) readingByKey.delete(key);
       }
-      if (raw === null) return undefined;
-      let record: SessionRecord;
-      try {
-        record = JSON.parse(raw) as SessionRecord;
-      } catch {
-        log.warn({ session: key }, 'unreadable session record ignored');
-        return undefined;
-      }
-      if (record.v !== 1 || at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
-      const opened = openTokens(cookieValue, key, record.tok);
-      if (opened === undefined) {
-        log.warn({ session: key }, 'session tokens did not decrypt with the presented id');
-        return undefined;
-      }
-      const session = toSession(key, record, JSON.parse(opened) as SessionTokens);
-      remember(session, raw, cookieValue);
-      return session;
     },
 
     peek(cookieValue) {
