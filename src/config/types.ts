@@ -9,6 +9,7 @@ export interface MappingConfig {
   readonly timeoutMs: number;
   readonly websocket: boolean;
   readonly forwardAccessToken: boolean;
+  readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
 }
 

@@ -158,7 +158,7 @@ export function createIdentityLinesMemo(log: Logger): (route: Route, identity: U
  * The header list the backend receives. Client-named Connection headers are removed first, then
  * Gatehouse's own headers are added, so `Connection: x-user-email, authorization` cannot strip what
  * Gatehouse injects (Fabio CVE-2025-48865). `identityLines` comes from identityHeaderLines when there is
- * an identity; without one, a client Authorization header is passed on.
+ * an identity; without one, the client's Authorization header is passed on only where the route says so.
  */
 export function buildUpstreamHeaders(
   facts: IncomingFacts,
@@ -186,7 +186,7 @@ export function buildUpstreamHeaders(
   out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.proto, 'x-forwarded-host', client.forwardedHost ?? hostHeader, 'x-request-id', requestId);
   if (identityLines) {
     for (let i = 0; i < identityLines.length; i++) out.push(identityLines[i] as string);
-  } else if (facts.authorization !== undefined) {
+  } else if (facts.authorization !== undefined && route.passAuthorization) {
     out.push('authorization', facts.authorization);
   }
   return out;

@@ -13,6 +13,8 @@ export interface Route {
   readonly timeoutMs: number;
   readonly websocket: boolean;
   readonly forwardAccessToken: boolean;
+  /** Without a Gatehouse identity, the client's own Authorization header is passed on (else removed). */
+  readonly passAuthorization: boolean;
   /** [header, claim] pairs, lowercase header names. */
   readonly identityHeaders: ReadonlyArray<readonly [string, string]>;
   /**
@@ -46,6 +48,7 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
     timeoutMs: m.timeoutMs,
     websocket: m.websocket,
     forwardAccessToken: m.forwardAccessToken,
+    passAuthorization: m.passAuthorization,
     identityHeaders: m.identityHeaders ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const) : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
   };
@@ -90,7 +93,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
   });
   for (const list of [...exact.values(), ...wildcard.values(), any]) list.sort(bySpecificity);
   const fallback = file.defaultBackend
-    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true }, -1, 'defaultBackend', extraStrip)
+    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: false, passAuthorization: false }, -1, 'defaultBackend', extraStrip)
     : undefined;
   if (fallback) all.push(fallback);
   const anyPrefix = all.some((r) => r.prefix !== '');

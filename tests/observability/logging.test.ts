@@ -33,7 +33,7 @@ describe('request ids and what never reaches the logs', () => {
     const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     const { port, url } = await reservePort();
     idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n`, env: { LOG_LEVEL: 'trace' } });
+    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backendUrl}"\n`, env: { LOG_LEVEL: 'trace' } });
   });
   afterAll(async () => {
     await gh?.close();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { FileConfig, MappingConfig } from '../../src/config/types.ts';
 import { compileRoutes, parseHost } from '../../src/proxy/routes.ts';
 
-const DEFAULTS = { auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true } as const;
+const DEFAULTS = { auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true, passAuthorization: false } as const;
 
 function table(mappings: ReadonlyArray<Partial<MappingConfig> & { frontendHost: string; backend: string }>, defaultBackend?: string) {
   const file: FileConfig = {

@@ -149,7 +149,7 @@ describe('defaultBackend', () => {
     await mapped?.close();
   });
 
-  it('receives what no mapping matches, with auth required by default', async () => {
+  it('receives what no mapping matches, with auth required by default, identity headers and no token', async () => {
     const res = await send(gh.url, { path: '/api/v3/x', headers: ['Host', 'app.example.com'] });
     expect(res.status).toBe(401);
     expect(res.json()['error']).toBe('unauthorized');
@@ -161,5 +161,7 @@ describe('defaultBackend', () => {
     expect(withSession.status).toBe(200);
     expect(withSession.json()).toEqual({ backend: 'dflt', url: '/d/v3/x?y=1' });
     expect(dflt.last().headers.get('x-user-sub')).toEqual(['carol']);
+    // ROUTE-DEFAULT (catalogue #82): tokens go only to backends a mapping names.
+    expect(dflt.last().headers.has('authorization')).toBe(false);
   });
 });

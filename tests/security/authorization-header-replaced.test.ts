@@ -4,9 +4,10 @@ import { expectError, mappingsYaml, startProxyStack, type ProxyStack } from '../
 
 /**
  * HDR-AUTHZ (catalogue #90; BBA §6.1.1): on a session request the backend gets the session's access token,
- * never the client's Authorization (a forged or another user's token, Basic credentials).
+ * never the client's Authorization (a forged or another user's token, Basic credentials). On a request without
+ * a Gatehouse identity it is removed, unless the mapping passes it through explicitly (passAuthorization).
  */
-describe('client Authorization on session requests', () => {
+describe('client Authorization', () => {
   let backend: TestBackend;
   let stack: ProxyStack;
   let token: string;
@@ -17,6 +18,8 @@ describe('client Authorization on session requests', () => {
         { frontendHost: '*', backend: backend.url },
         { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
         { frontendHost: '*', pathPrefix: '/notoken', backend: backend.url, forwardAccessToken: false },
+        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
+        { frontendHost: '*', pathPrefix: '/partner', backend: backend.url, auth: 'none', passAuthorization: true },
       ]),
     });
     token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
@@ -42,6 +45,23 @@ describe('client Authorization on session requests', () => {
   it('is dropped, not passed on, where the mapping sends no token', async () => {
     await send(stack.url, { path: '/api/notoken/x', headers: ['Cookie', stack.sessionCookie, 'Authorization', 'Bearer forged'] });
     expect(backend.last().headers.has('authorization')).toBe(false);
+  });
+
+  it.each(['/api/public/x', '/api/optional/x'])('without a session it is removed on %s (auth none / optional)', async (path) => {
+    for (const value of ['Bearer forged', 'Basic YWRtaW46YWRtaW4=']) {
+      const res = await send(stack.url, { path, headers: ['Authorization', value] });
+      expect(res.status).toBe(200);
+      expect(backend.last().headers.has('authorization'), `${path} ${value}`).toBe(false);
+    }
+  });
+
+  it('without a session it passes where the mapping asks for it (passAuthorization), and never replaces the session token', async () => {
+    const res = await send(stack.url, { path: '/api/partner/x', headers: ['Authorization', 'ApiKey partner-123'] });
+    expect(res.status).toBe(200);
+    expect(backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
+    // auth: none never looks the session up: with a cookie too, the client's header is what passes, not a token.
+    await send(stack.url, { path: '/api/partner/x', headers: ['Cookie', stack.sessionCookie, 'Authorization', 'ApiKey partner-123'] });
+    expect(backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
   });
 
   it('without a session, a forged bearer token on a required mapping is 401 unauthorized and never forwarded', async () => {
