@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const BINDING = '__Host-gh_login';
@@ -79,9 +80,7 @@ describe('OIDC callback', () => {
   const txKey = (state: string) => `${gh.config.redis.keyPrefix}tx:${createHash('sha256').update(state).digest('base64url')}`;
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, now: () => Date.now() + clockSkewMs });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), now: () => Date.now() + clockSkewMs } }));
     redis = new Redis(inject('redisUrl'));
   });
   afterAll(async () => {
@@ -268,9 +267,7 @@ describe('login start, cookies and concurrent logins', () => {
   const grants = () => idp.events.get('grant.success') ?? 0;
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl') } }));
   });
   afterAll(async () => {
     await gh?.close();

@@ -3,8 +3,9 @@ import type { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import { header, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 import { jsonOf, readSession, redisClient, refreshAtIdp, sessionCookieOf, sleep } from '../helpers/token-kit.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
@@ -23,13 +24,14 @@ describe.concurrent('logout revokes what the session held', () => {
   beforeAll(async () => {
     redis = redisClient(redisUrl);
     backend = await startBackend();
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url], accessTokenTtlSeconds: 4, jwtAccessTokenAudience: API_AUDIENCE });
-    gh = await startGatehouse({
-      idp, redisUrl, port,
-      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
-      env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30' },
-    });
+    ({ idp, gh } = await startStage({
+      idp: { accessTokenTtlSeconds: 4, jwtAccessTokenAudience: API_AUDIENCE },
+      gatehouse: {
+        redisUrl,
+        yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
+        env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30' },
+      },
+    }));
   });
   afterAll(async () => {
     await gh?.close();

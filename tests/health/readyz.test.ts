@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDevIdp } from '../../src/dev/idp.ts';
 import { Browser } from '../helpers/browser.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
@@ -48,9 +49,7 @@ describe('/readyz follows the session store, and requests fail closed while it i
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
     const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: redis.url, port, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: redis.url, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` } }));
   });
   afterAll(async () => {
     await gh?.close();

@@ -2,8 +2,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -31,9 +32,7 @@ describe('request ids and what never reaches the logs', () => {
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
     const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backendUrl}"\n`, env: { LOG_LEVEL: 'trace' } });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backendUrl}"\n`, env: { LOG_LEVEL: 'trace' } } }));
   });
   afterAll(async () => {
     await gh?.close();

@@ -1,8 +1,9 @@
 import { expect, inject } from 'vitest';
 import { startBackend, type RawResponse, type TestBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { retryOnPortRace, startStage } from '../helpers/stage.ts';
 
 /** Gatehouse with a real IdP and Redis, and one user logged in through the real login flow. */
 export interface ProxyStack {
@@ -20,32 +21,9 @@ export interface ProxyStack {
 
 export const SESSION_COOKIE = '__Host-gh_session';
 
-/**
- * reservePort() frees the port before Gatehouse binds it, so a parallel test file's listen(0) can take it
- * in between: retry on EADDRINUSE with a fresh port (and a fresh IdP, whose redirect URI names the port).
- */
-async function retryOnPortRace<T>(start: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err;
-    }
-  }
-}
-
 export async function startProxyStack(options: { yaml: string; env?: Record<string, string>; user?: string }): Promise<ProxyStack> {
-  const { gh, idp, url } = await retryOnPortRace(async () => {
-    const { port, url } = await reservePort();
-    const idp = await startIdp({ gatehouseBaseUrls: [url] });
-    try {
-      const gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: options.yaml, ...(options.env ? { env: options.env } : {}) });
-      return { gh, idp, url };
-    } catch (err) {
-      await idp.close();
-      throw err;
-    }
-  });
+  const { gh, idp, close } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: options.yaml, ...(options.env ? { env: options.env } : {}) } });
+  const url = gh.url;
   const loginAs = async (user: string) => {
     const browser = new Browser();
     const result = await browser.login(url, user);
@@ -61,10 +39,7 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
   return {
     gh, idp, browser, url, sessionValue, loginAs,
     sessionCookie: `${SESSION_COOKIE}=${sessionValue}`,
-    async close() {
-      await gh.close();
-      await idp.close();
-    },
+    close,
   };
 }
 

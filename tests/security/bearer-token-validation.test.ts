@@ -4,8 +4,9 @@ import type { Redis } from 'ioredis';
 import { decodeJwt, exportSPKI, SignJWT, type JWTPayload } from 'jose';
 import { header, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 import { jsonOf, makeSigningKey, nowSeconds, readSession, redisClient, sessionCookieOf, signJwt, unsignedJwt, upgradeStatus, type SigningKey } from '../helpers/token-kit.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
@@ -33,11 +34,12 @@ describe('bearer tokens on /api', () => {
     [rsa, ec, stranger] = await Promise.all([makeSigningKey('RS256'), makeSigningKey('ES256'), makeSigningKey('RS256')]);
     backend = await startBackend();
     wsBackend = await startWsBackend();
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url], jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk, ec.privateJwk] } });
     const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
     // RS256 only: the IdP's own EC key is published too, so an ES256 token shows the allowlist at work.
-    gh = await startGatehouse({ idp, redisUrl, port, yaml, env: { API_AUDIENCE, API_TOKEN_ALGORITHMS: 'RS256', TOKEN_CLOCK_TOLERANCE_SECONDS: '5' } });
+    ({ idp, gh } = await startStage({
+      idp: { jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk, ec.privateJwk] } },
+      gatehouse: { redisUrl, yaml, env: { API_AUDIENCE, API_TOKEN_ALGORITHMS: 'RS256', TOKEN_CLOCK_TOLERANCE_SECONDS: '5' } },
+    }));
     noBearer = await startGatehouse({ idp, redisUrl, yaml });
   });
   afterAll(async () => {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { safeLocalPath } from '../../src/auth/redirect.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 /** Values of `next` as Gatehouse receives them (after the query string is decoded once). */
 const HOSTILE_NEXT = [
@@ -29,9 +30,7 @@ describe('open redirect through /auth/login?next= (RFC 9700 §4.11.1)', () => {
   let gh: TestGatehouse;
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl') } }));
   });
   afterAll(async () => {
     await gh?.close();

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -27,9 +28,7 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
     const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` } }));
     redis = new Redis(inject('redisUrl'));
   });
   afterAll(async () => {

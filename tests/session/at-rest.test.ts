@@ -3,8 +3,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openTokens } from '../../src/session/crypto.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const IDLE_SECONDS = 900;
@@ -24,12 +25,9 @@ describe('what a read of Redis yields (sessions at rest)', () => {
   let tokens: Tokens;
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({
-      idp, redisUrl: inject('redisUrl'), port,
-      env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
-    });
+    ({ idp, gh } = await startStage({
+      gatehouse: { redisUrl: inject('redisUrl'), env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
+    }));
     redis = new Redis(inject('redisUrl'));
     prefix = gh.config.redis.keyPrefix;
 

@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const IDLE_SECONDS = 2;
@@ -38,12 +39,9 @@ describe('session expiry: idle (rolling) and absolute (OWASP Session Management)
   };
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({
-      idp, redisUrl: inject('redisUrl'), port,
-      env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
-    });
+    ({ idp, gh } = await startStage({
+      gatehouse: { redisUrl: inject('redisUrl'), env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
+    }));
     redis = new Redis(inject('redisUrl'));
   });
   afterAll(async () => {

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
+import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import type { TestIdp } from '../helpers/idp.ts';
+import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -24,9 +25,7 @@ describe('logout (POST /auth/logout)', () => {
   };
 
   beforeAll(async () => {
-    const { port, url } = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [url] });
-    gh = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port });
+    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl') } }));
     redis = new Redis(inject('redisUrl'));
     const discovery = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as { end_session_endpoint: string };
     endSessionEndpoint = discovery.end_session_endpoint;
