@@ -56,6 +56,7 @@ const { values: flags } = parseArgs({
     candidate: { type: 'string' },
     'candidate-env': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
+    hold: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -81,6 +82,8 @@ if (flags.help) {
   --candidate-env K=V   extra environment for the candidate (repeatable); without --candidate it measures this
                         tree with that setting, e.g. --candidate-env ACCESS_LOG=off
   --keep                keep the temp directory (configs, logs, profiles)
+  --hold S              after start-up, print every setup's URL, pid and wrk command, keep them up S seconds for
+                        your own tools (perf, strace, wrk), then stop without measuring
 `);
   process.exit(0);
 }
@@ -160,7 +163,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 process.on('exit', () => procs.killAllNow());
 
 const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
-const plannedSeconds = setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240;
+const plannedSeconds = setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: watchdog: still running after ${Math.round(plannedSeconds)} s, stopping\n`);
   interrupted = true;
@@ -449,6 +452,13 @@ mappings:
   }
   await expectStatus(`${ghInfo.url}${path}`, 401); // the load really goes through auth: without the cookie it is refused
   log('checked: every setup answers 200; Gatehouse answers 401 without the session cookie');
+  if (flags.hold !== undefined) {
+    const seconds = intFlag(flags.hold, 60, 'hold');
+    for (const s of setups) log(`  ${s.key.padEnd(15)} pid ${s.pid}  wrk -t1 -c${opts.connections} -d5s${s.headers.map((h) => ` -H '${h}'`).join('')} ${s.url}`);
+    log(`holding for ${seconds} s (Ctrl-C stops everything)`);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    return 0;
+  }
 
   // --- throughput and latency ---
   const results = new Map<string, SetupResult>(setups.map((s) => [s.key, { setup: s, runs: [], rps: 0, cpuUs: 0, p50: 0, p99: 0, errors: 0 }]));

@@ -16,7 +16,6 @@ const ALWAYS_DROPPED = new Set([
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'http2-settings']);
 
 const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
-const NONE: readonly string[] = [];
 
 /** The facts about the incoming request that routing, auth and forwarding need, from one pass over rawHeaders. */
 export interface IncomingFacts {
@@ -32,6 +31,8 @@ export interface IncomingFacts {
   upgrade: string | undefined;
   /** The request has a body (Content-Length above 0, or Transfer-Encoding). */
   hasBody: boolean;
+  /** The body is chunked (Transfer-Encoding): its length is unknown until it ends. */
+  chunkedBody: boolean;
   /** Transfer-Encoding other than exactly one `chunked`: framing a proxy in front may have read differently. */
   badFraming: boolean;
   /** Headers the client may pass on, as a flat [name, value, ...] list, before per-route filtering. */
@@ -48,7 +49,7 @@ function isIdentityLike(lower: string): boolean {
 export function scanHeaders(raw: readonly string[]): IncomingFacts {
   const facts: IncomingFacts = {
     host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
-    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, badFraming: false, passable: [], connectionTokens: undefined,
+    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, chunkedBody: false, badFraming: false, passable: [], connectionTokens: undefined,
   };
   let teSeen = false;
   for (let i = 0; i < raw.length; i += 2) {
@@ -90,6 +91,7 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
         if (teSeen || value.trim().toLowerCase() !== 'chunked') facts.badFraming = true;
         teSeen = true;
         facts.hasBody = true;
+        facts.chunkedBody = true;
         continue;
       case 'content-length':
         if (value !== '0') facts.hasBody = true;
@@ -126,7 +128,11 @@ function claimHeaderValue(value: unknown): string | undefined {
  */
 export function identityHeaderLines(route: Route, identity: UpstreamIdentity, requestId: string, log: Logger): string[] {
   const out: string[] = [];
-  if (route.forwardAccessToken && identity.accessToken) out.push('authorization', `Bearer ${identity.accessToken}`);
+  if (route.forwardAccessToken && identity.accessToken) {
+    // The upstream client writes values as they are: a token is checked like any value Gatehouse adds.
+    if (SAFE_VALUE.test(identity.accessToken)) out.push('authorization', `Bearer ${identity.accessToken}`);
+    else log.warn({ reqId: requestId }, 'access token is not a safe header value; not forwarded');
+  }
   for (const [header, claim] of route.identityHeaders) {
     const value = claimHeaderValue(identity.claims[claim]);
     if (value === undefined) continue;
@@ -193,27 +199,38 @@ export function buildUpstreamHeaders(
 }
 
 /**
- * Response headers the client receives, as a flat [name, value, ...] list: the backend's, minus hop-by-hop
- * and whatever its Connection header names, plus `extra`. A flat list goes to writeHead as it is
- * (no per-header setHeader bookkeeping on the hot path).
+ * Response headers the client receives, as a flat [name, value, ...] list: the backend's (`headers`, names
+ * lowercase), minus hop-by-hop and whatever its Connection header names (`connectionTokens`), plus `extra`.
+ * A flat list goes to writeHead as it is (no per-header setHeader bookkeeping on the hot path).
  */
-export function filterResponseHeaders(headers: Record<string, string | string[] | undefined>, extra: readonly string[] = [], ownCookies: readonly string[] = []): string[] {
+export function filterResponseHeaders(headers: readonly string[], connectionTokens: readonly string[], extra: readonly string[] = [], ownCookies: readonly string[] = []): string[] {
   const out: string[] = [];
-  const connection = headers['connection'];
-  // "keep-alive" and "close" name no header: the common answers skip the split.
-  const named = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close' ? connection.toLowerCase().split(',').map((t) => t.trim()) : NONE;
-  for (const key in headers) {
-    const value = headers[key];
-    if (value === undefined || RESPONSE_DROPPED.has(key) || named.includes(key)) continue;
+  const named = connectionTokens.length > 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const key = headers[i] as string;
+    const value = headers[i + 1] as string;
+    if (RESPONSE_DROPPED.has(key) || (named && connectionTokens.includes(key))) continue;
     if (key === 'set-cookie' && ownCookies.length > 0) {
       // A backend must never set (and so plant or overwrite) Gatehouse's session or login cookie.
-      for (const v of typeof value === 'string' ? [value] : value) {
-        const name = v.slice(0, v.indexOf('=')).trim().toLowerCase();
-        if (!ownCookies.some((c) => c.toLowerCase() === name)) out.push(key, v);
-      }
-    } else if (typeof value === 'string') out.push(key, value);
-    else for (const v of value) out.push(key, v);
+      const name = value.slice(0, value.indexOf('=')).trim().toLowerCase();
+      if (ownCookies.some((c) => c.toLowerCase() === name)) continue;
+    }
+    out.push(key, value);
   }
   for (const v of extra) out.push(v);
   return out;
+}
+
+/** A node:http header object as the flat lowercase list filterResponseHeaders takes, with its Connection tokens. */
+export function flattenHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): { headers: string[]; connectionTokens: string[] } {
+  const out: string[] = [];
+  for (const key in headers) {
+    const value = headers[key];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(key, value);
+    else for (const v of value) out.push(key, v);
+  }
+  const connection = headers['connection'];
+  const connectionTokens = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean) : [];
+  return { headers: out, connectionTokens };
 }

@@ -6,7 +6,7 @@ import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver } from '../auth/identity.ts';
 import { admit, upstreamCookie } from './admit.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, flattenHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import { closeFrame, createFrameTracker } from './ws-frames.ts';
 
@@ -95,7 +95,8 @@ export function createWsRegistry(): WsRegistry {
  */
 function declinedHead(res: IncomingMessage, ownCookies: readonly string[]): string {
   let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const headers = filterResponseHeaders(res.headers, [], ownCookies);
+  const backend = flattenHeaders(res.headers);
+  const headers = filterResponseHeaders(backend.headers, backend.connectionTokens, [], ownCookies);
   for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${out}connection: close\r\n\r\n`;
 }
@@ -103,7 +104,7 @@ function declinedHead(res: IncomingMessage, ownCookies: readonly string[]): stri
 /** The backend's 101 as it is (Upgrade and Connection must pass here), minus any Set-Cookie for Gatehouse's own cookies. */
 function statusLine(res: IncomingMessage, ownCookies: readonly string[]): string {
   let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const own = filterResponseHeaders({ 'set-cookie': res.headers['set-cookie'] }, [], ownCookies);
+  const own = filterResponseHeaders(flattenHeaders({ 'set-cookie': res.headers['set-cookie'] }).headers, [], [], ownCookies);
   for (let i = 0; i < res.rawHeaders.length; i += 2) {
     if ((res.rawHeaders[i] as string).toLowerCase() === 'set-cookie' && !own.includes(res.rawHeaders[i + 1] as string)) continue;
     out += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;

@@ -36,7 +36,6 @@ const DEV_MAY_IMPORT = ['errors.ts', 'config/', 'observability/'];
 /** Package → the places that may import it (a folder ending in "/", or a file base name). */
 const ROOMS: Readonly<Record<string, readonly string[]>> = {
   ioredis: ['store/'],
-  undici: ['proxy/'],
   'openid-client': ['auth/'],
   jose: ['auth/'],
   express: ['http/', 'routes.ts'],
