@@ -9,6 +9,7 @@ describe('backend failures', () => {
   let hang: TestBackend;
   let stall: TestBackend;
   let reset: TestBackend;
+  let counter: TestBackend;
   let downUrl: string;
   let gh: TestGatehouse;
 
@@ -28,6 +29,7 @@ describe('backend failures', () => {
       setTimeout(() => res.socket?.destroy(), 20);
       return true;
     });
+    counter = await startBackend();
     downUrl = await closedPortUrl();
     gh = await startBareGatehouse(mappingsYaml([
       { frontendHost: '*', pathPrefix: '/down', backend: downUrl, auth: 'none' },
@@ -36,11 +38,12 @@ describe('backend failures', () => {
       { frontendHost: '*', pathPrefix: '/hang', backend: hang.url, auth: 'none' },
       { frontendHost: '*', pathPrefix: '/stall', backend: stall.url, auth: 'none', timeoutMs: 300 },
       { frontendHost: '*', pathPrefix: '/reset', backend: reset.url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/upload', backend: counter.url, auth: 'none', timeoutMs: 300 },
     ]));
   });
   afterAll(async () => {
     await gh?.close();
-    await Promise.all([slow, hang, stall, reset].map((b) => b?.close()));
+    await Promise.all([slow, hang, stall, reset, counter].map((b) => b?.close()));
   });
 
   const noInternals = (text: string) => {
@@ -134,6 +137,30 @@ describe('backend failures', () => {
     req.destroy();
     const rec = await hang.waitForAbort(before);
     expect(rec.complete).toBe(false);
+  });
+
+  it('an upload slower than timeoutMs is not cut while its body keeps flowing: the wait for the answer starts after it', async () => {
+    const u = new URL(gh.url);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/upload/x', method: 'POST', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      // Six chunks 150 ms apart: 750 ms of upload against a 300 ms timeout, chunked (no Content-Length).
+      const tick = setInterval(() => {
+        req.write(Buffer.alloc(1000, 0x61));
+        if (++sent === 6) {
+          clearInterval(tick);
+          req.end();
+        }
+      }, 150);
+    });
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ method: 'POST', bodySize: 6000 });
   });
 
   it('stays up: /healthz answers after all of the above', async () => {

@@ -42,7 +42,10 @@ export interface UpstreamRequest {
   readonly body: Readable | null;
   /** The body's length is unknown: it is sent with Transfer-Encoding: chunked. */
   readonly chunked: boolean;
-  /** Limit for the response head to arrive (from the request's start), then for each gap in the body. */
+  /**
+   * Limit for the response head to arrive (from the request's start, or from the last chunk of a request
+   * body still being sent), then for each gap in the response body.
+   */
   readonly timeoutMs: number;
 }
 
@@ -363,12 +366,16 @@ class Exchange implements UpstreamControl {
       ok = socket.write(chunk);
     }
     if (!ok) body.pause();
+    // The backend cannot be expected to answer before the body is whole: while it flows, the wait for the
+    // response head counts from the latest chunk (a slow upload is the client's to bound, by requestTimeout).
+    this.deadline = Date.now() + this.req.timeoutMs;
   }
 
   private onBodyEnd(): void {
     if (!this.conn || this.state === DONE) return;
     if (this.req.chunked) this.conn.socket.write('0\r\n\r\n', 'latin1');
     this.bodySent = true;
+    if (this.state === WAIT_HEAD) this.deadline = Date.now() + this.req.timeoutMs;
   }
 
   onDrain(): void {
