@@ -1,0 +1,113 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUpstreamPool, type UpstreamError, type UpstreamPool } from '../../src/proxy/upstream/client.ts';
+import type { ResponseHead } from '../../src/proxy/upstream/response-head.ts';
+
+/** The pool on its own, against a real loopback backend: queueing, limits, idle closing, shutdown. */
+
+interface Outcome {
+  readonly status?: number;
+  readonly body?: string;
+  readonly error?: UpstreamError;
+}
+
+function call(pool: UpstreamPool, path: string, timeoutMs = 5000): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let status = 0;
+    const chunks: Buffer[] = [];
+    pool.request({ method: 'GET', path, headers: [], body: null, chunked: false, timeoutMs }, {
+      onResponseStart: (head: ResponseHead) => { status = head.status; },
+      onResponseData: (chunk) => { chunks.push(Buffer.from(chunk)); return true; },
+      onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
+      onResponseError: (error) => resolve({ error }),
+    });
+  });
+}
+
+describe('upstream pool', () => {
+  let server: Server;
+  let origin: string;
+  const open = new Set<Socket>();
+  let maxOpen = 0;
+  const hanging: ServerResponse[] = [];
+
+  beforeAll(async () => {
+    server = createServer({ keepAliveTimeout: 10_000 }, (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === '/hang') return void hanging.push(res);
+      const delay = req.url === '/slow' ? 50 : 0;
+      setTimeout(() => {
+        if (req.url === '/hint') res.setHeader('keep-alive', 'timeout=1');
+        res.end(`answer ${req.url}`);
+      }, delay);
+    });
+    server.on('connection', (socket: Socket) => {
+      open.add(socket);
+      maxOpen = Math.max(maxOpen, open.size);
+      socket.on('close', () => open.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const res of hanging) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const waitFor = async (check: () => boolean, ms = 2000) => {
+    const until = Date.now() + ms;
+    while (!check() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    return check();
+  };
+
+  it('never opens more than `connections`: the rest wait in order and are all answered', async () => {
+    const pool = createUpstreamPool(origin, { connections: 2 });
+    const before = open.size;
+    maxOpen = before;
+    const outcomes = await Promise.all(Array.from({ length: 7 }, () => call(pool, '/slow')));
+    expect(outcomes.map((o) => o.status)).toEqual(Array(7).fill(200));
+    expect(outcomes.every((o) => o.body === 'answer /slow')).toBe(true);
+    expect(maxOpen - before).toBe(2);
+    await pool.close();
+    expect(await waitFor(() => open.size === 0)).toBe(true);
+  });
+
+  it('a request waiting for a connection times out like one waiting for an answer', async () => {
+    const pool = createUpstreamPool(origin, { connections: 1 });
+    const first = call(pool, '/hang', 5000);
+    const second = await call(pool, '/slow', 200);
+    expect(second.error?.code).toBe('UPSTREAM_HEADERS_TIMEOUT');
+    hanging.shift()?.end('late');
+    expect((await first).status).toBe(200);
+    await pool.close();
+  });
+
+  it('closes idle connections after keepAliveTimeoutMs, and sooner when the backend hints a shorter timeout', async () => {
+    const pool = createUpstreamPool(origin, { keepAliveTimeoutMs: 150 });
+    expect((await call(pool, '/x')).status).toBe(200);
+    expect(open.size).toBe(1);
+    expect(await waitFor(() => open.size === 0, 1000)).toBe(true);
+
+    const hinted = createUpstreamPool(origin, { keepAliveTimeoutMs: 60_000 });
+    const started = Date.now();
+    expect((await call(hinted, '/hint')).status).toBe(200);
+    expect(await waitFor(() => open.size === 0, 2000)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(1000); // "timeout=1" minus Gatehouse's one-second margin
+    await Promise.all([pool.close(), hinted.close()]);
+  });
+
+  it('close() waits for requests in flight, then refuses new ones with UPSTREAM_CLOSED', async () => {
+    const pool = createUpstreamPool(origin);
+    const inFlight = call(pool, '/slow');
+    await new Promise((r) => setTimeout(r, 10));
+    let closed = false;
+    const closing = pool.close().then(() => { closed = true; });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(closed).toBe(false);
+    expect((await inFlight).status).toBe(200);
+    await closing;
+    expect((await call(pool, '/x')).error?.code).toBe('UPSTREAM_CLOSED');
+    expect(await waitFor(() => open.size === 0)).toBe(true);
+  });
+});
