@@ -39,6 +39,12 @@ export interface App {
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
   runtime(): Runtime;
+  /**
+   * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
+   * requests from now on use it, requests under way finish with the one they started with, and the
+   * previous backend pools close once those are done (the returned promise). Other settings need a restart.
+   */
+  reload(next: Config): Promise<void>;
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Stops accepting, closes WebSockets (1001), drains in-flight requests up to the deadline, then closes pools and the store. */
   close(): Promise<void>;
@@ -90,7 +96,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     keys: issuerKeys, issuer: config.oidc.issuer, clientId: config.oidc.clientId, algorithm: config.oidc.idTokenSigningAlg, sessions, store, log, now,
   });
   const readiness = createReadiness({ store, idpReady: oidc.isReady });
-  const runtime = createRuntime(config);
+  let runtime = createRuntime(config);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
   blocklist.onRevoke((r) => {
@@ -134,6 +140,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     websockets,
     blocklist,
     runtime: () => runtime,
+    async reload(next) {
+      const previous = runtime;
+      // Only the routing comes from config.yml; the environment of a running process cannot change.
+      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
+      await previous.close();
+    },
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

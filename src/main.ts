@@ -43,6 +43,19 @@ async function main(): Promise<void> {
         setTimeout(() => process.exit(0), 50).unref();
       });
   };
+  // SIGHUP re-reads config.yml: a file with problems changes nothing (each problem is logged, naming its field).
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    let next: typeof config;
+    try {
+      next = loadConfig(env, { devMode: dev });
+    } catch (err) {
+      log.error({ problems: err instanceof ConfigError ? err.problems : [String(err)] }, 'configuration not reloaded: the running one stays');
+      return;
+    }
+    log.info({ mappings: next.routing.mappings.length }, 'configuration reloaded');
+    void app.reload(next).then(() => log.info('previous backend connections closed'));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

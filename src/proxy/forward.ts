@@ -4,27 +4,31 @@ import { filterResponseHeaders } from './headers.ts';
 import { createUpstreamPool, type UpstreamControl, type UpstreamError, type UpstreamHandler, type UpstreamPool } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
 
-/** Keep-alive pools, one per backend origin, built with a config snapshot and closed with it. */
+/** Keep-alive pools, one per backend origin, built with a config snapshot and retired with it. */
 export interface Pools {
   get(origin: string): UpstreamPool;
+  /** Keeps no idle connection from now on; resolves when the requests in flight on these pools are done. */
   close(): Promise<void>;
 }
 
 export function createPools(options: { connections?: number; keepAliveTimeoutMs?: number; connectTimeoutMs?: number } = {}): Pools {
   const pools = new Map<string, UpstreamPool>();
+  let retired = false;
   return {
     get(origin) {
       let pool = pools.get(origin);
       if (!pool) {
         // keepAliveTimeoutMs defaults below Node's server keep-alive (5 s), so we never reuse a socket the backend is closing.
         pool = createUpstreamPool(origin, options);
+        // A request admitted under a configuration since replaced still gets its answer; no connection stays after it.
+        if (retired) void pool.close();
         pools.set(origin, pool);
       }
       return pool;
     },
     async close() {
+      retired = true;
       await Promise.allSettled([...pools.values()].map((p) => p.close()));
-      pools.clear();
     },
   };
 }

@@ -18,8 +18,7 @@ export type UpstreamErrorCode =
   | 'UPSTREAM_RESET'
   | 'UPSTREAM_PROTOCOL'
   | 'UPSTREAM_HEADERS_TIMEOUT'
-  | 'UPSTREAM_BODY_TIMEOUT'
-  | 'UPSTREAM_CLOSED';
+  | 'UPSTREAM_BODY_TIMEOUT';
 
 export class UpstreamError extends Error {
   readonly code: UpstreamErrorCode;
@@ -68,7 +67,11 @@ export interface UpstreamHandler {
 
 export interface UpstreamPool {
   request(req: UpstreamRequest, handler: UpstreamHandler): UpstreamControl;
-  /** Refuses new requests, lets the ones in flight finish, closes every connection. */
+  /**
+   * Retires the pool: idle connections close now and every other one as soon as its exchange ends.
+   * Requests still arriving (admitted under the configuration this pool belongs to) are served on
+   * connections closed after them. Resolves when nothing is in flight.
+   */
   close(): Promise<void>;
 }
 
@@ -132,10 +135,6 @@ class OriginPool implements UpstreamPool {
   request(req: UpstreamRequest, handler: UpstreamHandler): UpstreamControl {
     const ex = new Exchange(this, req, handler);
     this.inFlight++;
-    if (this.closing) {
-      process.nextTick(() => ex.fail(new UpstreamError('UPSTREAM_CLOSED', 'the connection pool is closed')));
-      return ex;
-    }
     this.startTimer();
     this.assign(ex, false);
     return ex;
@@ -218,10 +217,6 @@ class OriginPool implements UpstreamPool {
       this.closing = { promise, resolve };
       for (const conn of [...this.idle]) conn.destroy();
       if (this.inFlight === 0) resolve();
-      void promise.then(() => {
-        if (this.timer) clearInterval(this.timer);
-        this.timer = undefined;
-      });
     }
     return this.closing.promise;
   }
