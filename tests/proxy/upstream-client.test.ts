@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,7 @@ async function startRawBackend(): Promise<RawBackend> {
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let buf = Buffer.alloc(0);
+    const answeredEarly = new Set<number>();
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       for (;;) {
@@ -82,9 +84,16 @@ async function startRawBackend(): Promise<RawBackend> {
         if (end === -1) return;
         const headText = buf.subarray(0, end).toString('latin1');
         const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headText)?.[1] ?? 0);
+        if (headText.startsWith('POST /early ') && !answeredEarly.has(conn)) {
+          // Answers before reading the body, and leaves the connection open: the rest of the body is still to come.
+          answeredEarly.add(conn);
+          seen.push({ conn, method: 'POST', path: '/early', headers: headText });
+          socket.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo long');
+        }
         if (buf.length < end + 4 + length) return;
         buf = buf.subarray(end + 4 + length);
         const [method = '', path = ''] = (headText.split('\r\n')[0] ?? '').split(' ');
+        if (path === '/early') continue;
         const request = { conn, method, path, headers: headText };
         seen.push(request);
         if (poisoned.has(conn)) {
@@ -212,6 +221,23 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
     expect(res.headers['x-internal']).toBeUndefined();
     expect(res.headers['x-kept']).toBe('yes');
     expect(res.headers['keep-alive']).not.toBe('timeout=5');
+  });
+
+  it('an answer before the request body was sent whole is relayed, and that connection is not reused', async () => {
+    // The client declares 64 KiB and sends 1 KiB; the backend answers 413 at once; only then does the rest follow.
+    const u = new URL(gh.url);
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/api/early', headers: { 'content-length': String(64 * 1024) }, agent: false }, (r) => {
+        let body = '';
+        r.on('data', (c: Buffer) => { body += c.toString(); });
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        req.end(Buffer.alloc(63 * 1024, 0x62));
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(1024, 0x61));
+    });
+    expect(res).toEqual({ status: 413, body: 'too long' });
+    await expectDroppedAfter('/early');
   });
 
   it('a GET on a kept-alive connection the backend dropped is retried once on a new connection', async () => {
