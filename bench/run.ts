@@ -8,9 +8,9 @@
  * See docs/performance.md for what each setup is and the latest numbers.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
@@ -23,7 +23,8 @@ import { cpuSeconds, createProcRegistry, findExecutable, openFileLimit, rssKb, t
 import { inspectorUrl, profileWhile } from './lib/inspector.ts';
 import { formatProfiles, summarizeProfile, type ProfiledRun } from './lib/profile.ts';
 import { fmtMs, median, table } from './lib/stats.ts';
-import { runWrk, type WrkResult } from './lib/wrk.ts';
+import { autocannonPath, runAutocannon } from './lib/autocannon.ts';
+import { runWrk, type LoadOptions, type WrkResult } from './lib/wrk.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const SERVERS = join(ROOT, 'bench', 'servers');
@@ -57,6 +58,7 @@ const { values: flags } = parseArgs({
     'candidate-env': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
     hold: { type: 'string' },
+    client: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -66,11 +68,11 @@ if (flags.help) {
   process.stdout.write(`usage: npm run bench -- [options]
   --quick               1 round × 1 s per setup and small probes (smoke test)
   --rounds N            measured rounds per setup (default 8; quick 1)
-  --duration S          seconds per wrk run (default 3; quick 1)
+  --duration S          seconds per load run (default 3; quick 1)
   --warmup S            seconds of the warm-up run per setup (default 6; quick 1)
-  --connections N       wrk connections (default 32, one wrk thread)
+  --connections N       connections of the load client (default 32; wrk with one thread)
   --with-hpm            add the Express 5 + http-proxy-middleware baseline (needs the devDependency)
-  --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's technique), and
+  --with-dispatch       add a bare forwarder using a raw undici dispatch handler (Gatehouse's before its own client), and
                         the same forwarder sending the headers Gatehouse adds upstream (token, x-user-*, ...)
   --profile             CPU-profile Gatehouse under load and print its hot spots (automatic when a target is missed in a full run)
   --no-profile          never profile
@@ -82,7 +84,9 @@ if (flags.help) {
   --candidate-env K=V   extra environment for the candidate (repeatable); without --candidate it measures this
                         tree with that setting, e.g. --candidate-env ACCESS_LOG=off
   --keep                keep the temp directory (configs, logs, profiles)
-  --hold S              after start-up, print every setup's URL, pid and wrk command, keep them up S seconds for
+  --client C            load client: wrk (default when installed) or autocannon (the fallback; its numbers
+                        compare within a run, not with wrk runs)
+  --hold S              after start-up, print every setup's URL, pid and load command, keep them up S seconds for
                         your own tools (perf, strace, wrk), then stop without measuring
 `);
   process.exit(0);
@@ -328,7 +332,7 @@ function checkAlive(): void {
 async function load(setup: Setup, seconds: number): Promise<Run> {
   const cpuBefore = cpuSeconds(setup.pid);
   try {
-    const r = await runWrk(wrkPath as string, {
+    const r = await (client as LoadClient).run({
       url: setup.url, seconds, connections: opts.connections, threads: 1, headers: setup.headers,
       onStart: (stop) => { stopLoad = stop; },
     });
@@ -344,26 +348,65 @@ async function load(setup: Setup, seconds: number): Promise<Run> {
   }
 }
 
-const wrkPath = findExecutable('wrk');
+interface LoadClient {
+  readonly name: 'wrk' | 'autocannon';
+  /** How the plan and results name the client, e.g. "wrk -t1 -c32". */
+  readonly label: string;
+  readonly version: string;
+  run(o: LoadOptions): Promise<WrkResult>;
+  /** The command line a person would type for the same load (printed by --hold). */
+  command(url: string, headers: readonly string[]): string;
+}
+
+/** wrk when installed (or asked for); else autocannon from devDependencies; else nothing can be measured. */
+function chooseClient(): LoadClient | undefined {
+  const wanted = flags.client;
+  const wrk = wanted === 'autocannon' ? undefined : findExecutable('wrk');
+  if (wrk) {
+    return {
+      name: 'wrk', label: `wrk -t1 -c${opts.connections}`, version: version(wrk, ['-v']),
+      run: (o) => runWrk(wrk, o),
+      command: (url, headers) => `wrk -t1 -c${opts.connections} -d5s${headers.map((h) => ` -H '${h}'`).join('')} ${url}`,
+    };
+  }
+  const script = wanted === 'wrk' ? undefined : autocannonPath();
+  if (!script) return undefined;
+  const pkg = JSON.parse(readFileSync(join(dirname(script), 'package.json'), 'utf8')) as { version: string };
+  return {
+    name: 'autocannon', label: `autocannon -c${opts.connections}`, version: `autocannon ${pkg.version}`,
+    run: (o) => runAutocannon(script, o),
+    command: (url, headers) => `node ${relative(ROOT, script)} -c ${opts.connections} -d 5${headers.map((h) => ` -H '${h}'`).join('')} ${url}`,
+  };
+}
+
+let client: LoadClient | undefined;
 
 const startedAt = Date.now();
 
 async function main(): Promise<number> {
-  if (!wrkPath) {
-    log('bench: wrk is not installed (apt-get install wrk). The autocannon fallback is not implemented: the figures in');
-    log('docs/performance.md are wrk numbers and a different client would not be comparable. Nothing was measured.');
+  if (flags.client !== undefined && flags.client !== 'wrk' && flags.client !== 'autocannon') {
+    log(`bench: --client must be wrk or autocannon, got "${flags.client}"`);
     return 1;
+  }
+  client = chooseClient();
+  if (!client) {
+    log(`bench: no load client: ${flags.client === 'wrk' ? 'wrk is not installed (apt-get install wrk)' : 'neither wrk (apt-get install wrk) nor the autocannon devDependency (npm ci) is there'}. Nothing was measured.`);
+    return 1;
+  }
+  if (client.name === 'autocannon') {
+    log('note: measuring with autocannon, a Node client: it takes more of the shared CPU than wrk and reports latency in');
+    log('whole milliseconds. Ratios within this run hold; absolute figures do not compare with wrk runs (docs/performance.md).');
   }
   workDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const nginx = findExecutable('nginx');
   const cpuList = cpus();
   log(`Gatehouse bench — ${new Date().toISOString()}`);
   log(`machine: ${cpuList.length} × ${cpuList[0]?.model ?? '?'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the load generator shares these cores)`);
-  log(`node ${process.version}, ${version(wrkPath, ['-v'])}, ${nginx ? version(nginx, ['-v']) : 'nginx: not installed'}`);
+  log(`node ${process.version}, ${client.version}, ${nginx ? version(nginx, ['-v']) : 'nginx: not installed'}`);
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout?.trim() || '?';
   const dirty = (spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout ?? '').trim().split('\n').filter(Boolean).length;
   log(`gatehouse: commit ${commit}${dirty > 0 ? ` with ${dirty} uncommitted change(s) under src/` : ''}`);
-  log(`plan: wrk -t1 -c${opts.connections}, warm-up ${opts.warmup} s, then ${opts.rounds} round(s) × ${opts.duration} s per setup, setups alternating`);
+  log(`plan: ${client.label}, warm-up ${opts.warmup} s, then ${opts.rounds} round(s) × ${opts.duration} s per setup, setups alternating`);
   log('');
 
   // --- servers ---
@@ -454,7 +497,7 @@ mappings:
   log('checked: every setup answers 200; Gatehouse answers 401 without the session cookie');
   if (flags.hold !== undefined) {
     const seconds = intFlag(flags.hold, 60, 'hold');
-    for (const s of setups) log(`  ${s.key.padEnd(15)} pid ${s.pid}  wrk -t1 -c${opts.connections} -d5s${s.headers.map((h) => ` -H '${h}'`).join('')} ${s.url}`);
+    for (const s of setups) log(`  ${s.key.padEnd(15)} pid ${s.pid}  ${client.command(s.url, s.headers)}`);
     log(`holding for ${seconds} s (Ctrl-C stops everything)`);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     return 0;
@@ -556,7 +599,7 @@ mappings:
   const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
   log('');
-  log(`Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, wrk -t1 -c${opts.connections}, ${cpuList.length} cores shared by client and servers`);
+  log(`Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`);
   const rows = [...results.values()].map((r) => [
     r.setup.label,
     Math.round(r.rps).toLocaleString('en-US'),
