@@ -31,10 +31,18 @@ describe('upstream pool', () => {
   const open = new Set<Socket>();
   let maxOpen = 0;
   const hanging: ServerResponse[] = [];
+  const gathered: ServerResponse[] = [];
+  let gatherTarget = 0;
 
   beforeAll(async () => {
     server = createServer({ keepAliveTimeout: 10_000 }, (req: IncomingMessage, res: ServerResponse) => {
       if (req.url === '/hang') return void hanging.push(res);
+      if (req.url === '/gather') {
+        // Held until `gatherTarget` requests are open at once, as long-lived streams would be.
+        gathered.push(res);
+        if (gathered.length === gatherTarget) for (const r of gathered.splice(0)) r.end('released');
+        return;
+      }
       const delay = req.url === '/slow' ? 50 : 0;
       setTimeout(() => {
         if (req.url === '/hint') res.setHeader('keep-alive', 'timeout=1');
@@ -69,6 +77,17 @@ describe('upstream pool', () => {
     expect(outcomes.map((o) => o.status)).toEqual(Array(7).fill(200));
     expect(outcomes.every((o) => o.body === 'answer /slow')).toBe(true);
     expect(maxOpen - before).toBe(2);
+    await pool.close();
+    expect(await waitFor(() => open.size === 0)).toBe(true);
+  });
+
+  it('by default no cap: 200 responses held open at once are all served (long-lived streams do not starve the rest), and at most maxIdle stay', async () => {
+    const pool = createUpstreamPool(origin, { maxIdle: 50 });
+    gatherTarget = 200;
+    const outcomes = await Promise.all(Array.from({ length: 200 }, () => call(pool, '/gather', 3000)));
+    expect(outcomes.filter((o) => o.body === 'released')).toHaveLength(200);
+    expect(await waitFor(() => open.size <= 50)).toBe(true);
+    expect(open.size).toBeGreaterThan(0);
     await pool.close();
     expect(await waitFor(() => open.size === 0)).toBe(true);
   });

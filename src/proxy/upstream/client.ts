@@ -5,8 +5,8 @@ import { ChunkedDecoder, ChunkedError } from './chunked.ts';
 import { parseResponseHead, ResponseHeadError, type ResponseHead } from './response-head.ts';
 
 /**
- * Gatehouse's HTTP/1.1 client for backends: keep-alive connections per origin, one request at a time on
- * each (no pipelining), bodies streamed both ways with backpressure, strict response framing.
+ * Gatehouse's HTTP/1.1 client for backends: keep-alive connections per origin (up to 128 kept idle), one
+ * request at a time on each (no pipelining), bodies streamed both ways with backpressure, strict response framing.
  *
  * Why not undici: on the proxy's hot path undici's own JavaScript (request validation, the dispatcher
  * chain, the wasm parser's callbacks, a header object per response) cost about as much CPU as everything
@@ -76,8 +76,14 @@ export interface UpstreamPool {
 }
 
 export interface UpstreamPoolOptions {
-  /** Connections per origin, busy or idle (default 128). */
+  /**
+   * Cap on connections per origin, busy or idle; requests beyond it wait in order. Default: no cap, as
+   * nginx and Go's transport: with one, long-lived responses (server-sent events, long polls) would hold
+   * every connection and queue everything else behind them until the timeout.
+   */
   readonly connections?: number;
+  /** Idle connections kept per origin for reuse (default 128); one more finishing is closed instead. */
+  readonly maxIdle?: number;
   /** Idle connections are closed after this (default 4000 ms, or the backend's Keep-Alive hint minus 1 s if shorter). */
   readonly keepAliveTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
@@ -107,6 +113,7 @@ class OriginPool implements UpstreamPool {
   private readonly port: number;
   private readonly tls: boolean;
   private readonly max: number;
+  private readonly maxIdle: number;
   private readonly keepAliveMs: number;
   private readonly connectTimeoutMs: number;
   /** Every open or opening connection; an exchange in flight is on one of these or in the queue. */
@@ -126,7 +133,8 @@ class OriginPool implements UpstreamPool {
     this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     this.port = Number(url.port) || (this.tls ? 443 : 80);
     this.hostHeader = url.host;
-    this.max = options.connections ?? 128;
+    this.max = options.connections ?? Number.POSITIVE_INFINITY;
+    this.maxIdle = options.maxIdle ?? 128;
     this.keepAliveMs = options.keepAliveTimeoutMs ?? 4000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.maxHeadBytes = options.maxHeadBytes ?? 16384;
@@ -163,6 +171,7 @@ class OriginPool implements UpstreamPool {
       else {
         const next = this.queue.shift();
         if (next) next.start(conn);
+        else if (this.idle.length >= this.maxIdle) conn.destroy();
         else {
           conn.idleSince = Date.now();
           this.idle.push(conn);
