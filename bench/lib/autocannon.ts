@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { LoadOptions, WrkResult } from './wrk.ts';
+import { runLoadProcess, type LoadOptions, type WrkResult } from './wrk.ts';
 
 /**
  * The load client when wrk is not installed: autocannon, run as its own process like wrk (never inside
@@ -37,29 +36,10 @@ export function parseAutocannon(out: string): WrkResult {
   return { rps: requests / d.duration, p50, p99, requests, non2xx: d.non2xx ?? 0, socketErrors: (d.errors ?? 0) + (d.timeouts ?? 0) };
 }
 
-/** One bounded autocannon run (killed if it overruns its duration by 15 s). */
+/** One bounded autocannon run. */
 export function runAutocannon(script: string, o: LoadOptions): Promise<WrkResult> {
   const args = [script, '-c', String(o.connections), '-d', String(o.seconds), '-t', '5', '-j'];
   for (const h of o.headers ?? []) args.push('-H', h);
   args.push(o.url);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    const stop = () => { if (child.exitCode === null) child.kill('SIGKILL'); };
-    o.onStart?.(stop);
-    const timer = setTimeout(stop, (o.seconds + 15) * 1000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`autocannon exited with ${code}: ${err || out}`));
-      try {
-        resolve(parseAutocannon(out));
-      } catch (e) {
-        reject(e as Error);
-      }
-    });
-  });
+  return runLoadProcess('autocannon', process.execPath, args, o, parseAutocannon);
 }

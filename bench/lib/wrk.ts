@@ -41,13 +41,13 @@ export interface LoadOptions {
   readonly onStart?: (stop: () => void) => void;
 }
 
-/** One bounded wrk run (killed if it overruns its duration by 15 s). */
-export function runWrk(wrk: string, o: LoadOptions): Promise<WrkResult> {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', '--timeout', '5s'];
-  for (const h of o.headers ?? []) args.push('-H', h);
-  args.push(o.url);
+/**
+ * Runs a load client as its own process, bounded (killed if it overruns its duration by 15 s), and parses
+ * what it printed. Shared by wrk and the autocannon fallback.
+ */
+export function runLoadProcess(name: string, command: string, args: readonly string[], o: LoadOptions, parse: (out: string) => WrkResult): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
@@ -58,12 +58,20 @@ export function runWrk(wrk: string, o: LoadOptions): Promise<WrkResult> {
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`wrk exited with ${code}: ${err || out}`));
+      if (code !== 0) return reject(new Error(`${name} exited with ${code}: ${err || out}`));
       try {
-        resolve(parseWrk(out));
+        resolve(parse(out));
       } catch (e) {
         reject(e as Error);
       }
     });
   });
+}
+
+/** One bounded wrk run. */
+export function runWrk(wrk: string, o: LoadOptions): Promise<WrkResult> {
+  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', '--timeout', '5s'];
+  for (const h of o.headers ?? []) args.push('-H', h);
+  args.push(o.url);
+  return runLoadProcess('wrk', wrk, args, o, parseWrk);
 }
