@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
 import type { Route } from './routes.ts';
+import { listTokens } from './upstream/response-head.ts';
 
 /** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
 const ALWAYS_DROPPED = new Set([
@@ -231,6 +232,5 @@ export function flattenHeaders(headers: Readonly<Record<string, string | string[
     else for (const v of value) out.push(key, v);
   }
   const connection = headers['connection'];
-  const connectionTokens = typeof connection === 'string' ? connection.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean) : [];
-  return { headers: out, connectionTokens };
+  return { headers: out, connectionTokens: typeof connection === 'string' ? listTokens(connection) : [] };
 }

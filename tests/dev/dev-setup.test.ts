@@ -1,30 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
+import { ROOT, startMain, type MainProcess } from '../helpers/main-process.ts';
 import { freePort } from '../helpers/ports.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-/** `node src/main.ts` with only the environment given (no inherited OIDC_ISSUER, REDIS_URL or NODE_ENV). */
-function startMain(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ['src/main.ts'], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (c: Buffer) => { out += c.toString('utf8'); });
-  child.stderr?.on('data', (c: Buffer) => { out += c.toString('utf8'); });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, output: () => out, exited };
-}
-
-async function waitReady(url: string, started: Started, timeoutMs: number): Promise<void> {
+async function waitReady(url: string, started: MainProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (started.child.exitCode !== null) throw new Error(`gatehouse exited early (${started.child.exitCode}):\n${started.output()}`);

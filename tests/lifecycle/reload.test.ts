@@ -1,15 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeConfigFile } from '../helpers/gatehouse.ts';
+import { startMain, type MainProcess } from '../helpers/main-process.ts';
 import { freePort } from '../helpers/ports.ts';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Backend {
   readonly url: string;
@@ -45,8 +42,9 @@ const mappingTo = (backend: string, auth = 'none') => `mappings:\n  - frontendHo
 describe('SIGHUP reloads config.yml', () => {
   let a: Backend;
   let b: Backend;
-  let child: ChildProcess;
-  let output = '';
+  let main: MainProcess;
+  let child: MainProcess['child'];
+  const output = () => main.output();
   let url: string;
   let configPath: string;
 
@@ -56,21 +54,15 @@ describe('SIGHUP reloads config.yml', () => {
     configPath = writeConfigFile(mappingTo(a.url));
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ['src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-        NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: url,
-        OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused',
-        REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: `reload-${port}:`, GATEHOUSE_CONFIG: configPath, LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    main = startMain({
+      NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: url,
+      OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused',
+      REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: `reload-${port}:`, GATEHOUSE_CONFIG: configPath, LOG_LEVEL: 'info',
     });
-    child.stdout?.on('data', (c: Buffer) => { output += c.toString('utf8'); });
-    child.stderr?.on('data', (c: Buffer) => { output += c.toString('utf8'); });
+    child = main.child;
     const deadline = Date.now() + 20_000;
     while ((await fetch(`${url}/healthz`).then((r) => r.status, () => 0)) !== 200) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gatehouse did not start:\n${output}`);
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gatehouse did not start:\n${output()}`);
       await sleep(100);
     }
   });
@@ -98,19 +90,19 @@ describe('SIGHUP reloads config.yml', () => {
     child.kill('SIGHUP');
     expect(await waitFor(async () => (await who()) === 'B')).toBe(true);
     // Log lines leave in batches (up to 200 ms): wait for them rather than read at once.
-    expect(await waitFor(() => output.includes('configuration reloaded'))).toBe(true);
+    expect(await waitFor(() => output().includes('configuration reloaded'))).toBe(true);
 
     expect(await underWay).toBe('A after a wait');
     // At once, not after the 4 s idle timeout: the old pool keeps no connection once its last request is done.
     expect(await waitFor(() => a.openSockets() === 0, 1500)).toBe(true);
-    expect(await waitFor(() => output.includes('previous backend connections closed'))).toBe(true);
+    expect(await waitFor(() => output().includes('previous backend connections closed'))).toBe(true);
   });
 
   it('a file with problems changes nothing: each problem is logged with its field, and the running mappings stay', async () => {
     writeFileSync(configPath, mappingTo(a.url, 'sometimes'));
     child.kill('SIGHUP');
-    expect(await waitFor(() => output.includes('configuration not reloaded'))).toBe(true);
-    expect(output).toMatch(/\/mappings\/0\/auth: must be one of required, optional, none/);
+    expect(await waitFor(() => output().includes('configuration not reloaded'))).toBe(true);
+    expect(output()).toMatch(/\/mappings\/0\/auth: must be one of required, optional, none/);
     expect(await who()).toBe('B');
     const res = await fetch(`${url}/api/who`);
     expect(res.status).toBe(200);

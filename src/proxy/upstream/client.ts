@@ -296,8 +296,8 @@ class Connection {
 
 /** One request and its response. Implements the control the handler gets. */
 class Exchange implements UpstreamControl {
-  state: number = QUEUED;
-  paused = false;
+  private state: number = QUEUED;
+  private paused = false;
   private readonly pool: OriginPool;
   private readonly req: UpstreamRequest;
   private readonly handler: UpstreamHandler;

@@ -38,7 +38,8 @@ function trimOws(value: string): string {
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
-function listTokens(value: string): string[] {
+/** The lowercase, trimmed, non-empty members of a comma-separated header value (Connection, Transfer-Encoding). */
+export function listTokens(value: string): string[] {
   const out: string[] = [];
   for (const part of value.toLowerCase().split(',')) {
     const t = part.trim();
