@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { waitForPort as waitForTcp } from '../../tests/helpers/ports.ts';
 
 /** A child process the bench started and must stop. */
 export interface Proc {
@@ -89,25 +89,9 @@ export function createProcRegistry(): ProcRegistry {
   };
 }
 
-/** Resolves when something accepts TCP connections on 127.0.0.1:port; rejects after timeoutMs or if `proc` exits first. */
+/** tests/helpers/ports.ts's waitForPort, stopping early (with its last words) when `proc` exits first. */
 export function waitForPort(port: number, timeoutMs: number, proc?: Proc): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (proc?.exited()) return reject(new Error(`${proc.name} exited before listening on ${port}${tailOf(proc)}`));
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`${proc?.name ?? 'server'} did not listen on ${port} within ${timeoutMs} ms${proc ? tailOf(proc) : ''}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
+  return waitForTcp(port, timeoutMs, proc ? { name: proc.name, exited: () => proc.exited(), tail: () => tailOf(proc) } : {});
 }
 
 /** The last lines of a process's log, for error messages. */

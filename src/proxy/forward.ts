@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors.ts';
 import { filterResponseHeaders } from './headers.ts';
-import { createUpstreamPool, type UpstreamControl, type UpstreamError, type UpstreamHandler, type UpstreamPool } from './upstream/client.ts';
+import { createUpstreamPool, type UpstreamControl, type UpstreamError, type UpstreamHandler, type UpstreamPool, type UpstreamPoolOptions } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
 
 /** Keep-alive pools, one per backend origin, built with a config snapshot and retired with it. */
@@ -11,7 +11,7 @@ export interface Pools {
   close(): Promise<void>;
 }
 
-export function createPools(options: { connections?: number; keepAliveTimeoutMs?: number; connectTimeoutMs?: number } = {}): Pools {
+export function createPools(options: UpstreamPoolOptions = {}): Pools {
   const pools = new Map<string, UpstreamPool>();
   let retired = false;
   return {

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { freePort } from './ports.ts';
+import { freePort, waitForPort } from './ports.ts';
 
 export interface RedisServer {
   readonly url: string;
@@ -8,25 +7,6 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port (after stop()). */
   start(): Promise<void>;
-}
-
-function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`redis-server did not listen on ${port}`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
 }
 
 /** A throwaway real redis-server on a free loopback port, with no persistence. */
@@ -38,7 +18,7 @@ export async function startRedis(): Promise<RedisServer> {
     child.once('error', (err) => {
       throw new Error(`cannot start redis-server (is it installed and on PATH?): ${err.message}`);
     });
-    await waitForPort(port, 5000);
+    await waitForPort(port, 5000, { name: 'redis-server' });
   };
   await start();
   return {
