@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors.ts';
 import { filterResponseHeaders } from './headers.ts';
 import { createUpstreamPool, type UpstreamControl, type UpstreamError, type UpstreamHandler, type UpstreamPool, type UpstreamPoolOptions } from './upstream/client.ts';
+import { NO_BODY, type RequestBody } from './upstream/request-head.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
 
 /** Keep-alive pools, one per backend origin, built with a config snapshot and retired with it. */
@@ -38,6 +39,9 @@ function classify(err: UpstreamError): GatehouseError {
     case 'UPSTREAM_HEADERS_TIMEOUT':
     case 'UPSTREAM_BODY_TIMEOUT':
       return new GatehouseError('gateway_timeout', { cause: err, logDetail: err.code });
+    case 'UPSTREAM_INVALID_REQUEST':
+      // The writer's own guard caught what every check before it let through: Gatehouse's fault, not the backend's.
+      return new GatehouseError('internal_error', { cause: err, logDetail: `${err.code}: ${err.message}` });
     default: {
       const cause = err.cause as { code?: string } | undefined;
       return new GatehouseError('bad_gateway', { cause: err, logDetail: `${err.code}${cause?.code ? ` ${cause.code}` : ''}: ${err.message}` });
@@ -50,9 +54,8 @@ export interface ForwardRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: string[];
-  readonly hasBody: boolean;
-  /** The client's body came chunked (its length is unknown), so it goes upstream chunked too. */
-  readonly chunked: boolean;
+  /** The client's body as Node framed it (IncomingFacts.framing): the upstream client frames it the same way. */
+  readonly framing: 'none' | 'chunked' | number;
   readonly timeoutMs: number;
   /** Added to the backend's response headers ([name, value, ...]). */
   readonly responseHeaders: readonly string[];
@@ -69,10 +72,13 @@ export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardReq
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
   res.on('close', exchange.onClientClose);
-  exchange.control = f.pool.request(
-    { method: f.method, path: f.path, headers: f.headers, body: f.hasBody ? req : null, chunked: f.chunked, timeoutMs: f.timeoutMs },
-    exchange,
-  );
+  exchange.control = f.pool.request({ method: f.method, path: f.path, headers: f.headers, body: requestBody(req, f.framing), timeoutMs: f.timeoutMs }, exchange);
+}
+
+function requestBody(req: IncomingMessage, framing: 'none' | 'chunked' | number): RequestBody {
+  if (framing === 'none') return NO_BODY;
+  if (framing === 'chunked') return { kind: 'chunked', stream: req };
+  return { kind: 'length', length: framing, stream: framing > 0 ? req : null };
 }
 
 /** One proxied exchange, as the upstream client's handler: methods on a prototype, not closures a request. */

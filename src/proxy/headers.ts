@@ -17,6 +17,9 @@ const ALWAYS_DROPPED = new Set([
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'http2-settings']);
 
 const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
+const CONTENT_LENGTH = /^\d{1,15}$/;
+const CHUNKED = /^[ \t]*chunked[ \t]*$/i;
+const FRAMING_OR_ROUTING = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /** The facts about the incoming request that routing, auth and forwarding need, from one pass over rawHeaders. */
 export interface IncomingFacts {
@@ -30,12 +33,16 @@ export interface IncomingFacts {
   xfProto: string | undefined;
   xfHost: string | undefined;
   upgrade: string | undefined;
-  /** The request has a body (Content-Length above 0, or Transfer-Encoding). */
-  hasBody: boolean;
-  /** The body is chunked (Transfer-Encoding): its length is unknown until it ends. */
-  chunkedBody: boolean;
-  /** Transfer-Encoding other than exactly one `chunked`: framing a proxy in front may have read differently. */
-  badFraming: boolean;
+  /**
+   * What the body is, as Node framed it: none, a Content-Length, or chunked (its length unknown until it
+   * ends). The upstream client writes the framing headers from this; the client's own never pass.
+   */
+  framing: 'none' | 'chunked' | number;
+  /**
+   * Why this request is refused before anything else (400, connection closed), when it is: a framing a
+   * proxy in front may have read differently, or a Connection header naming what frames or routes it.
+   */
+  refusal: string | undefined;
   /** Headers the client may pass on, as a flat [name, value, ...] list, before per-route filtering. */
   passable: string[];
   /** Lowercase names listed in the client's Connection header. */
@@ -50,7 +57,7 @@ function isIdentityLike(lower: string): boolean {
 export function scanHeaders(raw: readonly string[]): IncomingFacts {
   const facts: IncomingFacts = {
     host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
-    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, hasBody: false, chunkedBody: false, badFraming: false, passable: [], connectionTokens: undefined,
+    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, framing: 'none', refusal: undefined, passable: [], connectionTokens: undefined,
   };
   let teSeen = false;
   for (let i = 0; i < raw.length; i += 2) {
@@ -89,17 +96,23 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
       case 'transfer-encoding':
         // RFC 9112 §6.3: Node accepts "identity" + "chunked" on two lines as chunked; a front end that
         // stops at the first line frames the body differently (request smuggling), so only one `chunked` passes.
-        if (teSeen || value.trim().toLowerCase() !== 'chunked') facts.badFraming = true;
+        if (teSeen || facts.framing !== 'none' || !CHUNKED.test(value)) facts.refusal ??= 'ambiguous Transfer-Encoding';
         teSeen = true;
-        facts.hasBody = true;
-        facts.chunkedBody = true;
+        facts.framing = 'chunked';
         continue;
       case 'content-length':
-        if (value !== '0') facts.hasBody = true;
-        break;
+        // Node has refused a malformed or conflicting Content-Length already; this holds without it too.
+        if (facts.framing !== 'none' || !CONTENT_LENGTH.test(value)) facts.refusal ??= 'ambiguous Content-Length';
+        else facts.framing = Number(value);
+        continue;
       case 'connection': {
-        const tokens = value.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
-        if (tokens.length > 0) facts.connectionTokens = [...(facts.connectionTokens ?? []), ...tokens];
+        for (const token of listTokens(value)) {
+          if (token === 'close' || token === 'keep-alive' || token === 'upgrade') continue;
+          // Naming what frames or routes the message asks a hop to drop it: only request smuggling wants that
+          // (RFC 9110 §7.6.1 lists no such field as hop-by-hop).
+          if (FRAMING_OR_ROUTING.has(token)) facts.refusal ??= `Connection names ${token}`;
+          (facts.connectionTokens ??= []).push(token);
+        }
         continue;
       }
       default:

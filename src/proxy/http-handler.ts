@@ -42,10 +42,10 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       sendError(res, known, reqId);
       done(known.status, route, known.code);
     };
-    if (facts.badFraming) {
+    if (facts.refusal !== undefined) {
       // Where this body ends is exactly what is in doubt: never read another request from this connection.
       res.setHeader('connection', 'close');
-      return fail(new GatehouseError('bad_request', { logDetail: 'ambiguous Transfer-Encoding' }), '-');
+      return fail(new GatehouseError('bad_request', { logDetail: facts.refusal }), '-');
     }
     const proceed = (a: Admission) => {
       try {
@@ -54,7 +54,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         forward(
           req,
           res,
-          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, hasBody: facts.hasBody, chunked: facts.chunkedBody, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
+          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, framing: facts.framing, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
           (err) => fail(err, a.route.name),
           (status) => done(status, a.route.name),
         );

@@ -267,13 +267,16 @@ describe('upstream HTTPS', () => {
   let server: HttpsServer;
   let origin: string;
   let hostSeen: string | undefined;
+  const handshakes: boolean[] = [];
 
   beforeAll(async () => {
     server = createHttpsServer({ cert, key }, (req, res) => {
       hostSeen = req.headers.host;
-      res.writeHead(200, { 'content-type': 'text/plain' });
+      // A backend that closes after each answer makes every request open a new TLS connection.
+      res.writeHead(200, { 'content-type': 'text/plain', ...(req.url?.endsWith('/close') ? { connection: 'close' } : {}) });
       res.end(`tls ${req.url}`);
     });
+    server.on('secureConnection', (socket) => handshakes.push(socket.isSessionReused()));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -310,6 +313,12 @@ describe('upstream HTTPS', () => {
       expect(res.status).toBe(200);
       expect(res.body.toString()).toBe('tls /base/hello?x=1');
       expect(hostSeen).toBe(new URL(origin).host);
+      // New connections resume the TLS session instead of a full handshake each (a session cache, as undici keeps).
+      const before = handshakes.length;
+      for (let i = 0; i < 3; i++) expect((await send(url, { path: '/api/close' })).status).toBe(200);
+      // The first of them rides the connection still open from the request above; the next two need new ones.
+      expect(handshakes.length - before).toBe(2);
+      expect(handshakes.slice(before)).toEqual([true, true]);
     } finally {
       const exited = new Promise((r) => child.once('exit', r));
       if (child.connected) child.send('close');

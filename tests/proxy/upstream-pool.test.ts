@@ -16,7 +16,7 @@ function call(pool: UpstreamPool, path: string, timeoutMs = 5000): Promise<Outco
   return new Promise((resolve) => {
     let status = 0;
     const chunks: Buffer[] = [];
-    pool.request({ method: 'GET', path, headers: [], body: null, chunked: false, timeoutMs }, {
+    pool.request({ method: 'GET', path, headers: [], body: { kind: 'none' }, timeoutMs }, {
       onResponseStart: (head: ResponseHead) => { status = head.status; },
       onResponseData: (chunk) => { chunks.push(Buffer.from(chunk)); return true; },
       onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),

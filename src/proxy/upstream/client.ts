@@ -2,6 +2,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { ChunkedDecoder, ChunkedError } from './chunked.ts';
+import { RequestHeadError, serializeRequestHead, type RequestBody } from './request-head.ts';
 import { parseResponseHead, ResponseHeadError, type ResponseHead } from './response-head.ts';
 
 /**
@@ -14,6 +15,8 @@ import { parseResponseHead, ResponseHeadError, type ResponseHead } from './respo
  */
 
 export type UpstreamErrorCode =
+  /** The request itself cannot be written as given (a byte not allowed where it stands, a body not matching its length). */
+  | 'UPSTREAM_INVALID_REQUEST'
   | 'UPSTREAM_CONNECT'
   | 'UPSTREAM_RESET'
   | 'UPSTREAM_PROTOCOL'
@@ -30,17 +33,15 @@ export class UpstreamError extends Error {
 
 export interface UpstreamRequest {
   readonly method: string;
-  /** The request target, already validated (no CR, LF or space). */
+  /** The request target in origin-form. */
   readonly path: string;
   /**
-   * [name, value, ...] without Host or framing headers other than the body's Content-Length. Values must be
-   * free of CR and LF: node:http's parser guarantees it for what the client sent, Gatehouse's own checks for
-   * what it adds.
+   * [name, value, ...]. Host, Content-Length, Transfer-Encoding, Connection and Upgrade are the client's to
+   * write (from `body`, the origin and the kind of request): a list naming any of them is refused, as is any
+   * byte a field may not hold (request-head.ts).
    */
   readonly headers: readonly string[];
-  readonly body: Readable | null;
-  /** The body's length is unknown: it is sent with Transfer-Encoding: chunked. */
-  readonly chunked: boolean;
+  readonly body: RequestBody;
   /**
    * Limit for the response head to arrive (from the request's start, or from the last chunk of a request
    * body still being sent), then for each gap in the response body.
@@ -56,7 +57,7 @@ export interface UpstreamControl {
   abort(): void;
 }
 
-/** Called asynchronously, never from inside request(). */
+/** Called asynchronously, never from inside request() or upgrade(). */
 export interface UpstreamHandler {
   onResponseStart(head: ResponseHead): void;
   /** Returns false when the consumer is full: reading stops until control.resume(). */
@@ -65,8 +66,28 @@ export interface UpstreamHandler {
   onResponseError(err: UpstreamError): void;
 }
 
+/** An upgrade's handler: the backend either switches protocols or answers as to any request. */
+export interface UpgradeHandler extends UpstreamHandler {
+  /**
+   * The backend answered 101: `socket` is the caller's from now on (no longer the pool's, no timeout, no
+   * listeners of the client's left on it), `rest` the bytes that came after the 101 head.
+   */
+  onUpgrade(head: ResponseHead, socket: Socket, rest: Buffer): void;
+}
+
+/** An upgrade request (RFC 9110 §7.8): no body; `protocol` goes in the Upgrade header the client writes. */
+export interface UpstreamUpgradeRequest {
+  readonly path: string;
+  readonly headers: readonly string[];
+  readonly protocol: string;
+  /** Limit for the backend's answer to the handshake. */
+  readonly timeoutMs: number;
+}
+
 export interface UpstreamPool {
   request(req: UpstreamRequest, handler: UpstreamHandler): UpstreamControl;
+  /** A GET with Upgrade on a new connection of its own, which leaves the pool when the backend switches protocols. */
+  upgrade(req: UpstreamUpgradeRequest, handler: UpgradeHandler): UpstreamControl;
   /**
    * Retires the pool: idle connections close now and every other one as soon as its exchange ends.
    * Requests still arriving (admitted under the configuration this pool belongs to) are served on
@@ -90,6 +111,23 @@ export interface UpstreamPoolOptions {
   /** Largest response head accepted (default 16 KiB, as node:http). */
   readonly maxHeadBytes?: number;
 }
+
+/** Given to a request refused before anything was sent: its one callback is already on its way. */
+class RefusedControl implements UpstreamControl {
+  private aborted = false;
+  constructor(handler: UpstreamHandler, err: UpstreamError) {
+    queueMicrotask(() => {
+      if (!this.aborted) handler.onResponseError(err);
+    });
+  }
+  pause(): void {}
+  resume(): void {}
+  abort(): void {
+    this.aborted = true;
+  }
+}
+
+const NO_BYTES = Buffer.alloc(0);
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -127,6 +165,11 @@ class OriginPool implements UpstreamPool {
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private closing: { promise: Promise<void>; resolve: () => void } | undefined;
+  /**
+   * The latest TLS session the backend gave us: a new connection resumes it instead of a full handshake
+   * (undici and Node's https.Agent keep such a cache too). Dropped when a connection fails its handshake.
+   */
+  private tlsSession: Buffer | undefined;
 
   constructor(url: URL, options: UpstreamPoolOptions) {
     this.tls = url.protocol === 'https:';
@@ -141,10 +184,31 @@ class OriginPool implements UpstreamPool {
   }
 
   request(req: UpstreamRequest, handler: UpstreamHandler): UpstreamControl {
-    const ex = new Exchange(this, req, handler);
+    let head: string;
+    try {
+      head = serializeRequestHead(req.method, req.path, this.hostHeader, req.headers, req.body);
+    } catch (err) {
+      return new RefusedControl(handler, invalidRequest(err));
+    }
+    const ex = new Exchange(this, req.method, req.body, head, req.timeoutMs, handler, undefined);
     this.inFlight++;
     this.startTimer();
     this.assign(ex, false);
+    return ex;
+  }
+
+  upgrade(req: UpstreamUpgradeRequest, handler: UpgradeHandler): UpstreamControl {
+    let head: string;
+    try {
+      head = serializeRequestHead('GET', req.path, this.hostHeader, req.headers, { kind: 'none' }, req.protocol);
+    } catch (err) {
+      return new RefusedControl(handler, invalidRequest(err));
+    }
+    const ex = new Exchange(this, 'GET', { kind: 'none' }, head, req.timeoutMs, handler, handler);
+    this.inFlight++;
+    this.startTimer();
+    // Never a kept-alive connection: it is about to become a tunnel, and a pooled one may be half closed.
+    this.assign(ex, true);
     return ex;
   }
 
@@ -182,6 +246,12 @@ class OriginPool implements UpstreamPool {
   }
 
   /** A connection is gone (closed by either side): it no longer counts, and a queued exchange may open another. */
+  /** The exchange is over and its connection left the pool as a tunnel. */
+  handedOver(): void {
+    this.inFlight--;
+    if (this.closing && this.inFlight === 0) this.closing.resolve();
+  }
+
   forget(conn: Connection): void {
     this.conns.splice(this.conns.indexOf(conn), 1);
     const i = this.idle.indexOf(conn);
@@ -191,9 +261,24 @@ class OriginPool implements UpstreamPool {
   }
 
   private connect(): Connection {
-    const socket = this.tls
-      ? tlsConnect({ host: this.host, port: this.port, servername: isIP(this.host) ? undefined : this.host, ALPNProtocols: ['http/1.1'] })
-      : netConnect({ host: this.host, port: this.port });
+    let socket: Socket;
+    if (this.tls) {
+      const tls = tlsConnect({
+        host: this.host, port: this.port, servername: isIP(this.host) ? undefined : this.host, ALPNProtocols: ['http/1.1'],
+        ...(this.tlsSession ? { session: this.tlsSession } : {}),
+      });
+      let established = false;
+      tls.once('secureConnect', () => (established = true));
+      tls.on('session', (session: Buffer) => {
+        this.tlsSession = session;
+      });
+      tls.once('error', () => {
+        if (!established) this.tlsSession = undefined;
+      });
+      socket = tls;
+    } else {
+      socket = netConnect({ host: this.host, port: this.port });
+    }
     const conn = new Connection(this, socket, this.tls, this.connectTimeoutMs, this.keepAliveMs);
     this.conns.push(conn);
     return conn;
@@ -231,7 +316,11 @@ class OriginPool implements UpstreamPool {
   }
 }
 
-/** One socket to the backend, with its listeners attached once for its whole life. */
+function invalidRequest(err: unknown): UpstreamError {
+  return new UpstreamError('UPSTREAM_INVALID_REQUEST', err instanceof RequestHeadError ? err.message : 'the request cannot be written', err);
+}
+
+/** One socket to the backend, with its listeners attached once for as long as the pool owns it. */
 class Connection {
   readonly socket: Socket;
   exchange: Exchange | null = null;
@@ -250,38 +339,75 @@ class Connection {
     this.idleLimitMs = keepAliveMs;
     socket.setNoDelay(true);
     socket.setTimeout(connectTimeoutMs);
-    socket.once('timeout', () => {
-      if (!this.connected) socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-    });
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
-      this.connected = true;
-      socket.setTimeout(0);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.exchange) this.exchange.onData(chunk);
-      // Bytes nobody asked for: whatever the backend meant, this connection is out of step.
-      else this.destroy();
-    });
-    socket.on('end', () => {
-      if (this.exchange) this.exchange.onEnd();
-      else this.destroy();
-    });
-    socket.on('drain', () => this.exchange?.onDrain());
-    socket.on('error', (err) => {
-      this.error = err;
-    });
-    socket.on('close', () => {
-      if (!this.gone) {
-        this.gone = true;
-        this.pool.forget(this);
-      }
-      this.exchange?.onClosed(this, this.error);
-    });
+    socket.once('timeout', this.onTimeout);
+    socket.once(tls ? 'secureConnect' : 'connect', this.onConnect);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('drain', this.onDrain);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
   }
+
+  private readonly onTimeout = (): void => {
+    if (!this.connected) this.socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+  };
+
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.socket.setTimeout(0);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.exchange) this.exchange.onData(chunk);
+    // Bytes nobody asked for: whatever the backend meant, this connection is out of step.
+    else this.destroy();
+  };
+
+  private readonly onEnd = (): void => {
+    if (this.exchange) this.exchange.onEnd();
+    else this.destroy();
+  };
+
+  private readonly onDrain = (): void => {
+    this.exchange?.onDrain();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.error = err;
+  };
+
+  private readonly onClose = (): void => {
+    if (!this.gone) {
+      this.gone = true;
+      this.pool.forget(this);
+    }
+    this.exchange?.onClosed(this, this.error);
+  };
 
   /** Keeps the backend's Keep-Alive hint when it is shorter than ours, with a second's margin. */
   hint(ms: number | undefined): void {
     if (ms !== undefined && ms - 1000 < this.idleLimitMs) this.idleLimitMs = Math.max(0, ms - 1000);
+  }
+
+  /**
+   * The socket leaves the pool as it is (an upgraded tunnel): the pool's listeners come off, and the pool no
+   * longer counts it. Whoever takes it must listen for 'error' at once.
+   */
+  release(): Socket {
+    this.exchange = null;
+    const { socket } = this;
+    socket.off('timeout', this.onTimeout);
+    socket.off('data', this.onData);
+    socket.off('end', this.onEnd);
+    socket.off('drain', this.onDrain);
+    socket.off('error', this.onError);
+    socket.off('close', this.onClose);
+    socket.setTimeout(0);
+    if (!this.gone) {
+      this.gone = true;
+      this.pool.forget(this);
+    }
+    return socket;
   }
 
   destroy(): void {
@@ -299,8 +425,14 @@ class Exchange implements UpstreamControl {
   private state: number = QUEUED;
   private paused = false;
   private readonly pool: OriginPool;
-  private readonly req: UpstreamRequest;
+  private readonly method: string;
+  private readonly body: RequestBody;
+  /** The request head, serialized and checked once (request-head.ts); a retry writes the same bytes. */
+  private readonly headText: string;
+  private readonly timeoutMs: number;
   private readonly handler: UpstreamHandler;
+  /** Set for an upgrade request: a 101 hands the socket to it. */
+  private readonly upgrader: UpgradeHandler | undefined;
   private conn: Connection | null = null;
   private deadline: number;
   private head: ResponseHead | undefined;
@@ -310,30 +442,32 @@ class Exchange implements UpstreamControl {
   /** Some byte of a response arrived on this exchange's connection. */
   private answered = false;
   private bodySent: boolean;
+  /** Body bytes written so far, against a declared length. */
+  private bodyBytes = 0;
   private retried = false;
   private bodyListeners: { data: (chunk: Buffer) => void; end: () => void; close: () => void } | undefined;
   /** The chunked decoder's output, made only for chunked responses. */
   private decoded: ((chunk: Buffer) => void) | undefined;
 
-  constructor(pool: OriginPool, req: UpstreamRequest, handler: UpstreamHandler) {
+  constructor(pool: OriginPool, method: string, body: RequestBody, headText: string, timeoutMs: number, handler: UpstreamHandler, upgrader: UpgradeHandler | undefined) {
     this.pool = pool;
-    this.req = req;
+    this.method = method;
+    this.body = body;
+    this.headText = headText;
+    this.timeoutMs = timeoutMs;
     this.handler = handler;
-    this.bodySent = req.body === null;
-    this.deadline = Date.now() + req.timeoutMs;
+    this.upgrader = upgrader;
+    this.bodySent = bodyStream(body) === null;
+    this.deadline = Date.now() + timeoutMs;
   }
 
   start(conn: Connection): void {
     this.conn = conn;
     conn.exchange = this;
     this.state = WAIT_HEAD;
-    const { req } = this;
-    let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${this.pool.hostHeader}\r\n`;
-    const h = req.headers;
-    for (let i = 0; i < h.length; i += 2) head += `${h[i] as string}: ${h[i + 1] as string}\r\n`;
-    if (req.body && req.chunked) head += 'transfer-encoding: chunked\r\n';
-    conn.socket.write(`${head}\r\n`, 'latin1');
-    if (req.body) this.sendBody(req.body);
+    conn.socket.write(this.headText, 'latin1');
+    const stream = bodyStream(this.body);
+    if (stream) this.sendBody(stream);
   }
 
   // --- the request body ------------------------------------------------------------------------------
@@ -357,37 +491,48 @@ class Exchange implements UpstreamControl {
 
   private onBodyData(body: Readable, chunk: Buffer): void {
     const conn = this.conn;
-    if (!conn || this.state === DONE) return;
+    if (!conn || this.state === DONE || this.bodySent) return;
+    // A zero-length chunk would be written as the last-chunk and end the body early (RFC 9112 §7.1).
+    if (chunk.length === 0) return;
     const socket = conn.socket;
     let ok: boolean;
-    if (this.req.chunked) {
+    if (this.body.kind === 'chunked') {
       socket.cork();
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
       socket.write(chunk);
       ok = socket.write('\r\n', 'latin1');
       socket.uncork();
     } else {
+      // Never one byte past the declared length: the backend would read it as the start of another request.
+      if (this.body.kind !== 'length' || this.bodyBytes + chunk.length > this.body.length) {
+        return this.fail(new UpstreamError('UPSTREAM_INVALID_REQUEST', 'request body longer than its Content-Length'));
+      }
+      this.bodyBytes += chunk.length;
       ok = socket.write(chunk);
     }
     if (!ok) body.pause();
     // The backend cannot be expected to answer before the body is whole: while it flows, the wait for the
     // response head counts from the latest chunk (a slow upload is the client's to bound, by requestTimeout).
-    this.deadline = Date.now() + this.req.timeoutMs;
+    this.deadline = Date.now() + this.timeoutMs;
   }
 
   private onBodyEnd(): void {
-    if (!this.conn || this.state === DONE) return;
-    if (this.req.chunked) this.conn.socket.write('0\r\n\r\n', 'latin1');
+    if (!this.conn || this.state === DONE || this.bodySent) return;
+    if (this.body.kind === 'chunked') this.conn.socket.write('0\r\n\r\n', 'latin1');
+    else if (this.body.kind === 'length' && this.bodyBytes !== this.body.length) {
+      // The backend is still waiting for the rest: this connection can carry nothing else.
+      return this.fail(new UpstreamError('UPSTREAM_INVALID_REQUEST', 'request body shorter than its Content-Length'));
+    }
     this.bodySent = true;
-    if (this.state === WAIT_HEAD) this.deadline = Date.now() + this.req.timeoutMs;
+    if (this.state === WAIT_HEAD) this.deadline = Date.now() + this.timeoutMs;
   }
 
   onDrain(): void {
-    if (!this.bodySent) this.req.body?.resume();
+    if (!this.bodySent) bodyStream(this.body)?.resume();
   }
 
   private detachBody(): void {
-    const body = this.req.body;
+    const body = bodyStream(this.body);
     const listeners = this.bodyListeners;
     if (!body || !listeners) return;
     this.bodyListeners = undefined;
@@ -420,18 +565,22 @@ class Exchange implements UpstreamControl {
         }
         let head: ResponseHead;
         try {
-          head = parseResponseHead(buf.toString('latin1', i, end), this.req.method === 'HEAD');
+          head = parseResponseHead(buf.toString('latin1', i, end), this.method === 'HEAD');
         } catch (err) {
           return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ResponseHeadError ? err.message : 'unparsable response head', err));
         }
         i = end + 4;
         searchFrom = 0;
+        if (head.status === 101) {
+          // Only an upgrade asked for it; anywhere else a 101 would turn a pooled connection into someone's tunnel.
+          if (!this.upgrader) return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', 'unexpected 101 Switching Protocols'));
+          return this.handOver(head, i < buf.length ? buf.subarray(i) : NO_BYTES);
+        }
         if (head.status >= 200) {
           this.begin(head);
           break;
         }
-        // 1xx: interim (100 Continue, 103 Early Hints); the final answer follows. 101 was never asked for.
-        if (head.status === 101) return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', 'unexpected 101 Switching Protocols'));
+        // Other 1xx: interim (100 Continue, 103 Early Hints); the final answer follows.
       }
       // The handler may have aborted from onResponseStart (its client went away).
       if ((this.state as number) !== BODY) return;
@@ -439,8 +588,17 @@ class Exchange implements UpstreamControl {
     } else if (this.state !== BODY) {
       return;
     }
-    this.deadline = Date.now() + this.req.timeoutMs;
+    this.deadline = Date.now() + this.timeoutMs;
     if (i < buf.length) this.readBody(buf, i);
+  }
+
+  private handOver(head: ResponseHead, rest: Buffer): void {
+    const conn = this.conn as Connection;
+    this.state = DONE;
+    this.conn = null;
+    const socket = conn.release();
+    this.pool.handedOver();
+    (this.upgrader as UpgradeHandler).onUpgrade(head, socket, rest);
   }
 
   private begin(head: ResponseHead): void {
@@ -507,7 +665,8 @@ class Exchange implements UpstreamControl {
     const conn = this.conn;
     this.conn = null;
     if (conn) conn.exchange = null;
-    const reusable = !extra && this.bodySent && this.head?.keepAlive === true;
+    // A declined upgrade leaves a connection the backend may still treat as about to switch: never reused.
+    const reusable = !extra && this.bodySent && this.head?.keepAlive === true && !this.upgrader;
     if (!this.bodySent) this.detachBody();
     if (conn && reusable) {
       conn.used = true;
@@ -522,7 +681,7 @@ class Exchange implements UpstreamControl {
     const conn = this.conn;
     // A kept-alive connection the backend closed while it sat idle fails before any answer: for a request
     // without a body that is safe to repeat, try once more on a new connection.
-    const retry = err.code === 'UPSTREAM_RESET' && conn?.used === true && !this.answered && !this.retried && this.req.body === null && RETRYABLE_METHODS.has(this.req.method);
+    const retry = err.code === 'UPSTREAM_RESET' && conn?.used === true && !this.answered && !this.retried && bodyStream(this.body) === null && RETRYABLE_METHODS.has(this.method);
     this.conn = null;
     if (conn) conn.destroy();
     if (retry) {
@@ -540,8 +699,8 @@ class Exchange implements UpstreamControl {
 
   checkDeadline(now: number): void {
     if (this.paused || now < this.deadline) return;
-    if (this.state === QUEUED || this.state === WAIT_HEAD) this.fail(new UpstreamError('UPSTREAM_HEADERS_TIMEOUT', `no response head within ${this.req.timeoutMs} ms`));
-    else if (this.state === BODY) this.fail(new UpstreamError('UPSTREAM_BODY_TIMEOUT', `the response body stalled for ${this.req.timeoutMs} ms`));
+    if (this.state === QUEUED || this.state === WAIT_HEAD) this.fail(new UpstreamError('UPSTREAM_HEADERS_TIMEOUT', `no response head within ${this.timeoutMs} ms`));
+    else if (this.state === BODY) this.fail(new UpstreamError('UPSTREAM_BODY_TIMEOUT', `the response body stalled for ${this.timeoutMs} ms`));
   }
 
   // --- UpstreamControl ---------------------------------------------------------------------------------
@@ -555,7 +714,7 @@ class Exchange implements UpstreamControl {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.deadline = Date.now() + this.req.timeoutMs;
+    this.deadline = Date.now() + this.timeoutMs;
     if (this.state !== DONE) this.conn?.socket.resume();
   }
 
@@ -569,6 +728,13 @@ class Exchange implements UpstreamControl {
     if (conn) conn.destroy();
     this.pool.finished(null, false);
   }
+}
+
+/** The stream to read a body from, or null when nothing is to be sent after the head. */
+function bodyStream(body: RequestBody): Readable | null {
+  if (body.kind === 'none') return null;
+  if (body.kind === 'length' && body.length === 0) return null;
+  return body.stream;
 }
 
 function hasBareLf(buf: Buffer, from: number): boolean {
