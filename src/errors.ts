@@ -34,6 +34,11 @@ export interface GatehouseErrorOptions {
   cause?: unknown;
   /** Log-only context. */
   logDetail?: string;
+  /**
+   * Response headers the answer must carry, as a flat [name, value, ...] list: built by Gatehouse (the
+   * clearing Set-Cookie after a duplicated session cookie), never copied from a request.
+   */
+  headers?: readonly string[];
 }
 
 /** A failure with a stable code. The code is what clients see; the cause stays in the log. */
@@ -42,6 +47,7 @@ export class GatehouseError extends Error {
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
   readonly logDetail: string | undefined;
+  readonly headers: readonly string[] | undefined;
 
   constructor(code: ErrorCode, options: GatehouseErrorOptions = {}) {
     super(options.logDetail ?? CODES[code].message, { cause: options.cause });
@@ -50,6 +56,7 @@ export class GatehouseError extends Error {
     this.status = CODES[code].status;
     this.details = options.details;
     this.logDetail = options.logDetail;
+    this.headers = options.headers;
   }
 }
 
@@ -61,11 +68,11 @@ export interface ErrorBody {
 }
 
 /** The one place an error becomes a status and a body (HTTP responses and WebSocket upgrade refusals alike). */
-export function toErrorResponse(err: unknown, requestId?: string): { status: number; body: ErrorBody } {
+export function toErrorResponse(err: unknown, requestId?: string): { status: number; body: ErrorBody; headers: readonly string[] | undefined } {
   const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
   const body: ErrorBody = { ...known.details, error: known.code, message: CODES[known.code].message };
   if (requestId) body.requestId = requestId;
-  return { status: known.status, body };
+  return { status: known.status, body, headers: known.headers };
 }
 
 /** Configuration problems, all of them at once, each naming its source and field. */
@@ -80,7 +87,7 @@ export class ConfigError extends Error {
 
 /** Writes the JSON error on a plain node ServerResponse (Express responses are ones too). */
 export function sendError(res: import('node:http').ServerResponse, err: unknown, requestId?: string): void {
-  const { status, body } = toErrorResponse(err, requestId);
+  const { status, body, headers } = toErrorResponse(err, requestId);
   if (res.headersSent) {
     res.destroy();
     return;
@@ -91,18 +98,22 @@ export function sendError(res: import('node:http').ServerResponse, err: unknown,
   res.setHeader('content-length', Buffer.byteLength(text));
   res.setHeader('cache-control', 'no-store');
   if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="gatehouse"');
+  // Appended, not set: a Set-Cookie the route already chose (clearing the login binding) must stay.
+  if (headers) for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i] as string, headers[i + 1] as string);
   res.end(text);
 }
 
 /** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
 export function refuseUpgrade(socket: import('node:stream').Duplex, err: unknown, requestId?: string): void {
-  const { status, body } = toErrorResponse(err, requestId);
+  const { status, body, headers } = toErrorResponse(err, requestId);
   const text = JSON.stringify(body);
+  let extra = '';
+  if (headers) for (let i = 0; i < headers.length; i += 2) extra += `${headers[i]}: ${headers[i + 1]}\r\n`;
   if (socket.writable) {
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
         'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n' +
-        `Content-Length: ${Buffer.byteLength(text)}\r\n${requestId ? `X-Request-Id: ${requestId}\r\n` : ''}\r\n${text}`,
+        `Content-Length: ${Buffer.byteLength(text)}\r\n${requestId ? `X-Request-Id: ${requestId}\r\n` : ''}${extra}\r\n${text}`,
     );
   }
 }

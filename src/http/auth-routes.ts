@@ -3,10 +3,19 @@ import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
-import { clearCookie, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes } from '../session/cookie.ts';
+import { clearCookie, clearingCookies, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes, type CookieRead } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
 const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
+
+/**
+ * A cookie sent more than once counts as absent (cookie tossing, OWASP Session Management): a sibling
+ * subdomain chooses which copy comes first, so neither is trusted. For the login binding this makes the
+ * callback fail with invalid_state; for the session, the request has none.
+ */
+function single(read: CookieRead): string | undefined {
+  return read === DUPLICATE_COOKIE ? undefined : read;
+}
 
 function headerValue(req: Request, name: string): string | undefined {
   const v = req.headers[name];
@@ -31,6 +40,7 @@ export function createAuthRoutes(deps: {
   const bindingAttrs: CookieAttributes = { secure: config.session.secure, sameSite: 'Lax' };
   const bindingName = loginBindingCookieName(config.session.secure);
   const sessionCookie = config.session.cookieName;
+  const duplicateClearing = clearingCookies(sessionCookie, cookie).flatMap((value) => ['set-cookie', value]);
   const router = Router();
 
   router.use(['/auth', config.oidc.redirectPath], (_req, res, next) => {
@@ -40,7 +50,7 @@ export function createAuthRoutes(deps: {
 
   router.get('/auth/login', async (req: Request, res: Response) => {
     const next = typeof req.query['next'] === 'string' ? req.query['next'] : undefined;
-    const started = await login.begin({ next, binding: readCookie(req.headers.cookie, bindingName) });
+    const started = await login.begin({ next, binding: single(readCookie(req.headers.cookie, bindingName)) });
     res.setHeader('set-cookie', serializeCookie(bindingName, started.binding, bindingAttrs, LOGIN_BINDING_MAX_AGE_SECONDS));
     res.redirect(302, started.authorizationUrl);
   });
@@ -50,8 +60,8 @@ export function createAuthRoutes(deps: {
     try {
       const result = await login.complete({
         query,
-        binding: readCookie(req.headers.cookie, bindingName),
-        previousSessionCookie: readCookie(req.headers.cookie, sessionCookie),
+        binding: single(readCookie(req.headers.cookie, bindingName)),
+        previousSessionCookie: single(readCookie(req.headers.cookie, sessionCookie)),
       });
       res.setHeader('set-cookie', [
         serializeCookie(sessionCookie, result.id, cookie, config.session.maxAgeSeconds),
@@ -66,7 +76,9 @@ export function createAuthRoutes(deps: {
   });
 
   router.get('/auth/me', async (req: Request, res: Response) => {
-    const session = await sessions.load(readCookie(req.headers.cookie, sessionCookie));
+    const read = readCookie(req.headers.cookie, sessionCookie);
+    if (read === DUPLICATE_COOKIE) throw new GatehouseError('unauthorized', { headers: duplicateClearing, logDetail: 'session cookie sent more than once' });
+    const session = await sessions.load(read);
     if (!session) throw new GatehouseError('unauthorized');
     sessions.touch(session);
     const { sub, email, name } = session.claims;
@@ -81,9 +93,10 @@ export function createAuthRoutes(deps: {
     if (isCrossSiteRequest(deps.origins(), headerValue(req, 'origin'), headerValue(req, 'sec-fetch-site'))) {
       throw new GatehouseError('origin_not_allowed', { logDetail: 'cross-site logout refused' });
     }
-    const session = await sessions.load(readCookie(req.headers.cookie, sessionCookie));
+    const read = readCookie(req.headers.cookie, sessionCookie);
+    const session = await sessions.load(single(read));
     const result = await login.logout(session);
-    res.setHeader('set-cookie', clearCookie(sessionCookie, cookie));
+    res.setHeader('set-cookie', read === DUPLICATE_COOKIE ? clearingCookies(sessionCookie, cookie) : clearCookie(sessionCookie, cookie));
     res.setHeader('clear-site-data', '"cache", "cookies", "storage"');
     res.json({ ok: true, ...(result.logoutUrl ? { logoutUrl: result.logoutUrl } : {}) });
   });

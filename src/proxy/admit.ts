@@ -1,7 +1,7 @@
 import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
-import { readCookie, removeCookies } from '../session/cookie.ts';
+import { clearingCookies, DUPLICATE_COOKIE, readCookie, removeCookies } from '../session/cookie.ts';
 import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
 import type { Route } from './routes.ts';
@@ -14,6 +14,11 @@ export interface Admission {
   readonly client: ClientFacts;
   readonly hostHeader: string;
   readonly principal: Principal | undefined;
+  /**
+   * Headers the client's response carries whatever the backend answers ([name, value, ...]): the clearing
+   * Set-Cookie after a duplicated session cookie. Undefined on every ordinary request.
+   */
+  readonly responseHeaders: readonly string[] | undefined;
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
@@ -44,15 +49,32 @@ export function admit(
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
   const hostHeader = facts.host;
+  let responseHeaders: readonly string[] | undefined;
   const finish = (principal: Principal | undefined): Admission => {
-    if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized');
-    return { route, path: target.path, query: target.query, client, hostHeader, principal };
+    if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized', responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {});
+    return { route, path: target.path, query: target.query, client, hostHeader, principal, responseHeaders };
   };
   if (route.auth === 'none') return finish(undefined);
-  const cookie = readCookie(facts.cookie, rt.config.session.cookieName);
+  const read = readCookie(facts.cookie, rt.config.session.cookieName);
+  let cookie: string | undefined;
+  if (read === DUPLICATE_COOKIE) {
+    // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
+    // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the
+    // browser is told to drop the ones we can reach (see clearingCookies for what this cannot remove).
+    responseHeaders = duplicateClearing(rt);
+  } else {
+    cookie = read;
+  }
   const cached = identity.resolveCached(cookie, facts.authorization);
   if (cached !== null) return finish(cached);
   return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
+}
+
+function duplicateClearing(rt: Runtime): string[] {
+  const { cookieName, secure, sameSite, domain } = rt.config.session;
+  const out: string[] = [];
+  for (const value of clearingCookies(cookieName, { secure, sameSite, ...(domain ? { domain } : {}) })) out.push('set-cookie', value);
+  return out;
 }
 
 /** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */

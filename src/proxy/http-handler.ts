@@ -54,7 +54,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         forward(
           req,
           res,
-          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, framing: facts.framing, timeoutMs: a.route.timeoutMs, responseHeaders: ['x-request-id', reqId], ownCookies: rt.ownCookies },
+          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, framing: facts.framing, timeoutMs: a.route.timeoutMs, responseHeaders: a.responseHeaders ? ['x-request-id', reqId, ...a.responseHeaders] : ['x-request-id', reqId], ownCookies: rt.ownCookies },
           (err) => fail(err, a.route.name),
           (status) => done(status, a.route.name),
         );

@@ -1,26 +1,50 @@
 /**
- * The one cookie Gatehouse reads, found without parsing the whole header:
- * the hot path needs only our value, and a hostile Cookie header must not cost more than a scan.
- * When the name appears twice (a sibling subdomain can plant a second one), the first wins, as browsers
- * send the most specific path first and __Host- cookies cannot be planted by other hosts.
+ * readCookie's answer when the name appears more than once. A sibling subdomain (anything that can set a
+ * cookie for a parent domain) can plant a second cookie with our name and a more specific Path, which the
+ * browser then sends first ("cookie tossing", OWASP Session Management Cheat Sheet): no copy can be trusted
+ * to be ours, so callers must treat this as "no cookie", never pick one.
  */
-export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
+export const DUPLICATE_COOKIE: unique symbol = Symbol('duplicate cookie');
+
+/** Absent, the one value, or DUPLICATE_COOKIE: a union, so every caller has to decide what a duplicate means. */
+export type CookieRead = string | undefined | typeof DUPLICATE_COOKIE;
+
+/**
+ * The one cookie Gatehouse reads, found without parsing the whole header: the hot path needs only our
+ * value, and a hostile Cookie header must not cost more than one scan (and one slice for the value).
+ * Names match byte for byte: only SP and HTAB around a cookie-pair are optional whitespace, so
+ * `\u00a0name=`, `name\u3000=`, a percent-encoded or differently cased name is some other cookie.
+ * @see https://datatracker.ietf.org/doc/html/draft-ietf-httpbis-rfc6265bis (§4.2.1 the cookie-string grammar; §5.4 the Cookie header)
+ */
+export function readCookie(header: string | string[] | undefined, name: string): CookieRead {
   if (header === undefined) return undefined;
   const text = Array.isArray(header) ? header.join('; ') : header;
+  let found: string | undefined;
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf(';', start);
     if (end === -1) end = text.length;
     let i = start;
-    while (i < end && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+    while (i < end && isOws(text.charCodeAt(i))) i++;
     if (text.startsWith(name, i) && text.charCodeAt(i + name.length) === 61 /* = */) {
-      let value = text.slice(i + name.length + 1, end).trim();
-      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-      return value;
+      if (found !== undefined) return DUPLICATE_COOKIE;
+      let from = i + name.length + 1;
+      let to = end;
+      while (from < to && isOws(text.charCodeAt(from))) from++;
+      while (to > from && isOws(text.charCodeAt(to - 1))) to--;
+      if (to - from >= 2 && text.charCodeAt(from) === 34 /* " */ && text.charCodeAt(to - 1) === 34) {
+        from++;
+        to--;
+      }
+      found = text.slice(from, to);
     }
     start = end + 1;
   }
-  return undefined;
+  return found;
+}
+
+function isOws(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 /** The Cookie header with `name` removed (what a backend sees: never Gatehouse's own cookies). Undefined when nothing is left. */
@@ -59,4 +83,17 @@ export function serializeCookie(name: string, value: string, attrs: CookieAttrib
 
 export function clearCookie(name: string, attrs: CookieAttributes): string {
   return `${serializeCookie(name, '', attrs, 0)}; Expires=Thu, 01 Jan 1970 00:00:00 GMT`;
+}
+
+/**
+ * The Set-Cookie values that clear the session cookie after a duplicate was seen: the host-only one, and,
+ * when the cookie is shared with subdomains (SESSION_COOKIE_DOMAIN), the Domain one too. A clearing cookie
+ * only replaces a cookie with the same name, domain, host-only flag and path (RFC 6265bis, "Storage Model"):
+ * it cannot remove a copy planted with another Path or for another Domain, which stays until it expires.
+ * Such a browser keeps sending two copies and keeps getting no session, which is the point: never the planted one.
+ * @see https://datatracker.ietf.org/doc/html/draft-ietf-httpbis-rfc6265bis (Storage Model)
+ */
+export function clearingCookies(name: string, attrs: CookieAttributes): string[] {
+  const hostOnly = clearCookie(name, { secure: attrs.secure, sameSite: attrs.sameSite });
+  return attrs.domain ? [hostOnly, clearCookie(name, attrs)] : [hostOnly];
 }

@@ -173,6 +173,30 @@ describe('OIDC callback', () => {
     await expectRefused(await attacker.fetch(callback), 400, 'invalid_state');
   });
 
+  // CK-TOSS (catalogue #55): a sibling subdomain can plant a binding cookie of its own next to the victim's, and
+  // chooses which copy the browser sends first. A duplicated binding ends the login like a wrong one.
+  it('refuses a callback that carries the binding cookie twice (cookie tossing): 400 invalid_state, no code exchange', async () => {
+    const attacker = new Browser();
+    const attackerCallback = await authorize(attacker, gh.url, 'mallory');
+    const attackerBinding = attacker.cookie(gh.url, BINDING);
+    const victim = new Browser();
+    await beginLogin(victim, gh.url);
+    const victimBinding = victim.cookie(gh.url, BINDING);
+    expect(attackerBinding && victimBinding).toBeTruthy();
+    const before = grants();
+    // The attacker's copy first: taking the first would finish the attacker's login in the victim's browser.
+    await expectRefused(await victim.fetch(attackerCallback, { headers: { cookie: `${BINDING}=${attackerBinding}; ${BINDING}=${victimBinding}` } }), 400, 'invalid_state');
+
+    // The user's own copy first, a planted one after: refused too (no copy is trusted), and the login is used up.
+    const user = new Browser();
+    const callback = await authorize(user, gh.url);
+    const own = user.cookie(gh.url, BINDING);
+    await expectRefused(await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}; ${BINDING}=${attackerBinding}` } }), 400, 'invalid_state');
+    await expectRefused(await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}` } }), 400, 'invalid_state');
+    expect(grants()).toBe(before);
+    expect(user.cookie(gh.url, SESSION)).toBeUndefined();
+  });
+
   it('refuses repeated code or state parameters (400 bad_request)', async () => {
     const before = grants();
     const b1 = new Browser();
