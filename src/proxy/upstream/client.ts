@@ -577,6 +577,15 @@ class Exchange implements UpstreamControl {
           return this.handOver(head, i < buf.length ? buf.subarray(i) : NO_BYTES);
         }
         if (head.status >= 200) {
+          // A chunked body's first bytes usually arrive with the head: check them before the status line is
+          // relayed, so a malformed size line, extension or trailer there is answered 502 rather than cut short.
+          if (head.framing === 'chunked' && i < buf.length) {
+            try {
+              new ChunkedDecoder().push(buf, i, ignore);
+            } catch (err) {
+              return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ChunkedError ? err.message : 'invalid chunked body', err));
+            }
+          }
           this.begin(head);
           break;
         }
@@ -736,6 +745,8 @@ function bodyStream(body: RequestBody): Readable | null {
   if (body.kind === 'length' && body.length === 0) return null;
   return body.stream;
 }
+
+function ignore(): void {}
 
 function hasBareLf(buf: Buffer, from: number): boolean {
   for (let lf = buf.indexOf(10, from); lf !== -1; lf = buf.indexOf(10, lf + 1)) {

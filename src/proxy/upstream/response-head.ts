@@ -28,6 +28,12 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // What node:http's writeHead accepts as a value: a header that passes here can always be relayed.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const LENGTH = /^\d{1,15}$/;
+/**
+ * The one Transfer-Encoding field value accepted, as written (before OWS is trimmed): `chunked` alone. llhttp
+ * reads any other value of a response, `chunked,,`, `chunked<HTAB>` and `<NBSP>chunked` included, as "not
+ * chunked, read to the close" (RFC 9112 §6.3 item 4), where a laxer list parse would decode chunks.
+ */
+const TE_CHUNKED = /^[\t ]*chunked *$/i;
 const NO_TOKENS: readonly string[] = [];
 
 function trimOws(value: string): string {
@@ -38,11 +44,17 @@ function trimOws(value: string): string {
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
-/** The lowercase, trimmed, non-empty members of a comma-separated header value (Connection, Transfer-Encoding). */
+/**
+ * The lowercase non-empty members of a comma-separated header value (Connection), stripped of OWS: SP and
+ * HTAB only. `String.trim()` would also strip NBSP (0xA0) and other Unicode spaces, making `\xA0close` read
+ * as `close` where node:http (llhttp) and the backend read another token. Empty members are skipped, as a
+ * recipient must (RFC 9110 §5.6.1).
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-5.6.3
+ */
 export function listTokens(value: string): string[] {
   const out: string[] = [];
   for (const part of value.toLowerCase().split(',')) {
-    const t = part.trim();
+    const t = trimOws(part);
     if (t) out.push(t);
   }
   return out;
@@ -62,7 +74,7 @@ export function parseResponseHead(text: string, headRequest: boolean): ResponseH
   const status = Number(statusMatch[2]);
   const headers: string[] = [];
   let contentLength: string | undefined;
-  let transferEncoding: string | undefined;
+  let chunked = false;
   let connection: string[] | undefined;
   let keepAliveHintMs: number | undefined;
   let pos = lineEnd + 2;
@@ -74,16 +86,22 @@ export function parseResponseHead(text: string, headRequest: boolean): ResponseH
     const name = text.slice(pos, colon);
     // Catches obs-fold (a line starting with whitespace) and "Name : value" alike: neither is a token.
     if (!TOKEN.test(name)) throw new ResponseHeadError('invalid header name');
-    const value = trimOws(text.slice(colon + 1, end));
+    const raw = text.slice(colon + 1, end);
+    const value = trimOws(raw);
     // A lone CR or LF inside the head lands here: header boundaries must be exactly CRLF.
     if (!FIELD_VALUE.test(value)) throw new ResponseHeadError('invalid header value');
     const lower = name.toLowerCase();
     switch (lower) {
       case 'content-length':
-        contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
+        // RFC 9110 §8.6 lets a recipient fold `3, 3` or a repeated line into one length; llhttp refuses both,
+        // and a length that node:http would not take is one a hop behind or before Gatehouse may read otherwise.
+        if (contentLength !== undefined) throw new ResponseHeadError('more than one Content-Length');
+        contentLength = value;
         break;
       case 'transfer-encoding':
-        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
+        if (chunked) throw new ResponseHeadError('more than one Transfer-Encoding');
+        if (!TE_CHUNKED.test(raw)) throw new ResponseHeadError('unsupported Transfer-Encoding');
+        chunked = true;
         break;
       case 'connection':
         connection = [...(connection ?? []), ...listTokens(value)];
@@ -101,17 +119,13 @@ export function parseResponseHead(text: string, headRequest: boolean): ResponseH
   const noBody = headRequest || status === 204 || status === 304 || status < 200;
   let framing: Framing;
   let length = 0;
-  if (transferEncoding !== undefined) {
+  if (chunked) {
     // Both framings at once is the classic desync: refuse rather than pick one.
     if (contentLength !== undefined) throw new ResponseHeadError('both Transfer-Encoding and Content-Length');
-    const codings = listTokens(transferEncoding);
-    if (codings.length !== 1 || codings[0] !== 'chunked') throw new ResponseHeadError('unsupported Transfer-Encoding');
     framing = noBody ? 'none' : 'chunked';
   } else if (contentLength !== undefined) {
-    const values = contentLength.split(',').map(trimOws);
-    const first = values[0] as string;
-    if (!values.every((v) => v === first) || !LENGTH.test(first)) throw new ResponseHeadError('invalid Content-Length');
-    length = Number(first);
+    if (!LENGTH.test(contentLength)) throw new ResponseHeadError('invalid Content-Length');
+    length = Number(contentLength);
     framing = noBody || length === 0 ? 'none' : 'length';
   } else {
     framing = noBody ? 'none' : 'close';
