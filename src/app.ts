@@ -109,7 +109,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   const proxy = createHttpProxy({ runtime: () => runtime, identity, log, access: createAccessLog(log) });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, log, registry: websockets, now });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, sessions, log, registry: websockets, now });
   const express = createExpressApp({
     config, log, login, sessions, readiness, backchannelLogout,
     ...(config.adminToken

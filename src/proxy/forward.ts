@@ -34,7 +34,8 @@ export function createPools(options: UpstreamPoolOptions = {}): Pools {
   };
 }
 
-function classify(err: UpstreamError): GatehouseError {
+/** The one mapping from an upstream failure to what the client is told (HTTP requests and WebSocket handshakes). */
+export function upstreamFailure(err: UpstreamError): GatehouseError {
   switch (err.code) {
     case 'UPSTREAM_HEADERS_TIMEOUT':
     case 'UPSTREAM_BODY_TIMEOUT':
@@ -133,7 +134,7 @@ class Exchange implements UpstreamHandler {
     if (res.destroyed) {
       this.status = this.status || 499;
     } else if (!res.headersSent) {
-      const mapped = classify(err);
+      const mapped = upstreamFailure(err);
       this.status = mapped.status;
       this.onError(mapped);
     } else {

@@ -1,16 +1,24 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { IdentityResolver } from '../auth/identity.ts';
+import type { IdentityResolver, Principal } from '../auth/identity.ts';
+import { readCookie } from '../session/cookie.ts';
+import type { SessionManager } from '../session/sessions.ts';
 import { admit, upstreamCookie } from './admit.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, flattenHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
+import { upstreamFailure } from './forward.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
-import { closeFrame, createFrameTracker } from './ws-frames.ts';
+import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
+import type { ResponseHead } from './upstream/response-head.ts';
+import { startRelay, type RelayOptions, type WsRelay } from './ws-relay.ts';
 
-/** A live proxied WebSocket; close() ends it with a close frame at the next frame boundary. */
+/**
+ * A live proxied WebSocket. close() stops client→backend traffic at once and sends the close frame at the next
+ * backend→client frame boundary, destroying both sockets if none comes within a second (see ws-relay.ts).
+ */
 export interface WsConnection {
   readonly sessionKey: string | undefined;
   /** The identity it was opened with (absent on anonymous mappings). */
@@ -88,44 +96,193 @@ export function createWsRegistry(): WsRegistry {
   };
 }
 
-/**
- * The head of a declined upgrade. node:http hands us the body already de-chunked, so framing and hop-by-hop
- * headers are dropped and the body ends with the connection: relaying `Transfer-Encoding: chunked` over
- * decoded bytes would hand the client a response it cannot parse.
- */
-function declinedHead(res: IncomingMessage, ownCookies: readonly string[]): string {
-  let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const backend = flattenHeaders(res.headers);
-  const headers = filterResponseHeaders(backend.headers, backend.connectionTokens, [], ownCookies);
-  for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return `${out}connection: close\r\n\r\n`;
+/** A response head as the client gets it: the backend's status and filtered headers, then `extra` lines. */
+function headText(head: ResponseHead, headers: readonly string[], extra: string): string {
+  let out = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) out += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+  return `${out}${extra}\r\n`;
 }
 
-/** The backend's 101 as it is (Upgrade and Connection must pass here), minus any Set-Cookie for Gatehouse's own cookies. */
-function statusLine(res: IncomingMessage, ownCookies: readonly string[]): string {
-  let out = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const own = filterResponseHeaders(flattenHeaders({ 'set-cookie': res.headers['set-cookie'] }).headers, [], [], ownCookies);
-  for (let i = 0; i < res.rawHeaders.length; i += 2) {
-    if ((res.rawHeaders[i] as string).toLowerCase() === 'set-cookie' && !own.includes(res.rawHeaders[i + 1] as string)) continue;
-    out += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+/**
+ * The backend's side of one upgrade, through the upstream client (one transport, one set of framing rules
+ * for HTTP and WebSocket handshakes). A decline is relayed as the backend's answer, then the connection
+ * closes; a 101 is relayed as it is (Upgrade and Connection must pass), minus any Set-Cookie for
+ * Gatehouse's own cookies, and hands both sockets to the relay.
+ */
+class Handshake implements UpgradeHandler {
+  control: UpstreamControl | undefined;
+  private started = false;
+  private readonly client: Duplex;
+  private readonly ownCookies: readonly string[];
+  private readonly refuse: (err: unknown) => void;
+  private readonly onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void;
+
+  constructor(client: Duplex, ownCookies: readonly string[], refuse: (err: unknown) => void, onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void) {
+    this.client = client;
+    this.ownCookies = ownCookies;
+    this.refuse = refuse;
+    this.onSwitched = onSwitched;
   }
-  return `${out}\r\n`;
+
+  /** The client went away during the handshake: so does the backend's half. */
+  readonly onClientClose = (): void => {
+    this.control?.abort();
+  };
+
+  onUpgrade(head: ResponseHead, backend: Socket, rest: Buffer): void {
+    // From here on the handshake (and the upgrade's request, which its callbacks reach) can be collected.
+    this.client.off('close', this.onClientClose);
+    if (this.client.destroyed) {
+      backend.destroy();
+      return;
+    }
+    const headers: string[] = [];
+    for (let i = 0; i < head.headers.length; i += 2) {
+      const name = head.headers[i] as string;
+      if (name === 'set-cookie' && filterResponseHeaders(['set-cookie', head.headers[i + 1] as string], [], [], this.ownCookies).length === 0) continue;
+      headers.push(name, head.headers[i + 1] as string);
+    }
+    this.client.write(headText(head, headers, ''));
+    this.onSwitched(head, backend, rest);
+  }
+
+  onResponseStart(head: ResponseHead): void {
+    this.started = true;
+    // The body arrives decoded: framing and hop-by-hop headers are dropped and it ends with the connection.
+    this.client.write(headText(head, filterResponseHeaders(head.headers, head.connectionTokens, [], this.ownCookies), 'connection: close\r\n'));
+  }
+
+  onResponseData(chunk: Buffer): boolean {
+    if (this.client.write(chunk)) return true;
+    this.client.once('drain', () => this.control?.resume());
+    return false;
+  }
+
+  onResponseEnd(): void {
+    this.client.end();
+  }
+
+  onResponseError(err: UpstreamError): void {
+    if (this.client.destroyed) return;
+    if (this.started) this.client.destroy();
+    else this.refuse(upstreamFailure(err));
+  }
+}
+
+/** The extensions the backend's 101 agreed to, as one list (the relay decides which RSV bits they allow). */
+function extensionsOf(head: ResponseHead): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < head.headers.length; i += 2) {
+    if (head.headers[i] === 'sec-websocket-extensions') out = out === undefined ? (head.headers[i + 1] as string) : `${out}, ${head.headers[i + 1] as string}`;
+  }
+  return out;
+}
+
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * Until the client socket closes, its identity holds one of its WebSocket places and the registry knows it. A
+ * module-level function: the listener closes over these three values only, not over the upgrade's request.
+ */
+function trackUntilClosed(socket: Duplex, registry: WsRegistry, conn: WsConnection, owner: string | undefined): void {
+  registry.add(conn);
+  socket.once('close', () => {
+    registry.remove(conn);
+    if (owner !== undefined) registry.release(owner);
+  });
+}
+
+/** The registry's view of one open WebSocket: the identity it was opened with, and its relay. */
+class Connection implements WsConnection {
+  readonly sessionKey: string | undefined;
+  readonly sub?: string;
+  readonly tokenJti?: string;
+  readonly issuedAt?: number;
+  relay: WsRelay | undefined;
+  /** Before the backend's 101: ends the handshake when this connection is closed (revoked) meanwhile. */
+  cancel: ((reason: string) => void) | undefined;
+
+  constructor(principal: Principal | undefined) {
+    this.sessionKey = principal?.sessionKey;
+    if (principal) {
+      this.sub = String(principal.claims['sub']);
+      this.issuedAt = principal.issuedAt;
+      if (principal.tokenJti !== undefined) this.tokenJti = principal.tokenJti;
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.relay) this.relay.close(code, reason);
+    else this.cancel?.(reason);
+  }
+}
+
+/**
+ * Past the backend's 101: the relay and the registry entry. A module-level function so that the callbacks an
+ * open WebSocket keeps hold of close over these few values only, not over the handshake's request and response.
+ */
+function relayUpgraded(
+  ctx: {
+    registry: WsRegistry;
+    log: Logger;
+    touch: (cookie: string) => void;
+    idleLeft: (cookie: string) => Promise<number>;
+    reqId: string;
+    route: string;
+  },
+  conn: Connection,
+  session: { cookie: string; idleLeftMs: number } | undefined,
+  options: Omit<RelayOptions, 'onActivity' | 'onEnd' | 'onViolation' | 'idle'>,
+): void {
+  const { registry, log, touch, idleLeft, reqId, route } = ctx;
+  conn.relay = startRelay({
+    ...options,
+    // Traffic on an open WebSocket is use of the session, as an HTTP request is: it rolls the idle timeout; and
+    // a session that idles out all the same takes its WebSockets with it.
+    ...(session
+      ? { onActivity: () => touch(session.cookie), idle: { firstCheckMs: session.idleLeftMs, remainingMs: () => idleLeft(session.cookie) } }
+      : {}),
+    onEnd: () => registry.remove(conn),
+    onViolation: (from, v) => log.info({ reqId, route, from, code: v.code, detail: v.reason }, 'websocket illegal frame'),
+  });
 }
 
 /**
  * WebSocket upgrades on /api/*: the same admission as HTTP (host, path, mapping, session, auth policy),
- * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, bytes are relayed
- * unchanged (subprotocols, binary frames, ping/pong, close codes), with backpressure from socket pipes.
+ * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, ws-relay.ts relays the
+ * frames unchanged (subprotocols, binary frames, ping/pong, close codes) and refuses illegal ones.
  */
-export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: IdentityResolver; log: Logger; registry: WsRegistry; now?: () => number }) {
+export function createUpgradeHandler(deps: {
+  runtime: () => Runtime;
+  identity: IdentityResolver;
+  /** To roll a session's idle timeout while its WebSockets carry traffic, and to see when it idles out all the same. */
+  sessions: Pick<SessionManager, 'peek' | 'load' | 'touch'>;
+  log: Logger;
+  registry: WsRegistry;
+  now?: () => number;
+}) {
   const now = deps.now ?? Date.now;
-  const { identity, log, registry } = deps;
+  const { identity, sessions, log, registry } = deps;
+  // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
+  const touch = (cookie: string): void => {
+    const cached = sessions.peek(cookie);
+    if (cached) return sessions.touch(cached);
+    // A failed read (store down) only skips this roll; the next activity tries again.
+    sessions.load(cookie).then((s) => s && sessions.touch(s), () => undefined);
+  };
+  // A session's idle end is no event (its key just expires in the store): a WebSocket asks when it is due.
+  const idleLeft = async (cookie: string): Promise<number> => {
+    const session = sessions.peek(cookie) ?? (await sessions.load(cookie));
+    return session ? session.idleExpiresAt - now() : 0;
+  };
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const rt = deps.runtime();
     const facts = scanHeaders(req.rawHeaders);
     const reqId = requestIdFrom(facts.requestId);
     const url = req.url ?? '/';
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySelf);
     const refuse = (err: unknown) => {
       const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
       log.info({ reqId, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
@@ -137,6 +294,7 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
     if (req.httpVersion !== '1.1' || req.method !== 'GET' || facts.upgrade?.toLowerCase() !== 'websocket') {
       return refuse(new GatehouseError('bad_request', { logDetail: 'not a WebSocket upgrade' }));
     }
+    if (facts.refusal !== undefined) return refuse(new GatehouseError('bad_request', { logDetail: facts.refusal }));
     if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
@@ -151,95 +309,39 @@ export function createUpgradeHandler(deps: { runtime: () => Runtime; identity: I
           if (!registry.tryReserve(owner, rt.config.websocketMaxPerIdentity)) {
             throw new GatehouseError('too_many_requests', { logDetail: 'websocket limit per identity reached' });
           }
-          socket.once('close', () => registry.release(owner));
         }
+        const conn = new Connection(a.principal);
+        // In the registry from admission on: a session revoked before the backend's 101 ends the handshake too.
+        trackUntilClosed(socket, registry, conn, owner);
         const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
         const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
-        headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
-        const backend = new URL(a.route.origin);
-        const send = backend.protocol === 'https:' ? httpsRequest : httpRequest;
-        const upstream = send({
-          protocol: backend.protocol,
-          hostname: backend.hostname.replace(/^\[|\]$/g, ''),
-          port: backend.port || (backend.protocol === 'https:' ? 443 : 80),
-          method: 'GET',
-          path: a.route.basePath + a.path + a.query,
-          headers,
-          agent: false,
-          timeout: a.route.timeoutMs,
-        });
-        const onClientGone = () => upstream.destroy();
-        socket.once('close', onClientGone);
-        upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upgrade timed out'), { code: 'ETIMEDOUT' })));
-        upstream.on('error', (err: Error & { code?: string }) => {
-          if (socket.destroyed) return;
-          refuse(new GatehouseError(err.code === 'ETIMEDOUT' ? 'gateway_timeout' : 'bad_gateway', { cause: err, logDetail: err.code ?? err.message }));
-        });
-        upstream.on('response', (res) => {
-          // The backend declined the upgrade: relay its answer, then close.
-          socket.write(declinedHead(res, rt.ownCookies));
-          res.on('error', () => socket.destroy());
-          res.pipe(socket);
-        });
-        upstream.on('upgrade', (res, backendSocket: Duplex, backendHead: Buffer) => {
-          socket.off('close', onClientGone);
-          upstream.setTimeout(0);
-          if (socket.destroyed) {
-            backendSocket.destroy();
-            return;
-          }
-          socket.write(statusLine(res, rt.ownCookies));
-          const tracker = createFrameTracker();
-          let closing: { code: number; reason: string } | undefined;
-          const conn: WsConnection = {
-            sessionKey: a.principal?.sessionKey,
-            ...(a.principal ? { sub: String(a.principal.claims['sub']), issuedAt: a.principal.issuedAt } : {}),
-            ...(a.principal?.tokenJti ? { tokenJti: a.principal.tokenJti } : {}),
-            close(code, reason) {
-              if (closing) return;
-              closing = { code, reason };
-              if (tracker.atBoundary()) finishClose();
+        const read = a.principal?.kind === 'session' ? readCookie(facts.cookie, rt.config.session.cookieName) : undefined;
+        const cookie = typeof read === 'string' ? read : undefined;
+        const { principal, route } = a;
+        const handshake = new Handshake(socket, rt.ownCookies, refuse, (res, backendSocket, backendHead) => {
+          conn.cancel = undefined;
+          const idleEnd = cookie !== undefined ? sessions.peek(cookie)?.idleExpiresAt : undefined;
+          relayUpgraded(
+            { registry, log, touch, idleLeft, reqId, route: route.name },
+            conn,
+            cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
+            {
+              client: socket, clientHead: head, backend: backendSocket, backendHead,
+              extensions: extensionsOf(res),
+              // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
+              ...(principal ? { lifetimeMs: principal.expiresAt - now() } : {}),
+              activityIntervalMs: Math.min(1000, rt.config.session.idleTtlSeconds * 100),
             },
-          };
-          const finishClose = () => {
-            if (!closing) return;
-            backendSocket.destroy();
-            socket.end(closeFrame(closing.code, closing.reason));
-            setTimeout(() => socket.destroy(), 1000).unref();
-          };
-          const relay = (chunk: Buffer) => {
-            if (closing) {
-              const n = tracker.advance(chunk, true);
-              if (n > 0) socket.write(chunk.subarray(0, n));
-              if (tracker.atBoundary()) finishClose();
-              return;
-            }
-            tracker.advance(chunk, false);
-            if (!socket.write(chunk)) backendSocket.pause();
-          };
-          socket.on('drain', () => backendSocket.resume());
-          backendSocket.on('data', relay);
-          if (backendHead.length > 0) relay(backendHead);
-          if (head.length > 0) backendSocket.write(head);
-          socket.pipe(backendSocket);
-          const cleanup = () => {
-            registry.remove(conn);
-            socket.destroy();
-            backendSocket.destroy();
-          };
-          backendSocket.on('end', () => socket.end());
-          backendSocket.on('close', cleanup);
-          backendSocket.on('error', cleanup);
-          socket.on('close', cleanup);
-          registry.add(conn);
-          // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
-          const lifetime = a.principal ? Math.min(a.principal.expiresAt - now(), 2 ** 31 - 1) : undefined;
-          const expiry = lifetime !== undefined ? setTimeout(() => conn.close(1008, 'session expired'), Math.max(0, lifetime)) : undefined;
-          expiry?.unref();
-          socket.once('close', () => clearTimeout(expiry));
-          log.info({ reqId, path: a.path, route: a.route.name, session: a.principal?.sessionKey }, 'websocket opened');
+          );
+          log.info({ reqId, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
         });
-        upstream.end();
+        const control = rt.pools.get(route.origin).upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
+        handshake.control = control;
+        conn.cancel = (reason) => {
+          control.abort();
+          refuse(new GatehouseError('unauthorized', { logDetail: `ended before the backend's 101: ${reason}` }));
+        };
+        socket.once('close', handshake.onClientClose);
       },
     ).catch(refuse);
   };

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
@@ -48,5 +49,37 @@ describe('WebSockets of an ended session', () => {
     other.send('still here');
     expect((await nextMessage(other)).data.toString()).toBe('still here');
     other.close();
+  });
+
+  it('a session ended while the backend has not answered the upgrade yet: 401 unauthorized, and the backend connection is closed', async () => {
+    // A backend that takes the upgrade request and never answers it.
+    const held: Socket[] = [];
+    const slow = createServer((s) => {
+      held.push(s);
+      s.on('error', () => {});
+      s.resume();
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+    const gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, timeoutMs: 10_000 }]), { REDIS_KEY_PREFIX: `wsrev${process.pid}:` });
+    try {
+      const victim = await session('early');
+      const pending = openWs(`${gh.url.replace('http:', 'ws:')}/api/ws`, { headers: { cookie: victim.cookie } });
+      const deadline = Date.now() + 5000;
+      while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(held).toHaveLength(1);
+      const backendClosed = new Promise((r) => held[0]?.once('close', r));
+      await a.app.sessions.destroy(victim.key);
+      const out = await pending;
+      expect(out.ok).toBe(false);
+      if (!out.ok) {
+        expect(out.status).toBe(401);
+        expect(JSON.parse(out.body).error).toBe('unauthorized');
+      }
+      await backendClosed;
+    } finally {
+      await gh.close();
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 });
