@@ -103,6 +103,20 @@ export function sendError(res: import('node:http').ServerResponse, err: unknown,
   res.end(text);
 }
 
+/**
+ * Ends a socket Gatehouse is done with, and destroys it shortly after: an upgrade's socket is outside Node's HTTP
+ * timeouts and may stay half open for as long as a client that never sends its FIN likes.
+ */
+export function endThenDestroy(socket: import('node:stream').Duplex, data?: string): void {
+  if (data === undefined) socket.end();
+  else socket.end(data);
+  setTimeout(destroyLater, 2000, socket).unref();
+}
+
+function destroyLater(socket: import('node:stream').Duplex): void {
+  socket.destroy();
+}
+
 /** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
 export function refuseUpgrade(socket: import('node:stream').Duplex, err: unknown, requestId?: string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
@@ -110,7 +124,8 @@ export function refuseUpgrade(socket: import('node:stream').Duplex, err: unknown
   let extra = '';
   if (headers) for (let i = 0; i < headers.length; i += 2) extra += `${headers[i]}: ${headers[i + 1]}\r\n`;
   if (socket.writable) {
-    socket.end(
+    endThenDestroy(
+      socket,
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
         'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n' +
         `Content-Length: ${Buffer.byteLength(text)}\r\n${requestId ? `X-Request-Id: ${requestId}\r\n` : ''}${extra}\r\n${text}`,

@@ -69,6 +69,9 @@ export interface ForwardRequest {
  * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over.
  */
 export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void): void {
+  // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
+  // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
+  if (res.destroyed || req.destroyed) return onDone(499);
   const exchange = new Exchange(res, f, onError, onDone);
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
@@ -118,6 +121,10 @@ class Exchange implements UpstreamHandler {
   }
 
   onResponseData(chunk: Buffer): boolean {
+    if (this.res.destroyed) {
+      this.onClientClose();
+      return true;
+    }
     if (this.res.write(chunk)) return true;
     this.res.once('drain', () => this.control?.resume());
     return false;

@@ -2,12 +2,12 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { GatehouseError, refuseUpgrade } from '../errors.ts';
+import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import { readCookie } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
-import { admit, upstreamCookie } from './admit.ts';
+import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { upstreamFailure } from './forward.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
 import type { Runtime } from './runtime.ts';
@@ -39,14 +39,21 @@ export interface WsRegistry {
   release(owner: string): void;
   closeAll(code: number, reason: string): void;
   size(): number;
+  /**
+   * How many session, token or user revocations have reached this registry so far: an upgrade whose admission
+   * overlapped one checks its identity again (its connection was not registered yet when it was sent).
+   */
+  revocations(): number;
 }
 
 export function createWsRegistry(): WsRegistry {
   const all = new Set<WsConnection>();
   const bySession = new Map<string, Set<WsConnection>>();
   const reserved = new Map<string, number>();
+  let revocations = 0;
   return {
     closeWhere(match, code, reason) {
+      revocations++;
       let n = 0;
       for (const c of [...all]) {
         if (!match(c)) continue;
@@ -83,6 +90,7 @@ export function createWsRegistry(): WsRegistry {
       }
     },
     closeSession(key, code, reason) {
+      revocations++;
       const set = bySession.get(key);
       if (!set) return 0;
       const n = set.size;
@@ -93,6 +101,7 @@ export function createWsRegistry(): WsRegistry {
       for (const c of [...all]) c.close(code, reason);
     },
     size: () => all.size,
+    revocations: () => revocations,
   };
 }
 
@@ -111,15 +120,21 @@ function headText(head: ResponseHead, headers: readonly string[], extra: string)
  */
 class Handshake implements UpgradeHandler {
   control: UpstreamControl | undefined;
-  private started = false;
+  /** The backend's answer (a decline) has begun to reach the client: nothing else may be written now. */
+  started = false;
   private readonly client: Duplex;
   private readonly ownCookies: readonly string[];
+  /** Header lines Gatehouse adds to either answer (the clearing Set-Cookie after a duplicated session cookie). */
+  private readonly extra: string;
   private readonly refuse: (err: unknown) => void;
   private readonly onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void;
 
-  constructor(client: Duplex, ownCookies: readonly string[], refuse: (err: unknown) => void, onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void) {
+  constructor(client: Duplex, ownCookies: readonly string[], extra: readonly string[] | undefined, refuse: (err: unknown) => void, onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void) {
     this.client = client;
     this.ownCookies = ownCookies;
+    let lines = '';
+    if (extra) for (let i = 0; i < extra.length; i += 2) lines += `${extra[i] as string}: ${extra[i + 1] as string}\r\n`;
+    this.extra = lines;
     this.refuse = refuse;
     this.onSwitched = onSwitched;
   }
@@ -142,14 +157,15 @@ class Handshake implements UpgradeHandler {
       if (name === 'set-cookie' && filterResponseHeaders(['set-cookie', head.headers[i + 1] as string], [], [], this.ownCookies).length === 0) continue;
       headers.push(name, head.headers[i + 1] as string);
     }
-    this.client.write(headText(head, headers, ''));
+    // latin1: header bytes go back out as they came (obs-text is not re-encoded as UTF-8).
+    this.client.write(headText(head, headers, this.extra), 'latin1');
     this.onSwitched(head, backend, rest);
   }
 
   onResponseStart(head: ResponseHead): void {
     this.started = true;
     // The body arrives decoded: framing and hop-by-hop headers are dropped and it ends with the connection.
-    this.client.write(headText(head, filterResponseHeaders(head.headers, head.connectionTokens, [], this.ownCookies), 'connection: close\r\n'));
+    this.client.write(headText(head, filterResponseHeaders(head.headers, head.connectionTokens, [], this.ownCookies), `${this.extra}connection: close\r\n`), 'latin1');
   }
 
   onResponseData(chunk: Buffer): boolean {
@@ -159,7 +175,7 @@ class Handshake implements UpgradeHandler {
   }
 
   onResponseEnd(): void {
-    this.client.end();
+    endThenDestroy(this.client);
   }
 
   onResponseError(err: UpstreamError): void {
@@ -298,7 +314,42 @@ export function createUpgradeHandler(deps: {
     if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
-    Promise.resolve().then(() => admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true)).then(
+    const connectBackend = (a: Admission, conn: Connection): void => {
+      const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
+      const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
+      const read = a.principal?.kind === 'session' ? readCookie(facts.cookie, rt.config.session.cookieName) : undefined;
+      const cookie = typeof read === 'string' ? read : undefined;
+      const { principal, route } = a;
+      const handshake = new Handshake(socket, rt.ownCookies, a.responseHeaders, refuse, (res, backendSocket, backendHead) => {
+        conn.cancel = undefined;
+        const idleEnd = cookie !== undefined ? sessions.peek(cookie)?.idleExpiresAt : undefined;
+        relayUpgraded(
+          { registry, log, touch, idleLeft, reqId, route: route.name },
+          conn,
+          cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
+          {
+            client: socket, clientHead: head, backend: backendSocket, backendHead,
+            extensions: extensionsOf(res),
+            // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
+            ...(principal ? { lifetimeMs: principal.expiresAt - now() } : {}),
+            activityIntervalMs: Math.min(1000, rt.config.session.idleTtlSeconds * 100),
+          },
+        );
+        log.info({ reqId, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
+      });
+      const control = rt.pools.get(route.origin).upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
+      handshake.control = control;
+      conn.cancel = (reason) => {
+        control.abort();
+        // A decline already on its way to the client cannot be followed by a 401: the socket is cut instead.
+        if (handshake.started) socket.destroy();
+        else refuse(new GatehouseError('unauthorized', { logDetail: `ended before the backend's 101: ${reason}` }));
+      };
+      socket.once('close', handshake.onClientClose);
+    };
+    const admitNow = () => admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+    const revocationsBefore = registry.revocations();
+    Promise.resolve().then(admitNow).then(
       (a) => {
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
@@ -313,35 +364,25 @@ export function createUpgradeHandler(deps: {
         const conn = new Connection(a.principal);
         // In the registry from admission on: a session revoked before the backend's 101 ends the handshake too.
         trackUntilClosed(socket, registry, conn, owner);
-        const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
-        const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
-        const read = a.principal?.kind === 'session' ? readCookie(facts.cookie, rt.config.session.cookieName) : undefined;
-        const cookie = typeof read === 'string' ? read : undefined;
-        const { principal, route } = a;
-        const handshake = new Handshake(socket, rt.ownCookies, refuse, (res, backendSocket, backendHead) => {
-          conn.cancel = undefined;
-          const idleEnd = cookie !== undefined ? sessions.peek(cookie)?.idleExpiresAt : undefined;
-          relayUpgraded(
-            { registry, log, touch, idleLeft, reqId, route: route.name },
-            conn,
-            cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
-            {
-              client: socket, clientHead: head, backend: backendSocket, backendHead,
-              extensions: extensionsOf(res),
-              // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
-              ...(principal ? { lifetimeMs: principal.expiresAt - now() } : {}),
-              activityIntervalMs: Math.min(1000, rt.config.session.idleTtlSeconds * 100),
-            },
-          );
-          log.info({ reqId, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
-        });
-        const control = rt.pools.get(route.origin).upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
-        handshake.control = control;
+        let ended: string | undefined;
         conn.cancel = (reason) => {
-          control.abort();
+          ended = reason;
           refuse(new GatehouseError('unauthorized', { logDetail: `ended before the backend's 101: ${reason}` }));
         };
-        socket.once('close', handshake.onClientClose);
+        const start = () => {
+          if (ended !== undefined || socket.destroyed) return;
+          connectBackend(a, conn);
+        };
+        // A revocation sent while admission was reading the session found no connection to close: ask again
+        // (the caches it invalidated make this a store read), now that any later one will find it.
+        if (a.principal && registry.revocations() !== revocationsBefore) {
+          Promise.resolve().then(admitNow).then((again) => {
+            if (!again.principal) throw new GatehouseError('unauthorized', { logDetail: 'identity ended during admission' });
+            start();
+          }).catch(refuse);
+        } else {
+          start();
+        }
       },
     ).catch(refuse);
   };

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, send, sendRaw, startBackend, startWsBackend, type RawResponse, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
@@ -26,6 +27,7 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
         { frontendHost: '*', backend: backend.url },
         { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
         { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+        { frontendHost: '*', pathPrefix: '/ws-optional', backend: wsBackend.url, auth: 'optional' },
       ]),
     });
     alice = stack.sessionCookie;
@@ -109,6 +111,28 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
     expect((JSON.parse(out.body) as { error: string }).error).toBe('unauthorized');
     expectClearing(out.headers);
     expect(wsBackend.connections).toBe(connections);
+  });
+
+  it('a WebSocket upgrade with two copies on an auth: optional route opens anonymously, and its 101 carries the clearing Set-Cookie', async () => {
+    const { hostname, port, host } = new URL(stack.url);
+    const head = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      let data = '';
+      socket.on('data', (c: Buffer) => {
+        data += c.toString('latin1');
+        const end = data.indexOf('\r\n\r\n');
+        if (end !== -1) {
+          socket.destroy();
+          resolve(data.slice(0, end));
+        }
+      });
+      socket.on('error', reject);
+      socket.write(`GET /api/ws-optional/x HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${mallory}; ${alice}\r\n\r\n`);
+    });
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(head).toContain(`\r\nset-cookie: ${SESSION_COOKIE}=; Path=/`);
+    const upgrade = wsBackend.upgrades.at(-1);
+    expect(upgrade?.headers.has('x-user-sub')).toBe(false);
   });
 
   // Mallory's value under a lookalike name sits before Alice's real cookie: a parser that trimmed Unicode

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
@@ -39,6 +40,26 @@ describe('WebSocket upgrade without a valid session', () => {
     expect(JSON.parse(out.body).error).toBe('unauthorized');
     expect(out.headers['connection']).toBe('close');
     expect(backend.connections).toBe(connections);
+  });
+
+  it('a refused upgrade does not keep the socket for a client that never closes its side', async () => {
+    const { hostname, port, host } = new URL(stack.url);
+    const server = stack.gh.app.server;
+    const connections = () => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
+    const before = await connections();
+    // allowHalfOpen: these clients read the 401 and Gatehouse's FIN, and never send their own.
+    const clients = await Promise.all(Array.from({ length: 5 }, () => new Promise<Socket>((resolve) => {
+      const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+      socket.on('error', () => {});
+      socket.on('data', () => {});
+      socket.once('end', () => resolve(socket));
+      socket.write(`GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    })));
+    // Past Gatehouse's grace after the refusal, its side of each is gone.
+    await new Promise((r) => setTimeout(r, 2500));
+    // (Fewer, not equal: keep-alive connections of earlier tests may have closed meanwhile.)
+    expect(await connections()).toBeLessThanOrEqual(before);
+    for (const c of clients) c.destroy();
   });
 
   it('a session that was logged out no longer opens a WebSocket', async () => {

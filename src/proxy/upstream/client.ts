@@ -21,7 +21,9 @@ export type UpstreamErrorCode =
   | 'UPSTREAM_RESET'
   | 'UPSTREAM_PROTOCOL'
   | 'UPSTREAM_HEADERS_TIMEOUT'
-  | 'UPSTREAM_BODY_TIMEOUT';
+  | 'UPSTREAM_BODY_TIMEOUT'
+  /** The consumer of the response read nothing for CONSUMER_STALL_MS: its connection is given back. */
+  | 'UPSTREAM_CONSUMER_STALLED';
 
 export class UpstreamError extends Error {
   readonly code: UpstreamErrorCode;
@@ -133,6 +135,12 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** How often deadlines are checked: timeouts fire up to this late. */
 const TICK_MS = 50;
+/**
+ * How long a response may stay paused because its consumer (the client) reads nothing, as nginx's
+ * send_timeout (60 s): a client that stops reading cannot hold a backend connection, and the pool's drain on
+ * reload or shutdown, forever.
+ */
+const CONSUMER_STALL_MS = 60_000;
 
 // Exchange states.
 const QUEUED = 0;
@@ -193,7 +201,7 @@ class OriginPool implements UpstreamPool {
     const ex = new Exchange(this, req.method, req.body, head, req.timeoutMs, handler, undefined);
     this.inFlight++;
     this.startTimer();
-    this.assign(ex, false);
+    this.assign(ex);
     return ex;
   }
 
@@ -207,14 +215,13 @@ class OriginPool implements UpstreamPool {
     const ex = new Exchange(this, 'GET', { kind: 'none' }, head, req.timeoutMs, handler, handler);
     this.inFlight++;
     this.startTimer();
-    // Never a kept-alive connection: it is about to become a tunnel, and a pooled one may be half closed.
-    this.assign(ex, true);
+    this.assign(ex);
     return ex;
   }
 
-  /** Gives the exchange a connection: an idle one (unless `fresh`), a new one, or a place in the queue. */
-  assign(ex: Exchange, fresh: boolean): void {
-    if (!fresh) {
+  /** Gives the exchange a connection: an idle one (unless it needs a fresh one), a new one, or a place in the queue. */
+  assign(ex: Exchange): void {
+    if (!ex.fresh) {
       const conn = this.idle.pop();
       if (conn) return ex.start(conn);
     }
@@ -233,7 +240,9 @@ class OriginPool implements UpstreamPool {
     if (conn) {
       if (!reusable || this.closing) conn.destroy();
       else {
-        const next = this.queue.shift();
+        // A queued upgrade or retry needs a new connection, never this kept-alive one.
+        const at = this.queue.findIndex((ex) => !ex.fresh);
+        const next = at === -1 ? undefined : this.queue.splice(at, 1)[0];
         if (next) next.start(conn);
         else if (this.idle.length >= this.maxIdle) conn.destroy();
         else {
@@ -445,6 +454,12 @@ class Exchange implements UpstreamControl {
   /** Body bytes written so far, against a declared length. */
   private bodyBytes = 0;
   private retried = false;
+  /**
+   * It must go on a new connection: an upgrade (about to become a tunnel, where a pooled connection may be half
+   * closed) or a retry after a kept-alive connection failed.
+   */
+  fresh: boolean;
+  private pausedAt = 0;
   private bodyListeners: { data: (chunk: Buffer) => void; end: () => void; close: () => void } | undefined;
   /** The chunked decoder's output, made only for chunked responses. */
   private decoded: ((chunk: Buffer) => void) | undefined;
@@ -457,6 +472,7 @@ class Exchange implements UpstreamControl {
     this.timeoutMs = timeoutMs;
     this.handler = handler;
     this.upgrader = upgrader;
+    this.fresh = upgrader !== undefined;
     this.bodySent = bodyStream(body) === null;
     this.deadline = Date.now() + timeoutMs;
   }
@@ -695,8 +711,9 @@ class Exchange implements UpstreamControl {
     if (conn) conn.destroy();
     if (retry) {
       this.retried = true;
+      this.fresh = true;
       this.state = QUEUED;
-      this.pool.assign(this, true);
+      this.pool.assign(this);
       return;
     }
     this.state = DONE;
@@ -707,7 +724,11 @@ class Exchange implements UpstreamControl {
   }
 
   checkDeadline(now: number): void {
-    if (this.paused || now < this.deadline) return;
+    if (this.paused) {
+      if (now - this.pausedAt >= CONSUMER_STALL_MS) this.fail(new UpstreamError('UPSTREAM_CONSUMER_STALLED', `the response was not read for ${CONSUMER_STALL_MS} ms`));
+      return;
+    }
+    if (now < this.deadline) return;
     if (this.state === QUEUED || this.state === WAIT_HEAD) this.fail(new UpstreamError('UPSTREAM_HEADERS_TIMEOUT', `no response head within ${this.timeoutMs} ms`));
     else if (this.state === BODY) this.fail(new UpstreamError('UPSTREAM_BODY_TIMEOUT', `the response body stalled for ${this.timeoutMs} ms`));
   }
@@ -717,6 +738,7 @@ class Exchange implements UpstreamControl {
   pause(): void {
     if (this.paused || this.state === DONE) return;
     this.paused = true;
+    this.pausedAt = Date.now();
     this.conn?.socket.pause();
   }
 
