@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createAdminRoutes } from './admin/routes.ts';
 import { createBackchannelLogout } from './auth/backchannel.ts';
 import { createBearerVerifier } from './auth/bearer.ts';
@@ -11,6 +12,7 @@ import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { trackPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
@@ -129,7 +131,16 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       else express(req, res);
     },
   );
-  server.on('upgrade', upgrade);
+  const pipelining = trackPipelining(server);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // An upgrade behind responses still owed on its connection would be answered before them: the client's
+    // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
+    if (pipelining.owed(req.socket) > 0) {
+      socket.destroy();
+      return;
+    }
+    upgrade(req, socket, head);
+  });
 
   let closing: Promise<void> | undefined;
   return {
