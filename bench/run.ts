@@ -78,7 +78,7 @@ if (flags.help) {
   --no-profile          never profile
   --profile-seconds S   load while profiling (default 5)
   --profile-levels L    LOG_LEVELs to profile, comma-separated (default info,warn)
-  --ws-count N          idle WebSockets for the memory probe (default 5000; quick 500)
+  --ws-count N          idle WebSockets for the memory probe (default 10000; quick 500)
   --json PATH           also write the results as JSON
   --candidate DIR       also measure DIR/src/main.ts (a copy or worktree holding a proposed src/ change), at info
   --candidate-env K=V   extra environment for the candidate (repeatable); without --candidate it measures this
@@ -123,7 +123,7 @@ const opts = {
   })),
   profileSeconds: intFlag(flags['profile-seconds'], quick ? 2 : 5, 'profile-seconds'),
   profileLevels: (flags['profile-levels'] ?? 'info,warn').split(',').map((l) => l.trim()).filter((l) => /^(fatal|error|warn|info|debug|trace|silent)$/.test(l)),
-  wsCount: intFlag(flags['ws-count'], quick ? 500 : 5000, 'ws-count', 0),
+  wsCount: intFlag(flags['ws-count'], quick ? 500 : 10_000, 'ws-count', 0),
   sseSamples: quick ? 5 : 20,
   wsMessages: quick ? 100 : 500,
 };

@@ -13,25 +13,32 @@ export interface Pipelining {
   owed(socket: Socket): number;
 }
 
+/** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
+const OWED = Symbol('responses owed');
+type Counted = Socket & { [OWED]?: number };
+
+function owed(socket: Socket): number {
+  return (socket as Counted)[OWED] ?? 0;
+}
+
+// Shared listener (no closure per request): the response knows its request, and the request its socket.
+function settled(this: ServerResponse): void {
+  const socket = this.req.socket as Counted;
+  socket[OWED] = owed(socket) - 1;
+}
+
 export function trackPipelining(server: Server): Pipelining {
-  const owed = new WeakMap<Socket, number>();
-  const count = (socket: Socket) => owed.get(socket) ?? 0;
-  // A shared listener (no closure per request): the response knows its request, and the request its socket.
-  function settled(this: ServerResponse): void {
-    const socket = this.req.socket;
-    const n = count(socket) - 1;
-    if (n <= 0) owed.delete(socket);
-    else owed.set(socket, n);
-  }
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    owed.set(req.socket, count(req.socket) + 1);
-    res.once('close', settled);
+    const socket = req.socket as Counted;
+    socket[OWED] = owed(socket) + 1;
+    // 'close' comes once per response (after its end, or with the connection), so `on` is enough.
+    res.on('close', settled);
   });
   // With a checkContinue listener node:http sends no 100 itself: it is sent here only when this response is the
   // next one due. Otherwise none is sent, and the client sends its body after its own wait (RFC 9110 §10.1.1).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (count(req.socket) === 0) res.writeContinue();
+    if (owed(req.socket) === 0) res.writeContinue();
     server.emit('request', req, res);
   });
-  return { owed: count };
+  return { owed };
 }

@@ -33,21 +33,22 @@ const TARGET = /^\/[\x21-\x7e\x80-\xff]*$/;
 const MAX_LENGTH = Number.MAX_SAFE_INTEGER;
 
 /**
- * True for the names only the writer may write. Compared by length first: this runs for every header of every
- * request, and most names are not these.
+ * True for the names only the writer may write. Compared by length and first letter before any lowercasing: this
+ * runs for every header of every request, and most names are not these.
  */
 function isWriterOwned(name: string): boolean {
+  const first = name.charCodeAt(0) | 0x20;
   switch (name.length) {
     case 4:
-      return name.toLowerCase() === 'host';
+      return first === 0x68 /* h */ && name.toLowerCase() === 'host';
     case 7:
-      return name.toLowerCase() === 'upgrade';
+      return first === 0x75 /* u */ && name.toLowerCase() === 'upgrade';
     case 10:
-      return name.toLowerCase() === 'connection';
+      return first === 0x63 /* c */ && name.toLowerCase() === 'connection';
     case 14:
-      return name.toLowerCase() === 'content-length';
+      return first === 0x63 /* c */ && name.toLowerCase() === 'content-length';
     case 17:
-      return name.toLowerCase() === 'transfer-encoding';
+      return first === 0x74 /* t */ && name.toLowerCase() === 'transfer-encoding';
     default:
       return false;
   }
