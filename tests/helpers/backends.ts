@@ -38,7 +38,8 @@ export function header(rec: RecordedRequest, name: string): string | undefined {
   return rec.headers.get(name.toLowerCase())?.[0];
 }
 
-function headerMap(raw: readonly string[]): Map<string, string[]> {
+/** Lowercase name → every value sent under that name, in order, from a flat [name, value, ...] list. */
+export function headerMap(raw: readonly string[]): Map<string, string[]> {
   const map = new Map<string, string[]>();
   for (let i = 0; i < raw.length; i += 2) {
     const key = (raw[i] as string).toLowerCase();

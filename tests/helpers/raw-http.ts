@@ -1,3 +1,4 @@
+import { headerMap } from './backends.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
@@ -37,16 +38,6 @@ export interface ReferenceParser {
   close(): Promise<void>;
 }
 
-function headerMap(raw: readonly string[]): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (let i = 0; i < raw.length; i += 2) {
-    const key = (raw[i] as string).toLowerCase();
-    const list = map.get(key);
-    if (list) list.push(raw[i + 1] as string);
-    else map.set(key, [raw[i + 1] as string]);
-  }
-  return map;
-}
 
 interface Collecting {
   readonly messages: Array<{ kind: ParsedRequest['kind']; req: IncomingMessage; body: Buffer[]; complete: boolean }>;

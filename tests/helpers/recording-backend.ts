@@ -1,3 +1,4 @@
+import { headerMap } from './backends.ts';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -54,16 +55,6 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function headerMap(raw: readonly string[]): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (let i = 0; i < raw.length; i += 2) {
-    const key = (raw[i] as string).toLowerCase();
-    const list = map.get(key);
-    if (list) list.push(raw[i + 1] as string);
-    else map.set(key, [raw[i + 1] as string]);
-  }
-  return map;
-}
 
 /** The JSON every answer carries: enough for a client to tell which request, from whom, with what body, it answers. */
 export interface RecordedAnswer {

@@ -2,11 +2,12 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { send } from '../helpers/backends.ts';
+import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
 import { expectError, mappingsYaml, startBareGatehouse } from './fixture.ts';
 
 /**
@@ -15,14 +16,6 @@ import { expectError, mappingsYaml, startBareGatehouse } from './fixture.ts';
  * answers 502 and never leaves a desynchronised connection in the pool.
  */
 
-interface Seen {
-  readonly conn: number;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: string;
-}
-
-type Script = (socket: Socket, seen: Seen) => void;
 
 const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
@@ -61,77 +54,13 @@ const SCRIPTS: Record<string, Script> = {
   '/hop': (s) => s.write(ok('hop', 'connection: x-internal\r\nx-internal: secret\r\nkeep-alive: timeout=5\r\nx-kept: yes\r\n')),
 };
 
-/** A connection marked here drops the next request it carries without a word: a keep-alive close race. */
-const poisoned = new Set<number>();
-
-interface RawBackend {
-  readonly url: string;
-  readonly seen: Seen[];
-  close(): Promise<void>;
-}
-
-async function startRawBackend(): Promise<RawBackend> {
-  const seen: Seen[] = [];
-  const sockets = new Set<Socket>();
-  let nextConn = 1;
-  const server: Server = createServer((socket) => {
-    const conn = nextConn++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    const answeredEarly = new Set<number>();
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const headText = buf.subarray(0, end).toString('latin1');
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headText)?.[1] ?? 0);
-        if (headText.startsWith('POST /early ') && !answeredEarly.has(conn)) {
-          // Answers before reading the body, and leaves the connection open: the rest of the body is still to come.
-          answeredEarly.add(conn);
-          seen.push({ conn, method: 'POST', path: '/early', headers: headText });
-          socket.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo long');
-        }
-        if (buf.length < end + 4 + length) return;
-        buf = buf.subarray(end + 4 + length);
-        const [method = '', path = ''] = (headText.split('\r\n')[0] ?? '').split(' ');
-        if (path === '/early') continue;
-        const request = { conn, method, path, headers: headText };
-        seen.push(request);
-        if (poisoned.has(conn)) {
-          socket.destroy();
-          return;
-        }
-        if (path === '/poison') {
-          poisoned.add(conn);
-          socket.write(ok('poisoned'));
-          continue;
-        }
-        const script = SCRIPTS[path];
-        if (script) script(socket, request);
-        else socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 describe('upstream HTTP/1.1 client against a raw backend', () => {
   let backend: RawBackend;
   let gh: TestGatehouse;
 
   beforeAll(async () => {
-    backend = await startRawBackend();
+    backend = await startRawBackend(SCRIPTS);
     gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', timeoutMs: 3000 }]));
   });
   afterAll(async () => {

@@ -1,7 +1,8 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, type RawResponse } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
 import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
 
 /**
@@ -29,57 +30,18 @@ const RED_TEAM: ReadonlyArray<readonly [string, string, string]> = [
   ['a folded trailer line (obs-fold)', '/trailer-folded', `${CHUNKED_HEAD}5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n`],
 ];
 
-interface Seen {
-  readonly conn: number;
-  readonly path: string;
-}
-
-interface RawBackend {
-  readonly url: string;
-  readonly seen: Seen[];
-  close(): Promise<void>;
-}
-
-/** A backend that answers each bodiless request on a kept-alive connection with the raw bytes of its path. */
-async function startRawBackend(): Promise<RawBackend> {
-  const scripts = new Map<string, string>(RED_TEAM.map(([, path, bytes]) => [path, bytes]));
-  scripts.set('/ok', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-  const seen: Seen[] = [];
-  const sockets = new Set<Socket>();
-  let nextConn = 1;
-  const server: Server = createServer((socket) => {
-    const conn = nextConn++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buf = '';
-    socket.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('latin1');
-      for (let end = buf.indexOf('\r\n\r\n'); end !== -1; end = buf.indexOf('\r\n\r\n')) {
-        const path = buf.slice(0, buf.indexOf('\r\n')).split(' ')[1] ?? '';
-        buf = buf.slice(end + 4);
-        seen.push({ conn, path });
-        socket.write(Buffer.from(scripts.get(path) ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1'));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+/** Each row's bytes, written in one piece on a kept-alive connection, and `/ok` to warm the pool. */
+const SCRIPTS: Record<string, Script> = Object.fromEntries([
+  ...RED_TEAM.map(([, path, bytes]): [string, Script] => [path, (s) => s.write(Buffer.from(bytes, 'latin1'))]),
+  ['/ok', (s: Socket) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')],
+]);
 
 describe('response framings llhttp refuses or reads differently are refused by the proxy (issue 10)', () => {
   let backend: RawBackend;
   let gh: TestGatehouse;
 
   beforeAll(async () => {
-    backend = await startRawBackend();
+    backend = await startRawBackend(SCRIPTS);
     gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', timeoutMs: 3000 }]));
   });
   afterAll(async () => {
