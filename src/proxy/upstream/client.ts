@@ -593,15 +593,7 @@ class Exchange implements UpstreamControl {
           return this.handOver(head, i < buf.length ? buf.subarray(i) : NO_BYTES);
         }
         if (head.status >= 200) {
-          // A chunked body's first bytes usually arrive with the head: check them before the status line is
-          // relayed, so a malformed size line, extension or trailer there is answered 502 rather than cut short.
-          if (head.framing === 'chunked' && i < buf.length) {
-            try {
-              new ChunkedDecoder().push(buf, i, ignore);
-            } catch (err) {
-              return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ChunkedError ? err.message : 'invalid chunked body', err));
-            }
-          }
+          if (head.framing === 'chunked' && i < buf.length && !this.chunkedStartIsValid(buf, i)) return;
           this.begin(head);
           break;
         }
@@ -615,6 +607,21 @@ class Exchange implements UpstreamControl {
     }
     this.deadline = Date.now() + this.timeoutMs;
     if (i < buf.length) this.readBody(buf, i);
+  }
+
+  /**
+   * A chunked body's first bytes usually arrive with the head: they are checked before the status line is
+   * relayed, so a malformed size line, extension or trailer there is answered 502 rather than cut short. Kept out
+   * of onData, the hottest function of the proxy, which V8 optimises better small.
+   */
+  private chunkedStartIsValid(buf: Buffer, i: number): boolean {
+    try {
+      new ChunkedDecoder().push(buf, i, ignore);
+      return true;
+    } catch (err) {
+      this.fail(new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ChunkedError ? err.message : 'invalid chunked body', err));
+      return false;
+    }
   }
 
   private handOver(head: ResponseHead, rest: Buffer): void {
