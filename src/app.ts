@@ -12,7 +12,7 @@ import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
-import { trackPipelining } from './http/pipelining.ts';
+import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
@@ -127,11 +127,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     // requireHostHeader off: a request without Host gets Gatehouse's JSON invalid_host instead of Node's bare 400.
     { headersTimeout: 20_000, requestTimeout: config.server.requestTimeoutMs, keepAliveTimeout: 5_000, maxHeaderSize: 16_384, requireHostHeader: false },
     (req: IncomingMessage, res: ServerResponse) => {
+      pipelining.track(req, res);
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);
     },
   );
-  const pipelining = trackPipelining(server);
+  const pipelining = createPipelining(server);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // An upgrade behind responses still owed on its connection would be answered before them: the client's
     // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).

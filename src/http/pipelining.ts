@@ -9,6 +9,8 @@ import type { Socket } from 'node:net';
  * client expects another response.
  */
 export interface Pipelining {
+  /** Counts a response as owed until it closes: the first thing the server's request handler does. */
+  track(req: IncomingMessage, res: ServerResponse): void;
   /** Responses not finished yet on this connection. */
   owed(socket: Socket): number;
 }
@@ -27,18 +29,24 @@ function settled(this: ServerResponse): void {
   socket[OWED] = owed(socket) - 1;
 }
 
-export function trackPipelining(server: Server): Pipelining {
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as Counted;
-    socket[OWED] = owed(socket) + 1;
-    // 'close' comes once per response (after its end, or with the connection), so `on` is enough.
-    res.on('close', settled);
-  });
+/**
+ * Called by the server's one request handler (a second 'request' listener would make every emit copy the
+ * listener list), and answers `Expect: 100-continue` itself.
+ */
+export function createPipelining(server: Server): Pipelining {
   // With a checkContinue listener node:http sends no 100 itself: it is sent here only when this response is the
   // next one due. Otherwise none is sent, and the client sends its body after its own wait (RFC 9110 §10.1.1).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (owed(req.socket) === 0) res.writeContinue();
     server.emit('request', req, res);
   });
-  return { owed };
+  return {
+    track(req, res) {
+      const socket = req.socket as Counted;
+      socket[OWED] = owed(socket) + 1;
+      // 'close' comes once per response (after its end, or with the connection), so `on` is enough.
+      res.on('close', settled);
+    },
+    owed,
+  };
 }

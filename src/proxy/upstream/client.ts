@@ -240,9 +240,7 @@ class OriginPool implements UpstreamPool {
     if (conn) {
       if (!reusable || this.closing) conn.destroy();
       else {
-        // A queued upgrade or retry needs a new connection, never this kept-alive one.
-        const at = this.queue.findIndex((ex) => !ex.fresh);
-        const next = at === -1 ? undefined : this.queue.splice(at, 1)[0];
+        const next = this.queue.length === 0 ? undefined : this.nextForReuse();
         if (next) next.start(conn);
         else if (this.idle.length >= this.maxIdle) conn.destroy();
         else {
@@ -252,6 +250,12 @@ class OriginPool implements UpstreamPool {
       }
     }
     if (this.closing && this.inFlight === 0) this.closing.resolve();
+  }
+
+  /** The first queued exchange that may take a kept-alive connection: a queued upgrade or retry needs a new one. */
+  private nextForReuse(): Exchange | undefined {
+    const at = this.queue.findIndex((ex) => !ex.fresh);
+    return at === -1 ? undefined : this.queue.splice(at, 1)[0];
   }
 
   /** A connection is gone (closed by either side): it no longer counts, and a queued exchange may open another. */
