@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
 import type { Route } from './routes.ts';
-import { listTokens } from './upstream/response-head.ts';
+import { listTokens } from './upstream/grammar.ts';
 
 /** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
 const ALWAYS_DROPPED = new Set([

@@ -3,7 +3,8 @@ import type { Logger } from '../../src/observability/logger.ts';
 import { identityHeaderLines } from '../../src/proxy/headers.ts';
 import type { Route } from '../../src/proxy/routes.ts';
 import { ChunkedDecoder, ChunkedError } from '../../src/proxy/upstream/chunked.ts';
-import { listTokens, parseResponseHead, ResponseHeadError } from '../../src/proxy/upstream/response-head.ts';
+import { listTokens } from '../../src/proxy/upstream/grammar.ts';
+import { parseResponseHead, ResponseHeadError } from '../../src/proxy/upstream/response-head.ts';
 
 const head = (lines: string[], headRequest = false) => parseResponseHead(lines.join('\r\n'), headRequest);
 

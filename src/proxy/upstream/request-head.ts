@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { FIELD_VALUE, TOKEN } from './grammar.ts';
 
 /**
  * The request head Gatehouse writes to a backend, built and checked here and nowhere else. The writer owns
@@ -23,11 +24,6 @@ export const NO_BODY: RequestBody = Object.freeze({ kind: 'none' });
 
 export class RequestHeadError extends Error {}
 
-// RFC 9110 §5.6.2 token: methods and field names.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// RFC 9110 §5.5 field-value: HTAB, SP, VCHAR, obs-text. A UTF-16 unit above 0xFF is refused too: written as
-// latin1 it would lose its high byte, and U+010A would go out as LF.
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // origin-form (RFC 9112 §3.2.1): no SP, no CTL, nothing above a byte.
 const TARGET = /^\/[\x21-\x7e\x80-\xff]*$/;
 const MAX_LENGTH = Number.MAX_SAFE_INTEGER;

@@ -4,6 +4,8 @@
  * (response smuggling): every ambiguity RFC 9112 §6.3 names is refused instead of guessed.
  */
 
+import { FIELD_VALUE, listTokens, TOKEN, trimOws } from './grammar.ts';
+
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
 
 export interface ResponseHead {
@@ -24,9 +26,6 @@ export interface ResponseHead {
 export class ResponseHeadError extends Error {}
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// What node:http's writeHead accepts as a value: a header that passes here can always be relayed.
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const LENGTH = /^\d{1,15}$/;
 /**
  * The one Transfer-Encoding field value accepted, as written (before OWS is trimmed): `chunked` alone. llhttp
@@ -36,29 +35,6 @@ const LENGTH = /^\d{1,15}$/;
 const TE_CHUNKED = /^[\t ]*chunked *$/i;
 const NO_TOKENS: readonly string[] = [];
 
-function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
-  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
-
-/**
- * The lowercase non-empty members of a comma-separated header value (Connection), stripped of OWS: SP and
- * HTAB only. `String.trim()` would also strip NBSP (0xA0) and other Unicode spaces, making `\xA0close` read
- * as `close` where node:http (llhttp) and the backend read another token. Empty members are skipped, as a
- * recipient must (RFC 9110 §5.6.1).
- * @see https://www.rfc-editor.org/rfc/rfc9110#section-5.6.3
- */
-export function listTokens(value: string): string[] {
-  const out: string[] = [];
-  for (const part of value.toLowerCase().split(',')) {
-    const t = trimOws(part);
-    if (t) out.push(t);
-  }
-  return out;
-}
 
 /**
  * `text` is the head as latin1, without its final CRLF CRLF. `headRequest` says the request was HEAD
