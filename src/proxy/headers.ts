@@ -59,7 +59,6 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
     host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
     xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, framing: 'none', refusal: undefined, passable: [], connectionTokens: undefined,
   };
-  let teSeen = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -96,8 +95,8 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
       case 'transfer-encoding':
         // RFC 9112 §6.3: Node accepts "identity" + "chunked" on two lines as chunked; a front end that
         // stops at the first line frames the body differently (request smuggling), so only one `chunked` passes.
-        if (teSeen || facts.framing !== 'none' || !CHUNKED.test(value)) facts.refusal ??= 'ambiguous Transfer-Encoding';
-        teSeen = true;
+        // A second Transfer-Encoding line, or one after Content-Length, finds the framing already set.
+        if (facts.framing !== 'none' || !CHUNKED.test(value)) facts.refusal ??= 'ambiguous Transfer-Encoding';
         facts.framing = 'chunked';
         continue;
       case 'content-length':
@@ -212,6 +211,13 @@ export function buildUpstreamHeaders(
   return out;
 }
 
+/** A backend must never set (and so plant or overwrite) Gatehouse's session or login cookie. */
+export function setsOwnCookie(setCookie: string, ownCookies: readonly string[]): boolean {
+  if (ownCookies.length === 0) return false;
+  const name = setCookie.slice(0, setCookie.indexOf('=')).trim().toLowerCase();
+  return ownCookies.some((c) => c.toLowerCase() === name);
+}
+
 /**
  * Response headers the client receives, as a flat [name, value, ...] list: the backend's (`headers`, names
  * lowercase), minus hop-by-hop and whatever its Connection header names (`connectionTokens`), plus `extra`.
@@ -224,11 +230,7 @@ export function filterResponseHeaders(headers: readonly string[], connectionToke
     const key = headers[i] as string;
     const value = headers[i + 1] as string;
     if (RESPONSE_DROPPED.has(key) || (named && connectionTokens.includes(key))) continue;
-    if (key === 'set-cookie' && ownCookies.length > 0) {
-      // A backend must never set (and so plant or overwrite) Gatehouse's session or login cookie.
-      const name = value.slice(0, value.indexOf('=')).trim().toLowerCase();
-      if (ownCookies.some((c) => c.toLowerCase() === name)) continue;
-    }
+    if (key === 'set-cookie' && setsOwnCookie(value, ownCookies)) continue;
     out.push(key, value);
   }
   for (const v of extra) out.push(v);

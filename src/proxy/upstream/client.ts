@@ -2,7 +2,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { ChunkedDecoder, ChunkedError } from './chunked.ts';
-import { RequestHeadError, serializeRequestHead, type RequestBody } from './request-head.ts';
+import { NO_BODY, RequestHeadError, serializeRequestHead, type RequestBody } from './request-head.ts';
 import { parseResponseHead, ResponseHeadError, type ResponseHead } from './response-head.ts';
 
 /**
@@ -192,27 +192,25 @@ class OriginPool implements UpstreamPool {
   }
 
   request(req: UpstreamRequest, handler: UpstreamHandler): UpstreamControl {
-    let head: string;
-    try {
-      head = serializeRequestHead(req.method, req.path, this.hostHeader, req.headers, req.body);
-    } catch (err) {
-      return new RefusedControl(handler, invalidRequest(err));
-    }
-    const ex = new Exchange(this, req.method, req.body, head, req.timeoutMs, handler, undefined);
-    this.inFlight++;
-    this.startTimer();
-    this.assign(ex);
-    return ex;
+    return this.open(req.method, req.path, req.headers, req.body, undefined, req.timeoutMs, handler, undefined);
   }
 
   upgrade(req: UpstreamUpgradeRequest, handler: UpgradeHandler): UpstreamControl {
+    return this.open('GET', req.path, req.headers, NO_BODY, req.protocol, req.timeoutMs, handler, handler);
+  }
+
+  /** The head is written and checked before anything else: a request it refuses never takes a connection. */
+  private open(
+    method: string, path: string, headers: readonly string[], body: RequestBody, protocol: string | undefined, timeoutMs: number,
+    handler: UpstreamHandler, upgrader: UpgradeHandler | undefined,
+  ): UpstreamControl {
     let head: string;
     try {
-      head = serializeRequestHead('GET', req.path, this.hostHeader, req.headers, { kind: 'none' }, req.protocol);
+      head = serializeRequestHead(method, path, this.hostHeader, headers, body, protocol);
     } catch (err) {
       return new RefusedControl(handler, invalidRequest(err));
     }
-    const ex = new Exchange(this, 'GET', { kind: 'none' }, head, req.timeoutMs, handler, handler);
+    const ex = new Exchange(this, method, body, head, timeoutMs, handler, upgrader);
     this.inFlight++;
     this.startTimer();
     this.assign(ex);
@@ -259,12 +257,6 @@ class OriginPool implements UpstreamPool {
   }
 
   /** A connection is gone (closed by either side): it no longer counts, and a queued exchange may open another. */
-  /** The exchange is over and its connection left the pool as a tunnel. */
-  handedOver(): void {
-    this.inFlight--;
-    if (this.closing && this.inFlight === 0) this.closing.resolve();
-  }
-
   forget(conn: Connection): void {
     this.conns.splice(this.conns.indexOf(conn), 1);
     const i = this.idle.indexOf(conn);
@@ -633,7 +625,8 @@ class Exchange implements UpstreamControl {
     this.state = DONE;
     this.conn = null;
     const socket = conn.release();
-    this.pool.handedOver();
+    // Over for the pool, with no connection to give back: the tunnel is the upgrader's now.
+    this.pool.finished(null, false);
     (this.upgrader as UpgradeHandler).onUpgrade(head, socket, rest);
   }
 
