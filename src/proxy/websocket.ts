@@ -9,7 +9,7 @@ import { readCookie } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { upstreamFailure } from './forward.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
@@ -105,11 +105,16 @@ export function createWsRegistry(): WsRegistry {
   };
 }
 
+/** `name: value` lines, each ended by CRLF, from a flat [name, value, ...] list. */
+function fieldLines(list: readonly string[] | undefined): string {
+  let out = '';
+  if (list) for (let i = 0; i < list.length; i += 2) out += `${list[i] as string}: ${list[i + 1] as string}\r\n`;
+  return out;
+}
+
 /** A response head as the client gets it: the backend's status and filtered headers, then `extra` lines. */
 function headText(head: ResponseHead, headers: readonly string[], extra: string): string {
-  let out = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) out += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
-  return `${out}${extra}\r\n`;
+  return `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? ''}\r\n${fieldLines(headers)}${extra}\r\n`;
 }
 
 /**
@@ -132,9 +137,7 @@ class Handshake implements UpgradeHandler {
   constructor(client: Duplex, ownCookies: readonly string[], extra: readonly string[] | undefined, refuse: (err: unknown) => void, onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void) {
     this.client = client;
     this.ownCookies = ownCookies;
-    let lines = '';
-    if (extra) for (let i = 0; i < extra.length; i += 2) lines += `${extra[i] as string}: ${extra[i + 1] as string}\r\n`;
-    this.extra = lines;
+    this.extra = fieldLines(extra);
     this.refuse = refuse;
     this.onSwitched = onSwitched;
   }
@@ -154,7 +157,7 @@ class Handshake implements UpgradeHandler {
     const headers: string[] = [];
     for (let i = 0; i < head.headers.length; i += 2) {
       const name = head.headers[i] as string;
-      if (name === 'set-cookie' && filterResponseHeaders(['set-cookie', head.headers[i + 1] as string], [], [], this.ownCookies).length === 0) continue;
+      if (name === 'set-cookie' && setsOwnCookie(head.headers[i + 1] as string, this.ownCookies)) continue;
       headers.push(name, head.headers[i + 1] as string);
     }
     // latin1: header bytes go back out as they came (obs-text is not re-encoded as UTF-8).
@@ -236,12 +239,12 @@ class Connection implements WsConnection {
 }
 
 /**
- * Past the backend's 101: the relay and the registry entry. A module-level function so that the callbacks an
- * open WebSocket keeps hold of close over these few values only, not over the handshake's request and response.
+ * Past the backend's 101: the relay (the registry entry is trackUntilClosed's, from admission to the client's
+ * close). A module-level function so that the callbacks an open WebSocket keeps hold of close over these few
+ * values only, not over the handshake's request and response.
  */
 function relayUpgraded(
   ctx: {
-    registry: WsRegistry;
     log: Logger;
     touch: (cookie: string) => void;
     idleLeft: (cookie: string) => Promise<number>;
@@ -250,9 +253,9 @@ function relayUpgraded(
   },
   conn: Connection,
   session: { cookie: string; idleLeftMs: number } | undefined,
-  options: Omit<RelayOptions, 'onActivity' | 'onEnd' | 'onViolation' | 'idle'>,
+  options: Omit<RelayOptions, 'onActivity' | 'onViolation' | 'idle'>,
 ): void {
-  const { registry, log, touch, idleLeft, reqId, route } = ctx;
+  const { log, touch, idleLeft, reqId, route } = ctx;
   conn.relay = startRelay({
     ...options,
     // Traffic on an open WebSocket is use of the session, as an HTTP request is: it rolls the idle timeout; and
@@ -260,7 +263,6 @@ function relayUpgraded(
     ...(session
       ? { onActivity: () => touch(session.cookie), idle: { firstCheckMs: session.idleLeftMs, remainingMs: () => idleLeft(session.cookie) } }
       : {}),
-    onEnd: () => registry.remove(conn),
     onViolation: (from, v) => log.info({ reqId, route, from, code: v.code, detail: v.reason }, 'websocket illegal frame'),
   });
 }
@@ -324,7 +326,7 @@ export function createUpgradeHandler(deps: {
         conn.cancel = undefined;
         const idleEnd = cookie !== undefined ? sessions.peek(cookie)?.idleExpiresAt : undefined;
         relayUpgraded(
-          { registry, log, touch, idleLeft, reqId, route: route.name },
+          { log, touch, idleLeft, reqId, route: route.name },
           conn,
           cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
           {

@@ -33,8 +33,6 @@ export interface RelayOptions {
   /** Called on client traffic, at most once per `activityIntervalMs` (default 1000). */
   readonly onActivity?: () => void;
   readonly activityIntervalMs?: number;
-  /** Called once, when the first of the two sockets has closed. */
-  readonly onEnd?: () => void;
   /** Called when a peer sent an illegal frame, before the connection is closed for it. */
   readonly onViolation?: (from: 'client' | 'backend', violation: FrameViolation) => void;
 }
@@ -93,7 +91,6 @@ class Relay implements WsRelay {
   private lastActivity = 0;
   private readonly activityIntervalMs: number;
   private readonly onActivity: (() => void) | undefined;
-  private readonly onEnd: (() => void) | undefined;
   private readonly onViolation: RelayOptions['onViolation'];
 
   constructor(o: RelayOptions) {
@@ -104,7 +101,6 @@ class Relay implements WsRelay {
     this.up = new FrameTracker({ from: 'client', rsvFirst: rsv.first, rsvOther: rsv.other });
     this.onActivity = o.onActivity;
     this.activityIntervalMs = o.activityIntervalMs ?? 1000;
-    this.onEnd = o.onEnd;
     this.onViolation = o.onViolation;
     const now = Date.now();
     this.expiresAt = o.lifetimeMs === undefined ? Infinity : now + Math.max(0, o.lifetimeMs);
@@ -214,7 +210,6 @@ class Relay implements WsRelay {
     if (!this.ended) {
       this.ended = true;
       clearTimeout(this.lifetime);
-      this.onEnd?.();
     }
     if (this.client.destroyed && this.backend.destroyed) {
       clearTimeout(this.grace);
