@@ -3,7 +3,7 @@ import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
-import { clearCookie, clearingCookies, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes, type CookieRead } from '../session/cookie.ts';
+import { clearCookie, clearingCookies, clearingHeaders, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes, type CookieRead } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
 const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
@@ -40,7 +40,7 @@ export function createAuthRoutes(deps: {
   const bindingAttrs: CookieAttributes = { secure: config.session.secure, sameSite: 'Lax' };
   const bindingName = loginBindingCookieName(config.session.secure);
   const sessionCookie = config.session.cookieName;
-  const duplicateClearing = clearingCookies(sessionCookie, cookie).flatMap((value) => ['set-cookie', value]);
+  const duplicateClearing = clearingHeaders(sessionCookie, cookie);
   const router = Router();
 
   router.use(['/auth', config.oidc.redirectPath], (_req, res, next) => {

@@ -1,7 +1,7 @@
 import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
-import { clearingCookies, DUPLICATE_COOKIE, readCookie, removeCookies } from '../session/cookie.ts';
+import { clearingHeaders, DUPLICATE_COOKIE, readCookie, removeCookies } from '../session/cookie.ts';
 import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
 import type { Route } from './routes.ts';
@@ -61,20 +61,13 @@ export function admit(
     // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
     // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the
     // browser is told to drop the ones we can reach (see clearingCookies for what this cannot remove).
-    responseHeaders = duplicateClearing(rt);
+    responseHeaders = clearingHeaders(rt.config.session.cookieName, rt.config.session);
   } else {
     cookie = read;
   }
   const cached = identity.resolveCached(cookie, facts.authorization);
   if (cached !== null) return finish(cached);
   return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
-}
-
-function duplicateClearing(rt: Runtime): string[] {
-  const { cookieName, secure, sameSite, domain } = rt.config.session;
-  const out: string[] = [];
-  for (const value of clearingCookies(cookieName, { secure, sameSite, ...(domain ? { domain } : {}) })) out.push('set-cookie', value);
-  return out;
 }
 
 /** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */

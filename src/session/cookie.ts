@@ -97,3 +97,8 @@ export function clearingCookies(name: string, attrs: CookieAttributes): string[]
   const hostOnly = clearCookie(name, { secure: attrs.secure, sameSite: attrs.sameSite });
   return attrs.domain ? [hostOnly, clearCookie(name, attrs)] : [hostOnly];
 }
+
+/** clearingCookies as a flat [name, value, ...] header list, the form error and proxied responses carry. */
+export function clearingHeaders(name: string, attrs: CookieAttributes): string[] {
+  return clearingCookies(name, attrs).flatMap((value) => ['set-cookie', value]);
+}
