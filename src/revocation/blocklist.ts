@@ -1,5 +1,6 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { createEpochCache, type EpochCache } from '../store/epoch-cache.ts';
 import type { Store } from '../store/store.ts';
 
 export type Revocation =
@@ -29,7 +30,6 @@ export interface Blocklist {
 
 const CHANNEL = 'revocation';
 
-interface Cached { value: number; epoch: number; at: number }
 type Kind = 's' | 'j' | 'u';
 
 /**
@@ -45,37 +45,16 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
   // Bearer verification accepts a token up to TOKEN_CLOCK_TOLERANCE_SECONDS (at most 300 s) past its exp: an entry
   // that expired with the token would let a revoked token back in for that window.
   const jtiLeewayMs = deps.jtiLeewayMs ?? 300_000;
-  // One map per kind, keyed by the id itself: the hot path looks up a session key it already holds, whose
+  // One cache per kind, keyed by the id itself: the hot path looks up a session key it already holds, whose
   // hash V8 keeps on the string, instead of building and hashing "s:<key>" on every request.
-  const caches: Record<Kind, Map<string, Cached>> = { s: new Map(), j: new Map(), u: new Map() };
+  const cacheOf = () =>
+    createEpochCache<number>({ subscriptionEpoch: () => store.subscriptionEpoch(), now, maxAgeMs: maxAge, maxEntries: 100_000 });
+  const caches: Record<Kind, EpochCache<number>> = { s: cacheOf(), j: cacheOf(), u: cacheOf() };
   const listeners: Array<(r: Revocation) => void> = [];
 
-  const fresh = (hit: Cached | undefined, epoch: number): hit is Cached => hit !== undefined && hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAge;
+  const cachedValue = (kind: Kind, id: string): number | undefined => caches[kind].get(id);
 
-  const cachedValue = (kind: Kind, id: string): number | undefined => {
-    const hit = caches[kind].get(id);
-    return fresh(hit, store.subscriptionEpoch()) ? hit.value : undefined;
-  };
-
-  // Concurrent misses for one entry share one store read.
-  const inflight = new Map<string, Promise<number>>();
-
-  const lookup = (kind: Kind, id: string): Promise<number> => {
-    const hit = caches[kind].get(id);
-    const epoch = store.subscriptionEpoch();
-    if (fresh(hit, epoch)) return Promise.resolve(hit.value);
-    const name = `${kind}:${id}`;
-    let pending = inflight.get(name);
-    if (!pending) {
-      pending = read(kind, id, epoch).finally(() => inflight.delete(name));
-      inflight.set(name, pending);
-    }
-    return pending;
-  };
-
-  const read = async (kind: Kind, id: string, epoch: number): Promise<number> => {
-    const cache = caches[kind];
-    const started = now();
+  const read = async (kind: Kind, id: string): Promise<number> => {
     let raw: string | null;
     try {
       raw = await store.get(`rv:${kind}:${id}`);
@@ -83,16 +62,16 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
       // Fail closed: an unreadable blocklist never reads as "not revoked".
       throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation lookup failed' });
     }
-    // A revocation message that arrived while the read was under way is newer than what the read saw:
-    // it wins, and the read's answer must not overwrite it.
-    const since = cache.get(id);
-    if (since !== undefined && since.at >= started && since.epoch === store.subscriptionEpoch()) return since.value;
-    const value = raw === null ? 0 : Number(raw) || 1;
-    if (epoch !== 0 && epoch === store.subscriptionEpoch()) {
-      if (cache.size > 100_000) cache.clear();
-      cache.set(id, { value, epoch, at: now() });
-    }
-    return value;
+    return raw === null ? 0 : Number(raw) || 1;
+  };
+
+  // A revocation message that arrives while a read is under way is newer than what the read saw: the cache
+  // answers that read with the message's value and does not store the read's.
+  const lookup = async (kind: Kind, id: string): Promise<number> => {
+    const cache = caches[kind];
+    const hit = cache.get(id);
+    if (hit !== undefined) return hit;
+    return (await cache.load(id, () => read(kind, id))) ?? 0;
   };
 
   const apply = (message: string) => {
@@ -103,7 +82,7 @@ export function createBlocklist(deps: { store: Store; log: Logger; now?: () => n
     else if (kind === 'j') r = { kind: 'jti', jti: id };
     else if (kind === 'u') r = { kind: 'user', sub: id, notBefore: Number(extra) };
     else return;
-    caches[kind].set(id, { value: kind === 'u' ? Number(extra) : 1, epoch: store.subscriptionEpoch(), at: now() });
+    caches[kind].invalidate(id, kind === 'u' ? Number(extra) : 1);
     for (const l of listeners) {
       try {
         l(r);
