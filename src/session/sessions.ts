@@ -1,35 +1,16 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { createEpochCache } from '../store/epoch-cache.ts';
 import type { Store } from '../store/store.ts';
 import { isWellFormedId, newSessionId, openTokens, sealTokens, storeKeyOf } from './crypto.ts';
+import { parseRecord, type SessionRecord, type UserClaims } from './record.ts';
 
-export interface UserClaims {
-  readonly sub: string;
-  readonly email?: string;
-  readonly name?: string;
-  readonly [claim: string]: unknown;
-}
+export type { UserClaims } from './record.ts';
 
 export interface SessionTokens {
   readonly accessToken: string;
   readonly refreshToken?: string;
   readonly idToken?: string;
-}
-
-/** What the store holds (tokens sealed). `ver` grows on every content write so a slow writer never overwrites a newer session. */
-interface SessionRecord {
-  v: 1;
-  ver: number;
-  sub: string;
-  sid?: string;
-  claims: UserClaims;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-  accessTokenExpiresAt?: number;
-  /** jti of the access token when it is a JWT (revocation by jti). */
-  atJti?: string;
-  tok: string;
 }
 
 export interface Session {
@@ -71,13 +52,10 @@ export interface SessionManagerOptions {
   readonly cacheMaxEntries?: number;
 }
 
+/** What the cache holds for a session; `raw` is the stored text, the expected value of the next compare-and-set. */
 interface CacheEntry {
-  /** The cookie value this entry was filled for. */
-  id: string;
   session: Session;
   raw: string;
-  epoch: number;
-  cachedAt: number;
   touching: boolean;
 }
 
@@ -123,21 +101,30 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const touchIntervalMs = Math.min(60_000, Math.max(250, idleMs / 10));
   const cacheMaxAgeMs = options.cacheMaxAgeMs ?? 10_000;
   const cacheMaxEntries = options.cacheMaxEntries ?? 50_000;
-  // Keyed by the cookie value, so a hit costs no hash; cookieOf maps store keys back for invalidation.
-  const cache = new Map<string, CacheEntry>();
-  const cookieOf = new Map<string, string>();
-  const forget = (key: string) => {
-    const id = cookieOf.get(key);
-    if (id === undefined) return;
-    cache.delete(id);
-    cookieOf.delete(key);
+  // Keyed by store key, as invalidation messages are. Reads under way are overtaken by an invalidation, so a
+  // read that may predate a delete or rewrite never fills the cache (the in-flight-reads tests).
+  const cache = createEpochCache<CacheEntry>({
+    subscriptionEpoch: () => store.subscriptionEpoch(),
+    now,
+    maxAgeMs: cacheMaxAgeMs,
+    maxEntries: cacheMaxEntries,
+  });
+  // The store key of each cookie value seen lately, so a cache hit costs two lookups and no hash. A pure
+  // function's memo: any entry may go at any time.
+  const storeKeys = new Map<string, string>();
+  const storeKeyFor = (id: string): string => {
+    let key = storeKeys.get(id);
+    if (key === undefined) {
+      key = storeKeyOf(id);
+      if (storeKeys.size >= cacheMaxEntries) {
+        const oldest = storeKeys.keys().next();
+        if (!oldest.done) storeKeys.delete(oldest.value);
+      }
+      storeKeys.set(id, key);
+    }
+    return key;
   };
-  const entryOf = (key: string): CacheEntry | undefined => {
-    const id = cookieOf.get(key);
-    return id === undefined ? undefined : cache.get(id);
-  };
-  const usable = (hit: CacheEntry, at: number) =>
-    hit.epoch === store.subscriptionEpoch() && at - hit.cachedAt < cacheMaxAgeMs && at < hit.session.idleExpiresAt;
+  const live = (entry: CacheEntry | undefined, at: number): entry is CacheEntry => entry !== undefined && at < entry.session.idleExpiresAt;
   const listeners: Array<(key: string, kind: InvalidationKind) => void> = [];
 
   const ttlFor = (record: SessionRecord, at: number) => Math.min(record.lastSeenAt + idleMs, record.expiresAt) - at;
@@ -157,34 +144,12 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     version: record.ver,
   });
 
-  // Reads under way, by cookie value: concurrent misses for one session share one store read, and an
-  // invalidation that lands during a read keeps that read's answer out of the cache (it may predate the
-  // delete or rewrite the message announces) and sends later callers to a read of their own.
-  interface Reading { readonly cookie: string; readonly key: string; promise?: Promise<Session | undefined>; invalidated: boolean }
-  const reading = new Map<string, Reading>();
-  const readingByKey = new Map<string, Set<Reading>>();
-
-  const remember = (session: Session, raw: string, id: string, readEpoch?: number) => {
-    const epoch = store.subscriptionEpoch();
-    // Messages sent while the subscription was down are lost: a read that spans a reconnect is not cached.
-    if (epoch === 0 || (readEpoch !== undefined && readEpoch !== epoch)) return;
-    if (cache.size >= cacheMaxEntries) {
-      const oldest = cache.values().next().value;
-      if (oldest !== undefined) forget(oldest.session.key);
-    }
-    forget(session.key);
-    cache.set(id, { id, session, raw, epoch, cachedAt: now(), touching: false });
-    cookieOf.set(session.key, id);
-  };
+  const remember = (session: Session, raw: string) => cache.set(session.key, { session, raw, touching: false });
 
   const invalidateLocal = (message: string) => {
     const kind: InvalidationKind = message.startsWith('u:') ? 'updated' : 'destroyed';
     const key = message.slice(2);
-    forget(key);
-    for (const pending of readingByKey.get(key) ?? []) {
-      pending.invalidated = true;
-      if (reading.get(pending.cookie) === pending) reading.delete(pending.cookie);
-    }
+    cache.invalidate(key);
     for (const l of listeners) {
       try {
         l(key, kind);
@@ -194,9 +159,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
   };
 
-  /** One store read of a session; caches the answer unless an invalidation or a reconnect came in between. */
-  const read = async (cookieValue: string, key: string, entry: Reading): Promise<Session | undefined> => {
-    const readEpoch = store.subscriptionEpoch();
+  /** One store read of a session (the cache stores the answer unless an invalidation or a reconnect came in between). */
+  const read = async (cookieValue: string, key: string): Promise<CacheEntry | undefined> => {
     let raw: string | null;
     try {
       raw = await store.get(sessionKey(key));
@@ -206,21 +170,19 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (raw === null) return undefined;
     let record: SessionRecord;
     try {
-      record = JSON.parse(raw) as SessionRecord;
-    } catch {
-      log.warn({ session: key }, 'unreadable session record ignored');
+      record = parseRecord(raw);
+    } catch (err) {
+      log.warn({ session: key, detail: err instanceof GatehouseError ? err.logDetail : undefined }, 'unreadable session record ignored');
       return undefined;
     }
     const at = now();
-    if (record.v !== 1 || at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
+    if (at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
     const opened = openTokens(cookieValue, key, record.tok);
     if (opened === undefined) {
       log.warn({ session: key }, 'session tokens did not decrypt with the presented id');
       return undefined;
     }
-    const session = toSession(key, record, JSON.parse(opened) as SessionTokens);
-    if (!entry.invalidated) remember(session, raw, cookieValue, readEpoch);
-    return session;
+    return { session: toSession(key, record, JSON.parse(opened) as SessionTokens), raw, touching: false };
   };
 
   const storeFailure = (err: unknown) => new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'session store call failed' });
@@ -232,7 +194,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
     async create(input) {
       const id = newSessionId();
-      const key = storeKeyOf(id);
+      const key = storeKeyFor(id);
       const at = now();
       const record: SessionRecord = {
         v: 1,
@@ -256,67 +218,51 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         throw storeFailure(err);
       }
       const session = toSession(key, record, input.tokens);
-      remember(session, raw, id);
+      remember(session, raw);
       return { id, session };
     },
 
     async load(cookieValue, loadOptions) {
-      if (cookieValue === undefined) return undefined;
-      const at = now();
-      const hit = loadOptions?.fresh ? undefined : cache.get(cookieValue);
-      if (hit) {
-        if (usable(hit, at)) return hit.session;
-        forget(hit.session.key);
+      if (cookieValue === undefined || !isWellFormedId(cookieValue)) return undefined;
+      const key = storeKeyFor(cookieValue);
+      const fresh = loadOptions?.fresh === true;
+      if (!fresh) {
+        const hit = cache.get(key);
+        if (live(hit, now())) return hit.session;
+        if (hit) cache.delete(key);
       }
-      if (!isWellFormedId(cookieValue)) return undefined;
-      if (!loadOptions?.fresh) {
-        const shared = reading.get(cookieValue);
-        if (shared?.promise) return shared.promise;
-      }
-      const key = storeKeyOf(cookieValue);
-      const entry: Reading = { cookie: cookieValue, key, invalidated: false };
-      const promise = read(cookieValue, key, entry);
-      entry.promise = promise;
-      if (!loadOptions?.fresh) reading.set(cookieValue, entry);
-      const forKey = readingByKey.get(key) ?? new Set<Reading>();
-      forKey.add(entry);
-      readingByKey.set(key, forKey);
-      try {
-        return await promise;
-      } finally {
-        if (reading.get(cookieValue) === entry) reading.delete(cookieValue);
-        forKey.delete(entry);
-        if (forKey.size === 0 && readingByKey.get(key) === forKey) readingByKey.delete(key);
-      }
+      return (await cache.load(key, () => read(cookieValue, key), { join: !fresh }))?.session;
     },
 
     peek(cookieValue) {
       if (cookieValue === undefined) return undefined;
-      const hit = cache.get(cookieValue);
-      return hit && usable(hit, now()) ? hit.session : undefined;
+      const key = storeKeys.get(cookieValue);
+      if (key === undefined) return undefined;
+      const hit = cache.get(key);
+      return live(hit, now()) ? hit.session : undefined;
     },
 
     touch(session) {
       const at = now();
       if (at - session.lastSeenAt < touchIntervalMs) return;
-      const entry = entryOf(session.key);
+      const entry = cache.held(session.key);
       if (entry?.touching) return;
       if (entry) entry.touching = true;
       void (async () => {
         const raw = entry?.raw ?? (await store.get(sessionKey(session.key)));
         if (!raw) return;
-        const record = JSON.parse(raw) as SessionRecord;
+        const record = parseRecord(raw);
         const next: SessionRecord = { ...record, lastSeenAt: at };
         const nextRaw = JSON.stringify(next);
         const ok = await store.compareAndSet(sessionKey(session.key), raw, nextRaw, ttlFor(next, at));
-        const current = entryOf(session.key);
+        const current = cache.held(session.key);
         if (ok && current === entry && entry) {
           const updated = toSession(session.key, next, session.tokens);
           entry.session = updated;
           entry.raw = nextRaw;
         } else {
           // Someone else rewrote it (refresh, another replica's touch): read it afresh next time.
-          forget(session.key);
+          cache.delete(session.key);
         }
       })()
         .catch((err: unknown) => log.warn({ err, session: session.key }, 'session touch failed'))
@@ -335,7 +281,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
           throw storeFailure(err);
         }
         if (raw === null) return undefined;
-        const record = JSON.parse(raw) as SessionRecord;
+        const record = parseRecord(raw);
         const current = (): Session | undefined => {
           const opened = openTokens(id, session.key, record.tok);
           return opened === undefined ? undefined : toSession(session.key, record, JSON.parse(opened) as SessionTokens);
@@ -356,7 +302,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         }
         if (!ok) continue;
         const updated = toSession(session.key, next, tokens);
-        remember(updated, nextRaw, id);
+        remember(updated, nextRaw);
         await store.publish(INVALIDATE_CHANNEL, `u:${session.key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
         return updated;
       }
@@ -386,7 +332,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       for (const key of keys) {
         if (sub !== undefined) {
           const raw = await store.get(sessionKey(key)).catch(() => null);
-          if (raw && (JSON.parse(raw) as SessionRecord).sub !== sub) continue;
+          if (raw && parseRecord(raw).sub !== sub) continue;
         }
         await manager.destroy(key);
         n++;
