@@ -45,6 +45,21 @@ export interface LoginFlow {
   logout(session: Session | undefined): Promise<{ logoutUrl?: string }>;
 }
 
+/** The stored login transaction, field by field; undefined when it is not one this code wrote. */
+function parseTransaction(raw: string): Transaction | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { verifier, nonce, next, binding, createdAt } = value as Record<string, unknown>;
+  if (typeof verifier !== 'string' || typeof nonce !== 'string' || typeof next !== 'string' || typeof binding !== 'string') return undefined;
+  if (typeof createdAt !== 'number') return undefined;
+  return { verifier, nonce, next, binding, createdAt };
+}
+
 const txKey = (state: string) => `tx:${createHash('sha256').update(state).digest('base64url')}`;
 const bindingHash = (value: string) => createHash('sha256').update(`binding:${value}`).digest('base64url');
 
@@ -121,7 +136,8 @@ export function createLoginFlow(deps: {
         throw new GatehouseError('session_store_unavailable', { cause: err });
       }
       if (!raw) throw new GatehouseError('invalid_state', { logDetail: 'unknown, expired or used state' });
-      const tx = JSON.parse(raw) as Transaction;
+      const tx = parseTransaction(raw);
+      if (!tx) throw new GatehouseError('invalid_state', { logDetail: 'unreadable login transaction' });
       if (!isWellFormedId(binding) || bindingHash(binding) !== tx.binding) {
         throw new GatehouseError('invalid_state', { logDetail: 'callback from a browser that did not start this login' });
       }
