@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
+/** A session store key: SHA-256, base64url. */
 const SESSION_KEY = /^[A-Za-z0-9_-]{43}$/;
 const SUBJECT = /^[\x21-\x7e]{1,255}$/;
 
@@ -35,13 +36,15 @@ export function createAdminRoutes(deps: { adminToken: string; sessions: SessionM
     next();
   });
 
-  router.delete('/sessions/:id', async (req: Request, res: Response) => {
-    const key = String(req.params['id']);
-    if (!SESSION_KEY.test(key)) throw new GatehouseError('bad_request', { logDetail: 'malformed session id' });
+  // The session's store key (Session.storeKey, what logs show as `session`), never the cookie value. The
+  // parameter was documented as `:id`; the path is the same, so callers of /admin/sessions/:id are unaffected.
+  router.delete('/sessions/:storeKey', async (req: Request, res: Response) => {
+    const key = String(req.params['storeKey']);
+    if (!SESSION_KEY.test(key)) throw new GatehouseError('bad_request', { logDetail: 'malformed session store key' });
     await deps.blocklist.revokeSession(key, now() + deps.maxSessionAgeMs);
     await deps.sessions.destroy(key);
     deps.log.warn({ session: key, by: 'admin' }, 'session revoked');
-    res.json({ revoked: 'session', id: key });
+    res.json({ revoked: 'session', id: key, storeKey: key });
   });
 
   router.post('/users/:sub/revoke', async (req: Request, res: Response) => {

@@ -1,6 +1,6 @@
 import { GatehouseError } from '../errors.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
-import type { Session, SessionManager } from '../session/sessions.ts';
+import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
 import type { BearerVerifier } from './bearer.ts';
 import type { TokenRefresher } from './refresh.ts';
 
@@ -9,7 +9,7 @@ export interface Principal {
   readonly kind: 'session' | 'bearer';
   readonly claims: Readonly<Record<string, unknown>>;
   readonly accessToken: string;
-  /** Session store key, for WebSocket bookkeeping and logs. */
+  /** The session's store key (Session.storeKey, never the secret), for WebSocket bookkeeping and logs. */
   readonly sessionKey?: string;
   /** When this identity stops being valid (session absolute end, or token exp), in ms. */
   readonly expiresAt: number;
@@ -25,13 +25,13 @@ export interface IdentityResolver {
    * or, without a session, from a bearer JWT. `required`: a bad bearer token is a 401; `optional`:
    * an unverifiable one is left to the backend.
    */
-  resolve(cookieValue: string | undefined, authorization: string | undefined, policy: 'required' | 'optional'): Promise<Principal | undefined>;
+  resolve(secret: SessionSecret | undefined, authorization: string | undefined, policy: 'required' | 'optional'): Promise<Principal | undefined>;
   /**
    * The hot path's shortcut: the same answer as resolve() when everything it needs is already in this
    * process's caches (session cached, blocklist answers cached and clear, token not due for refresh),
    * or when there is no credential at all. null: ask resolve().
    */
-  resolveCached(cookieValue: string | undefined, authorization: string | undefined): Principal | undefined | null;
+  resolveCached(secret: SessionSecret | undefined, authorization: string | undefined): Principal | undefined | null;
 }
 
 export function createIdentityResolver(deps: {
@@ -48,7 +48,7 @@ export function createIdentityResolver(deps: {
     const known = principals.get(session);
     if (known) return known;
     const principal: Principal = {
-      kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.key,
+      kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.storeKey,
       expiresAt: session.expiresAt, issuedAt: session.createdAt, ...(session.accessTokenJti ? { tokenJti: session.accessTokenJti } : {}),
     };
     principals.set(session, principal);
@@ -56,11 +56,11 @@ export function createIdentityResolver(deps: {
   };
 
   return {
-    resolveCached(cookieValue, authorization) {
-      if (cookieValue === undefined) return authorization === undefined ? undefined : null;
-      const session = sessions.peek(cookieValue);
+    resolveCached(secret, authorization) {
+      if (secret === undefined) return authorization === undefined ? undefined : null;
+      const session = sessions.peek(secret);
       if (!session || refresher.isDue(session)) return null;
-      if (blocklist.cached('s', session.key) !== 0) return null;
+      if (blocklist.cached('s', session.storeKey) !== 0) return null;
       const notBefore = blocklist.cached('u', session.sub);
       if (notBefore === undefined || (notBefore > 0 && session.createdAt < notBefore)) return null;
       if (session.accessTokenJti !== undefined && blocklist.cached('j', session.accessTokenJti) !== 0) return null;
@@ -68,19 +68,19 @@ export function createIdentityResolver(deps: {
       return toPrincipal(session);
     },
 
-    async resolve(cookieValue, authorization, policy) {
-      let session = cookieValue ? await sessions.load(cookieValue) : undefined;
-      if (session && cookieValue) {
+    async resolve(secret, authorization, policy) {
+      let session = secret !== undefined ? await sessions.load(secret) : undefined;
+      if (session) {
         const notBefore = await blocklist.userNotBefore(session.sub);
-        if ((await blocklist.isSessionRevoked(session.key)) || (notBefore > 0 && session.createdAt < notBefore)) {
-          await sessions.destroy(session.key);
+        if ((await blocklist.isSessionRevoked(session.storeKey)) || (notBefore > 0 && session.createdAt < notBefore)) {
+          await sessions.destroy(session.storeKey);
           session = undefined;
         }
       }
-      if (session && cookieValue) {
+      if (session && secret !== undefined) {
         const jti = session.accessTokenJti;
         const revokedJti = jti !== undefined && (await blocklist.isJtiRevoked(jti)) ? jti : undefined;
-        session = await refresher.ensureFresh(cookieValue, session, revokedJti);
+        session = await refresher.ensureFresh(secret, session, revokedJti);
         sessions.touch(session);
         return toPrincipal(session);
       }

@@ -4,7 +4,7 @@ import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isWellFormedId } from '../session/crypto.ts';
-import type { Session, SessionManager, UserClaims } from '../session/sessions.ts';
+import type { Session, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { Store } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
@@ -32,7 +32,8 @@ export interface LoginStart {
 }
 
 export interface LoginResult {
-  readonly id: string;
+  /** The new session's secret, for the Set-Cookie header and nothing else. */
+  readonly secret: SessionSecret;
   readonly session: Session;
   readonly next: string;
 }
@@ -40,7 +41,7 @@ export interface LoginResult {
 export interface LoginFlow {
   begin(input: { next: unknown; binding: string | undefined }): Promise<LoginStart>;
   /** `query` is the raw query string of the callback (after '?'). */
-  complete(input: { query: string; binding: string | undefined; previousSessionCookie: string | undefined }): Promise<LoginResult>;
+  complete(input: { query: string; binding: string | undefined; previousSecret: SessionSecret | undefined }): Promise<LoginResult>;
   /** Destroys the session and returns the IdP end-session URL when the IdP has one. */
   logout(session: Session | undefined): Promise<{ logoutUrl?: string }>;
 }
@@ -124,7 +125,7 @@ export function createLoginFlow(deps: {
       return { authorizationUrl: client.buildAuthorizationUrl(configuration, params).href, binding: browserBinding };
     },
 
-    async complete({ query, binding, previousSessionCookie }) {
+    async complete({ query, binding, previousSecret }) {
       const params = new URLSearchParams(query);
       for (const name of ['code', 'state', 'iss', 'error', 'id_token', 'access_token', 'token']) single(params, name);
       const state = params.get('state');
@@ -193,10 +194,10 @@ export function createLoginFlow(deps: {
       const at = now();
       const accessTokenExpiresAt = accessTokenExpiry(tokens.expiresIn(), tokens.access_token, at);
       const accessTokenJti = peekJwtClaims(tokens.access_token)?.jti;
-      if (isWellFormedId(previousSessionCookie)) {
-        // Fixation defence: whatever session the browser had before is destroyed, and a new id is issued.
-        const previous = await sessions.load(previousSessionCookie).catch(() => undefined);
-        if (previous) await sessions.destroy(previous.key);
+      if (previousSecret !== undefined) {
+        // Fixation defence: whatever session the browser had before is destroyed, and a new secret is issued.
+        const previous = await sessions.load(previousSecret).catch(() => undefined);
+        if (previous) await sessions.destroy(previous.storeKey);
       }
       const created = await sessions.create({
         claims,
@@ -209,13 +210,13 @@ export function createLoginFlow(deps: {
         ...(accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt } : {}),
         ...(accessTokenJti ? { accessTokenJti } : {}),
       });
-      log.info({ session: created.session.key, sub: claims.sub }, 'login completed');
-      return { id: created.id, session: created.session, next: tx.next };
+      log.info({ session: created.session.storeKey, sub: claims.sub }, 'login completed');
+      return { secret: created.secret, session: created.session, next: tx.next };
     },
 
     async logout(session) {
       if (!session) return {};
-      await sessions.destroy(session.key);
+      await sessions.destroy(session.storeKey);
       if (session.accessTokenJti) {
         // The access token may still be replayed as a bearer token until it expires: block its jti.
         const until = session.accessTokenExpiresAt ?? now() + 24 * 3600 * 1000;
@@ -232,7 +233,7 @@ export function createLoginFlow(deps: {
           await client.tokenRevocation(configuration, session.tokens.refreshToken, { token_type_hint: 'refresh_token' });
         } catch (err) {
           // The session is gone either way; an IdP that cannot revoke now must not keep the user logged in here.
-          log.warn({ session: session.key, err: { code: (err as { code?: string }).code } }, 'refresh token revocation at the IdP failed');
+          log.warn({ session: session.storeKey, err: { code: (err as { code?: string }).code } }, 'refresh token revocation at the IdP failed');
         }
       }
       if (!configuration.serverMetadata().end_session_endpoint) return {};

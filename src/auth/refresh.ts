@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Session, SessionManager } from '../session/sessions.ts';
+import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
 import type { Store } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
 import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
@@ -15,7 +15,7 @@ export interface TokenRefresher {
    * A session whose access token can be forwarded: refreshed when it expires within the skew (or when
    * `revokedJti` names its current token), exactly once per session across all replicas.
    */
-  ensureFresh(id: string, session: Session, revokedJti?: string): Promise<Session>;
+  ensureFresh(secret: SessionSecret, session: Session, revokedJti?: string): Promise<Session>;
   /** Whether ensureFresh would refresh this session (its token expires within the skew). */
   isDue(session: Session): boolean;
 }
@@ -75,14 +75,14 @@ export function createTokenRefresher(deps: {
       check.unref();
     });
 
-  async function refreshAsOwner(id: string, session: Session, revokedJti: string | undefined, lockKey: string, token: string): Promise<Session> {
+  async function refreshAsOwner(secret: SessionSecret, session: Session, revokedJti: string | undefined, lockKey: string, token: string): Promise<Session> {
     const renew = setInterval(() => {
       store.compareAndExpire(lockKey, token, lockTtlMs).catch(() => undefined);
     }, Math.max(100, Math.floor(lockTtlMs / 3)));
     renew.unref();
     let outcome: Outcome = 'unavailable';
     try {
-      const fresh = await sessions.load(id, { fresh: true });
+      const fresh = await sessions.load(secret, { fresh: true });
       if (!fresh) {
         outcome = 'expired';
         throw new GatehouseError('session_expired', { logDetail: 'session gone before refresh' });
@@ -95,7 +95,7 @@ export function createTokenRefresher(deps: {
       const refreshToken = fresh.tokens.refreshToken;
       if (!refreshToken) {
         if (stillValid(fresh, revokedJti)) return fresh;
-        await sessions.destroy(fresh.key);
+        await sessions.destroy(fresh.storeKey);
         outcome = 'expired';
         throw new GatehouseError('session_expired', { logDetail: 'access token expired and no refresh token' });
       }
@@ -105,24 +105,24 @@ export function createTokenRefresher(deps: {
       } catch (err) {
         const e = err as { code?: string; error?: string };
         if (e.code === 'OAUTH_RESPONSE_BODY_ERROR' && e.error === 'invalid_grant') {
-          await sessions.destroy(fresh.key);
+          await sessions.destroy(fresh.storeKey);
           outcome = 'expired';
           throw new GatehouseError('session_expired', { cause: err, logDetail: 'refresh token rejected (invalid_grant)' });
         }
-        log.warn({ session: fresh.key, err: { code: e.code, error: e.error } }, 'token refresh failed; keeping the session for a later retry');
+        log.warn({ session: fresh.storeKey, err: { code: e.code, error: e.error } }, 'token refresh failed; keeping the session for a later retry');
         if (stillValid(fresh, revokedJti)) return fresh;
         throw new GatehouseError('idp_unavailable', { cause: err, logDetail: 'refresh failed and the access token has expired' });
       }
       const idClaims = result.claims();
       if (idClaims && idClaims.sub !== fresh.sub) {
-        await sessions.destroy(fresh.key);
+        await sessions.destroy(fresh.storeKey);
         outcome = 'expired';
         throw new GatehouseError('session_expired', { logDetail: 'refreshed ID token names another subject' });
       }
       const at = now();
       const jti = peekJwtClaims(result.access_token)?.jti;
       const updated = await sessions.replaceTokens(
-        id,
+        secret,
         fresh,
         {
           accessToken: result.access_token,
@@ -138,17 +138,17 @@ export function createTokenRefresher(deps: {
         throw new GatehouseError('session_expired', { logDetail: 'session ended during refresh' });
       }
       outcome = 'ok';
-      log.info({ session: fresh.key }, 'access token refreshed');
+      log.info({ session: fresh.storeKey }, 'access token refreshed');
       return updated;
     } finally {
       clearInterval(renew);
       await store.compareAndDelete(lockKey, token).catch(() => undefined);
-      await announce(session.key, outcome);
+      await announce(session.storeKey, outcome);
     }
   }
 
-  async function refresh(id: string, session: Session, revokedJti: string | undefined): Promise<Session> {
-    const lockKey = `lock:refresh:${session.key}`;
+  async function refresh(secret: SessionSecret, session: Session, revokedJti: string | undefined): Promise<Session> {
+    const lockKey = `lock:refresh:${session.storeKey}`;
     const token = randomBytes(16).toString('base64url');
     for (let attempt = 0; attempt < 3; attempt++) {
       let acquired: boolean;
@@ -157,10 +157,10 @@ export function createTokenRefresher(deps: {
       } catch (err) {
         throw new GatehouseError('session_store_unavailable', { cause: err });
       }
-      if (acquired) return refreshAsOwner(id, session, revokedJti, lockKey, token);
-      const outcome = await waitForOutcome(session.key, lockKey);
+      if (acquired) return refreshAsOwner(secret, session, revokedJti, lockKey, token);
+      const outcome = await waitForOutcome(session.storeKey, lockKey);
       if (outcome === 'expired') throw new GatehouseError('session_expired', { logDetail: 'refresh on another replica ended the session' });
-      const current = await sessions.load(id, { fresh: true });
+      const current = await sessions.load(secret, { fresh: true });
       if (!current) throw new GatehouseError('session_expired');
       if (!needsRefresh(current, revokedJti)) return current;
       if (outcome === 'unavailable') {
@@ -180,12 +180,12 @@ export function createTokenRefresher(deps: {
       for (const wake of [...(waiters.get(key) ?? [])]) wake(outcome as Outcome);
     }),
     isDue: (session) => needsRefresh(session, undefined),
-    ensureFresh(id, session, revokedJti) {
+    ensureFresh(secret, session, revokedJti) {
       if (!needsRefresh(session, revokedJti)) return Promise.resolve(session);
-      let p = inflight.get(session.key);
+      let p = inflight.get(session.storeKey);
       if (!p) {
-        p = refresh(id, session, revokedJti).finally(() => inflight.delete(session.key));
-        inflight.set(session.key, p);
+        p = refresh(secret, session, revokedJti).finally(() => inflight.delete(session.storeKey));
+        inflight.set(session.storeKey, p);
       }
       return p;
     },

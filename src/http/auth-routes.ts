@@ -3,7 +3,10 @@ import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
-import { clearCookie, clearingCookies, clearingHeaders, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, serializeCookie, type CookieAttributes, type CookieRead } from '../session/cookie.ts';
+import {
+  clearCookie, clearingCookies, clearingHeaders, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, readSessionCookie, serializeCookie,
+  serializeSessionCookie, type CookieAttributes,
+} from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
 const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
@@ -13,7 +16,7 @@ const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
  * subdomain chooses which copy comes first, so neither is trusted. For the login binding this makes the
  * callback fail with invalid_state; for the session, the request has none.
  */
-function single(read: CookieRead): string | undefined {
+function single<T>(read: T | typeof DUPLICATE_COOKIE): T | undefined {
   return read === DUPLICATE_COOKIE ? undefined : read;
 }
 
@@ -61,10 +64,10 @@ export function createAuthRoutes(deps: {
       const result = await login.complete({
         query,
         binding: single(readCookie(req.headers.cookie, bindingName)),
-        previousSessionCookie: single(readCookie(req.headers.cookie, sessionCookie)),
+        previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
       });
       res.setHeader('set-cookie', [
-        serializeCookie(sessionCookie, result.id, cookie, config.session.maxAgeSeconds),
+        serializeSessionCookie(sessionCookie, result.secret, cookie, config.session.maxAgeSeconds),
         clearCookie(bindingName, bindingAttrs),
       ]);
       res.redirect(302, result.next);
@@ -76,7 +79,7 @@ export function createAuthRoutes(deps: {
   });
 
   router.get('/auth/me', async (req: Request, res: Response) => {
-    const read = readCookie(req.headers.cookie, sessionCookie);
+    const read = readSessionCookie(req.headers.cookie, sessionCookie);
     if (read === DUPLICATE_COOKIE) throw new GatehouseError('unauthorized', { headers: duplicateClearing, logDetail: 'session cookie sent more than once' });
     const session = await sessions.load(read);
     if (!session) throw new GatehouseError('unauthorized');
@@ -93,7 +96,7 @@ export function createAuthRoutes(deps: {
     if (isCrossSiteRequest(deps.origins(), headerValue(req, 'origin'), headerValue(req, 'sec-fetch-site'))) {
       throw new GatehouseError('origin_not_allowed', { logDetail: 'cross-site logout refused' });
     }
-    const read = readCookie(req.headers.cookie, sessionCookie);
+    const read = readSessionCookie(req.headers.cookie, sessionCookie);
     const session = await sessions.load(single(read));
     const result = await login.logout(session);
     res.setHeader('set-cookie', read === DUPLICATE_COOKIE ? clearingCookies(sessionCookie, cookie) : clearCookie(sessionCookie, cookie));

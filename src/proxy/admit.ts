@@ -1,7 +1,8 @@
 import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
-import { clearingHeaders, DUPLICATE_COOKIE, readCookie, removeCookies } from '../session/cookie.ts';
+import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie, removeCookies } from '../session/cookie.ts';
+import type { SessionSecret } from '../session/crypto.ts';
 import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
 import type { Route } from './routes.ts';
@@ -55,8 +56,8 @@ export function admit(
     return { route, path: target.path, query: target.query, client, hostHeader, principal, responseHeaders };
   };
   if (route.auth === 'none') return finish(undefined);
-  const read = readCookie(facts.cookie, rt.config.session.cookieName);
-  let cookie: string | undefined;
+  const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
+  let cookie: SessionSecret | undefined;
   if (read === DUPLICATE_COOKIE) {
     // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
     // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the

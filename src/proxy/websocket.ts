@@ -5,8 +5,8 @@ import type { TLSSocket } from 'node:tls';
 import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
-import { readCookie } from '../session/cookie.ts';
-import type { SessionManager } from '../session/sessions.ts';
+import { DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
+import type { SessionManager, SessionSecret } from '../session/sessions.ts';
 import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { upstreamFailure } from './forward.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie } from './headers.ts';
@@ -246,13 +246,13 @@ class Connection implements WsConnection {
 function relayUpgraded(
   ctx: {
     log: Logger;
-    touch: (cookie: string) => void;
-    idleLeft: (cookie: string) => Promise<number>;
+    touch: (cookie: SessionSecret) => void;
+    idleLeft: (cookie: SessionSecret) => Promise<number>;
     reqId: string;
     route: string;
   },
   conn: Connection,
-  session: { cookie: string; idleLeftMs: number } | undefined,
+  session: { cookie: SessionSecret; idleLeftMs: number } | undefined,
   options: Omit<RelayOptions, 'onActivity' | 'onViolation' | 'idle'>,
 ): void {
   const { log, touch, idleLeft, reqId, route } = ctx;
@@ -284,14 +284,14 @@ export function createUpgradeHandler(deps: {
   const now = deps.now ?? Date.now;
   const { identity, sessions, log, registry } = deps;
   // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
-  const touch = (cookie: string): void => {
+  const touch = (cookie: SessionSecret): void => {
     const cached = sessions.peek(cookie);
     if (cached) return sessions.touch(cached);
     // A failed read (store down) only skips this roll; the next activity tries again.
     sessions.load(cookie).then((s) => s && sessions.touch(s), () => undefined);
   };
   // A session's idle end is no event (its key just expires in the store): a WebSocket asks when it is due.
-  const idleLeft = async (cookie: string): Promise<number> => {
+  const idleLeft = async (cookie: SessionSecret): Promise<number> => {
     const session = sessions.peek(cookie) ?? (await sessions.load(cookie));
     return session ? session.idleExpiresAt - now() : 0;
   };
@@ -319,8 +319,8 @@ export function createUpgradeHandler(deps: {
     const connectBackend = (a: Admission, conn: Connection): void => {
       const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
       const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
-      const read = a.principal?.kind === 'session' ? readCookie(facts.cookie, rt.config.session.cookieName) : undefined;
-      const cookie = typeof read === 'string' ? read : undefined;
+      const read = a.principal?.kind === 'session' ? readSessionCookie(facts.cookie, rt.config.session.cookieName) : undefined;
+      const cookie = read === DUPLICATE_COOKIE ? undefined : read;
       const { principal, route } = a;
       const handshake = new Handshake(socket, rt.ownCookies, a.responseHeaders, refuse, (res, backendSocket, backendHead) => {
         conn.cancel = undefined;

@@ -1,3 +1,5 @@
+import { parseSessionSecret, secretText, type SessionSecret } from './crypto.ts';
+
 /**
  * readCookie's answer when the name appears more than once. A sibling subdomain (anything that can set a
  * cookie for a parent domain) can plant a second cookie with our name and a more specific Path, which the
@@ -43,6 +45,15 @@ export function readCookie(header: string | string[] | undefined, name: string):
   return found;
 }
 
+/**
+ * The session cookie, as the secret it carries: undefined when absent or not shaped like a secret Gatehouse
+ * issues (such a value never reaches the store), DUPLICATE_COOKIE when sent more than once.
+ */
+export function readSessionCookie(header: string | string[] | undefined, name: string): SessionSecret | undefined | typeof DUPLICATE_COOKIE {
+  const read = readCookie(header, name);
+  return read === DUPLICATE_COOKIE ? read : parseSessionSecret(read);
+}
+
 function isOws(code: number): boolean {
   return code === 32 || code === 9;
 }
@@ -79,6 +90,11 @@ export function serializeCookie(name: string, value: string, attrs: CookieAttrib
   if (attrs.secure) out += '; Secure';
   if (attrs.domain) out += `; Domain=${attrs.domain}`;
   return out;
+}
+
+/** The Set-Cookie value that hands the browser its session secret. */
+export function serializeSessionCookie(name: string, secret: SessionSecret, attrs: CookieAttributes, maxAgeSeconds: number): string {
+  return serializeCookie(name, secretText(secret), attrs, maxAgeSeconds);
 }
 
 export function clearCookie(name: string, attrs: CookieAttributes): string {

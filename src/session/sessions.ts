@@ -2,10 +2,11 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createEpochCache } from '../store/epoch-cache.ts';
 import type { Store } from '../store/store.ts';
-import { isWellFormedId, newSessionId, openTokens, sealTokens, storeKeyOf } from './crypto.ts';
+import { newSessionSecret, openTokens, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
 import { parseRecord, type SessionRecord, type UserClaims } from './record.ts';
 
 export type { UserClaims } from './record.ts';
+export type { SessionSecret } from './crypto.ts';
 
 export interface SessionTokens {
   readonly accessToken: string;
@@ -14,8 +15,11 @@ export interface SessionTokens {
 }
 
 export interface Session {
-  /** Hash of the cookie value: the store key and the id used in logs, admin calls and invalidation messages. */
-  readonly key: string;
+  /**
+   * Hash of the session secret: the store key and the id used in logs (`session`), admin calls and
+   * invalidation messages. Safe to show; it opens nothing.
+   */
+  readonly storeKey: string;
   readonly sub: string;
   /** The IdP's session id (`sid` claim), for back-channel logout. */
   readonly sid?: string;
@@ -60,29 +64,29 @@ interface CacheEntry {
 }
 
 export interface SessionManager {
-  /** Creates a brand-new session (fresh id: a cookie the browser brought is never reused). */
-  create(input: NewSession): Promise<{ id: string; session: Session }>;
+  /** Creates a brand-new session (fresh secret: a cookie the browser brought is never reused). */
+  create(input: NewSession): Promise<{ secret: SessionSecret; session: Session }>;
   /**
-   * The live session for a cookie value, or undefined. Throws session_store_unavailable when the store
+   * The live session for a secret, or undefined. Throws session_store_unavailable when the store
    * fails (fail closed). `fresh` skips the process cache.
    */
-  load(cookieValue: string | undefined, options?: { fresh?: boolean }): Promise<Session | undefined>;
-  /** The cached live session for a cookie value, synchronously; undefined means "ask load()". */
-  peek(cookieValue: string | undefined): Session | undefined;
+  load(secret: SessionSecret | undefined, options?: { fresh?: boolean }): Promise<Session | undefined>;
+  /** The cached live session for a secret, synchronously; undefined means "ask load()". */
+  peek(secret: SessionSecret | undefined): Session | undefined;
   /**
    * Stores new tokens if the session is still at `session.version` (else returns what the store has now,
    * so a slow writer never overwrites a newer session). Undefined when the session is gone.
    */
-  replaceTokens(id: string, session: Session, tokens: SessionTokens, accessTokenExpiresAt: number | undefined, accessTokenJti: string | undefined): Promise<Session | undefined>;
+  replaceTokens(secret: SessionSecret, session: Session, tokens: SessionTokens, accessTokenExpiresAt: number | undefined, accessTokenJti: string | undefined): Promise<Session | undefined>;
   /** Rolls the idle timeout forward, at most once per touch interval, without delaying the caller. */
   touch(session: Session): void;
-  destroy(key: string): Promise<void>;
+  destroy(storeKey: string): Promise<void>;
   /** Destroys every session of a user (index by `sub`); returns how many there were. */
   destroyUser(sub: string): Promise<number>;
   /** Destroys the sessions tied to an IdP session id (back-channel logout), optionally only those of `sub`. */
   destroyBySid(sid: string, sub?: string): Promise<number>;
-  /** Called with the session key whenever any replica deletes or rewrites a session. */
-  onInvalidate(listener: (key: string, kind: InvalidationKind) => void): void;
+  /** Called with the session's store key whenever any replica deletes or rewrites a session. */
+  onInvalidate(listener: (storeKey: string, kind: InvalidationKind) => void): void;
   /** Number of cached sessions (metrics and tests). */
   cacheSize(): number;
   start(): Promise<void>;
@@ -109,18 +113,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     maxAgeMs: cacheMaxAgeMs,
     maxEntries: cacheMaxEntries,
   });
-  // The store key of each cookie value seen lately, so a cache hit costs two lookups and no hash. A pure
+  // The store key of each secret seen lately, so a cache hit costs two lookups and no hash. A pure
   // function's memo: any entry may go at any time.
-  const storeKeys = new Map<string, string>();
-  const storeKeyFor = (id: string): string => {
-    let key = storeKeys.get(id);
+  const storeKeys = new Map<SessionSecret, string>();
+  const storeKeyFor = (secret: SessionSecret): string => {
+    let key = storeKeys.get(secret);
     if (key === undefined) {
-      key = storeKeyOf(id);
+      key = storeKeyOf(secret);
       if (storeKeys.size >= cacheMaxEntries) {
         const oldest = storeKeys.keys().next();
         if (!oldest.done) storeKeys.delete(oldest.value);
       }
-      storeKeys.set(id, key);
+      storeKeys.set(secret, key);
     }
     return key;
   };
@@ -129,8 +133,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
   const ttlFor = (record: SessionRecord, at: number) => Math.min(record.lastSeenAt + idleMs, record.expiresAt) - at;
 
-  const toSession = (key: string, record: SessionRecord, tokens: SessionTokens): Session => ({
-    key,
+  const toSession = (storeKey: string, record: SessionRecord, tokens: SessionTokens): Session => ({
+    storeKey,
     sub: record.sub,
     ...(record.sid ? { sid: record.sid } : {}),
     claims: record.claims,
@@ -144,7 +148,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     version: record.ver,
   });
 
-  const remember = (session: Session, raw: string) => cache.set(session.key, { session, raw, touching: false });
+  const remember = (session: Session, raw: string) => cache.set(session.storeKey, { session, raw, touching: false });
 
   const invalidateLocal = (message: string) => {
     const kind: InvalidationKind = message.startsWith('u:') ? 'updated' : 'destroyed';
@@ -160,7 +164,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   };
 
   /** One store read of a session (the cache stores the answer unless an invalidation or a reconnect came in between). */
-  const read = async (cookieValue: string, key: string): Promise<CacheEntry | undefined> => {
+  const read = async (secret: SessionSecret, key: string): Promise<CacheEntry | undefined> => {
     let raw: string | null;
     try {
       raw = await store.get(sessionKey(key));
@@ -177,7 +181,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     const at = now();
     if (at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
-    const opened = openTokens(cookieValue, key, record.tok);
+    const opened = openTokens(secret, key, record.tok);
     if (opened === undefined) {
       log.warn({ session: key }, 'session tokens did not decrypt with the presented id');
       return undefined;
@@ -193,8 +197,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     },
 
     async create(input) {
-      const id = newSessionId();
-      const key = storeKeyFor(id);
+      const secret = newSessionSecret();
+      const key = storeKeyFor(secret);
       const at = now();
       const record: SessionRecord = {
         v: 1,
@@ -207,7 +211,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         expiresAt: at + maxAgeMs,
         ...(input.accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt: input.accessTokenExpiresAt } : {}),
         ...(input.accessTokenJti ? { atJti: input.accessTokenJti } : {}),
-        tok: sealTokens(id, key, JSON.stringify(input.tokens)),
+        tok: sealTokens(secret, key, JSON.stringify(input.tokens)),
       };
       const raw = JSON.stringify(record);
       try {
@@ -219,24 +223,25 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       const session = toSession(key, record, input.tokens);
       remember(session, raw);
-      return { id, session };
+      return { secret, session };
     },
 
-    async load(cookieValue, loadOptions) {
-      if (cookieValue === undefined || !isWellFormedId(cookieValue)) return undefined;
-      const key = storeKeyFor(cookieValue);
+    async load(secret, loadOptions) {
+      // A SessionSecret is well formed by construction (parseSessionSecret, newSessionSecret).
+      if (secret === undefined) return undefined;
+      const key = storeKeyFor(secret);
       const fresh = loadOptions?.fresh === true;
       if (!fresh) {
         const hit = cache.get(key);
         if (live(hit, now())) return hit.session;
         if (hit) cache.delete(key);
       }
-      return (await cache.load(key, () => read(cookieValue, key), { join: !fresh }))?.session;
+      return (await cache.load(key, () => read(secret, key), { join: !fresh }))?.session;
     },
 
-    peek(cookieValue) {
-      if (cookieValue === undefined) return undefined;
-      const key = storeKeys.get(cookieValue);
+    peek(secret) {
+      if (secret === undefined) return undefined;
+      const key = storeKeys.get(secret);
       if (key === undefined) return undefined;
       const hit = cache.get(key);
       return live(hit, now()) ? hit.session : undefined;
@@ -245,50 +250,50 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     touch(session) {
       const at = now();
       if (at - session.lastSeenAt < touchIntervalMs) return;
-      const entry = cache.held(session.key);
+      const entry = cache.held(session.storeKey);
       if (entry?.touching) return;
       if (entry) entry.touching = true;
       void (async () => {
-        const raw = entry?.raw ?? (await store.get(sessionKey(session.key)));
+        const raw = entry?.raw ?? (await store.get(sessionKey(session.storeKey)));
         if (!raw) return;
         const record = parseRecord(raw);
         const next: SessionRecord = { ...record, lastSeenAt: at };
         const nextRaw = JSON.stringify(next);
-        const ok = await store.compareAndSet(sessionKey(session.key), raw, nextRaw, ttlFor(next, at));
-        const current = cache.held(session.key);
+        const ok = await store.compareAndSet(sessionKey(session.storeKey), raw, nextRaw, ttlFor(next, at));
+        const current = cache.held(session.storeKey);
         if (ok && current === entry && entry) {
-          const updated = toSession(session.key, next, session.tokens);
+          const updated = toSession(session.storeKey, next, session.tokens);
           entry.session = updated;
           entry.raw = nextRaw;
         } else {
           // Someone else rewrote it (refresh, another replica's touch): read it afresh next time.
-          cache.delete(session.key);
+          cache.delete(session.storeKey);
         }
       })()
-        .catch((err: unknown) => log.warn({ err, session: session.key }, 'session touch failed'))
+        .catch((err: unknown) => log.warn({ err, session: session.storeKey }, 'session touch failed'))
         .finally(() => {
           if (entry) entry.touching = false;
         });
     },
 
-    async replaceTokens(id, session, tokens, accessTokenExpiresAt, accessTokenJti) {
-      const storeKey = sessionKey(session.key);
+    async replaceTokens(secret, session, tokens, accessTokenExpiresAt, accessTokenJti) {
+      const recordKey = sessionKey(session.storeKey);
       for (let attempt = 0; attempt < 3; attempt++) {
         let raw: string | null;
         try {
-          raw = await store.get(storeKey);
+          raw = await store.get(recordKey);
         } catch (err) {
           throw storeFailure(err);
         }
         if (raw === null) return undefined;
         const record = parseRecord(raw);
         const current = (): Session | undefined => {
-          const opened = openTokens(id, session.key, record.tok);
-          return opened === undefined ? undefined : toSession(session.key, record, JSON.parse(opened) as SessionTokens);
+          const opened = openTokens(secret, session.storeKey, record.tok);
+          return opened === undefined ? undefined : toSession(session.storeKey, record, JSON.parse(opened) as SessionTokens);
         };
         if (record.ver !== session.version) return current();
         const at = now();
-        const next: SessionRecord = { ...record, ver: record.ver + 1, lastSeenAt: at, tok: sealTokens(id, session.key, JSON.stringify(tokens)) };
+        const next: SessionRecord = { ...record, ver: record.ver + 1, lastSeenAt: at, tok: sealTokens(secret, session.storeKey, JSON.stringify(tokens)) };
         if (accessTokenExpiresAt === undefined) delete next.accessTokenExpiresAt;
         else next.accessTokenExpiresAt = accessTokenExpiresAt;
         if (accessTokenJti === undefined) delete next.atJti;
@@ -296,17 +301,17 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         const nextRaw = JSON.stringify(next);
         let ok: boolean;
         try {
-          ok = await store.compareAndSet(storeKey, raw, nextRaw, ttlFor(next, at));
+          ok = await store.compareAndSet(recordKey, raw, nextRaw, ttlFor(next, at));
         } catch (err) {
           throw storeFailure(err);
         }
         if (!ok) continue;
-        const updated = toSession(session.key, next, tokens);
+        const updated = toSession(session.storeKey, next, tokens);
         remember(updated, nextRaw);
-        await store.publish(INVALIDATE_CHANNEL, `u:${session.key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+        await store.publish(INVALIDATE_CHANNEL, `u:${session.storeKey}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
         return updated;
       }
-      return manager.load(id, { fresh: true });
+      return manager.load(secret, { fresh: true });
     },
 
     async destroy(key) {

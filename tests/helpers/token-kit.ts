@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { WebSocket } from 'ws';
-import { openTokens } from '../../src/session/crypto.ts';
+import { openTokens, parseSessionSecret } from '../../src/session/crypto.ts';
 import type { Browser } from './browser.ts';
 import type { TestGatehouse } from './gatehouse.ts';
 import type { TestIdp } from './idp.ts';
@@ -70,7 +70,9 @@ export async function readSession(redis: Redis, gh: TestGatehouse, cookieValue: 
   const raw = await redis.get(`${gh.config.redis.keyPrefix}s:${key}`);
   if (raw === null) return undefined;
   const record = JSON.parse(raw) as Record<string, unknown>;
-  const opened = openTokens(cookieValue, key, String(record['tok']));
+  const secret = parseSessionSecret(cookieValue);
+  if (secret === undefined) throw new Error('the cookie value is not a session secret');
+  const opened = openTokens(secret, key, String(record['tok']));
   if (opened === undefined) throw new Error('session tokens did not open with the cookie value');
   return { record, tokens: JSON.parse(opened) as StoredSession['tokens'] };
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { header, send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from './fixture.ts';
 
@@ -31,7 +32,7 @@ describe('headers the backend receives and the client gets back', () => {
         { frontendHost: '*', pathPrefix: '/custom', backend: backend.url, identityHeaders: { 'x-roles': 'groups', 'x-user-id': 'sub', 'x-mail': 'email', 'x-title': 'title', 'x-num': 'level', 'x-obj': 'address' } },
       ]),
     });
-    const session = await stack.gh.app.sessions.load(stack.sessionValue);
+    const session = await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue));
     accessToken = session?.tokens.accessToken ?? '';
     expect(accessToken).not.toBe('');
   });
@@ -123,7 +124,7 @@ describe('headers the backend receives and the client gets back', () => {
   });
 
   it('identityHeaders replaces the default set; arrays are joined; unsafe values are dropped and logged', async () => {
-    const { id } = await stack.gh.app.sessions.create({
+    const { secret: id } = await stack.gh.app.sessions.create({
       claims: {
         sub: 'bob', email: 'bob@example.test\r\nx-user-admin: true', name: 'Bob',
         groups: ['admins', 'ops'], title: 'Señor', level: 3, address: { street: 'x' },

@@ -156,7 +156,7 @@ describe('defaultBackend', () => {
     expect(dflt.requests).toHaveLength(0);
     const mappedRes = await send(gh.url, { path: '/api/v2/x', headers: ['Host', 'app.example.com'] });
     expect(mappedRes.json()['backend']).toBe('mapped');
-    const { id } = await gh.app.sessions.create({ claims: { sub: 'carol' }, tokens: { accessToken: 'carol-token' }, accessTokenExpiresAt: Date.now() + 3600_000 });
+    const { secret: id } = await gh.app.sessions.create({ claims: { sub: 'carol' }, tokens: { accessToken: 'carol-token' }, accessTokenExpiresAt: Date.now() + 3600_000 });
     const withSession = await send(gh.url, { path: '/api/v3/x?y=1', headers: ['Host', 'other.example.com', 'Cookie', `__Host-gh_session=${id}`] });
     expect(withSession.status).toBe(200);
     expect(withSession.json()).toEqual({ backend: 'dflt', url: '/d/v3/x?y=1' });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { closed, closedPortUrl, nextMessage, openWs, sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from './fixture.ts';
 
@@ -28,7 +29,7 @@ describe('WebSocket upgrades on /api/*', () => {
       ], 'allowedOrigins: ["https://spa.example.com"]\n'),
     });
     ws = stack.url.replace('http:', 'ws:');
-    accessToken = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
+    accessToken = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
   });
   afterAll(async () => {
     await stack?.close();

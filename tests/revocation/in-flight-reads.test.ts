@@ -84,8 +84,8 @@ describe('reads under way when a revocation lands', () => {
 
   it('a session destroyed on A while B reads it is not served from B\'s cache afterwards', async () => {
     const a = await sessionsOn(await redisStore());
-    const { id, session } = await a.create({ claims: { sub: 'ida' }, tokens: { accessToken: 'at-1' } });
-    const b = withHeldGets(await redisStore(), () => session.key);
+    const { secret: id, session } = await a.create({ claims: { sub: 'ida' }, tokens: { accessToken: 'at-1' } });
+    const b = withHeldGets(await redisStore(), () => session.storeKey);
     const onB = await sessionsOn(b.store);
     const invalidated: string[] = [];
     onB.onInvalidate((key) => invalidated.push(key));
@@ -93,28 +93,28 @@ describe('reads under way when a revocation lands', () => {
     b.hold();
     const reading = onB.load(id);
     await waitUntil(() => b.seen.count === 1, 5000, 'B to start its read');
-    await a.destroy(session.key);
-    await waitUntil(() => invalidated.includes(session.key), 5000, 'the invalidation to reach B');
+    await a.destroy(session.storeKey);
+    await waitUntil(() => invalidated.includes(session.storeKey), 5000, 'the invalidation to reach B');
     b.release();
     // The request that started before the logout may finish with it; nothing after it may.
-    expect((await reading)?.key).toBe(session.key);
+    expect((await reading)?.storeKey).toBe(session.storeKey);
     expect(onB.peek(id)).toBeUndefined();
     expect(await onB.load(id)).toBeUndefined();
   });
 
   it('concurrent misses for one session on B share one store read', async () => {
     const a = await sessionsOn(await redisStore());
-    const { id, session } = await a.create({ claims: { sub: 'bo' }, tokens: { accessToken: 'at-2' } });
-    const b = withHeldGets(await redisStore(), () => session.key);
+    const { secret: id, session } = await a.create({ claims: { sub: 'bo' }, tokens: { accessToken: 'at-2' } });
+    const b = withHeldGets(await redisStore(), () => session.storeKey);
     const onB = await sessionsOn(b.store);
     b.hold();
     const loads = Array.from({ length: 20 }, () => onB.load(id));
     await waitUntil(() => b.seen.count >= 1, 5000, 'B to start its read');
     b.release();
     const results = await Promise.all(loads);
-    expect(results.every((s) => s?.key === session.key)).toBe(true);
+    expect(results.every((s) => s?.storeKey === session.storeKey)).toBe(true);
     expect(b.seen.count).toBe(1);
-    expect(onB.peek(id)?.key).toBe(session.key);
+    expect(onB.peek(id)?.storeKey).toBe(session.storeKey);
   });
 
   it('a session revoked on A while B reads the blocklist entry stays revoked on B', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { expectError, mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
 
@@ -22,7 +23,7 @@ describe('client Authorization', () => {
         { frontendHost: '*', pathPrefix: '/partner', backend: backend.url, auth: 'none', passAuthorization: true },
       ]),
     });
-    token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
+    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
   });
   afterAll(async () => {
     await stack?.close();

@@ -58,12 +58,12 @@ describe('back-channel logout token replay across the acceptance window', () => 
     const first = await newSession(sid);
     const token = await logoutToken(Math.floor(clock / 1000) + iatOffsetSeconds, sid);
     expect(await handle(token)).toBe(1);
-    expect(await sessions.load(first.id)).toBeUndefined();
+    expect(await sessions.load(first.secret)).toBeUndefined();
 
     clock += replayAfterSeconds * 1000;
     const second = await newSession(sid);
     expect(await rejected(token)).toBe(true);
-    expect(await sessions.load(second.id)).toBeDefined();
+    expect(await sessions.load(second.secret)).toBeDefined();
   });
 
   it('a token older than the window is refused on first use too (the window is bounded)', async () => {
@@ -71,6 +71,6 @@ describe('back-channel logout token replay across the acceptance window', () => 
     const s = await newSession(sid);
     const token = await logoutToken(Math.floor(clock / 1000) - 12 * 60, sid);
     expect(await rejected(token)).toBe(true);
-    expect(await sessions.load(s.id)).toBeDefined();
+    expect(await sessions.load(s.secret)).toBeDefined();
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
 
@@ -14,7 +15,7 @@ describe('Connection header naming injected headers', () => {
   beforeAll(async () => {
     backend = await startBackend();
     stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-    token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
+    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
   });
   afterAll(async () => {
     await stack?.close();

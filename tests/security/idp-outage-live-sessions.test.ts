@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { openWs, send, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
 
@@ -27,7 +28,7 @@ describe('IdP outage and live sessions', () => {
   });
 
   it('an existing session is proxied promptly with its token', async () => {
-    const token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken;
+    const token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken;
     for (let i = 0; i < 3; i++) {
       const started = Date.now();
       const res = await send(stack.url, { path: `/api/x${i}`, headers: ['Cookie', stack.sessionCookie] });

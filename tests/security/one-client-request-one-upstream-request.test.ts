@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODES } from '../../src/errors.ts';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { sendRaw } from '../helpers/backends.ts';
 import { ResponseReader, startReferenceParser, type ParsedRequest, type ParseResult, type RawResponse, type ReferenceParser } from '../helpers/raw-http.ts';
 import { bodyOf, startRecordingBackend, type BackendRecord, type RecordedAnswer, type RecordingBackend } from '../helpers/recording-backend.ts';
@@ -81,7 +82,7 @@ beforeAll(async () => {
   const bobCookie = await stack.loginAs('bob');
   for (const [user, cookie] of [['alice', stack.sessionCookie], ['bob', bobCookie]] as const) {
     const value = cookie.slice(SESSION_COOKIE.length + 1);
-    const token = (await stack.gh.app.sessions.load(value))?.tokens.accessToken;
+    const token = (await stack.gh.app.sessions.load(parseSessionSecret(value)))?.tokens.accessToken;
     if (!token) throw new Error(`no access token for ${user}`);
     identities[user] = { cookie, value, token };
   }

@@ -14,7 +14,7 @@ describe('requests no mapping matches', () => {
   beforeAll(async () => {
     orders = await startBackend();
     gh = await startBareGatehouse(mappingsYaml([{ frontendHost: 'app.example.com', pathPrefix: '/orders', backend: orders.url }]));
-    const { id } = await gh.app.sessions.create({ claims: { sub: 'alice' }, tokens: { accessToken: 'alice-token' }, accessTokenExpiresAt: Date.now() + 3600_000 });
+    const { secret: id } = await gh.app.sessions.create({ claims: { sub: 'alice' }, tokens: { accessToken: 'alice-token' }, accessTokenExpiresAt: Date.now() + 3600_000 });
     cookie = `${SESSION_COOKIE}=${id}`;
   });
   afterAll(async () => {

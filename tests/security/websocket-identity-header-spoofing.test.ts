@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
 
@@ -13,7 +14,7 @@ describe('identity headers on the WebSocket upgrade request', () => {
   beforeAll(async () => {
     backend = await startWsBackend();
     stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-    token = (await stack.gh.app.sessions.load(stack.sessionValue))?.tokens.accessToken ?? '';
+    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
   });
   afterAll(async () => {
     await stack?.close();

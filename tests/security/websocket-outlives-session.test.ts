@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import type { WebSocket } from 'ws';
 import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { sleep } from '../helpers/raw-ws.ts';
@@ -71,7 +72,7 @@ describe('a WebSocket and the lifetime of its session', () => {
     ws.once('close', () => { closedAt = Date.now(); });
     const end = closed(ws, IDLE_SECONDS * 1000 + 2000);
     await sleep(300);
-    const session = await stack.gh.app.sessions.load(cookie.slice(cookie.indexOf('=') + 1), { fresh: true });
+    const session = await stack.gh.app.sessions.load(parseSessionSecret(cookie.slice(cookie.indexOf('=') + 1)), { fresh: true });
     const idleEnd = session?.idleExpiresAt ?? 0;
     expect(idleEnd).toBeGreaterThan(Date.now());
     expect((await end).code).toBe(1008);
@@ -82,7 +83,7 @@ describe('a WebSocket and the lifetime of its session', () => {
 
   it('is closed with 1008 at the session\'s absolute end, however active it is', async () => {
     const cookie = await stack.loginAs('abe');
-    const session = await stack.gh.app.sessions.load(cookie.slice(cookie.indexOf('=') + 1));
+    const session = await stack.gh.app.sessions.load(parseSessionSecret(cookie.slice(cookie.indexOf('=') + 1)));
     const expiresAt = session?.expiresAt ?? 0;
     expect(expiresAt).toBeGreaterThan(Date.now());
     const ws = await open(cookie);

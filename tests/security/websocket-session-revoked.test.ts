@@ -26,8 +26,8 @@ describe('WebSockets of an ended session', () => {
   });
 
   const session = async (sub: string) => {
-    const { id, session: s } = await a.app.sessions.create({ claims: { sub }, tokens: { accessToken: `${sub}-token` }, accessTokenExpiresAt: Date.now() + 3600_000 });
-    return { cookie: `__Host-gh_session=${id}`, key: s.key };
+    const { secret: id, session: s } = await a.app.sessions.create({ claims: { sub }, tokens: { accessToken: `${sub}-token` }, accessTokenExpiresAt: Date.now() + 3600_000 });
+    return { cookie: `__Host-gh_session=${id}`, key: s.storeKey };
   };
   const connect = async (gh: TestGatehouse, cookie: string) => {
     const out = await openWs(`${gh.url.replace('http:', 'ws:')}/api/ws`, { headers: { cookie } });

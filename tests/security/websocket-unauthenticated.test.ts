@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
 
@@ -65,9 +66,9 @@ describe('WebSocket upgrade without a valid session', () => {
   it('a session that was logged out no longer opens a WebSocket', async () => {
     const cookie = await stack.loginAs('mallory');
     const value = cookie.split('=')[1] ?? '';
-    const session = await stack.gh.app.sessions.load(value);
+    const session = await stack.gh.app.sessions.load(parseSessionSecret(value));
     expect(session).toBeDefined();
-    await stack.gh.app.sessions.destroy(session?.key ?? '');
+    await stack.gh.app.sessions.destroy(session?.storeKey ?? '');
     const connections = backend.connections;
     const out = await openWs(wsUrl(), { headers: { cookie } });
     expect(out.ok).toBe(false);

@@ -1,13 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openTokens } from '../../src/session/crypto.ts';
+import { openTokens, parseSessionSecret, type SessionSecret } from '../../src/session/crypto.ts';
 import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
+const asSecret = (value: string): SessionSecret => {
+  const secret = parseSessionSecret(value);
+  if (secret === undefined) throw new Error('not a session secret');
+  return secret;
+};
 const IDLE_SECONDS = 900;
 const MAX_AGE_SECONDS = 3600;
 
@@ -38,7 +43,7 @@ describe('what a read of Redis yields (sessions at rest)', () => {
     sessionKey = `${prefix}s:${storeKey}`;
     raw = (await redis.get(sessionKey)) ?? '';
     const record = JSON.parse(raw) as { tok: string };
-    tokens = JSON.parse(openTokens(cookie, storeKey, record.tok) ?? 'null') as Tokens;
+    tokens = JSON.parse(openTokens(asSecret(cookie), storeKey, record.tok) ?? 'null') as Tokens;
   });
   afterAll(async () => {
     await gh?.close();
@@ -75,10 +80,10 @@ describe('what a read of Redis yields (sessions at rest)', () => {
   it('the sealed tokens do not open with another id, nor under another key', () => {
     const record = JSON.parse(raw) as { tok: string };
     const otherId = randomBytes(32).toString('base64url');
-    expect(openTokens(otherId, storeKey, record.tok)).toBeUndefined();
-    expect(openTokens(otherId, createHash('sha256').update(otherId).digest('base64url'), record.tok)).toBeUndefined();
+    expect(openTokens(asSecret(otherId), storeKey, record.tok)).toBeUndefined();
+    expect(openTokens(asSecret(otherId), createHash('sha256').update(otherId).digest('base64url'), record.tok)).toBeUndefined();
     const otherKey = createHash('sha256').update(otherId).digest('base64url');
-    expect(openTokens(cookie, otherKey, record.tok)).toBeUndefined();
+    expect(openTokens(asSecret(cookie), otherKey, record.tok)).toBeUndefined();
   });
 
   it('a record copied under another id\'s key is refused: the tokens are bound to the id that created them', async () => {
