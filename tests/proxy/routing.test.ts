@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse, startProxyStack, type ProxyStack } from './fixture.ts';
+import { mappingsYaml, startBareGatehouse, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /** A backend that answers with its own name and the raw request-target it received. */
 function named(name: string): Promise<TestBackend> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closed, closedPortUrl, nextMessage, openWs, sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from './fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 describe('WebSocket upgrades on /api/*', () => {
   let backend: TestWsBackend;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { expectError, mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * SMUGGLE-CONN-CL (catalogue #134; RFC 9110 §7.6.1, RFC 9112 §6.3; Apache CVE-2022-31813): a Connection header

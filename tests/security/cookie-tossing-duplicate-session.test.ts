@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, send, sendRaw, startBackend, startWsBackend, type RawResponse, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type Echoed, type ProxyStack } from '../proxy/fixture.ts';
+import { expectError, mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type Echoed, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * CK-TOSS (catalogue #55; OWASP Session Management Cheat Sheet, "cookie tossing"): anything that can set a

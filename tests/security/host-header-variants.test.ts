@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { expectError, mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * HOST-VARIANTS (catalogue #81; RFC 9112 §3.2): case, a trailing dot and the scheme's default port route

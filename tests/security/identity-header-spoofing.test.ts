@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type RecordedRequest, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 const SPOOFED = [
   'X-User-Id', 'admin', 'X-User-Email', 'ceo@corp.example', 'X-User-Roles', 'admin', 'X-User-Sub', 'admin',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 const OVERRIDES = ['X-HTTP-Method-Override', 'X-Method-Override', 'X-HTTP-Method'];
 

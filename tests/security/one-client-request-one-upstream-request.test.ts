@@ -5,7 +5,7 @@ import { CODES } from '../../src/errors.ts';
 import { sendRaw } from '../helpers/backends.ts';
 import { ResponseReader, startReferenceParser, type ParsedRequest, type ParseResult, type RawResponse, type ReferenceParser } from '../helpers/raw-http.ts';
 import { bodyOf, startRecordingBackend, type BackendRecord, type RecordedAnswer, type RecordingBackend } from '../helpers/recording-backend.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * SMUGGLE / RESPONSE-QUEUE POISONING (issue 10, parts 1 and 2; RFC 9112 §6.3, §9.3, §11.2): whatever a client

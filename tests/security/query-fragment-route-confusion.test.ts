@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw } from '../helpers/backends.ts';
-import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError, startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-QUERY-FRAG (catalogue #77; oauth2-proxy GHSA-7rh7-c77v-6434, GHSA-pxq7-h93f-9jrg): routing and the

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * The session cookie is a bearer credential for the whole BFF: a backend (or its logs) that sees it could

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closed, closedPortUrl, openWs, send, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-ERRORS (catalogue #102; node-http-proxy #1468/#1439: an unhandled ECONNRESET killed the process):

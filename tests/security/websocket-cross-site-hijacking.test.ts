@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-CSWSH (catalogue #95; OWASP WebSocket "Origin Header Validation", CWE-1385): a page on another site opens

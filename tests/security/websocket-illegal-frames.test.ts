@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend, type RawPeer, type RawWsBackend } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-ILLEGAL-FRAMES (issue 10; RFC 6455 §5.2, §5.4, §5.5, §7.4.1; RFC 7692 §6): a frame that breaks the framing

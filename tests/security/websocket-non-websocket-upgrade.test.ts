@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-NONWS-UPGRADE (catalogue #100; RFC 9931, h2c smuggling): only WebSocket upgrades are tunnelled.

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { sleep } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 const IDLE_SECONDS = 2;
 const MAX_AGE_SECONDS = 6;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend, type RawWsBackend } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-REVOKE-STALL (issue 10): Gatehouse may only inject its close frame between two backend frames. A client

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-NOAUTH (catalogue #96; http-proxy-middleware README "External WebSocket upgrade"): upgrades bypass

@@ -1,9 +1,9 @@
 import { expect, inject } from 'vitest';
-import { startBackend, type RawResponse, type TestBackend } from '../helpers/backends.ts';
-import { Browser } from '../helpers/browser.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { retryOnPortRace, startStage } from '../helpers/stage.ts';
+import { startBackend, type RawResponse, type TestBackend } from './backends.ts';
+import { Browser } from './browser.ts';
+import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
+import type { TestIdp } from './idp.ts';
+import { retryOnPortRace, startStage } from './stage.ts';
 
 /** Gatehouse with a real IdP and Redis, and one user logged in through the real login flow. */
 export interface ProxyStack {
