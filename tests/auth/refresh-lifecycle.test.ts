@@ -5,6 +5,7 @@ import { Browser } from '../helpers/browser.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { jsonOf, openWs, readSession, redisClient, revokeAtIdp, sessionCookieOf, sleep, upgradeStatus, type StoredSession } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * The access-token lifecycle behind a session (issue 5): transparent refresh before proxying (HTTP and
@@ -111,8 +112,7 @@ describe.concurrent('access token refresh before proxying', () => {
     await sleepUntil(expiryOf(stored) - 500);
 
     const first = await jsonOf(await fetch(`${gh.url}/api/ig/1`, { headers: { cookie: cookie.header } }));
-    expect(first.status).toBe(401);
-    expect(first.body['error']).toBe('session_expired');
+    expectError(first, 401, 'session_expired');
     expect(tokensSeenOn('/ig/')).toHaveLength(1);
     expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
     const closed = await Promise.race([socket.closed, sleep(1000).then(() => undefined)]);
@@ -140,8 +140,7 @@ describe.concurrent('access token refresh before proxying', () => {
 
     await sleepUntil(expiryOf(stored) + 300);
     const expired = await jsonOf(await fetch(`${noRt.url}/api/nort/2`, { headers: { cookie: cookie.header } }));
-    expect(expired.status).toBe(401);
-    expect(expired.body['error']).toBe('session_expired');
+    expectError(expired, 401, 'session_expired');
     expect(tokensSeenOn('/nort/')).toHaveLength(2);
     expect(await upgradeStatus(`${noRt.url}/api/ws/nort`, cookie.header)).toBe(401);
   });
@@ -165,8 +164,7 @@ describe.concurrent('access token refresh before proxying', () => {
 
       await sleepUntil(expiryOf(stored) + 300);
       const unavailable = await jsonOf(await fetch(`${flaky.url}/api/down/2`, { headers: { cookie: cookie.header } }));
-      expect(unavailable.status).toBe(503);
-      expect(unavailable.body['error']).toBe('idp_unavailable');
+      expectError(unavailable, 503, 'idp_unavailable');
       expect(await upgradeStatus(`${flaky.url}/api/ws/down`, cookie.header)).toBe(503);
       // The expired token never reached the backend, and the session is kept for a later retry.
       expect(tokensSeenOn('/down/')).toHaveLength(2);

@@ -1,5 +1,5 @@
-import { expect, inject } from 'vitest';
-import { startBackend, type RawResponse, type TestBackend } from './backends.ts';
+import { inject } from 'vitest';
+import { startBackend, type TestBackend } from './backends.ts';
 import { Browser } from './browser.ts';
 import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
 import type { TestIdp } from './idp.ts';
@@ -102,10 +102,4 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
       await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
     },
   };
-}
-
-/** Asserts a JSON error answer: the status and the stable `error` code. */
-export function expectError(res: RawResponse, status: number, code: string, label = ''): void {
-  expect(res.status, `${label} status`).toBe(status);
-  expect(res.json()['error'], `${label} error`).toBe(code);
 }

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { send } from '../helpers/backends.ts';
 import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * Gatehouse's HTTP/1.1 client (src/proxy/upstream/) against a backend that writes raw bytes: what a

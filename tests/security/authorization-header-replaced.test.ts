@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { expectError, mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * HDR-AUTHZ (catalogue #90; BBA §6.1.1): on a session request the backend gets the session's access token,

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * SMUGGLE-CONN-CL (catalogue #134; RFC 9110 §7.6.1, RFC 9112 §6.3; Apache CVE-2022-31813): a Connection header
@@ -36,8 +37,7 @@ describe('Connection naming a framing or routing header', () => {
   ])('Connection: %s → 400 bad_request, connection closed, nothing reaches the backend', async (connection) => {
     const before = backend.requests.length;
     const res = await sendRaw(gh.url, `POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nConnection: ${connection}\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`);
-    expect(res.status, res.raw.slice(0, 300)).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request', res.raw.slice(0, 300));
     expect(res.head).toMatch(/\r\nconnection: close/i);
     await new Promise((r) => setTimeout(r, 50));
     expect(backend.requests.length).toBe(before);
@@ -50,8 +50,7 @@ describe('Connection naming a framing or routing header', () => {
   it('a chunked body under Connection: transfer-encoding is refused too', async () => {
     const before = backend.requests.length;
     const res = await sendRaw(gh.url, `POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request');
     await new Promise((r) => setTimeout(r, 50));
     expect(backend.requests.length).toBe(before);
   });
@@ -75,6 +74,6 @@ describe('Connection naming a framing or routing header', () => {
 
   it('a WebSocket upgrade whose Connection names content-length is refused the same way', async () => {
     const res = await sendRaw(gh.url, `GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade, content-length\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
-    expectError({ status: res.status, headers: {}, rawHeaders: [], body: Buffer.from(res.body), json: () => JSON.parse(res.body) as Record<string, unknown> }, 400, 'bad_request');
+    expectError(res, 400, 'bad_request');
   });
 });

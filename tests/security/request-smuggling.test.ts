@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * SMUGGLE (catalogue #94; RFC 9112 §6.3): ambiguous framing is refused with 400 before anything is written
@@ -46,8 +47,7 @@ describe('request smuggling framings', () => {
 
   it('closes the connection after refusing framing Node itself accepted', async () => {
     const res = await sendRaw(gh.url, `POST /api/a HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request');
     expect(res.head).toMatch(/\r\nconnection: close/i);
   });
 

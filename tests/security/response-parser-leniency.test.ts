@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, type RawResponse } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * Issue 10 (red team): Gatehouse's own response parser took framings that node:http's parser (llhttp)

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * The session cookie is a bearer credential for the whole BFF: a backend (or its logs) that sees it could
@@ -48,7 +49,7 @@ describe('Gatehouse cookies never reach a backend', () => {
     const cookie = `${SESSION_COOKIE}=${stack.sessionValue}; ${SESSION_COOKIE}=planted; theme=dark`;
     const before = backend.requests.length;
     const refused = await send(stack.url, { path: '/api/x', headers: ['Cookie', cookie] });
-    expect({ status: refused.status, error: refused.json()['error'] }).toEqual({ status: 401, error: 'unauthorized' });
+    expectError(refused, 401, 'unauthorized');
     expect(backend.requests.length).toBe(before);
     const passed = await send(stack.url, { path: '/api/public/x', headers: ['Cookie', cookie] });
     expect(passed.status).toBe(200);

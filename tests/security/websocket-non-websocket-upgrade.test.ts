@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-NONWS-UPGRADE (catalogue #100; RFC 9931, h2c smuggling): only WebSocket upgrades are tunnelled.
@@ -31,8 +32,7 @@ describe('non-WebSocket upgrades', () => {
   ])('%s → 400 bad_request, no backend connection', async (_name, raw) => {
     const connections = backend.connections;
     const res = await sendRaw(gh.url, raw.replace('{host}', host));
-    expect(res.status, res.raw.slice(0, 200)).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request', res.raw.slice(0, 200));
     expect(backend.connections).toBe(connections);
   });
 

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { sleep } from '../helpers/raw-ws.ts';
 import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const IDLE_SECONDS = 2;
 const MAX_AGE_SECONDS = 6;
@@ -59,8 +60,7 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect((await me(active)).status).toBe(200);
     // The same wait without WebSocket traffic is past the idle timeout: the setting really is that short.
     const idle = await me(quiet);
-    expect(idle.status).toBe(401);
-    expect(idle.body['error']).toBe('unauthorized');
+    expectError(idle, 401, 'unauthorized');
     ws.close();
   });
 
@@ -77,7 +77,7 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect((await end).code).toBe(1008);
     expect(closedAt).toBeGreaterThanOrEqual(idleEnd - 50);
     expect(closedAt - idleEnd).toBeLessThan(1000);
-    expect((await me(cookie)).status).toBe(401);
+    expectError(await me(cookie), 401, 'unauthorized');
   });
 
   it('is closed with 1008 at the session\'s absolute end, however active it is', async () => {
@@ -94,6 +94,6 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect(code).toBe(1008);
     expect(closedAt).toBeGreaterThanOrEqual(expiresAt - 50);
     expect(closedAt - expiresAt).toBeLessThan(1000);
-    expect((await me(cookie)).status).toBe(401);
+    expectError(await me(cookie), 401, 'unauthorized');
   });
 });

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-NOAUTH (catalogue #96; http-proxy-middleware README "External WebSocket upgrade"): upgrades bypass
@@ -36,8 +37,7 @@ describe('WebSocket upgrade without a valid session', () => {
     const out = await openWs(wsUrl(), { headers });
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(401);
-    expect(JSON.parse(out.body).error).toBe('unauthorized');
+    expectError(out, 401, 'unauthorized');
     expect(out.headers['connection']).toBe('close');
     expect(backend.connections).toBe(connections);
   });
@@ -71,7 +71,7 @@ describe('WebSocket upgrade without a valid session', () => {
     const connections = backend.connections;
     const out = await openWs(wsUrl(), { headers: { cookie } });
     expect(out.ok).toBe(false);
-    if (!out.ok) expect(out.status).toBe(401);
+    if (!out.ok) expectError(out, 401, 'unauthorized');
     expect(backend.connections).toBe(connections);
   });
 });
