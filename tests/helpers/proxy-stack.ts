@@ -1,4 +1,4 @@
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { startBackend, type TestBackend } from './backends.ts';
 import { Browser } from './browser.ts';
 import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
@@ -67,6 +67,48 @@ export function startBareGatehouse(yaml: string, env: Record<string, string> = {
     yaml,
     env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', ...env },
   }));
+}
+
+/** What `useBareProxy` starts: a backend behind one catch-all mapping, on a Gatehouse without an IdP. */
+export interface BareProxy<B> {
+  readonly gh: TestGatehouse;
+  readonly backend: B;
+  /** Gatehouse's base URL. */
+  readonly url: string;
+  /** `127.0.0.1:<port>`, for a Host header written by hand. */
+  readonly host: string;
+}
+
+/**
+ * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
+ * unless given) behind a `frontendHost: '*'`, `auth: none` mapping (plus `mapping`'s fields) on a bare
+ * Gatehouse, and closes both afterwards. The fields can be read from beforeAll on.
+ */
+export function useBareProxy<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
+  backend?: () => Promise<B>;
+  mapping?: Record<string, unknown>;
+  env?: Record<string, string>;
+} = {}): BareProxy<B> {
+  let gh: TestGatehouse | undefined;
+  let backend: B | undefined;
+  beforeAll(async () => {
+    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
+    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', ...options.mapping }]), options.env);
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await backend?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useBareProxy: read its fields in a test or hook, after its beforeAll');
+    return value;
+  };
+  return {
+    get gh() { return started(gh); },
+    get backend() { return started(backend); },
+    get url() { return started(gh).url; },
+    get host() { return new URL(started(gh).url).host; },
+  };
 }
 
 /**
