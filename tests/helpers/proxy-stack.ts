@@ -43,6 +43,47 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
   };
 }
 
+/** What `useProxyStack` starts: a `ProxyStack` (alice logged in) with `backend` behind its mappings. */
+export type ProxyStackWith<B> = Omit<ProxyStack, 'close'> & { readonly backend: B };
+
+/**
+ * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
+ * unless given), then a `ProxyStack` whose mappings `routes` builds from the backend's URL (a catch-all
+ * with the default `auth: required` unless given), and closes both afterwards. The fields can be read from
+ * beforeAll on.
+ */
+export function useProxyStack<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
+  backend?: () => Promise<B>;
+  routes?: (backendUrl: string) => ReadonlyArray<Record<string, unknown>>;
+  env?: Record<string, string>;
+} = {}): ProxyStackWith<B> {
+  let stack: ProxyStack | undefined;
+  let backend: B | undefined;
+  beforeAll(async () => {
+    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
+    const routes = options.routes?.(backend.url) ?? [{ frontendHost: '*', backend: backend.url }];
+    stack = await startProxyStack({ yaml: mappingsYaml(routes), ...(options.env ? { env: options.env } : {}) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useProxyStack: read its fields in a test or hook, after its beforeAll');
+    return value;
+  };
+  return {
+    get backend() { return started(backend); },
+    get gh() { return started(stack).gh; },
+    get idp() { return started(stack).idp; },
+    get browser() { return started(stack).browser; },
+    get sessionCookie() { return started(stack).sessionCookie; },
+    get sessionValue() { return started(stack).sessionValue; },
+    get url() { return started(stack).url; },
+    loginAs: (user) => started(stack).loginAs(user),
+  };
+}
+
 /** Backend JSON from the echo handler. */
 export interface Echoed {
   method: string;

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { closed, nextMessage, openWs, startWsBackend } from '../helpers/backends.ts';
 import { sleep } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 const IDLE_SECONDS = 2;
@@ -17,18 +17,9 @@ const MAX_AGE_SECONDS = 6;
  * cases apart.
  */
 describe('a WebSocket and the lifetime of its session', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
-      env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
-    });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+  const stack = useProxyStack({
+    backend: startWsBackend,
+    env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
   });
 
   const open = async (cookie: string): Promise<WebSocket> => {

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { describe, expect, it } from 'vitest';
+import { openWs, startWsBackend } from '../helpers/backends.ts';
+import { SESSION_COOKIE, useProxyStack } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 /**
@@ -10,16 +10,7 @@ import { expectError } from '../helpers/expect-error.ts';
  * closed, and nothing proxied.
  */
 describe('WebSocket upgrade without a valid session', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-  });
+  const stack = useProxyStack({ backend: startWsBackend });
 
   const wsUrl = () => `${stack.url.replace('http:', 'ws:')}/api/ws`;
 
@@ -30,7 +21,7 @@ describe('WebSocket upgrade without a valid session', () => {
     ['the cookie under another name', 'gh_session=x'],
     ['a forged bearer token', undefined, 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.'],
   ])('%s → HTTP 401 unauthorized on the socket, no backend connection', async (_name, cookie, authorization?: string) => {
-    const connections = backend.connections;
+    const connections = stack.backend.connections;
     const headers: Record<string, string> = {};
     if (cookie) headers['cookie'] = cookie;
     if (authorization) headers['authorization'] = authorization;
@@ -39,7 +30,7 @@ describe('WebSocket upgrade without a valid session', () => {
     if (out.ok) return;
     expectError(out, 401, 'unauthorized');
     expect(out.headers['connection']).toBe('close');
-    expect(backend.connections).toBe(connections);
+    expect(stack.backend.connections).toBe(connections);
   });
 
   it('a refused upgrade does not keep the socket for a client that never closes its side', async () => {
@@ -68,10 +59,10 @@ describe('WebSocket upgrade without a valid session', () => {
     const session = await stack.gh.app.sessions.load(value);
     expect(session).toBeDefined();
     await stack.gh.app.sessions.destroy(session?.key ?? '');
-    const connections = backend.connections;
+    const connections = stack.backend.connections;
     const out = await openWs(wsUrl(), { headers: { cookie } });
     expect(out.ok).toBe(false);
     if (!out.ok) expectError(out, 401, 'unauthorized');
-    expect(backend.connections).toBe(connections);
+    expect(stack.backend.connections).toBe(connections);
   });
 });
