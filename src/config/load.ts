@@ -141,8 +141,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const problems: string[] = [];
   const e = parseEnv(env, problems);
   const devMode = options.devMode ?? false;
-  const nodeEnv = (e.NODE_ENV ?? 'development') as Config['nodeEnv'];
-  const port = (e.PORT as number | undefined) ?? 8080;
+  const nodeEnv = e.NODE_ENV as 'development' | 'production' | 'test';
+  const port = e.PORT as number;
 
   const issuer = e.OIDC_ISSUER as string | undefined;
   if (!issuer) {
@@ -152,7 +152,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
   if (issuer && !e.OIDC_CLIENT_ID) problems.push('env OIDC_CLIENT_ID: is required with OIDC_ISSUER');
   if (nodeEnv === 'production' && !e.REDIS_URL) problems.push('env REDIS_URL: is required when NODE_ENV=production (the in-memory store loses sessions on restart and cannot be shared)');
-  const allowInsecureIssuer = (e.OIDC_ALLOW_INSECURE_ISSUER as boolean | undefined) ?? false;
+  const allowInsecureIssuer = e.OIDC_ALLOW_INSECURE_ISSUER as boolean;
   if (issuer && issuer.startsWith('http:') && !isLoopbackUrl(issuer) && !allowInsecureIssuer) {
     problems.push('env OIDC_ISSUER: must be https (set OIDC_ALLOW_INSECURE_ISSUER=true to accept the risk)');
   }
@@ -164,16 +164,16 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const baseIsHttps = baseUrl.startsWith('https:');
 
   const secure = (e.SESSION_COOKIE_SECURE as boolean | undefined) ?? (devMode ? baseIsHttps : true);
-  const sameSite = (e.SESSION_COOKIE_SAMESITE ?? 'Lax') as Config['session']['sameSite'];
+  const sameSite = e.SESSION_COOKIE_SAMESITE as Config['session']['sameSite'];
   if (sameSite === 'None' && !secure) problems.push('env SESSION_COOKIE_SAMESITE: None requires SESSION_COOKIE_SECURE=true');
   const domain = e.SESSION_COOKIE_DOMAIN as string | undefined;
-  const baseName = (e.SESSION_COOKIE_NAME as string | undefined) ?? 'gh_session';
+  const baseName = e.SESSION_COOKIE_NAME as string;
   const cookieName = secure && !domain ? `__Host-${baseName}` : baseName;
-  const idle = (e.SESSION_IDLE_TTL_SECONDS as number | undefined) ?? 28800;
-  const maxAge = (e.SESSION_MAX_AGE_SECONDS as number | undefined) ?? 604800;
+  const idle = e.SESSION_IDLE_TTL_SECONDS as number;
+  const maxAge = e.SESSION_MAX_AGE_SECONDS as number;
   if (idle > maxAge) problems.push('env SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_MAX_AGE_SECONDS');
 
-  const configPath = (e.GATEHOUSE_CONFIG as string | undefined) ?? './config.yml';
+  const configPath = e.GATEHOUSE_CONFIG as string;
   const file = loadFileConfig(configPath, env, options.readFile ?? ((p) => readFileSync(p, 'utf8')), problems);
   const extraOrigins = String(e.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const o of extraOrigins) {
@@ -181,11 +181,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     try { ok = new URL(o).origin === o; } catch { ok = false; }
     if (!ok) problems.push(`env ALLOWED_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
   }
-  const trustProxy = parseTrustProxy(String(e.TRUST_PROXY ?? 'false'), problems);
+  const trustProxy = parseTrustProxy(e.TRUST_PROXY as string, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const redirectPath = (e.OIDC_REDIRECT_PATH as string | undefined) ?? '/auth/callback';
+  const redirectPath = e.OIDC_REDIRECT_PATH as string;
   const endpoints = {
     authorization_endpoint: e.OIDC_AUTHORIZATION_ENDPOINT as string | undefined,
     token_endpoint: e.OIDC_TOKEN_ENDPOINT as string | undefined,
@@ -195,43 +195,41 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     revocation_endpoint: e.OIDC_REVOCATION_ENDPOINT as string | undefined,
   };
   const config: Config = {
-    nodeEnv,
-    devMode,
     server: {
       port,
-      host: (e.HOST as string | undefined) ?? '0.0.0.0',
+      host: e.HOST as string,
       baseUrl,
       origin: new URL(baseUrl).origin,
       trustProxy,
-      shutdownTimeoutMs: (e.SHUTDOWN_TIMEOUT_MS as number | undefined) ?? 10000,
-      requestTimeoutMs: ((e.REQUEST_TIMEOUT_SECONDS as number | undefined) ?? 300) * 1000,
+      shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS as number,
+      requestTimeoutMs: (e.REQUEST_TIMEOUT_SECONDS as number) * 1000,
     },
     oidc: {
       issuer: issuer as string,
       clientId: e.OIDC_CLIENT_ID as string,
       ...(e.OIDC_CLIENT_SECRET ? { clientSecret: e.OIDC_CLIENT_SECRET as string } : {}),
-      scopes: (e.OIDC_SCOPES as string | undefined) ?? 'openid profile email offline_access',
+      scopes: e.OIDC_SCOPES as string,
       ...(e.OIDC_PROMPT ? { prompt: e.OIDC_PROMPT as string } : {}),
       redirectPath,
       redirectUri: baseUrl + redirectPath,
-      postLogoutRedirectUri: baseUrl + ((e.OIDC_POST_LOGOUT_REDIRECT_PATH as string | undefined) ?? '/'),
+      postLogoutRedirectUri: baseUrl + (e.OIDC_POST_LOGOUT_REDIRECT_PATH as string),
       endpoints: Object.fromEntries(Object.entries(endpoints).filter(([, v]) => v !== undefined)),
-      idTokenSigningAlg: (e.OIDC_ID_TOKEN_SIGNING_ALG as string | undefined) ?? 'RS256',
-      httpTimeoutSeconds: (e.OIDC_HTTP_TIMEOUT_SECONDS as number | undefined) ?? 10,
+      idTokenSigningAlg: e.OIDC_ID_TOKEN_SIGNING_ALG as string,
+      httpTimeoutSeconds: e.OIDC_HTTP_TIMEOUT_SECONDS as number,
       allowInsecureIssuer: allowInsecureIssuer || isLoopbackUrl(issuer as string),
-      refreshSkewSeconds: (e.TOKEN_REFRESH_SKEW_SECONDS as number | undefined) ?? 60,
+      refreshSkewSeconds: e.TOKEN_REFRESH_SKEW_SECONDS as number,
       ...(e.ID_TOKEN_MAX_AGE_SECONDS !== undefined ? { idTokenMaxAgeSeconds: e.ID_TOKEN_MAX_AGE_SECONDS as number } : {}),
     },
     redis: {
       ...(e.REDIS_URL ? { url: e.REDIS_URL as string } : {}),
-      keyPrefix: (e.REDIS_KEY_PREFIX as string | undefined) ?? 'gh:',
+      keyPrefix: e.REDIS_KEY_PREFIX as string,
     },
     ...(e.API_AUDIENCE
       ? {
           bearer: {
             audience: e.API_AUDIENCE as string,
-            algorithms: String(e.API_TOKEN_ALGORITHMS ?? 'RS256,PS256,ES256,EdDSA').split(','),
-            clockToleranceSeconds: (e.TOKEN_CLOCK_TOLERANCE_SECONDS as number | undefined) ?? 30,
+            algorithms: (e.API_TOKEN_ALGORITHMS as string).split(','),
+            clockToleranceSeconds: e.TOKEN_CLOCK_TOLERANCE_SECONDS as number,
           },
         }
       : {}),
@@ -244,10 +242,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       maxAgeSeconds: maxAge,
     },
     ...(e.ADMIN_TOKEN ? { adminToken: e.ADMIN_TOKEN as string } : {}),
-    logLevel: (e.LOG_LEVEL as string | undefined) ?? 'info',
-    accessLog: (e.ACCESS_LOG ?? 'all') as Config['accessLog'],
-    websocketMaxPerIdentity: (e.WS_MAX_PER_IDENTITY as number | undefined) ?? 100,
-    configPath,
+    accessLog: e.ACCESS_LOG as Config['accessLog'],
+    websocketMaxPerIdentity: e.WS_MAX_PER_IDENTITY as number,
     routing: { ...file, allowedOrigins: [...new Set([...file.allowedOrigins, ...extraOrigins])] },
   };
   return deepFreeze(config);

@@ -34,9 +34,6 @@ export interface OidcEndpointOverrides {
 }
 
 export interface Config {
-  readonly nodeEnv: 'development' | 'production' | 'test';
-  /** True when the embedded dev IdP and demo backend were started for this process. */
-  readonly devMode: boolean;
   readonly server: {
     readonly port: number;
     readonly host: string;
@@ -80,10 +77,8 @@ export interface Config {
     readonly maxAgeSeconds: number;
   };
   readonly adminToken?: string;
-  readonly logLevel: string;
   readonly accessLog: 'all' | 'errors' | 'off';
   readonly websocketMaxPerIdentity: number;
-  readonly configPath: string;
   /** config.yml, with ALLOWED_ORIGINS merged into allowedOrigins. */
   readonly routing: FileConfig;
 }

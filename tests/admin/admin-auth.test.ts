@@ -7,6 +7,7 @@ import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { jsonOf, readSession, redisClient, sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const ADMIN_TOKEN = 'adm1n-t0ken-0123456789abcdefghijklmnopqrstuv';
 
@@ -59,8 +60,7 @@ describe('admin API authorisation', () => {
       await revokeUser('ada', {}, without.url),
     ]) {
       const body = await jsonOf(res);
-      expect(body.status).toBe(404);
-      expect(body.body['error']).toBe('not_found');
+      expectError(body, 404, 'not_found');
     }
   });
 
@@ -96,8 +96,7 @@ describe('admin API authorisation', () => {
   it.each(refusals)('%s → 401 unauthorized, no-store, nothing revoked', async (_name, send) => {
     const res = await send();
     const body = await jsonOf(res);
-    expect(body.status).toBe(401);
-    expect(body.body['error']).toBe('unauthorized');
+    expectError(body, 401, 'unauthorized');
     expect(res.headers.get('cache-control')).toMatch(/no-store/);
     expect(await readSession(redis, gh, cookie.value)).toBeDefined();
     expect(await apiStatus()).toBe(200);
@@ -109,8 +108,7 @@ describe('admin API authorisation', () => {
       await revokeSession(`${storeKeyOf(cookie.value)}x`, { 'x-admin-token': ADMIN_TOKEN }),
       await revokeUser('a'.repeat(300), { 'x-admin-token': ADMIN_TOKEN }),
     ]) {
-      const body = await jsonOf(res);
-      expect(body.status).toBe(400);
+      expectError(await jsonOf(res), 400, 'bad_request');
     }
     expect(await apiStatus()).toBe(200);
   });

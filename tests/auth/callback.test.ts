@@ -5,6 +5,7 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 const BINDING = '__Host-gh_login';
@@ -59,7 +60,7 @@ function withParams(callbackUrl: string, change: (p: URLSearchParams) => void): 
 /** A refused callback: the status and code, no session cookie, the binding cookie cleared, and nothing cacheable. */
 async function expectRefused(res: Response, status: number, code: string): Promise<string> {
   const text = await res.text();
-  expect({ status: res.status, error: (JSON.parse(text) as { error: string }).error }).toEqual({ status, error: code });
+  expectError({ status: res.status, body: text }, status, code);
   const cookies = res.headers.getSetCookie();
   expect(cookies.filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
   const binding = cookies.find((c) => c.startsWith(`${BINDING}=`));
@@ -352,7 +353,7 @@ describe('login start, cookies and concurrent logins', () => {
     await expectRefused(await attacker.fetch(injected), 400, 'login_failed');
     expect(grants()).toBe(before);
     expect(attacker.cookie(gh.url, SESSION)).toBeUndefined();
-    expect((await attacker.fetch(`${gh.url}/auth/me`)).status).toBe(401);
+    await expectError(await attacker.fetch(`${gh.url}/auth/me`), 401, 'unauthorized');
   });
 
   it('two tabs logging in at once: the second callback to arrive succeeds or fails cleanly, never a 5xx or a mixed session', async () => {
@@ -365,7 +366,7 @@ describe('login start, cookies and concurrent logins', () => {
     const a = await browser.fetch(tabA);
     expect([302, 400]).toContain(a.status);
     if (a.status === 400) {
-      expect(((await a.json()) as { error: string }).error).toBe('invalid_state');
+      await expectError(a, 400, 'invalid_state');
       expect(browser.cookie(gh.url, SESSION)).toBe(sessionB);
     }
     const me = await browser.fetch(`${gh.url}/auth/me`);

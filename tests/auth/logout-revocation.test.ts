@@ -7,6 +7,7 @@ import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
 import { jsonOf, readSession, redisClient, refreshAtIdp, sessionCookieOf, sleep } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
 
@@ -72,8 +73,7 @@ describe.concurrent('logout revokes what the session held', () => {
 
     // The captured cookie is dead and its record is gone.
     const replay = await jsonOf(await fetch(`${gh.url}/api/lo/1`, { headers: { cookie: cookie.header } }));
-    expect(replay.status).toBe(401);
-    expect(replay.body['error']).toBe('unauthorized');
+    expectError(replay, 401, 'unauthorized');
     expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
 
     // RFC 7009 at the IdP: the refresh token no longer works there.
@@ -84,8 +84,7 @@ describe.concurrent('logout revokes what the session held', () => {
     const ttl = await redis.pttl(`${gh.config.redis.keyPrefix}rv:j:${jti}`);
     expect(ttl).toBeGreaterThan(0);
     const after = await jsonOf(await asBearer('/api/lo/bearer-after', stored.tokens.accessToken));
-    expect(after.status).toBe(401);
-    expect(after.body['error']).toBe('unauthorized');
+    expectError(after, 401, 'unauthorized');
     expect(callsTo('/lo/bearer-after')).toBe(0);
     expect(callsTo('/lo/1')).toBe(0);
   });
@@ -108,8 +107,7 @@ describe.concurrent('logout revokes what the session held', () => {
     try {
       for (const instance of [gh, fresh]) {
         const res = await jsonOf(await fetch(`${instance.url}/api/lo/late`, { headers: { authorization: `Bearer ${stored.tokens.accessToken}` } }));
-        expect(res.status).toBe(401);
-        expect(res.body['error']).toBe('unauthorized');
+        expectError(res, 401, 'unauthorized');
       }
       expect(callsTo('/lo/late')).toBe(0);
     } finally {

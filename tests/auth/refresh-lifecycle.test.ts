@@ -2,36 +2,42 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { header, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
+import { testClock } from '../helpers/clock.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { jsonOf, openWs, readSession, redisClient, revokeAtIdp, sessionCookieOf, sleep, upgradeStatus, type StoredSession } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
+
+/** Long enough that real time never reaches a token's expiry during the file: only the clocks do. */
+const TOKEN_TTL_SECONDS = 60;
 
 /**
  * The access-token lifecycle behind a session (issue 5): transparent refresh before proxying (HTTP and
  * WebSocket upgrade), invalid_grant ends the session (REFRESH-FAIL), an unreachable IdP keeps the session for a
- * later retry, and no refresh token at expiry is a 401. The scenarios run concurrently to overlap their waits.
+ * later retry, and no refresh token at expiry is a 401. Time moves on each Gatehouse's own clock (`now`), never
+ * by waiting: the IdP's tokens live longer than the file runs, so only the test decides when one is due. The
+ * scenarios run one after another, since two of them move the same Gatehouse's clock.
  */
-describe.concurrent('access token refresh before proxying', () => {
+describe('access token refresh before proxying', () => {
   const redisUrl = inject('redisUrl');
   let redis: Redis;
   let backend: TestBackend;
   let wsBackend: TestWsBackend;
-  // IdP 1: 3 s access tokens (expires_in may say 2); gh (skew 1 s, offline_access) and noRt (no offline_access: no
-  // refresh token; skew 3 s, so every use falls within the skew).
+  // IdP 1: gh (skew 1 s, offline_access) and noRt (no offline_access: no refresh token; skew 3 s).
   let idp: TestIdp;
   let gh: TestGatehouse;
   let noRt: TestGatehouse;
-  // IdP 2, alone, so stopping it disturbs nobody else: 5 s tokens, skew 3 s (refresh due 1–2 s after issue).
+  // IdP 2, alone, so stopping it disturbs nobody else: flaky (skew 3 s).
   let flakyIdp: TestIdp;
   let flaky: TestGatehouse;
+  const clocks = { gh: testClock(), noRt: testClock(), flaky: testClock() };
 
-  /** When Gatehouse considers the session's access token expired (expires_in as received, so up to 1 s short of the TTL). */
+  /** When Gatehouse considers the session's access token expired (login time on its clock + expires_in). */
   const expiryOf = (s: StoredSession | undefined) => {
     const at = Number(s?.record['accessTokenExpiresAt']);
     if (!Number.isFinite(at)) throw new Error('session without accessTokenExpiresAt');
     return at;
   };
-  const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()));
 
   /** Authorization headers the backend saw on a path prefix, in order. */
   const tokensSeenOn = (prefix: string) => backend.requests.filter((r) => r.url.startsWith(prefix)).map((r) => header(r, 'authorization'));
@@ -43,13 +49,13 @@ describe.concurrent('access token refresh before proxying', () => {
     const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
     const [p1, p2, p3] = [await reservePort(), await reservePort(), await reservePort()];
     [idp, flakyIdp] = await Promise.all([
-      startIdp({ gatehouseBaseUrls: [p1.url, p2.url], accessTokenTtlSeconds: 3 }),
-      startIdp({ gatehouseBaseUrls: [p3.url], accessTokenTtlSeconds: 5 }),
+      startIdp({ gatehouseBaseUrls: [p1.url, p2.url], accessTokenTtlSeconds: TOKEN_TTL_SECONDS }),
+      startIdp({ gatehouseBaseUrls: [p3.url], accessTokenTtlSeconds: TOKEN_TTL_SECONDS }),
     ]);
     [gh, noRt, flaky] = await Promise.all([
-      startGatehouse({ idp, redisUrl, port: p1.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '1' } }),
-      startGatehouse({ idp, clientId: `${idp.clientId}-1`, redisUrl, port: p2.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3', OIDC_SCOPES: 'openid profile email' } }),
-      startGatehouse({ idp: flakyIdp, redisUrl, port: p3.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3' } }),
+      startGatehouse({ idp, redisUrl, port: p1.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '1' }, now: clocks.gh.now }),
+      startGatehouse({ idp, clientId: `${idp.clientId}-1`, redisUrl, port: p2.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3', OIDC_SCOPES: 'openid profile email' }, now: clocks.noRt.now }),
+      startGatehouse({ idp: flakyIdp, redisUrl, port: p3.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3' }, now: clocks.flaky.now }),
     ]);
   });
   afterAll(async () => {
@@ -70,7 +76,7 @@ describe.concurrent('access token refresh before proxying', () => {
     expect(first).toBe(`Bearer ${before?.tokens.accessToken}`);
 
     // 1 s skew: from a second before expiry on, the next use must refresh first.
-    await sleepUntil(expiryOf(before) - 500);
+    clocks.gh.advanceTo(expiryOf(before) - 500);
     // The upgrade is the first use after the refresh point: it refreshes too (same admission as HTTP).
     const socket = await openWs(`${gh.url}/api/ws/seq`, cookie.header);
     const upgrade = wsBackend.upgrades.findLast((u) => u.url === '/ws/seq');
@@ -108,11 +114,10 @@ describe.concurrent('access token refresh before proxying', () => {
 
     // The IdP no longer honours the refresh token (revoked by an operator, expired, reused elsewhere).
     expect(await revokeAtIdp(idp, stored?.tokens.refreshToken as string)).toBe(200);
-    await sleepUntil(expiryOf(stored) - 500);
+    clocks.gh.advanceTo(expiryOf(stored) - 500);
 
     const first = await jsonOf(await fetch(`${gh.url}/api/ig/1`, { headers: { cookie: cookie.header } }));
-    expect(first.status).toBe(401);
-    expect(first.body['error']).toBe('session_expired');
+    expectError(first, 401, 'session_expired');
     expect(tokensSeenOn('/ig/')).toHaveLength(1);
     expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
     const closed = await Promise.race([socket.closed, sleep(1000).then(() => undefined)]);
@@ -134,14 +139,13 @@ describe.concurrent('access token refresh before proxying', () => {
 
     expect((await fetch(`${noRt.url}/api/nort/0`, { headers: { cookie: cookie.header } })).status).toBe(200);
     // Within the skew but not expired: nothing to refresh with, the current token is still good.
-    await sleepUntil(expiryOf(stored) - 1000);
+    clocks.noRt.advanceTo(expiryOf(stored) - 1000);
     expect((await fetch(`${noRt.url}/api/nort/1`, { headers: { cookie: cookie.header } })).status).toBe(200);
     expect(new Set(tokensSeenOn('/nort/'))).toEqual(new Set([`Bearer ${stored?.tokens.accessToken}`]));
 
-    await sleepUntil(expiryOf(stored) + 300);
+    clocks.noRt.advanceTo(expiryOf(stored) + 300);
     const expired = await jsonOf(await fetch(`${noRt.url}/api/nort/2`, { headers: { cookie: cookie.header } }));
-    expect(expired.status).toBe(401);
-    expect(expired.body['error']).toBe('session_expired');
+    expectError(expired, 401, 'session_expired');
     expect(tokensSeenOn('/nort/')).toHaveLength(2);
     expect(await upgradeStatus(`${noRt.url}/api/ws/nort`, cookie.header)).toBe(401);
   });
@@ -157,16 +161,15 @@ describe.concurrent('access token refresh before proxying', () => {
     await flakyIdp.stop();
     try {
       // 3 s skew: a refresh is due, fails, and the current token is still valid.
-      await sleepUntil(expiryOf(stored) - 2000);
+      clocks.flaky.advanceTo(expiryOf(stored) - 2000);
       const stillValid = await fetch(`${flaky.url}/api/down/1`, { headers: { cookie: cookie.header } });
       await stillValid.body?.cancel();
       expect(stillValid.status).toBe(200);
       expect(tokensSeenOn('/down/')).toEqual([original, original]);
 
-      await sleepUntil(expiryOf(stored) + 300);
+      clocks.flaky.advanceTo(expiryOf(stored) + 300);
       const unavailable = await jsonOf(await fetch(`${flaky.url}/api/down/2`, { headers: { cookie: cookie.header } }));
-      expect(unavailable.status).toBe(503);
-      expect(unavailable.body['error']).toBe('idp_unavailable');
+      expectError(unavailable, 503, 'idp_unavailable');
       expect(await upgradeStatus(`${flaky.url}/api/ws/down`, cookie.header)).toBe(503);
       // The expired token never reached the backend, and the session is kept for a later retry.
       expect(tokensSeenOn('/down/')).toHaveLength(2);

@@ -3,8 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
+import { testClock } from '../helpers/clock.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
+
+/** Long enough that real time never reaches expiry during the test: only the shared clock does. */
+const TOKEN_TTL_SECONDS = 60;
 
 describe('single-flight refresh across two replicas sharing Redis', () => {
   let idp: TestIdp;
@@ -12,6 +16,8 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
   let b: TestGatehouse;
   let backend: Server;
   const seenTokens: string[] = [];
+  // Both replicas read one clock, as replicas on synchronised hosts would.
+  const clock = testClock();
 
   beforeAll(async () => {
     backend = createServer((req, res) => {
@@ -22,11 +28,11 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
     const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     const pa = await reservePort();
     const pb = await reservePort();
-    idp = await startIdp({ gatehouseBaseUrls: [pa.url, pb.url], accessTokenTtlSeconds: 4 });
+    idp = await startIdp({ gatehouseBaseUrls: [pa.url, pb.url], accessTokenTtlSeconds: TOKEN_TTL_SECONDS });
     const shared = { REDIS_KEY_PREFIX: `rf${randomBytes(3).toString('hex')}:`, TOKEN_REFRESH_SKEW_SECONDS: '1' };
     const yaml = `mappings:\n  - frontendHost: "*"\n    backend: "${backendUrl}"\n`;
-    a = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port: pa.port, yaml, env: shared });
-    b = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port: pb.port, yaml, env: shared });
+    a = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port: pa.port, yaml, env: shared, now: clock.now });
+    b = await startGatehouse({ idp, redisUrl: inject('redisUrl'), port: pb.port, yaml, env: shared, now: clock.now });
   });
   afterAll(async () => {
     await a?.close();
@@ -44,7 +50,8 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
     expect((await fetch(`${b.url}/api/x`, { headers: { cookie } })).status).toBe(200);
     const firstToken = seenTokens.at(-1);
     const grantsBefore = idp.events.get('grant.success') ?? 0;
-    await new Promise((r) => setTimeout(r, 3200));
+    // 0.8 s before expiry, within the 1 s skew: the token is still valid, and every request must wait for the refresh.
+    clock.advance(TOKEN_TTL_SECONDS * 1000 - 800);
     const responses = await Promise.all(
       Array.from({ length: 50 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/api/x`, { headers: { cookie } })),
     );
@@ -54,7 +61,7 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
     expect(new Set(last50).size).toBe(1);
     expect(last50[0]).not.toBe(firstToken);
     // The rotated refresh token was stored: a second expiry refreshes again, once, without invalid_grant.
-    await new Promise((r) => setTimeout(r, 3200));
+    clock.advance(TOKEN_TTL_SECONDS * 1000 - 800);
     const again = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/api/x`, { headers: { cookie } })));
     expect(again.map((r) => r.status)).toEqual(Array(10).fill(200));
     expect((idp.events.get('grant.success') ?? 0) - grantsBefore).toBe(2);

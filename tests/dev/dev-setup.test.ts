@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
 import { ROOT, startMain, type MainProcess } from '../helpers/main-process.ts';
 import { freePort } from '../helpers/ports.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 async function waitReady(url: string, started: MainProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -53,8 +54,7 @@ describe('npm start with no configuration: embedded dev IdP, demo backend, in-me
     expect(echoed.headers['cookie'] ?? '').not.toMatch(/gh_session|gh_login/);
 
     const anonymous = await fetch(`${url}/api/anything`);
-    expect(anonymous.status).toBe(401);
-    expect(((await anonymous.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(anonymous, 401, 'unauthorized');
 
     const t0 = Date.now();
     started.child.kill('SIGTERM');

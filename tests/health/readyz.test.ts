@@ -9,6 +9,7 @@ import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -28,10 +29,6 @@ async function readyzUntil(url: string, status: number, timeoutMs: number): Prom
     last = await readyz(url);
   }
   return last;
-}
-
-async function errorOf(res: Response): Promise<{ status: number; error: string }> {
-  return { status: res.status, error: ((await res.json()) as { error: string }).error };
 }
 
 describe('/readyz follows the session store, and requests fail closed while it is down', () => {
@@ -70,19 +67,18 @@ describe('/readyz follows the session store, and requests fail closed while it i
     await redis.stop();
     try {
       const down = await readyzUntil(gh.url, 503, 5000);
-      expect(down.status).toBe(503);
-      expect(down.body.error).toBe('not_ready');
+      expectError(down, 503, 'not_ready');
       expect(down.body.failed).toEqual(['store']);
       expect(down.body.checks).toEqual({ store: 'fail', idp: 'ok' });
       expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
 
       // Fail closed: a store error is never read as "no session" (401) nor served from memory (200).
       const headers = { cookie: `${SESSION}=${cookie}` };
-      expect(await errorOf(await fetch(`${gh.url}/auth/me`, { headers }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+      await expectError(await fetch(`${gh.url}/auth/me`, { headers }), 503, 'session_store_unavailable');
       const hits = backendHits;
-      expect(await errorOf(await fetch(`${gh.url}/api/orders`, { headers }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+      await expectError(await fetch(`${gh.url}/api/orders`, { headers }), 503, 'session_store_unavailable');
       expect(backendHits).toBe(hits);
-      expect(await errorOf(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }))).toEqual({ status: 503, error: 'session_store_unavailable' });
+      await expectError(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }), 503, 'session_store_unavailable');
     } finally {
       await redis.start();
     }
@@ -90,7 +86,7 @@ describe('/readyz follows the session store, and requests fail closed while it i
     const back = await readyzUntil(gh.url, 200, 8000);
     expect(back).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
     // The restarted Redis kept nothing (no persistence), so the old cookie is simply unknown; a new login works.
-    expect(await errorOf(await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } }))).toEqual({ status: 401, error: 'unauthorized' });
+    await expectError(await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } }), 401, 'unauthorized');
     const again = new Browser();
     const login = await again.login(gh.url, 'alice');
     expect(login.callbackStatus).toBe(302);
@@ -120,12 +116,11 @@ describe('/readyz names the IdP while its discovery has not succeeded', () => {
       env: { OIDC_ISSUER: issuer, OIDC_CLIENT_ID: 'gatehouse-late', OIDC_CLIENT_SECRET: 'gatehouse-late-secret-0123456789abcdef' },
     });
     const down = await readyz(gh.url);
-    expect(down.status).toBe(503);
-    expect(down.body.error).toBe('not_ready');
+    expectError(down, 503, 'not_ready');
     expect(down.body.failed).toEqual(['idp']);
     expect(down.body.checks).toEqual({ store: 'ok', idp: 'fail' });
     expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
-    expect(await errorOf(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }))).toEqual({ status: 503, error: 'idp_unavailable' });
+    await expectError(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }), 503, 'idp_unavailable');
 
     const idp = await createDevIdp({
       issuer,

@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml } from './fixture.ts';
+import { mappingsYaml } from '../helpers/proxy-stack.ts';
 
 const MiB = 1 << 20;
 // The issue asks for a 1 GiB upload with flat memory: the test moves exactly that, both ways.

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse, startProxyStack, type ProxyStack } from './fixture.ts';
+import { mappingsYaml, startBareGatehouse, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /** A backend that answers with its own name and the raw request-target it received. */
 function named(name: string): Promise<TestBackend> {
@@ -114,8 +115,7 @@ describe('/api routing by host, port and path prefix', () => {
   it('auth defaults to required: 401 unauthorized without a session, backend untouched', async () => {
     const before = b['req']?.requests.length ?? 0;
     const res = await send(stack.url, { path: '/api/x', headers: ['Host', 'secure.example.org'] });
-    expect(res.status).toBe(401);
-    expect(res.json()['error']).toBe('unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(b['req']?.requests.length).toBe(before);
     const ok = await send(stack.url, { path: '/api/x', headers: ['Host', 'secure.example.org', 'Cookie', stack.sessionCookie] });
     expect(ok.status).toBe(200);
@@ -126,8 +126,7 @@ describe('/api routing by host, port and path prefix', () => {
     const before = b['exact']?.requests.length ?? 0;
     for (const [host, path] of [['other.example.com', '/api/orders'], ['only.example.com', '/api/ordersadmin'], ['only.example.com', '/api/x']] as const) {
       const res = await send(bare.url, { path, headers: ['Host', host] });
-      expect(res.status, `${host}${path}`).toBe(404);
-      expect(res.json()['error']).toBe('not_found');
+      expectError(res, 404, 'not_found', `${host}${path}`);
     }
     expect(b['exact']?.requests.length).toBe(before);
     expect((await via(bare, 'only.example.com', '/api/orders/1')).body['backend']).toBe('exact');
@@ -151,8 +150,7 @@ describe('defaultBackend', () => {
 
   it('receives what no mapping matches, with auth required by default, identity headers and no token', async () => {
     const res = await send(gh.url, { path: '/api/v3/x', headers: ['Host', 'app.example.com'] });
-    expect(res.status).toBe(401);
-    expect(res.json()['error']).toBe('unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(dflt.requests).toHaveLength(0);
     const mappedRes = await send(gh.url, { path: '/api/v2/x', headers: ['Host', 'app.example.com'] });
     expect(mappedRes.json()['backend']).toBe('mapped');

@@ -5,10 +5,10 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { send } from '../helpers/backends.ts';
-import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from './fixture.ts';
+import { startRawBackend, type Script } from '../helpers/raw-backend.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse, useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
  * Gatehouse's HTTP/1.1 client (src/proxy/upstream/) against a backend that writes raw bytes: what a
@@ -56,20 +56,10 @@ const SCRIPTS: Record<string, Script> = {
 
 
 describe('upstream HTTP/1.1 client against a raw backend', () => {
-  let backend: RawBackend;
-  let gh: TestGatehouse;
+  const proxy = useBareProxy({ backend: () => startRawBackend(SCRIPTS), mapping: { timeoutMs: 3000 } });
 
-  beforeAll(async () => {
-    backend = await startRawBackend(SCRIPTS);
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', timeoutMs: 3000 }]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
-
-  const get = (path: string, method = 'GET', body?: string) => send(gh.url, { method, path: `/api${path}`, ...(body === undefined ? {} : { body }) });
-  const lastSeen = (path: string) => [...backend.seen].reverse().find((s) => s.path === path);
+  const get = (path: string, method = 'GET', body?: string) => send(proxy.url, { method, path: `/api${path}`, ...(body === undefined ? {} : { body }) });
+  const lastSeen = (path: string) => [...proxy.backend.seen].reverse().find((s) => s.path === path);
   /** The connection that carried `path` is not reused: the next request reaches the backend on another one. */
   const expectDroppedAfter = async (path: string) => {
     const droppedConn = lastSeen(path)?.conn;
@@ -88,7 +78,7 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
       conns.add(lastSeen('/ok')?.conn ?? 0);
     }
     expect(conns.size).toBe(1);
-    expect(lastSeen('/ok')?.headers).toContain(`\r\nhost: ${new URL(backend.url).host}\r\n`);
+    expect(lastSeen('/ok')?.headers).toContain(`\r\nhost: ${new URL(proxy.backend.url).host}\r\n`);
   });
 
   it.each([
@@ -158,7 +148,7 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
 
   it('an answer before the request body was sent whole is relayed, and that connection is not reused', async () => {
     // The client declares 64 KiB and sends 1 KiB; the backend answers 413 at once; only then does the rest follow.
-    const u = new URL(gh.url);
+    const u = new URL(proxy.url);
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/api/early', headers: { 'content-length': String(64 * 1024) }, agent: false }, (r) => {
         let body = '';
@@ -176,11 +166,11 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
   it('a GET on a kept-alive connection the backend dropped is retried once on a new connection', async () => {
     expect((await get('/poison')).body.toString()).toBe('poisoned');
     const poisonedConn = lastSeen('/poison')?.conn;
-    const before = backend.seen.filter((s) => s.path === '/ok').length;
+    const before = proxy.backend.seen.filter((s) => s.path === '/ok').length;
     const res = await get('/ok');
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('ok');
-    const oks = backend.seen.filter((s) => s.path === '/ok').slice(before);
+    const oks = proxy.backend.seen.filter((s) => s.path === '/ok').slice(before);
     expect(oks).toHaveLength(2);
     expect(oks[0]?.conn).toBe(poisonedConn);
     expect(oks[1]?.conn).not.toBe(poisonedConn);
@@ -188,9 +178,9 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
 
   it('a POST on such a connection is not repeated (the backend may have acted on it): 502 bad_gateway', async () => {
     expect((await get('/poison')).body.toString()).toBe('poisoned');
-    const before = backend.seen.filter((s) => s.path === '/ok').length;
+    const before = proxy.backend.seen.filter((s) => s.path === '/ok').length;
     expectError(await get('/ok', 'POST', 'payload'), 502, 'bad_gateway');
-    expect(backend.seen.filter((s) => s.path === '/ok').length - before).toBe(1);
+    expect(proxy.backend.seen.filter((s) => s.path === '/ok').length - before).toBe(1);
   });
 });
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { closed, closedPortUrl, nextMessage, openWs, sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from './fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 describe('WebSocket upgrades on /api/*', () => {
   let backend: TestWsBackend;
@@ -140,8 +141,7 @@ describe('WebSocket upgrades on /api/*', () => {
     const out = await openWs(`${ws}/api/chat`);
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(401);
-    expect(JSON.parse(out.body).error).toBe('unauthorized');
+    expectError(out, 401, 'unauthorized');
     expect(backend.connections).toBe(connections);
   });
 
@@ -151,8 +151,7 @@ describe('WebSocket upgrades on /api/*', () => {
       const out = await open('/api/chat', { origin });
       expect(out.ok, origin).toBe(false);
       if (out.ok) continue;
-      expect(out.status, origin).toBe(403);
-      expect(JSON.parse(out.body).error).toBe('origin_not_allowed');
+      expectError(out, 403, 'origin_not_allowed', origin);
     }
     expect(backend.connections).toBe(connections);
     for (const origin of [stack.url, 'https://spa.example.com']) {
@@ -166,16 +165,14 @@ describe('WebSocket upgrades on /api/*', () => {
     const out = await open('/api/nows/chat');
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(404);
-    expect(JSON.parse(out.body).error).toBe('not_found');
+    expectError(out, 404, 'not_found');
     expect(backend.connections).toBe(connections);
   });
 
   it('refuses a non-WebSocket upgrade (h2c) with 400 bad_request', async () => {
     const connections = backend.connections;
     const res = await sendRaw(stack.url, `GET /api/chat HTTP/1.1\r\nHost: ${new URL(stack.url).host}\r\nCookie: ${stack.sessionCookie}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request');
     expect(backend.connections).toBe(connections);
   });
 
@@ -192,8 +189,7 @@ describe('WebSocket upgrades on /api/*', () => {
     const out = await open('/api/down/chat');
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(502);
-    expect(JSON.parse(out.body).error).toBe('bad_gateway');
+    expectError(out, 502, 'bad_gateway');
     expect(out.body).not.toContain('127.0.0.1');
   });
 
@@ -202,14 +198,13 @@ describe('WebSocket upgrades on /api/*', () => {
     const out = await open('/api/idle/hang');
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(504);
-    expect(JSON.parse(out.body).error).toBe('gateway_timeout');
+    expectError(out, 504, 'gateway_timeout');
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('rejects a session cookie it does not know', async () => {
     const out = await openWs(`${ws}/api/chat`, { headers: { cookie: `${SESSION_COOKIE}=${'A'.repeat(43)}` } });
     expect(out.ok).toBe(false);
-    if (!out.ok) expect(out.status).toBe(401);
+    if (!out.ok) expectError(out, 401, 'unauthorized');
   });
 });

@@ -11,6 +11,7 @@ import {
   jsonOf, makeSigningKey, nowSeconds, openWs, readSession, redisClient, sessionCookieOf, signJwt, sleep, storeKeyOf, waitUntil,
   type OpenWs, type SigningKey,
 } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const ADMIN_TOKEN = 'cross-replica-admin-token-0123456789abcdef';
 const API_AUDIENCE = 'https://api.gatehouse.test';
@@ -115,8 +116,7 @@ describe('revocation across replicas', () => {
     expect(await status(b, { cookie: first.cookie.header })).toBe(401);
     // A bearer token issued before the revocation is refused too (it is not tied to any session).
     const bearer = await jsonOf(await fetch(`${b.url}/api/xr/bearer-after`, { headers: { authorization: `Bearer ${accessToken}` } }));
-    expect(bearer.status).toBe(401);
-    expect(bearer.body['error']).toBe('unauthorized');
+    expectError(bearer, 401, 'unauthorized');
     expect(backend.requests.filter((r) => r.url === '/xr/bearer-after')).toHaveLength(0);
     expect(await status(b, { cookie: bystander.cookie.header })).toBe(200);
 

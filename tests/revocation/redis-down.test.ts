@@ -9,6 +9,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import {
   jsonOf, makeSigningKey, nowSeconds, redisClient, sessionCookieOf, signJwt, storeKeyOf, upgradeStatus, waitUntil, type SigningKey,
 } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const ADMIN_TOKEN = 'redis-down-admin-token-0123456789abcdefgh';
 const API_AUDIENCE = 'https://api.gatehouse.test';
@@ -49,8 +50,7 @@ describe('Redis unavailable', () => {
   const bearer = () => signJwt(rsa, { iss: idp.issuer, aud: API_AUDIENCE, sub: 'svc', iat: nowSeconds(), exp: nowSeconds() + 60, jti: randomUUID() });
   const call = async (gh: TestGatehouse, headers: Record<string, string>) => jsonOf(await fetch(`${gh.url}/api/rd`, { headers }));
   const expectStoreUnavailable = (res: { status: number; body: Record<string, unknown> }) => {
-    expect(res.status).toBe(503);
-    expect(res.body['error']).toBe('session_store_unavailable');
+    expectError(res, 503, 'session_store_unavailable');
   };
 
   it('Redis hangs: a session or bearer check that needs it answers 503 after the command timeout, then recovers with the same cookie', async () => {
@@ -104,7 +104,7 @@ describe('Redis unavailable', () => {
       await waitUntil(async () => (await fetch(`${gh.url}/readyz`)).status === 200, 8000, `${gh.url} to reconnect`, 100);
     }
     const lost = await call(a, { cookie: cookie.header });
-    expect(lost.status).toBe(401);
+    expectError(lost, 401, 'unauthorized');
     const again = new Browser();
     await again.login(a.url, 'ines');
     const fresh = sessionCookieOf(again, a);

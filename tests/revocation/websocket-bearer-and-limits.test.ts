@@ -5,6 +5,7 @@ import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startReplicas, type Replicas } from '../helpers/replicas.ts';
 import { makeSigningKey, nowSeconds, openWs, signJwt, upgradeStatus, type SigningKey } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789abcdef';
@@ -71,7 +72,6 @@ describe('WebSockets of bearer clients: revocation and the per-identity limit', 
 
   it('answers a request without Host with the JSON invalid_host', async () => {
     const res = await sendRaw(a.url, 'GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n');
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body)).toMatchObject({ error: 'invalid_host' });
+    expectError(res, 400, 'invalid_host');
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { expectError, mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * HDR-AUTHZ (catalogue #90; BBA §6.1.1): on a session request the backend gets the session's access token,

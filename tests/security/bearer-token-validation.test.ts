@@ -8,6 +8,7 @@ import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
 import { jsonOf, makeSigningKey, nowSeconds, readSession, redisClient, sessionCookieOf, signJwt, unsignedJwt, upgradeStatus, type SigningKey } from '../helpers/token-kit.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
 
@@ -135,8 +136,7 @@ describe('bearer tokens on /api', () => {
 
   it.each(refused.map(([name, make], i) => [name, make, `/bearer/refused-${i}`] as const))('%s → 401 unauthorized, backend never called', async (_name, make, path) => {
     const res = await jsonOf(await call(path, await make()));
-    expect(res.status).toBe(401);
-    expect(res.body['error']).toBe('unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(callsTo(path)).toBe(0);
   });
 
@@ -148,8 +148,7 @@ describe('bearer tokens on /api', () => {
     expect(ok.status).toBe(200);
     await gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
     const res = await jsonOf(await call('/bearer/jti-after', token));
-    expect(res.status).toBe(401);
-    expect(res.body['error']).toBe('unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(callsTo('/bearer/jti-after')).toBe(0);
   });
 
@@ -158,8 +157,7 @@ describe('bearer tokens on /api', () => {
     await gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
     for (const [i, value] of [jti, 'tab\tjti', 'nul\u0000jti', 'é-jti'].entries()) {
       const res = await jsonOf(await call(`/bearer/odd-jti-${i}`, await signJwt(rsa, claims({ jti: value }))));
-      expect(res.status).toBe(401);
-      expect(res.body['error']).toBe('unauthorized');
+      expectError(res, 401, 'unauthorized');
       expect(callsTo(`/bearer/odd-jti-${i}`)).toBe(0);
     }
   });
@@ -168,8 +166,7 @@ describe('bearer tokens on /api', () => {
     const token = await signJwt(rsa, claims());
     for (const [i, value] of [`Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer', `Bearer ${token}.extra`, `Token ${token}`].entries()) {
       const res = await jsonOf(await fetch(`${gh.url}/api/bearer/malformed-${i}`, { headers: { authorization: value } }));
-      expect(res.status).toBe(401);
-      expect(res.body['error']).toBe('unauthorized');
+      expectError(res, 401, 'unauthorized');
       expect(callsTo(`/bearer/malformed-${i}`)).toBe(0);
     }
   });
@@ -182,8 +179,7 @@ describe('bearer tokens on /api', () => {
 
   it('without API_AUDIENCE no bearer token is accepted', async () => {
     const res = await jsonOf(await call('/bearer/no-audience-configured', await signJwt(rsa, claims()), noBearer));
-    expect(res.status).toBe(401);
-    expect(res.body['error']).toBe('unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(callsTo('/bearer/no-audience-configured')).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * HDR-HOPBYHOP (catalogue #89; Fabio CVE-2025-48865; RFC 9110 §7.6.1): a client lists trusted headers in

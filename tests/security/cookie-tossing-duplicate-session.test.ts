@@ -3,7 +3,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, send, sendRaw, startBackend, startWsBackend, type RawResponse, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type Echoed, type ProxyStack } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type Echoed, type ProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * CK-TOSS (catalogue #55; OWASP Session Management Cheat Sheet, "cookie tossing"): anything that can set a
@@ -107,8 +108,7 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
     const out = await openWs(`${stack.url.replace('http:', 'ws:')}/api/ws/x`, { headers: { cookie: `${mallory}; ${alice}` } });
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(401);
-    expect((JSON.parse(out.body) as { error: string }).error).toBe('unauthorized');
+    expectError(out, 401, 'unauthorized');
     expectClearing(out.headers);
     expect(wsBackend.connections).toBe(connections);
   });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
-import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-DOTSLASH (catalogue #76; cisagov/Malcolm#1106, `/./upload` skipped RBAC): `/./admin`, `//admin` and

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendRaw, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * Two Host lines (RFC 9112 §3.2: MUST answer 400). Node keeps the first one, so a router reading one and a
@@ -34,8 +35,7 @@ describe('duplicate Host header', () => {
   ])('Host: %s + Host: %s → 400 invalid_host, no backend called', async (first, second) => {
     const before = pub.requests.length + admin.requests.length;
     const res = await sendRaw(gh.url, `GET /api/x HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('invalid_host');
+    expectError(res, 400, 'invalid_host');
     expect(pub.requests.length + admin.requests.length).toBe(before);
   });
 
@@ -43,8 +43,7 @@ describe('duplicate Host header', () => {
     const connections = ws.connections;
     const res = await sendRaw(gh.url, 'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
       'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('invalid_host');
+    expectError(res, 400, 'invalid_host');
     expect(ws.connections).toBe(connections);
   });
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
-import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-DOTDOT (catalogue #73; Envoy CVE-2019-9901): a public route's prefix with a dot-dot segment, raw or

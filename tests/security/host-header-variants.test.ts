@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * HOST-VARIANTS (catalogue #81; RFC 9112 §3.2): case, a trailing dot and the scheme's default port route
@@ -53,8 +54,7 @@ describe('Host header variants', () => {
   it('a missing Host on HTTP/1.0 → 400 invalid_host', async () => {
     const before = app.requests.length + other.requests.length;
     const res = await sendRaw(gh.url, 'GET /api/x HTTP/1.0\r\n\r\n');
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('invalid_host');
+    expectError(res, 400, 'invalid_host');
     expect(app.requests.length + other.requests.length).toBe(before);
   });
 

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startBackend, type RecordedRequest, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { send, type RecordedRequest } from '../helpers/backends.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 const SPOOFED = [
   'X-User-Id', 'admin', 'X-User-Email', 'ceo@corp.example', 'X-User-Roles', 'admin', 'X-User-Sub', 'admin',
@@ -16,28 +16,19 @@ const identityLike = (rec: RecordedRequest) =>
  * backend. It sees Gatehouse's values on authenticated requests and none on anonymous ones.
  */
 describe('identity header spoofing', () => {
-  let backend: TestBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
-        { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
-        { frontendHost: '*', pathPrefix: '/custom', backend: backend.url, identityHeaders: { 'x-roles': 'groups', 'x-user-id': 'sub' } },
-      ]),
-    });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+  const stack = useProxyStack({
+    routes: (url) => [
+      { frontendHost: '*', backend: url },
+      { frontendHost: '*', pathPrefix: '/public', backend: url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/optional', backend: url, auth: 'optional' },
+      { frontendHost: '*', pathPrefix: '/custom', backend: url, identityHeaders: { 'x-roles': 'groups', 'x-user-id': 'sub' } },
+    ],
   });
 
   it('authenticated: only Gatehouse-computed x-user-* values arrive', async () => {
     const res = await send(stack.url, { path: '/api/x', headers: ['Cookie', stack.sessionCookie, ...SPOOFED] });
     expect(res.status).toBe(200);
-    const rec = backend.last();
+    const rec = stack.backend.last();
     expect(identityLike(rec).sort()).toEqual(['x-user-email', 'x-user-name', 'x-user-sub']);
     expect(rec.headers.get('x-user-sub')).toEqual(['alice']);
     expect(rec.headers.get('x-user-email')).toEqual(['alice@example.test']);
@@ -49,14 +40,14 @@ describe('identity header spoofing', () => {
     async (path, withCookie) => {
       const res = await send(stack.url, { path, headers: [...(withCookie ? ['Cookie', stack.sessionCookie] : []), ...SPOOFED] });
       expect(res.status).toBe(200);
-      expect(identityLike(backend.last())).toEqual([]);
+      expect(identityLike(stack.backend.last())).toEqual([]);
     },
   );
 
   it('custom identityHeaders: the configured names are Gatehouse\'s alone, in either spelling', async () => {
     const res = await send(stack.url, { path: '/api/custom/x', headers: ['Cookie', stack.sessionCookie, ...SPOOFED] });
     expect(res.status).toBe(200);
-    const rec = backend.last();
+    const rec = stack.backend.last();
     // alice has no groups claim, so x-roles is absent rather than the client's "admin".
     expect(identityLike(rec)).toEqual(['x-user-id']);
     expect(rec.headers.get('x-user-id')).toEqual(['alice']);

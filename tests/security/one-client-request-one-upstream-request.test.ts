@@ -6,7 +6,8 @@ import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { sendRaw } from '../helpers/backends.ts';
 import { ResponseReader, startReferenceParser, type ParsedRequest, type ParseResult, type RawResponse, type ReferenceParser } from '../helpers/raw-http.ts';
 import { bodyOf, startRecordingBackend, type BackendRecord, type RecordedAnswer, type RecordingBackend } from '../helpers/recording-backend.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * SMUGGLE / RESPONSE-QUEUE POISONING (issue 10, parts 1 and 2; RFC 9112 §6.3, §9.3, §11.2): whatever a client
@@ -693,8 +694,7 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     const res = await sendRaw(stack.url, `POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nCookie: ${identities.alice.cookie}\r\nConnection: close, content-length\r\nContent-Length: 86\r\n\r\n${smuggled}`);
     await backend.settle(50, 2_000);
     expect(backend.records.slice(from).map((r) => `${r.method} ${r.url}`)).toEqual([]);
-    expect(res.status, res.raw.slice(0, 300)).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    expectError(res, 400, 'bad_request', res.raw.slice(0, 300));
     expect(res.head).toMatch(/\r\nconnection: close/i);
   });
 
@@ -724,8 +724,7 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     expect({ url: bobAnswer.url, sub: bobAnswer.sub }, "Bob's answer").toEqual({ url: '/profile', sub: ['bob'] });
     const aliceAnswer = JSON.parse(alice2.responses[0]?.body.toString('utf8') ?? '{}') as Partial<RecordedAnswer>;
     expect({ url: aliceAnswer.url, sub: aliceAnswer.sub }, "Alice's next answer").toEqual({ url: '/next', sub: ['alice'] });
-    expect(alice1.responses[0]?.status).toBe(400);
-    expect(JSON.parse(alice1.responses[0]?.body.toString('utf8') ?? '{}').error).toBe('bad_request');
+    expectError(alice1.responses[0] ?? { status: 0, body: '' }, 400, 'bad_request');
     expect(backend.records.slice(from).map((r) => `${r.method} ${r.url}`)).toEqual(['GET /profile', 'GET /next']);
   });
 

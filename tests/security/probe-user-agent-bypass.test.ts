@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
-import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PROBE-BYPASS (catalogue #84; oauth2-proxy GHSA-5hvv-m4w4-gf6v): a health-checker User-Agent never skips

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, sendRaw } from '../helpers/backends.ts';
-import { expectError, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-QUERY-FRAG (catalogue #77; oauth2-proxy GHSA-7rh7-c77v-6434, GHSA-pxq7-h93f-9jrg): routing and the
@@ -33,8 +34,7 @@ describe('query and fragment do not pick the route', () => {
   it.each(['/api/private/data#/public', '/api/public#/../admin', '/api/private?x=1#/public'])('a raw # in %s → 400 invalid_path', async (path) => {
     const before = layout.received();
     const res = await sendRaw(layout.gh.url, `GET ${path} HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('invalid_path');
+    expectError(res, 400, 'invalid_path');
     expect(layout.received()).toBe(before);
   });
 });

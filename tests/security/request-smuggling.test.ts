@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, sendRaw, startBackend, type TestBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { send, sendRaw } from '../helpers/backends.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * SMUGGLE (catalogue #94; RFC 9112 §6.3): ambiguous framing is refused with 400 before anything is written
@@ -9,18 +9,7 @@ import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
  * Node's parser does the refusing; this guards it for Node 24 and any front end placed before Gatehouse.
  */
 describe('request smuggling framings', () => {
-  let backend: TestBackend;
-  let gh: TestGatehouse;
-  let host: string;
-  beforeAll(async () => {
-    backend = await startBackend();
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]));
-    host = new URL(gh.url).host;
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
+  const proxy = useBareProxy();
 
   const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
   it.each([
@@ -37,27 +26,26 @@ describe('request smuggling framings', () => {
     ['bare LF line endings', `GET /api/a HTTP/1.1\nHost: {host}\nContent-Length: 0\n\n`],
     ['invalid chunk size', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`],
   ])('%s → 400, nothing forwarded', async (_name, raw) => {
-    const before = backend.requests.length;
-    const res = await sendRaw(gh.url, raw.replace('{host}', host));
+    const before = proxy.backend.requests.length;
+    const res = await sendRaw(proxy.url, raw.replace('{host}', proxy.host));
     expect(res.status, res.raw.slice(0, 200)).toBe(400);
     await new Promise((r) => setTimeout(r, 20));
-    expect(backend.requests.length).toBe(before);
+    expect(proxy.backend.requests.length).toBe(before);
   });
 
   it('closes the connection after refusing framing Node itself accepted', async () => {
-    const res = await sendRaw(gh.url, `POST /api/a HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
+    const res = await sendRaw(proxy.url, `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
+    expectError(res, 400, 'bad_request');
     expect(res.head).toMatch(/\r\nconnection: close/i);
   });
 
   it('a chunked body with a smuggled request after it reaches the backend as exactly one request', async () => {
-    const before = backend.requests.length;
-    const res = await sendRaw(gh.url, `POST /api/a HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
+    const before = proxy.backend.requests.length;
+    const res = await sendRaw(proxy.url, `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
     expect(res.status).toBe(200);
     // The pooled connection is reused: the next request must arrive as itself.
-    const next = await send(gh.url, { path: '/api/after' });
+    const next = await send(proxy.url, { path: '/api/after' });
     expect(next.status).toBe(200);
-    expect(backend.requests.slice(before).map((r) => `${r.method} ${r.url} ${r.bodySize}`)).toEqual(['POST /a 3', 'GET /after 0']);
+    expect(proxy.backend.requests.slice(before).map((r) => `${r.method} ${r.url} ${r.bodySize}`)).toEqual(['POST /a 3', 'GET /after 0']);
   });
 });

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send, type RawResponse } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { startRawBackend, type RawBackend, type Script } from '../helpers/raw-backend.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { startRawBackend, type Script } from '../helpers/raw-backend.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
  * Issue 10 (red team): Gatehouse's own response parser took framings that node:http's parser (llhttp)
@@ -37,26 +37,16 @@ const SCRIPTS: Record<string, Script> = Object.fromEntries([
 ]);
 
 describe('response framings llhttp refuses or reads differently are refused by the proxy (issue 10)', () => {
-  let backend: RawBackend;
-  let gh: TestGatehouse;
+  const proxy = useBareProxy({ backend: () => startRawBackend(SCRIPTS), mapping: { timeoutMs: 3000 } });
 
-  beforeAll(async () => {
-    backend = await startRawBackend(SCRIPTS);
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', timeoutMs: 3000 }]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
-
-  const lastConn = (path: string) => [...backend.seen].reverse().find((s) => s.path === path)?.conn;
+  const lastConn = (path: string) => [...proxy.backend.seen].reverse().find((s) => s.path === path)?.conn;
 
   it.each(RED_TEAM)('%s → 502 bad_gateway, and its connection is not reused', async (label, path) => {
     // Warm the pool first, so the row's request goes out on a kept-alive connection that could be reused after it.
-    expect((await send(gh.url, { path: '/api/ok' })).body.toString()).toBe('ok');
+    expect((await send(proxy.url, { path: '/api/ok' })).body.toString()).toBe('ok');
     let res: RawResponse;
     try {
-      res = await send(gh.url, { path: `/api${path}` });
+      res = await send(proxy.url, { path: `/api${path}` });
     } catch (err) {
       // A response cut short after its status line: refused, but too late to say so with a status.
       throw new Error(`${label}: the response was cut short instead of answered 502 (${(err as Error).message})`);
@@ -64,7 +54,7 @@ describe('response framings llhttp refuses or reads differently are refused by t
     expectError(res, 502, 'bad_gateway', label);
     const refusedOn = lastConn(path);
     expect(refusedOn).toBeDefined();
-    expect((await send(gh.url, { path: '/api/ok' })).body.toString()).toBe('ok');
+    expect((await send(proxy.url, { path: '/api/ok' })).body.toString()).toBe('ok');
     expect(lastConn('/ok'), `${label}: the next request went out on the same connection`).not.toBe(refusedOn);
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse, startPolicyLayout, type PolicyLayout } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse, startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * ROUTE-PREFIX (catalogue #79; http-proxy-middleware GHSA-64mm-vxmg-q3vj): a pathPrefix ends at a segment

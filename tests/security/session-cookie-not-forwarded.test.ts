@@ -1,29 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
+import { SESSION_COOKIE, useProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * The session cookie is a bearer credential for the whole BFF: a backend (or its logs) that sees it could
  * replay it. Gatehouse's own cookies are removed from Cookie on every route; the app's cookies pass.
  */
 describe('Gatehouse cookies never reach a backend', () => {
-  let backend: TestBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
-      ]),
-    });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+  const stack = useProxyStack({
+    routes: (url) => [
+      { frontendHost: '*', backend: url },
+      { frontendHost: '*', pathPrefix: '/public', backend: url, auth: 'none' },
+    ],
   });
 
-  const cookiesSeen = () => backend.last().headers.get('cookie') ?? [];
+  const cookiesSeen = () => stack.backend.last().headers.get('cookie') ?? [];
 
   it.each(['/api/x', '/api/public/x'])('%s: only the app cookies pass', async (path) => {
     const v = stack.sessionValue;
@@ -38,7 +30,7 @@ describe('Gatehouse cookies never reach a backend', () => {
       const res = await send(stack.url, { path, headers });
       expect(res.status, JSON.stringify(headers)).toBe(200);
       expect(cookiesSeen(), JSON.stringify(headers)).toEqual(expected);
-      expect(JSON.stringify(backend.last().rawHeaders)).not.toContain(v);
+      expect(JSON.stringify(stack.backend.last().rawHeaders)).not.toContain(v);
     }
   });
 
@@ -46,13 +38,13 @@ describe('Gatehouse cookies never reach a backend', () => {
   // where it is not, neither copy reaches the backend.
   it('a duplicated session cookie: refused on /api/x, stripped on /api/public/x', async () => {
     const cookie = `${SESSION_COOKIE}=${stack.sessionValue}; ${SESSION_COOKIE}=planted; theme=dark`;
-    const before = backend.requests.length;
+    const before = stack.backend.requests.length;
     const refused = await send(stack.url, { path: '/api/x', headers: ['Cookie', cookie] });
-    expect({ status: refused.status, error: refused.json()['error'] }).toEqual({ status: 401, error: 'unauthorized' });
-    expect(backend.requests.length).toBe(before);
+    expectError(refused, 401, 'unauthorized');
+    expect(stack.backend.requests.length).toBe(before);
     const passed = await send(stack.url, { path: '/api/public/x', headers: ['Cookie', cookie] });
     expect(passed.status).toBe(200);
     expect(cookiesSeen()).toEqual(['theme=dark']);
-    expect(JSON.stringify(backend.last().rawHeaders)).not.toContain(stack.sessionValue);
+    expect(JSON.stringify(stack.backend.last().rawHeaders)).not.toContain(stack.sessionValue);
   });
 });

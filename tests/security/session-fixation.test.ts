@@ -7,6 +7,7 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -51,8 +52,7 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     expect(b).not.toBe(a);
 
     const old = await me(a);
-    expect(old.status).toBe(401);
-    expect(((await old.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(old, 401, 'unauthorized');
     expect(await redis.exists(storeKey(a))).toBe(0);
     expect((await me(b)).status).toBe(200);
   });
@@ -66,7 +66,7 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     await browser.login(gh.url, 'bob');
     const bob = browser.cookie(gh.url, SESSION) ?? '';
     expect(bob).not.toBe(alice);
-    expect((await me(alice)).status).toBe(401);
+    await expectError(await me(alice), 401, 'unauthorized');
     const res = await me(bob);
     expect(((await res.json()) as { user: { sub: string } }).user.sub).toBe('bob');
   });
@@ -74,12 +74,10 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
   it('a planted, well-formed id the server never issued is 401 and never becomes a session, before or after login', async () => {
     const planted = randomBytes(32).toString('base64url');
     const before = await me(planted);
-    expect(before.status).toBe(401);
-    expect(((await before.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(before, 401, 'unauthorized');
     const hitsBefore = backendHits;
     const apiRes = await api(planted);
-    expect(apiRes.status).toBe(401);
-    expect(((await apiRes.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(apiRes, 401, 'unauthorized');
     expect(backendHits).toBe(hitsBefore);
 
     const victim = new Browser();
@@ -88,7 +86,7 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     const issued = victim.cookie(gh.url, SESSION);
     expect(issued).toBeDefined();
     expect(issued).not.toBe(planted);
-    expect((await me(planted)).status).toBe(401);
+    await expectError(await me(planted), 401, 'unauthorized');
     expect(await redis.exists(storeKey(planted))).toBe(0);
   });
 
@@ -105,8 +103,7 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
   ])('a malformed id (%s) is 401 unauthorized, never 500, and creates nothing', async (_name, value) => {
     const keysBefore = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
     for (const res of [await me(value), await api(value)]) {
-      expect(res.status).toBe(401);
-      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+      await expectError(res, 401, 'unauthorized');
     }
     const keysAfter = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
     expect(keysAfter.filter((k) => !keysBefore.includes(k))).toEqual([]);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, SESSION_COOKIE, startBareGatehouse } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, SESSION_COOKIE, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * ROUTE-DEFAULT (catalogue #82; BBA §6.1.3.6): a path or host no mapping names is a 404 from Gatehouse. The

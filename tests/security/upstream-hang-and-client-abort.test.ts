@@ -2,7 +2,8 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startSlowBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { expectError, mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { expectError } from '../helpers/expect-error.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 /**
  * DOS-UPSTREAM (catalogue #132): a backend that accepts and never answers costs a bounded time (504 at the

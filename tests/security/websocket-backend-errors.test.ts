@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closed, closedPortUrl, openWs, send, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-ERRORS (catalogue #102; node-http-proxy #1468/#1439: an unhandled ECONNRESET killed the process):
@@ -44,8 +45,7 @@ describe('WebSocket backend failures', () => {
     const out = await openWs(wsUrl('/api/reset-during-handshake'));
     expect(out.ok).toBe(false);
     if (!out.ok) {
-      expect(out.status).toBe(502);
-      expect(JSON.parse(out.body).error).toBe('bad_gateway');
+      expectError(out, 502, 'bad_gateway');
     }
   });
 
@@ -53,8 +53,7 @@ describe('WebSocket backend failures', () => {
     const out = await openWs(wsUrl('/api/down/chat'));
     expect(out.ok).toBe(false);
     if (!out.ok) {
-      expect(out.status).toBe(502);
-      expect(JSON.parse(out.body).error).toBe('bad_gateway');
+      expectError(out, 502, 'bad_gateway');
     }
   });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-CSWSH (catalogue #95; OWASP WebSocket "Origin Header Validation", CWE-1385): a page on another site opens
@@ -34,8 +35,7 @@ describe('cross-site WebSocket hijacking', () => {
     const out = await openWs(wsUrl(), { origin, headers: { cookie: stack.sessionCookie } });
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(403);
-    expect(JSON.parse(out.body).error).toBe('origin_not_allowed');
+    expectError(out, 403, 'origin_not_allowed');
     expect(out.headers['connection']).toBe('close');
     expect(backend.connections).toBe(connections);
   });

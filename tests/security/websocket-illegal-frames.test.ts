@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend, type RawPeer, type RawWsBackend } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend, type RawPeer } from '../helpers/raw-ws.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-ILLEGAL-FRAMES (issue 10; RFC 6455 §5.2, §5.4, §5.5, §7.4.1; RFC 7692 §6): a frame that breaks the framing
@@ -11,22 +10,13 @@ import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
  * (revocation, logout, session end) can go.
  */
 describe('illegal WebSocket frames', () => {
-  let backend: RawWsBackend;
-  let gh: TestGatehouse;
-  beforeAll(async () => {
-    backend = await startRawWsBackend();
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
+  const proxy = useBareProxy({ backend: startRawWsBackend });
 
   const DEFLATE = { 'Sec-WebSocket-Extensions': 'permessage-deflate' };
   const connect = async (deflate: boolean): Promise<{ client: RawPeer; server: RawPeer }> => {
-    const index = backend.peers.length;
-    const client = await openRawWs(gh.url, '/api/frames', deflate ? DEFLATE : {});
-    return { client, server: await backend.waitForPeer(index) };
+    const index = proxy.backend.peers.length;
+    const client = await openRawWs(proxy.url, '/api/frames', deflate ? DEFLATE : {});
+    return { client, server: await proxy.backend.waitForPeer(index) };
   };
   const received = (peer: RawPeer, n: number, what: string) => peer.waitFor(() => peer.bytes().length >= n, what);
   const total = (frames: readonly Buffer[]) => frames.reduce((n, f) => n + f.length, 0);

@@ -1,25 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { sendRaw, startWsBackend } from '../helpers/backends.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-NONWS-UPGRADE (catalogue #100; RFC 9931, h2c smuggling): only WebSocket upgrades are tunnelled.
  * An h2c or unknown upgrade, or an upgrade on HTTP/1.0 or a non-GET, is 400 and never reaches a backend.
  */
 describe('non-WebSocket upgrades', () => {
-  let backend: TestWsBackend;
-  let gh: TestGatehouse;
-  let host: string;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]));
-    host = new URL(gh.url).host;
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
+  const proxy = useBareProxy({ backend: startWsBackend });
 
   const ws = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
   it.each([
@@ -29,19 +18,18 @@ describe('non-WebSocket upgrades', () => {
     ['websocket on HTTP/1.0', `GET /api/x HTTP/1.0\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${ws}\r\n`],
     ['websocket with POST', `POST /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n${ws}\r\n`],
   ])('%s → 400 bad_request, no backend connection', async (_name, raw) => {
-    const connections = backend.connections;
-    const res = await sendRaw(gh.url, raw.replace('{host}', host));
-    expect(res.status, res.raw.slice(0, 200)).toBe(400);
-    expect(JSON.parse(res.body).error).toBe('bad_request');
-    expect(backend.connections).toBe(connections);
+    const connections = proxy.backend.connections;
+    const res = await sendRaw(proxy.url, raw.replace('{host}', proxy.host));
+    expectError(res, 400, 'bad_request', res.raw.slice(0, 200));
+    expect(proxy.backend.connections).toBe(connections);
   });
 
   it('an Upgrade header without Connection: upgrade is plain HTTP, and the header is not forwarded', async () => {
-    const connections = backend.connections;
-    const res = await sendRaw(gh.url, `GET /api/x HTTP/1.1\r\nHost: ${host}\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n`);
+    const connections = proxy.backend.connections;
+    const res = await sendRaw(proxy.url, `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n`);
     // The WebSocket backend answers plain HTTP with 426; what matters is that it was not an upgrade.
     expect(res.status).toBe(426);
-    expect(backend.connections).toBe(connections + 1);
-    expect(backend.httpRequests).toBeGreaterThan(0);
+    expect(proxy.backend.connections).toBe(connections + 1);
+    expect(proxy.backend.httpRequests).toBeGreaterThan(0);
   });
 });

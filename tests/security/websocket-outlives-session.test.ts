@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import type { WebSocket } from 'ws';
-import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { closed, nextMessage, openWs, startWsBackend } from '../helpers/backends.ts';
 import { sleep } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const IDLE_SECONDS = 2;
 const MAX_AGE_SECONDS = 6;
@@ -17,18 +18,9 @@ const MAX_AGE_SECONDS = 6;
  * cases apart.
  */
 describe('a WebSocket and the lifetime of its session', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
-      env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
-    });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+  const stack = useProxyStack({
+    backend: startWsBackend,
+    env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) },
   });
 
   const open = async (cookie: string): Promise<WebSocket> => {
@@ -60,8 +52,7 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect((await me(active)).status).toBe(200);
     // The same wait without WebSocket traffic is past the idle timeout: the setting really is that short.
     const idle = await me(quiet);
-    expect(idle.status).toBe(401);
-    expect(idle.body['error']).toBe('unauthorized');
+    expectError(idle, 401, 'unauthorized');
     ws.close();
   });
 
@@ -78,7 +69,7 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect((await end).code).toBe(1008);
     expect(closedAt).toBeGreaterThanOrEqual(idleEnd - 50);
     expect(closedAt - idleEnd).toBeLessThan(1000);
-    expect((await me(cookie)).status).toBe(401);
+    expectError(await me(cookie), 401, 'unauthorized');
   });
 
   it('is closed with 1008 at the session\'s absolute end, however active it is', async () => {
@@ -95,6 +86,6 @@ describe('a WebSocket and the lifetime of its session', () => {
     expect(code).toBe(1008);
     expect(closedAt).toBeGreaterThanOrEqual(expiresAt - 50);
     expect(closedAt - expiresAt).toBeLessThan(1000);
-    expect((await me(cookie)).status).toBe(401);
+    expectError(await me(cookie), 401, 'unauthorized');
   });
 });

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend, type RawWsBackend } from '../helpers/raw-ws.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { describe, expect, it } from 'vitest';
+import { clientFrame, closeCodeOf, frame, openRawWs, sleep, startRawWsBackend } from '../helpers/raw-ws.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-REVOKE-STALL (issue 10): Gatehouse may only inject its close frame between two backend frames. A client
@@ -9,22 +9,13 @@ import { mappingsYaml, startProxyStack, type ProxyStack } from '../proxy/fixture
  * frame that can never end (RFC 6455 §5.2: the 64-bit length's top bit must be 0) must not hold it open either.
  */
 describe('a revoked WebSocket whose relay is stalled mid-frame', () => {
-  let backend: RawWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startRawWsBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-  });
+  const stack = useProxyStack({ backend: startRawWsBackend });
 
   it('after POST /auth/logout answers 200, no client message reaches the backend and both sockets close within ~2 s', async () => {
     const cookie = await stack.loginAs('stella');
-    const index = backend.peers.length;
+    const index = stack.backend.peers.length;
     const client = await openRawWs(stack.url, '/api/stream', { cookie, origin: stack.url });
-    const server = await backend.waitForPeer(index);
+    const server = await stack.backend.waitForPeer(index);
 
     client.send(clientFrame(0x1, 'send me 16 MiB'));
     await server.waitFor(() => server.texts().includes('send me 16 MiB'), 'the request');
@@ -55,9 +46,9 @@ describe('a revoked WebSocket whose relay is stalled mid-frame', () => {
   });
 
   it('a backend frame whose 64-bit length has the top bit set: the client gets close 1002 at once and the backend is cut off', async () => {
-    const index = backend.peers.length;
+    const index = stack.backend.peers.length;
     const client = await openRawWs(stack.url, '/api/stream', { cookie: stack.sessionCookie });
-    const server = await backend.waitForPeer(index);
+    const server = await stack.backend.waitForPeer(index);
     server.send(frame({ opcode: 0x1, payload: 'hello' }));
     await client.waitFor(() => client.texts().includes('hello'), 'a legal frame');
 

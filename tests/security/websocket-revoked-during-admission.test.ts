@@ -9,6 +9,7 @@ import { createRuntime } from '../../src/proxy/runtime.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from '../../src/proxy/websocket.ts';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { writeConfigFile } from '../helpers/gatehouse.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * A revocation that reaches this replica while an upgrade's admission is still resolving (after its own
@@ -78,8 +79,7 @@ describe('a revocation during an upgrade\'s admission', () => {
     const out = await upgradeWhileRevoking(undefined);
     expect(out.ok).toBe(false);
     if (!out.ok) {
-      expect(out.status).toBe(401);
-      expect(JSON.parse(out.body).error).toBe('unauthorized');
+      expectError(out, 401, 'unauthorized');
     }
     await new Promise((r) => setTimeout(r, 50));
     expect(backend.upgrades.length).toBe(before);

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { closed, nextMessage, openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-REVOKE (catalogue #98; OWASP WebSocket "close WebSocket connections when sessions expire"): ending a
@@ -72,8 +73,7 @@ describe('WebSockets of an ended session', () => {
       const out = await pending;
       expect(out.ok).toBe(false);
       if (!out.ok) {
-        expect(out.status).toBe(401);
-        expect(JSON.parse(out.body).error).toBe('unauthorized');
+        expectError(out, 401, 'unauthorized');
       }
       await backendClosed;
     } finally {

@@ -1,8 +1,9 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../proxy/fixture.ts';
+import { openWs, startWsBackend } from '../helpers/backends.ts';
+import { SESSION_COOKIE, useProxyStack } from '../helpers/proxy-stack.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 /**
  * WS-NOAUTH (catalogue #96; http-proxy-middleware README "External WebSocket upgrade"): upgrades bypass
@@ -10,16 +11,7 @@ import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '
  * closed, and nothing proxied.
  */
 describe('WebSocket upgrade without a valid session', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-  });
+  const stack = useProxyStack({ backend: startWsBackend });
 
   const wsUrl = () => `${stack.url.replace('http:', 'ws:')}/api/ws`;
 
@@ -30,17 +22,16 @@ describe('WebSocket upgrade without a valid session', () => {
     ['the cookie under another name', 'gh_session=x'],
     ['a forged bearer token', undefined, 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.'],
   ])('%s → HTTP 401 unauthorized on the socket, no backend connection', async (_name, cookie, authorization?: string) => {
-    const connections = backend.connections;
+    const connections = stack.backend.connections;
     const headers: Record<string, string> = {};
     if (cookie) headers['cookie'] = cookie;
     if (authorization) headers['authorization'] = authorization;
     const out = await openWs(wsUrl(), { headers });
     expect(out.ok).toBe(false);
     if (out.ok) return;
-    expect(out.status).toBe(401);
-    expect(JSON.parse(out.body).error).toBe('unauthorized');
+    expectError(out, 401, 'unauthorized');
     expect(out.headers['connection']).toBe('close');
-    expect(backend.connections).toBe(connections);
+    expect(stack.backend.connections).toBe(connections);
   });
 
   it('a refused upgrade does not keep the socket for a client that never closes its side', async () => {
@@ -69,10 +60,10 @@ describe('WebSocket upgrade without a valid session', () => {
     const session = await stack.gh.app.sessions.load(parseSessionSecret(value));
     expect(session).toBeDefined();
     await stack.gh.app.sessions.destroy(session?.storeKey ?? '');
-    const connections = backend.connections;
+    const connections = stack.backend.connections;
     const out = await openWs(wsUrl(), { headers: { cookie } });
     expect(out.ok).toBe(false);
-    if (!out.ok) expect(out.status).toBe(401);
-    expect(backend.connections).toBe(connections);
+    if (!out.ok) expectError(out, 401, 'unauthorized');
+    expect(stack.backend.connections).toBe(connections);
   });
 });

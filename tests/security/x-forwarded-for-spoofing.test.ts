@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../proxy/fixture.ts';
+import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 const SPOOF = [
   'X-Forwarded-For', '203.0.113.7', 'X-Forwarded-For', '10.0.0.1', 'X-Forwarded-Host', 'admin.internal', 'X-Forwarded-Proto', 'https',

@@ -6,6 +6,7 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 const asSecret = (value: string): SessionSecret => {
@@ -92,8 +93,7 @@ describe('what a read of Redis yields (sessions at rest)', () => {
     await redis.set(attackerKey, raw, 'PX', 60_000);
     try {
       const res = await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${attackerId}` } });
-      expect(res.status).toBe(401);
-      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+      await expectError(res, 401, 'unauthorized');
     } finally {
       await redis.del(attackerKey);
     }

@@ -6,6 +6,7 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 const IDLE_SECONDS = 2;
@@ -74,8 +75,7 @@ describe('session expiry: idle (rolling) and absolute (OWASP Session Management)
 
     await sleep(IDLE_SECONDS * 1000 + 400);
     const res = await me(cookie);
-    expect(res.status).toBe(401);
-    expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(res, 401, 'unauthorized');
     expect(await redis.exists(storeKey(cookie))).toBe(0);
   });
 
@@ -94,8 +94,7 @@ describe('session expiry: idle (rolling) and absolute (OWASP Session Management)
         expect(((await res.json()) as Me).session.expiresAt).toBe(expiresAt);
         continue;
       }
-      expect(res.status).toBe(401);
-      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+      await expectError(res, 401, 'unauthorized');
       endedAfterMs = Date.now() - at;
       break;
     }

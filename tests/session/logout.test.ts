@@ -5,6 +5,7 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import type { TestIdp } from '../helpers/idp.ts';
 import { startStage } from '../helpers/stage.ts';
+import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -65,8 +66,7 @@ describe('logout (POST /auth/logout)', () => {
     expect(clearSiteData).toEqual(expect.arrayContaining(['"cache"', '"cookies"', '"storage"']));
 
     const replay = await me(cookie);
-    expect(replay.status).toBe(401);
-    expect(((await replay.json()) as { error: string }).error).toBe('unauthorized');
+    await expectError(replay, 401, 'unauthorized');
     expect(await redis.exists(storeKey(cookie))).toBe(0);
     expect(browser.cookie(gh.url, SESSION)).toBeUndefined();
 
@@ -86,8 +86,7 @@ describe('logout (POST /auth/logout)', () => {
   it.each(['GET', 'PUT', 'DELETE'])('%s /auth/logout is 405 method_not_allowed with Allow: POST, and the session survives', async (method) => {
     const { cookie } = await loggedIn();
     const res = await fetch(`${gh.url}/auth/logout`, { method, headers: { cookie: `${SESSION}=${cookie}` } });
-    expect(res.status).toBe(405);
-    expect(((await res.json()) as { error: string }).error).toBe('method_not_allowed');
+    await expectError(res, 405, 'method_not_allowed');
     expect(res.headers.get('allow')).toBe('POST');
     expect(res.headers.getSetCookie().filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
     expect((await me(cookie)).status).toBe(200);
@@ -104,8 +103,7 @@ describe('logout (POST /auth/logout)', () => {
     const sent: Record<string, string> = { cookie: `${SESSION}=${cookie}` };
     for (const [k, v] of Object.entries(headers)) sent[k] = v === 'SELF' ? gh.url : v;
     const res = await fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: sent });
-    expect(res.status).toBe(403);
-    expect(((await res.json()) as { error: string }).error).toBe('origin_not_allowed');
+    await expectError(res, 403, 'origin_not_allowed');
     expect(res.headers.getSetCookie().filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
     expect(res.headers.get('clear-site-data')).toBeNull();
     expect((await me(cookie)).status).toBe(200);

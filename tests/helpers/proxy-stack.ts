@@ -1,9 +1,9 @@
-import { expect, inject } from 'vitest';
-import { startBackend, type RawResponse, type TestBackend } from '../helpers/backends.ts';
-import { Browser } from '../helpers/browser.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { retryOnPortRace, startStage } from '../helpers/stage.ts';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { startBackend, type TestBackend } from './backends.ts';
+import { Browser } from './browser.ts';
+import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
+import type { TestIdp } from './idp.ts';
+import { retryOnPortRace, startStage } from './stage.ts';
 
 /** Gatehouse with a real IdP and Redis, and one user logged in through the real login flow. */
 export interface ProxyStack {
@@ -43,6 +43,47 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
   };
 }
 
+/** What `useProxyStack` starts: a `ProxyStack` (alice logged in) with `backend` behind its mappings. */
+export type ProxyStackWith<B> = Omit<ProxyStack, 'close'> & { readonly backend: B };
+
+/**
+ * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
+ * unless given), then a `ProxyStack` whose mappings `routes` builds from the backend's URL (a catch-all
+ * with the default `auth: required` unless given), and closes both afterwards. The fields can be read from
+ * beforeAll on.
+ */
+export function useProxyStack<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
+  backend?: () => Promise<B>;
+  routes?: (backendUrl: string) => ReadonlyArray<Record<string, unknown>>;
+  env?: Record<string, string>;
+} = {}): ProxyStackWith<B> {
+  let stack: ProxyStack | undefined;
+  let backend: B | undefined;
+  beforeAll(async () => {
+    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
+    const routes = options.routes?.(backend.url) ?? [{ frontendHost: '*', backend: backend.url }];
+    stack = await startProxyStack({ yaml: mappingsYaml(routes), ...(options.env ? { env: options.env } : {}) });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await backend?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useProxyStack: read its fields in a test or hook, after its beforeAll');
+    return value;
+  };
+  return {
+    get backend() { return started(backend); },
+    get gh() { return started(stack).gh; },
+    get idp() { return started(stack).idp; },
+    get browser() { return started(stack).browser; },
+    get sessionCookie() { return started(stack).sessionCookie; },
+    get sessionValue() { return started(stack).sessionValue; },
+    get url() { return started(stack).url; },
+    loginAs: (user) => started(stack).loginAs(user),
+  };
+}
+
 /** Backend JSON from the echo handler. */
 export interface Echoed {
   method: string;
@@ -67,6 +108,48 @@ export function startBareGatehouse(yaml: string, env: Record<string, string> = {
     yaml,
     env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', ...env },
   }));
+}
+
+/** What `useBareProxy` starts: a backend behind one catch-all mapping, on a Gatehouse without an IdP. */
+export interface BareProxy<B> {
+  readonly gh: TestGatehouse;
+  readonly backend: B;
+  /** Gatehouse's base URL. */
+  readonly url: string;
+  /** `127.0.0.1:<port>`, for a Host header written by hand. */
+  readonly host: string;
+}
+
+/**
+ * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
+ * unless given) behind a `frontendHost: '*'`, `auth: none` mapping (plus `mapping`'s fields) on a bare
+ * Gatehouse, and closes both afterwards. The fields can be read from beforeAll on.
+ */
+export function useBareProxy<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
+  backend?: () => Promise<B>;
+  mapping?: Record<string, unknown>;
+  env?: Record<string, string>;
+} = {}): BareProxy<B> {
+  let gh: TestGatehouse | undefined;
+  let backend: B | undefined;
+  beforeAll(async () => {
+    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
+    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', ...options.mapping }]), options.env);
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await backend?.close();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useBareProxy: read its fields in a test or hook, after its beforeAll');
+    return value;
+  };
+  return {
+    get gh() { return started(gh); },
+    get backend() { return started(backend); },
+    get url() { return started(gh).url; },
+    get host() { return new URL(started(gh).url).host; },
+  };
 }
 
 /**
@@ -102,10 +185,4 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
       await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
     },
   };
-}
-
-/** Asserts a JSON error answer: the status and the stable `error` code. */
-export function expectError(res: RawResponse, status: number, code: string, label = ''): void {
-  expect(res.status, `${label} status`).toBe(status);
-  expect(res.json()['error'], `${label} error`).toBe(code);
 }
