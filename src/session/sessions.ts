@@ -1,6 +1,6 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Store } from '../store/store.ts';
+import type { Bus, KeyValue } from '../store/store.ts';
 import { isWellFormedId, newSessionId, openTokens, sealTokens, storeKeyOf } from './crypto.ts';
 
 export interface UserClaims {
@@ -61,7 +61,7 @@ export interface NewSession {
 export type InvalidationKind = 'destroyed' | 'updated';
 
 export interface SessionManagerOptions {
-  readonly store: Store;
+  readonly store: KeyValue & Bus;
   readonly log: Logger;
   readonly idleTtlSeconds: number;
   readonly maxAgeSeconds: number;
