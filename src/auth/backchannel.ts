@@ -2,7 +2,7 @@ import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SessionManager } from '../session/sessions.ts';
-import type { Store } from '../store/store.ts';
+import type { KeyValue } from '../store/store.ts';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const MAX_TOKEN_AGE_SECONDS = 600;
@@ -25,7 +25,7 @@ export function createBackchannelLogout(deps: {
   clientId: string;
   algorithm: string;
   sessions: SessionManager;
-  store: Store;
+  store: KeyValue;
   log: Logger;
   now?: () => number;
 }) {

@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import { isWellFormedId } from '../session/crypto.ts';
 import type { Session, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
-import type { Store } from '../store/store.ts';
+import type { KeyValue } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
 import { translateIdpError } from './oidc.ts';
 import { safeLocalPath } from './redirect.ts';
@@ -88,7 +88,7 @@ function pickClaims(...sources: Array<Record<string, unknown> | undefined>): Use
 
 export function createLoginFlow(deps: {
   oidc: OidcClient;
-  store: Store;
+  store: KeyValue;
   sessions: SessionManager;
   blocklist: Blocklist;
   config: Config['oidc'];

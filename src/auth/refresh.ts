@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
-import type { Store } from '../store/store.ts';
+import type { Bus, LockHandle, Locks } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
 import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
@@ -31,7 +30,7 @@ const CHANNEL = 'refresh-done';
 export function createTokenRefresher(deps: {
   oidc: OidcClient;
   sessions: SessionManager;
-  store: Store;
+  store: Locks & Bus;
   log: Logger;
   skewSeconds: number;
   /** How long waiters wait for another replica's refresh before checking for themselves. */
@@ -54,7 +53,7 @@ export function createTokenRefresher(deps: {
   const announce = (key: string, outcome: Outcome) =>
     store.publish(CHANNEL, `${key} ${outcome}`).catch((err: unknown) => log.warn({ err }, 'refresh outcome publish failed'));
 
-  const waitForOutcome = (key: string, lockKey: string): Promise<Outcome | 'timeout'> =>
+  const waitForOutcome = (key: string, lockName: string): Promise<Outcome | 'timeout'> =>
     new Promise((resolve) => {
       let set = waiters.get(key);
       if (!set) waiters.set(key, (set = new Set()));
@@ -70,14 +69,14 @@ export function createTokenRefresher(deps: {
       // Not polling for the result: a slow safety net for a lost message or a winner that died holding the lock.
       const check = setInterval(() => {
         if (now() >= deadline) return done('timeout');
-        store.get(lockKey).then((v) => { if (v === null) done('timeout'); }, () => undefined);
+        store.lockHeld(lockName).then((held) => { if (!held) done('timeout'); }, () => undefined);
       }, 1000);
       check.unref();
     });
 
-  async function refreshAsOwner(secret: SessionSecret, session: Session, revokedJti: string | undefined, lockKey: string, token: string): Promise<Session> {
+  async function refreshAsOwner(secret: SessionSecret, session: Session, revokedJti: string | undefined, lock: LockHandle): Promise<Session> {
     const renew = setInterval(() => {
-      store.compareAndExpire(lockKey, token, lockTtlMs).catch(() => undefined);
+      lock.renew().catch(() => undefined);
     }, Math.max(100, Math.floor(lockTtlMs / 3)));
     renew.unref();
     let outcome: Outcome = 'unavailable';
@@ -142,23 +141,22 @@ export function createTokenRefresher(deps: {
       return updated;
     } finally {
       clearInterval(renew);
-      await store.compareAndDelete(lockKey, token).catch(() => undefined);
+      await lock.release().catch(() => undefined);
       await announce(session.storeKey, outcome);
     }
   }
 
   async function refresh(secret: SessionSecret, session: Session, revokedJti: string | undefined): Promise<Session> {
-    const lockKey = `lock:refresh:${session.storeKey}`;
-    const token = randomBytes(16).toString('base64url');
+    const lockName = `refresh:${session.storeKey}`;
     for (let attempt = 0; attempt < 3; attempt++) {
-      let acquired: boolean;
+      let lock: LockHandle | undefined;
       try {
-        acquired = await store.setIfAbsent(lockKey, token, lockTtlMs);
+        lock = await store.acquireLock(lockName, lockTtlMs);
       } catch (err) {
         throw new GatehouseError('session_store_unavailable', { cause: err });
       }
-      if (acquired) return refreshAsOwner(secret, session, revokedJti, lockKey, token);
-      const outcome = await waitForOutcome(session.storeKey, lockKey);
+      if (lock) return refreshAsOwner(secret, session, revokedJti, lock);
+      const outcome = await waitForOutcome(session.storeKey, lockName);
       if (outcome === 'expired') throw new GatehouseError('session_expired', { logDetail: 'refresh on another replica ended the session' });
       const current = await sessions.load(secret, { fresh: true });
       if (!current) throw new GatehouseError('session_expired');

@@ -17,7 +17,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Ready means: the session store answers, and the IdP metadata is loaded (logins and refreshes can work). */
-export function createReadiness(deps: { store: Store; idpReady: () => boolean; timeoutMs?: number }): Readiness {
+export function createReadiness(deps: { store: Pick<Store, 'ping'>; idpReady: () => boolean; timeoutMs?: number }): Readiness {
   return {
     async check() {
       const storeOk = await withTimeout(deps.store.ping(), deps.timeoutMs ?? 1000).then(() => true, () => false);

@@ -1,7 +1,7 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createEpochCache, type EpochCache } from '../store/epoch-cache.ts';
-import type { Store } from '../store/store.ts';
+import type { Bus, KeyValue } from '../store/store.ts';
 
 export type Revocation =
   | { readonly kind: 'session'; readonly key: string }
@@ -38,7 +38,7 @@ type Kind = 's' | 'j' | 'u';
  * by pub/sub: a revocation on any replica lands in every cache within the message latency; a dropped
  * subscription (epoch change) discards the cache, and entries are re-read at least every 10 s regardless.
  */
-export function createBlocklist(deps: { store: Store; log: Logger; now?: () => number; cacheMaxAgeMs?: number; jtiLeewayMs?: number }): Blocklist {
+export function createBlocklist(deps: { store: KeyValue & Bus; log: Logger; now?: () => number; cacheMaxAgeMs?: number; jtiLeewayMs?: number }): Blocklist {
   const { store, log } = deps;
   const now = deps.now ?? Date.now;
   const maxAge = deps.cacheMaxAgeMs ?? 10_000;

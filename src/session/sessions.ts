@@ -1,7 +1,7 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createEpochCache } from '../store/epoch-cache.ts';
-import type { Store } from '../store/store.ts';
+import type { Bus, KeyValue } from '../store/store.ts';
 import { newSessionSecret, openTokens, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
 import { parseRecord, type SessionRecord, type UserClaims } from './record.ts';
 
@@ -46,7 +46,7 @@ export interface NewSession {
 export type InvalidationKind = 'destroyed' | 'updated';
 
 export interface SessionManagerOptions {
-  readonly store: Store;
+  readonly store: KeyValue & Bus;
   readonly log: Logger;
   readonly idleTtlSeconds: number;
   readonly maxAgeSeconds: number;

@@ -1,3 +1,4 @@
+import { createLocks } from './lock.ts';
 import type { Store } from './store.ts';
 
 interface Entry { value: string; expiresAt: number }
@@ -36,19 +37,37 @@ export function createMemoryStore(options: { now?: () => number; sweepIntervalMs
   }, options.sweepIntervalMs ?? 30_000);
   sweep.unref();
 
+  const setIfAbsent = async (key: string, value: string, ttlMs: number) => {
+    if (live(key)) return false;
+    values.set(key, { value, expiresAt: now() + ttlMs });
+    return true;
+  };
+  const locks = createLocks({
+    setIfAbsent,
+    async compareAndDelete(key, expected) {
+      if (live(key)?.value !== expected) return false;
+      values.delete(key);
+      return true;
+    },
+    async compareAndExpire(key, expected, ttlMs) {
+      const e = live(key);
+      if (e?.value !== expected) return false;
+      e.expiresAt = now() + ttlMs;
+      return true;
+    },
+    exists: async (key) => live(key) !== undefined,
+  });
+
   return {
     kind: 'memory',
+    ...locks,
     async get(key) {
       return live(key)?.value ?? null;
     },
     async set(key, value, ttlMs) {
       values.set(key, { value, expiresAt: now() + ttlMs });
     },
-    async setIfAbsent(key, value, ttlMs) {
-      if (live(key)) return false;
-      values.set(key, { value, expiresAt: now() + ttlMs });
-      return true;
-    },
+    setIfAbsent,
     async take(key) {
       const e = live(key);
       values.delete(key);
@@ -67,23 +86,6 @@ export function createMemoryStore(options: { now?: () => number; sweepIntervalMs
       values.set(key, { value: next, expiresAt: now() + ttlMs });
       return true;
     },
-    async compareAndDelete(key, expected) {
-      if (live(key)?.value !== expected) return false;
-      values.delete(key);
-      return true;
-    },
-    async compareAndExpire(key, expected, ttlMs) {
-      const e = live(key);
-      if (e?.value !== expected) return false;
-      e.expiresAt = now() + ttlMs;
-      return true;
-    },
-    async expire(key, ttlMs) {
-      const e = live(key);
-      if (!e) return false;
-      e.expiresAt = now() + ttlMs;
-      return true;
-    },
     async setAdd(key, member, ttlMs) {
       const e = liveSet(key) ?? { members: new Set<string>(), expiresAt: 0 };
       e.members.add(member);
@@ -92,9 +94,6 @@ export function createMemoryStore(options: { now?: () => number; sweepIntervalMs
     },
     async setMembers(key) {
       return [...(liveSet(key)?.members ?? [])];
-    },
-    async setRemove(key, member) {
-      liveSet(key)?.members.delete(member);
     },
     async publish(channel, message) {
       for (const h of handlers.get(channel) ?? []) queueMicrotask(() => h(message));

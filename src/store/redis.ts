@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
+import { createLocks } from './lock.ts';
 import type { Store } from './store.ts';
 
 const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`;
@@ -73,8 +74,18 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
   });
   const channelName = (c: string) => options.keyPrefix + c;
 
+  const setIfAbsent = async (key: string, value: string, ttlMs: number) =>
+    (await client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+  const locks = createLocks({
+    setIfAbsent,
+    compareAndDelete: async (key, expected) => (await client.ghCad(key, expected)) === 1,
+    compareAndExpire: async (key, expected, ttlMs) => (await client.ghCae(key, expected, Math.max(1, Math.ceil(ttlMs)))) === 1,
+    exists: async (key) => (await client.exists(key)) === 1,
+  });
+
   return {
     kind: 'redis',
+    ...locks,
     async ready(timeoutMs) {
       if (client.status === 'ready') return true;
       return new Promise<boolean>((resolve) => {
@@ -89,30 +100,16 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
     async set(key, value, ttlMs) {
       await client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
     },
-    async setIfAbsent(key, value, ttlMs) {
-      return (await client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
-    },
+    setIfAbsent,
     take: (key) => client.getdel(key),
     del: (...keys) => client.del(...keys),
     async compareAndSet(key, expected, next, ttlMs) {
       return (await client.ghCas(key, expected, next, Math.max(1, Math.ceil(ttlMs)))) === 1;
     },
-    async compareAndDelete(key, expected) {
-      return (await client.ghCad(key, expected)) === 1;
-    },
-    async compareAndExpire(key, expected, ttlMs) {
-      return (await client.ghCae(key, expected, Math.max(1, Math.ceil(ttlMs)))) === 1;
-    },
-    async expire(key, ttlMs) {
-      return (await client.pexpire(key, Math.max(1, Math.ceil(ttlMs)))) === 1;
-    },
     async setAdd(key, member, ttlMs) {
       await client.ghSaddTtl(key, member, Math.max(1, Math.ceil(ttlMs)));
     },
     setMembers: (key) => client.smembers(key),
-    async setRemove(key, member) {
-      await client.srem(key, member);
-    },
     async publish(channel, message) {
       await client.publish(channelName(channel), message);
     },

@@ -1,10 +1,8 @@
 /**
- * The narrow key-value interface everything shared across replicas goes through
- * (sessions, login transactions, locks, revocations, invalidation messages).
- * Keys are given without the configured prefix; implementations add it.
+ * Key-value records with a TTL: sessions, login transactions, revocations, back-channel logout replays.
+ * Keys are given without the configured prefix; implementations add it. Every write carries a TTL.
  */
-export interface Store {
-  readonly kind: 'redis' | 'memory';
+export interface KeyValue {
   get(key: string): Promise<string | null>;
   set(key: string, value: string, ttlMs: number): Promise<void>;
   /** SET NX PX: true when this call created the key. */
@@ -14,16 +12,33 @@ export interface Store {
   del(...keys: string[]): Promise<number>;
   /** Replaces the value only if it is still `expected`; the TTL is set anew. */
   compareAndSet(key: string, expected: string, next: string, ttlMs: number): Promise<boolean>;
-  /** Deletes only if the value is still `expected` (releasing a lock one still owns). */
-  compareAndDelete(key: string, expected: string): Promise<boolean>;
-  /** Sets the TTL only if the value is still `expected` (renewing a lock one still owns). */
-  compareAndExpire(key: string, expected: string, ttlMs: number): Promise<boolean>;
-  /** Sets the TTL of an existing key; false if the key is gone. */
-  expire(key: string, ttlMs: number): Promise<boolean>;
   /** Adds to a set and makes the set live at least ttlMs more. */
   setAdd(key: string, member: string, ttlMs: number): Promise<void>;
   setMembers(key: string): Promise<string[]>;
-  setRemove(key: string, member: string): Promise<void>;
+}
+
+/** A lock this process obtained, named by the random token only its owner knows. */
+export interface LockHandle {
+  readonly name: string;
+  /** Sets the lock's TTL anew (compare-and-expire); false when it expired or another owner holds it now. */
+  renew(): Promise<boolean>;
+  /** Deletes the lock if this handle still owns it (compare-and-delete); false when it had expired or passed on. */
+  release(): Promise<boolean>;
+}
+
+/**
+ * Mutual exclusion across replicas (`SET NX PX` with a random token, renewed and released only by its owner).
+ * The lock's TTL bounds how long a holder that died blocks the others.
+ */
+export interface Locks {
+  /** A handle when this call obtained the lock; undefined when someone else holds it. Throws when the store fails. */
+  acquireLock(name: string, ttlMs: number): Promise<LockHandle | undefined>;
+  /** Whether anyone holds the lock now: how a waiter notices a holder that died without a word. */
+  lockHeld(name: string): Promise<boolean>;
+}
+
+/** Messages to every replica, for invalidating in-process caches. */
+export interface Bus {
   publish(channel: string, message: string): Promise<void>;
   /** Delivers messages of `channel` to `handler` on every replica, this one included. */
   subscribe(channel: string, handler: (message: string) => void): Promise<void>;
@@ -32,6 +47,14 @@ export interface Store {
    * Caches that rely on invalidation messages drop what they filled under an older epoch.
    */
   subscriptionEpoch(): number;
+}
+
+/**
+ * Everything shared across replicas, as the composition root builds it (Redis, or memory in development).
+ * Consumers take only the part they use: `KeyValue`, `Locks`, `Bus`.
+ */
+export interface Store extends KeyValue, Locks, Bus {
+  readonly kind: 'redis' | 'memory';
   ping(): Promise<void>;
   close(): Promise<void>;
 }
