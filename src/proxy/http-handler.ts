@@ -3,22 +3,22 @@ import type { TLSSocket } from 'node:tls';
 import { GatehouseError, sendError } from '../errors.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { IdentityResolver } from '../auth/identity.ts';
-import { admit, upstreamCookie, type Admission } from './admit.ts';
+import type { Admission, Admit } from '../policy/admit.ts';
 import { forward } from './forward.ts';
-import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders } from './headers.ts';
+import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime;
-  readonly identity: IdentityResolver;
+  /** The admission pipeline (policy/admit.ts), with the identity resolver bound. */
+  readonly admit: Admit;
   readonly log: Logger;
   readonly access: AccessLog;
 }
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
 export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { identity, log, access } = deps;
+  const { admit, log, access } = deps;
   const identityLines = createIdentityLinesMemo(log);
   return (req, res) => {
     const started = Date.now();
@@ -64,7 +64,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     };
     let admitted: Admission | Promise<Admission>;
     try {
-      admitted = admit(rt, identity, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+      admitted = admit(rt, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
     } catch (err) {
       fail(err, '-');
       return;

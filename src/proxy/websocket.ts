@@ -4,12 +4,10 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { IdentityResolver, Principal } from '../auth/identity.ts';
-import { readCookie } from '../session/cookie.ts';
+import type { Admission, Admit, Principal } from '../policy/admit.ts';
 import type { SessionManager } from '../session/sessions.ts';
-import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { upstreamFailure } from './forward.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie, upstreamCookie } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
@@ -274,7 +272,8 @@ function relayUpgraded(
  */
 export function createUpgradeHandler(deps: {
   runtime: () => Runtime;
-  identity: IdentityResolver;
+  /** The admission pipeline (policy/admit.ts), the same one the HTTP path runs. */
+  admit: Admit;
   /** To roll a session's idle timeout while its WebSockets carry traffic, and to see when it idles out all the same. */
   sessions: Pick<SessionManager, 'peek' | 'load' | 'touch'>;
   log: Logger;
@@ -282,7 +281,7 @@ export function createUpgradeHandler(deps: {
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
-  const { identity, sessions, log, registry } = deps;
+  const { admit, sessions, log, registry } = deps;
   // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
   const touch = (cookie: string): void => {
     const cached = sessions.peek(cookie);
@@ -319,8 +318,7 @@ export function createUpgradeHandler(deps: {
     const connectBackend = (a: Admission, conn: Connection): void => {
       const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
       const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
-      const read = a.principal?.kind === 'session' ? readCookie(facts.cookie, rt.config.session.cookieName) : undefined;
-      const cookie = typeof read === 'string' ? read : undefined;
+      const cookie = a.sessionCookie;
       const { principal, route } = a;
       const handshake = new Handshake(socket, rt.ownCookies, a.responseHeaders, refuse, (res, backendSocket, backendHead) => {
         conn.cancel = undefined;
@@ -349,7 +347,7 @@ export function createUpgradeHandler(deps: {
       };
       socket.once('close', handshake.onClientClose);
     };
-    const admitNow = () => admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+    const admitNow = () => admit(rt, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
     const revocationsBefore = registry.revocations();
     Promise.resolve().then(admitNow).then(
       (a) => {
