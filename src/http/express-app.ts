@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import helmet from 'helmet';
 import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
-import { GatehouseError, sendError } from '../errors.ts';
+import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OriginPolicy } from '../policy/origin.ts';
@@ -100,12 +100,9 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = String(res.getHeader('x-request-id') ?? '');
-    const parsed = err as { status?: number; type?: string };
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
-    const mapped = !(err instanceof GatehouseError) && parsed.status === 404 ? new GatehouseError('not_found')
-      : !(err instanceof GatehouseError) && typeof parsed.status === 'number' && parsed.status >= 400 && parsed.status < 500 ? new GatehouseError('bad_request', { cause: err })
-      : err;
-    if (!(mapped instanceof GatehouseError) || mapped.status >= 500) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
+    const mapped = asGatehouseError(err);
+    if (mapped.status >= 500) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
     else log.info({ reqId: requestId, code: mapped.code, detail: mapped.logDetail }, 'request refused');
     sendError(res, mapped, requestId);
   });

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { GatehouseError, sendError } from '../errors.ts';
+import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
@@ -37,7 +37,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     };
     const fail = (err: unknown, route: string) => {
       if (!res.headersSent) res.setHeader('x-request-id', reqId);
-      const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+      const known = asGatehouseError(err);
       if (known.status >= 500) log.error({ reqId, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, reqId);
       done(known.status, route, known.code);

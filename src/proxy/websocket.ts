@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
+import { asGatehouseError, endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Admission, Admit, Principal } from '../policy/admit.ts';
 import type { SessionManager } from '../session/sessions.ts';
@@ -301,7 +301,7 @@ export function createUpgradeHandler(deps: {
     const url = req.url ?? '/';
     socket.on('error', destroySelf);
     const refuse = (err: unknown) => {
-      const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+      const known = asGatehouseError(err);
       log.info({ reqId, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
       if (known.status >= 500) log.error({ reqId, err: known.cause ?? known }, 'websocket error');
       refuseUpgrade(socket, known, reqId);
