@@ -119,8 +119,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     ...(config.adminToken
       ? { adminRoutes: createAdminRoutes({ adminToken: config.adminToken, sessions, blocklist, maxSessionAgeMs: config.session.maxAgeSeconds * 1000, log, now }) }
       : {}),
-    origins: () => runtime.origins,
-    trustProxy: (ip, hop) => runtime.trusts(ip, hop),
+    runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
     ...(deps.publicDir ? { publicDir: deps.publicDir } : {}),
   });

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
@@ -6,7 +7,8 @@ import type { Config } from '../config/types.ts';
 import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { OriginPolicy } from '../policy/origin.ts';
+import { createRequestContext, type RequestContext } from '../policy/context.ts';
+import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
 
@@ -21,8 +23,8 @@ export interface ExpressDeps {
   readonly login: LoginFlow;
   readonly sessions: SessionManager;
   readonly readiness: Readiness;
-  readonly origins: () => OriginPolicy;
-  readonly trustProxy: (ip: string, hop: number) => boolean;
+  /** The current config snapshot (origins, trusted proxies); each request keeps the one it started with. */
+  readonly runtime: () => PolicyRuntime;
   readonly publicDir?: string;
   /** Extra handlers mounted before security headers (the dev IdP's pages). */
   readonly mounts?: readonly Mount[];
@@ -37,18 +39,24 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.trustProxy);
+  app.set('trust proxy', (ip: string, hop: number) => deps.runtime().trusts(ip, hop));
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const started = Date.now();
-    const reqId = requestIdFrom(req.headers['x-request-id']);
-    res.setHeader('x-request-id', reqId);
+  // The request's context, set once by the first middleware: keyed by the request, never a property added to it.
+  const contexts = new WeakMap<IncomingMessage, RequestContext>();
+  const begin = (req: Request, res: Response): RequestContext => {
+    const ctx = createRequestContext(requestIdFrom(req.headers['x-request-id']), log, deps.runtime(), Date.now());
+    contexts.set(req, ctx);
+    res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
       // Path only: query strings on /auth carry codes and state.
-      log.info({ reqId, method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - started }, 'request');
+      log.info({ reqId: ctx.id, method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - ctx.startedAt }, 'request');
     });
+    return ctx;
+  };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    begin(req, res);
     next();
   });
 
@@ -80,7 +88,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
   }));
 
-  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: deps.origins, backchannelLogout: deps.backchannelLogout }));
+  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: () => deps.runtime().origins, backchannelLogout: deps.backchannelLogout }));
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
 
   const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));
@@ -99,12 +107,13 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     throw new GatehouseError('not_found');
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const requestId = String(res.getHeader('x-request-id') ?? '');
+    const ctx = contexts.get(req) ?? begin(req, res);
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
     const mapped = asGatehouseError(err);
-    if (mapped.status >= 500) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
-    else log.info({ reqId: requestId, code: mapped.code, detail: mapped.logDetail }, 'request refused');
-    sendError(res, mapped, requestId);
+    ctx.error = mapped;
+    if (mapped.status >= 500) log.error({ err, reqId: ctx.id, path: req.path }, 'request failed');
+    else log.info({ reqId: ctx.id, code: mapped.code, detail: mapped.logDetail }, 'request refused');
+    sendError(res, mapped, ctx.id);
   });
   return app;
 }
