@@ -34,6 +34,23 @@ export interface ExpressDeps {
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
 
+/**
+ * The path a request was sent to, for its log line: the original URL (req.path is relative to the router or mount
+ * handling it, which drops /dev-idp or /admin), never the query (codes, state and tokens travel there). An
+ * absolute-form target (RFC 9112 §3.2.2) may carry userinfo: only its path is kept.
+ */
+function pathOf(originalUrl: string): string {
+  if (originalUrl.startsWith('/')) {
+    const q = originalUrl.indexOf('?');
+    return q === -1 ? originalUrl : originalUrl.slice(0, q);
+  }
+  try {
+    return new URL(originalUrl).pathname;
+  } catch {
+    return '-';
+  }
+}
+
 /** Everything that is not /api/*: probes, /auth, /admin, and the SPA. */
 export function createExpressApp(deps: ExpressDeps): express.Express {
   const { config, log } = deps;
@@ -50,8 +67,10 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     contexts.set(req, ctx);
     res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
-      // Path only: query strings on /auth carry codes and state.
-      log.info({ reqId: ctx.id, method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - ctx.startedAt }, 'request');
+      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms: Date.now() - ctx.startedAt };
+      // One line per request: a refusal's code and detail ride on it rather than on a line of their own.
+      if (ctx.error) log.info({ ...line, code: ctx.error.code, detail: ctx.error.logDetail }, 'request');
+      else log.info(line, 'request');
     });
     return ctx;
   };
@@ -111,8 +130,8 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
     const mapped = asGatehouseError(err);
     ctx.error = mapped;
-    if (mapped.status >= 500) log.error({ err, reqId: ctx.id, path: req.path }, 'request failed');
-    else log.info({ reqId: ctx.id, code: mapped.code, detail: mapped.logDetail }, 'request refused');
+    // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
+    if (mapped.status >= 500) log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
     sendError(res, mapped, ctx.id);
   });
   return app;
