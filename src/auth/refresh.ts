@@ -109,7 +109,8 @@ export function createTokenRefresher(deps: {
           outcome = 'expired';
           throw new GatehouseError('session_expired', { cause: err, logDetail: 'refresh token rejected (invalid_grant)' });
         }
-        log.warn({ session: fresh.key, err: { code: failure.code, error: failure.error } }, 'token refresh failed; keeping the session for a later retry');
+        log.warn({ session: fresh.key, err: { code: failure.code, error: failure.error } },
+          'token refresh failed; keeping the session for a later retry');
         if (stillValid(fresh, revokedJti)) return fresh;
         throw new GatehouseError('idp_unavailable', { cause: err, logDetail: 'refresh failed and the access token has expired' });
       }

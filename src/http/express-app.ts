@@ -67,7 +67,8 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     contexts.set(req, ctx);
     res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
-      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms: Date.now() - ctx.startedAt };
+      const ms = Date.now() - ctx.startedAt;
+      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms };
       // One line per request: a refusal's code and detail ride on it rather than on a line of their own.
       if (ctx.error) log.info({ ...line, code: ctx.error.code, detail: ctx.error.logDetail }, 'request');
       else log.info(line, 'request');

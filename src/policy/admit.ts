@@ -87,7 +87,9 @@ export function admit(
 }
 
 /** admit() with the identity resolver bound: what the HTTP and WebSocket adapters are given. */
-export type Admit = (rt: PolicyRuntime, facts: AdmissionFacts, method: string, url: string, peer: string, encrypted: boolean) => Admission | Promise<Admission>;
+export type Admit = (
+  rt: PolicyRuntime, facts: AdmissionFacts, method: string, url: string, peer: string, encrypted: boolean,
+) => Admission | Promise<Admission>;
 
 export function createAdmission(identity: IdentityResolver): Admit {
   return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, facts, method, url, peer, encrypted);

@@ -37,7 +37,8 @@ describe('one log line per Express request, with its original path', () => {
       res.end();
     };
     const boom = (_req: Request, _res: Response, next: NextFunction) => next(new Error('boom'));
-    app = await createApp(config, { log: createLogger({ level: 'info', destination }), mounts: [{ path: '/dev-idp', handler: idp }, { path: '/boom', handler: boom }] });
+    const log = createLogger({ level: 'info', destination });
+    app = await createApp(config, { log, mounts: [{ path: '/dev-idp', handler: idp }, { path: '/boom', handler: boom }] });
     const address = await app.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${address.port}`;
   });
@@ -46,7 +47,8 @@ describe('one log line per Express request, with its original path', () => {
   });
 
   const send = async (path: string, init: RequestInit & { id: string }) => {
-    const res = await fetch(`${url}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), 'x-request-id': init.id }, redirect: 'manual' });
+    const headers = { ...(init.headers as Record<string, string>), 'x-request-id': init.id };
+    const res = await fetch(`${url}${path}`, { ...init, headers, redirect: 'manual' });
     await res.body?.cancel();
     await new Promise((r) => setTimeout(r, 20));
     return res.status;
@@ -59,8 +61,10 @@ describe('one log line per Express request, with its original path', () => {
   });
 
   it('logs an admin call under /admin whether it succeeds or is refused', async () => {
-    expect(await send(`/admin/sessions/${SESSION_KEY}`, { id: 'admin-ok', method: 'DELETE', headers: { 'x-admin-token': ADMIN_TOKEN } })).toBe(200);
-    expect(await send(`/admin/sessions/${SESSION_KEY}`, { id: 'admin-no', method: 'DELETE', headers: { 'x-admin-token': 'wrong' } })).toBe(401);
+    const revoke = (id: string, token: string) =>
+      send(`/admin/sessions/${SESSION_KEY}`, { id, method: 'DELETE', headers: { 'x-admin-token': token } });
+    expect(await revoke('admin-ok', ADMIN_TOKEN)).toBe(200);
+    expect(await revoke('admin-no', 'wrong')).toBe(401);
     const ok = linesFor('admin-ok').filter((l) => l['msg'] === 'request');
     expect(ok).toEqual([expect.objectContaining({ path: `/admin/sessions/${SESSION_KEY}`, status: 200 })]);
     expect(ok[0]).not.toHaveProperty('code');
@@ -69,7 +73,9 @@ describe('one log line per Express request, with its original path', () => {
 
   it('logs a refusal once, the line carrying its code and detail', async () => {
     expect(await send('/auth/nowhere', { id: 'refused-1', headers: { accept: 'application/json' } })).toBe(404);
-    expect(linesFor('refused-1')).toEqual([expect.objectContaining({ msg: 'request', level: 'info', path: '/auth/nowhere', status: 404, code: 'not_found' })]);
+    expect(linesFor('refused-1')).toEqual([
+      expect.objectContaining({ msg: 'request', level: 'info', path: '/auth/nowhere', status: 404, code: 'not_found' }),
+    ]);
     expect(await send(`/admin/sessions/${SESSION_KEY}`, { id: 'refused-2', method: 'DELETE' })).toBe(401);
     expect(linesFor('refused-2')).toEqual([expect.objectContaining({ code: 'unauthorized', detail: 'missing or wrong admin token' })]);
   });
