@@ -15,6 +15,7 @@ import { createExpressApp, type Mount } from './http/express-app.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
+import { createAdmission } from './policy/admit.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
 import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
@@ -110,15 +111,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
   });
 
-  const proxy = createHttpProxy({ runtime: () => runtime, identity, log, access: createAccessLog(log) });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, identity, sessions, log, registry: websockets, now });
+  const admit = createAdmission(identity);
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log) });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
   const express = createExpressApp({
     config, log, login, sessions, readiness, backchannelLogout,
     ...(config.adminToken
       ? { adminRoutes: createAdminRoutes({ adminToken: config.adminToken, sessions, blocklist, maxSessionAgeMs: config.session.maxAgeSeconds * 1000, log, now }) }
       : {}),
-    origins: () => runtime.origins,
-    trustProxy: (ip, hop) => runtime.trusts(ip, hop),
+    runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
     ...(deps.publicDir ? { publicDir: deps.publicDir } : {}),
   });

@@ -67,9 +67,23 @@ export interface ErrorBody {
   [key: string]: unknown;
 }
 
+/**
+ * Any thrown value as a GatehouseError: itself when it is one. An http-errors value (what body-parser and
+ * serve-static throw: a numeric `status` and a boolean `expose`) with a 4xx status becomes `not_found` (404) or
+ * `bad_request`; anything else is `internal_error`. The original is kept as the cause, for the log.
+ */
+export function asGatehouseError(err: unknown): GatehouseError {
+  if (err instanceof GatehouseError) return err;
+  const shaped = typeof err === 'object' && err !== null ? (err as { status?: unknown; expose?: unknown }) : undefined;
+  const status = typeof shaped?.expose === 'boolean' ? shaped.status : undefined;
+  if (status === 404) return new GatehouseError('not_found');
+  if (typeof status === 'number' && status >= 400 && status < 500) return new GatehouseError('bad_request', { cause: err });
+  return new GatehouseError('internal_error', { cause: err });
+}
+
 /** The one place an error becomes a status and a body (HTTP responses and WebSocket upgrade refusals alike). */
 export function toErrorResponse(err: unknown, requestId?: string): { status: number; body: ErrorBody; headers: readonly string[] | undefined } {
-  const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
+  const known = asGatehouseError(err);
   const body: ErrorBody = { ...known.details, error: known.code, message: CODES[known.code].message };
   if (requestId) body.requestId = requestId;
   return { status: known.status, body, headers: known.headers };

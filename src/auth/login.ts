@@ -8,7 +8,7 @@ import type { Session, SessionManager, SessionSecret, UserClaims } from '../sess
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { KeyValue } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
-import { translateIdpError } from './oidc.ts';
+import { classifyIdpError, translateIdpError } from './oidc.ts';
 import { safeLocalPath } from './redirect.ts';
 import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
@@ -233,7 +233,7 @@ export function createLoginFlow(deps: {
           await client.tokenRevocation(configuration, session.tokens.refreshToken, { token_type_hint: 'refresh_token' });
         } catch (err) {
           // The session is gone either way; an IdP that cannot revoke now must not keep the user logged in here.
-          log.warn({ session: session.storeKey, err: { code: (err as { code?: string }).code } }, 'refresh token revocation at the IdP failed');
+          log.warn({ session: session.storeKey, err: { code: classifyIdpError(err).code } }, 'refresh token revocation at the IdP failed');
         }
       }
       if (!configuration.serverMetadata().end_session_endpoint) return {};

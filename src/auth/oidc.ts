@@ -90,15 +90,38 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
 }
 
 /**
- * openid-client failures → our codes, by error code and OAuth `error`, never by message text.
+ * What an openid-client failure says, read from its `code` and the OAuth `error` of the IdP's answer, never from
+ * message text. `invalid_grant`: the IdP refused the code or refresh token (invalid, expired, revoked, reused);
+ * `access_denied`: the user or the IdP declined; `failed`: anything else (unreachable, a malformed answer, another
+ * OAuth error, or a GatehouseError such as idp_unavailable before discovery).
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ */
+export interface IdpFailure {
+  readonly kind: 'invalid_grant' | 'access_denied' | 'failed';
+  /** openid-client's (or the transport's) error code, for the log. */
+  readonly code: string | undefined;
+  /** The OAuth `error` the IdP answered with, for the log. */
+  readonly error: string | undefined;
+}
+
+/** The one place openid-client errors are classified (login, refresh and logout all ask here). */
+export function classifyIdpError(err: unknown): IdpFailure {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; error?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const error = typeof e.error === 'string' ? e.error : undefined;
+  const kind = code === 'OAUTH_RESPONSE_BODY_ERROR' && (error === 'invalid_grant' || error === 'access_denied') ? error : 'failed';
+  return { kind, code, error };
+}
+
+/**
+ * openid-client failures on the login path → our codes (see classifyIdpError).
  * A refusal tied to the user's grant is a 400; anything that says the IdP misbehaved or is unreachable is a 502.
  */
 export function translateIdpError(err: unknown, stage: string): GatehouseError {
   if (err instanceof GatehouseError) return err;
-  const e = err as { code?: string; error?: string; status?: number; name?: string; message?: string };
-  const logDetail = `${stage}: ${e.code ?? e.name ?? 'error'}${e.error ? ` (${e.error})` : ''}`;
-  if (e.code === 'OAUTH_RESPONSE_BODY_ERROR' && (e.error === 'invalid_grant' || e.error === 'access_denied')) {
-    return new GatehouseError('login_failed', { cause: err, logDetail });
-  }
+  const failure = classifyIdpError(err);
+  const name = (err as { name?: string } | null)?.name;
+  const logDetail = `${stage}: ${failure.code ?? name ?? 'error'}${failure.error ? ` (${failure.error})` : ''}`;
+  if (failure.kind !== 'failed') return new GatehouseError('login_failed', { cause: err, logDetail });
   return new GatehouseError('idp_error', { cause: err, logDetail });
 }

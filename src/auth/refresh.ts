@@ -3,7 +3,7 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
 import type { Bus, LockHandle, Locks } from '../store/store.ts';
-import type { OidcClient } from './oidc.ts';
+import { classifyIdpError, type OidcClient } from './oidc.ts';
 import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
 type Outcome = 'ok' | 'expired' | 'unavailable';
@@ -102,13 +102,14 @@ export function createTokenRefresher(deps: {
       try {
         result = await client.refreshTokenGrant(oidc.configuration(), refreshToken);
       } catch (err) {
-        const e = err as { code?: string; error?: string };
-        if (e.code === 'OAUTH_RESPONSE_BODY_ERROR' && e.error === 'invalid_grant') {
+        const failure = classifyIdpError(err);
+        if (failure.kind === 'invalid_grant') {
           await sessions.destroy(fresh.storeKey);
           outcome = 'expired';
           throw new GatehouseError('session_expired', { cause: err, logDetail: 'refresh token rejected (invalid_grant)' });
         }
-        log.warn({ session: fresh.storeKey, err: { code: e.code, error: e.error } }, 'token refresh failed; keeping the session for a later retry');
+        log.warn({ session: fresh.storeKey, err: { code: failure.code, error: failure.error } },
+          'token refresh failed; keeping the session for a later retry');
         if (stillValid(fresh, revokedJti)) return fresh;
         throw new GatehouseError('idp_unavailable', { cause: err, logDetail: 'refresh failed and the access token has expired' });
       }

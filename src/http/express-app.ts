@@ -1,12 +1,14 @@
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
 import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
-import { GatehouseError, sendError } from '../errors.ts';
+import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { OriginPolicy } from '../policy/origin.ts';
+import { createRequestContext, type RequestContext } from '../policy/context.ts';
+import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
 
@@ -21,8 +23,8 @@ export interface ExpressDeps {
   readonly login: LoginFlow;
   readonly sessions: SessionManager;
   readonly readiness: Readiness;
-  readonly origins: () => OriginPolicy;
-  readonly trustProxy: (ip: string, hop: number) => boolean;
+  /** The current config snapshot (origins, trusted proxies); each request keeps the one it started with. */
+  readonly runtime: () => PolicyRuntime;
   readonly publicDir?: string;
   /** Extra handlers mounted before security headers (the dev IdP's pages). */
   readonly mounts?: readonly Mount[];
@@ -32,23 +34,49 @@ export interface ExpressDeps {
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
 
+/**
+ * The path a request was sent to, for its log line: the original URL (req.path is relative to the router or mount
+ * handling it, which drops /dev-idp or /admin), never the query (codes, state and tokens travel there). An
+ * absolute-form target (RFC 9112 §3.2.2) may carry userinfo: only its path is kept.
+ */
+function pathOf(originalUrl: string): string {
+  if (originalUrl.startsWith('/')) {
+    const q = originalUrl.indexOf('?');
+    return q === -1 ? originalUrl : originalUrl.slice(0, q);
+  }
+  try {
+    return new URL(originalUrl).pathname;
+  } catch {
+    return '-';
+  }
+}
+
 /** Everything that is not /api/*: probes, /auth, /admin, and the SPA. */
 export function createExpressApp(deps: ExpressDeps): express.Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.trustProxy);
+  app.set('trust proxy', (ip: string, hop: number) => deps.runtime().trusts(ip, hop));
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const started = Date.now();
-    const reqId = requestIdFrom(req.headers['x-request-id']);
-    res.setHeader('x-request-id', reqId);
+  // The request's context, set once by the first middleware: keyed by the request, never a property added to it.
+  const contexts = new WeakMap<IncomingMessage, RequestContext>();
+  const begin = (req: Request, res: Response): RequestContext => {
+    const ctx = createRequestContext(requestIdFrom(req.headers['x-request-id']), log, deps.runtime(), Date.now());
+    contexts.set(req, ctx);
+    res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
-      // Path only: query strings on /auth carry codes and state.
-      log.info({ reqId, method: req.method, path: req.path, status: res.statusCode, ms: Date.now() - started }, 'request');
+      const ms = Date.now() - ctx.startedAt;
+      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms };
+      // One line per request: a refusal's code and detail ride on it rather than on a line of their own.
+      if (ctx.error) log.info({ ...line, code: ctx.error.code, detail: ctx.error.logDetail }, 'request');
+      else log.info(line, 'request');
     });
+    return ctx;
+  };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    begin(req, res);
     next();
   });
 
@@ -80,7 +108,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
   }));
 
-  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: deps.origins, backchannelLogout: deps.backchannelLogout }));
+  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: () => deps.runtime().origins, backchannelLogout: deps.backchannelLogout }));
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
 
   const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));
@@ -99,15 +127,13 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     throw new GatehouseError('not_found');
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const requestId = String(res.getHeader('x-request-id') ?? '');
-    const parsed = err as { status?: number; type?: string };
+    const ctx = contexts.get(req) ?? begin(req, res);
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
-    const mapped = !(err instanceof GatehouseError) && parsed.status === 404 ? new GatehouseError('not_found')
-      : !(err instanceof GatehouseError) && typeof parsed.status === 'number' && parsed.status >= 400 && parsed.status < 500 ? new GatehouseError('bad_request', { cause: err })
-      : err;
-    if (!(mapped instanceof GatehouseError) || mapped.status >= 500) log.error({ err, reqId: requestId, path: req.path }, 'request failed');
-    else log.info({ reqId: requestId, code: mapped.code, detail: mapped.logDetail }, 'request refused');
-    sendError(res, mapped, requestId);
+    const mapped = asGatehouseError(err);
+    ctx.error = mapped;
+    // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
+    if (mapped.status >= 500) log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
+    sendError(res, mapped, ctx.id);
   });
   return app;
 }

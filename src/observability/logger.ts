@@ -22,10 +22,16 @@ export function createLogger(options: { level: string; destination?: Destination
       base: { service: 'gatehouse' },
       redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: isoTimePerMillisecond(),
+      // Labels, not numbers: operators grep for "level":"warn" (the access line writes the same by hand).
+      formatters: { level: levelLabel },
       serializers: { err: pino.stdSerializers.err },
     },
     options.destination ?? batchedStdout(),
   );
+}
+
+function levelLabel(label: string): { level: string } {
+  return { level: label };
 }
 
 /**

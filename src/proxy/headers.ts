@@ -1,6 +1,8 @@
 import type { Logger } from '../observability/logger.ts';
+import type { Route } from '../policy/route-table.ts';
+import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
-import type { Route } from './routes.ts';
+import { removeCookies } from '../session/cookie.ts';
 import { listTokens } from './upstream/grammar.ts';
 
 /** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
@@ -120,6 +122,12 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
     facts.passable.push(name, value);
   }
   return facts;
+}
+
+/** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */
+export function upstreamCookie(rt: PolicyRuntime, cookie: string | undefined): string | undefined {
+  if (cookie === undefined || !rt.ownCookies.some((n) => cookie.includes(n))) return cookie;
+  return removeCookies(cookie, rt.ownCookies);
 }
 
 export interface UpstreamIdentity {

@@ -2,14 +2,13 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
+import { asGatehouseError, endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
-import type { IdentityResolver, Principal } from '../auth/identity.ts';
-import { DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
+import type { Admission, Admit, Principal } from '../policy/admit.ts';
+import { createRequestContext } from '../policy/context.ts';
 import type { SessionManager, SessionSecret } from '../session/sessions.ts';
-import { admit, upstreamCookie, type Admission } from './admit.ts';
 import { upstreamFailure } from './forward.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie } from './headers.ts';
+import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie, upstreamCookie } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
@@ -274,7 +273,8 @@ function relayUpgraded(
  */
 export function createUpgradeHandler(deps: {
   runtime: () => Runtime;
-  identity: IdentityResolver;
+  /** The admission pipeline (policy/admit.ts), the same one the HTTP path runs. */
+  admit: Admit;
   /** To roll a session's idle timeout while its WebSockets carry traffic, and to see when it idles out all the same. */
   sessions: Pick<SessionManager, 'peek' | 'load' | 'touch'>;
   log: Logger;
@@ -282,7 +282,7 @@ export function createUpgradeHandler(deps: {
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
-  const { identity, sessions, log, registry } = deps;
+  const { admit, sessions, log, registry } = deps;
   // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
   const touch = (cookie: SessionSecret): void => {
     const cached = sessions.peek(cookie);
@@ -298,14 +298,15 @@ export function createUpgradeHandler(deps: {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const rt = deps.runtime();
     const facts = scanHeaders(req.rawHeaders);
-    const reqId = requestIdFrom(facts.requestId);
+    const ctx = createRequestContext(requestIdFrom(facts.requestId), log, rt, Date.now());
     const url = req.url ?? '/';
     socket.on('error', destroySelf);
     const refuse = (err: unknown) => {
-      const known = err instanceof GatehouseError ? err : new GatehouseError('internal_error', { cause: err });
-      log.info({ reqId, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
-      if (known.status >= 500) log.error({ reqId, err: known.cause ?? known }, 'websocket error');
-      refuseUpgrade(socket, known, reqId);
+      const known = asGatehouseError(err);
+      ctx.error = known;
+      log.info({ reqId: ctx.id, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
+      if (known.status >= 500) log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
+      refuseUpgrade(socket, known, ctx.id);
     };
     if (!/^\/api(\/|\?|$)/.test(url)) return refuse(new GatehouseError('not_found'));
     // Only real WebSocket upgrades are tunnelled (no h2c or other protocols: upgrade smuggling).
@@ -317,16 +318,15 @@ export function createUpgradeHandler(deps: {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
     const connectBackend = (a: Admission, conn: Connection): void => {
-      const lines = a.principal ? identityHeaderLines(a.route, a.principal, reqId, log) : undefined;
-      const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, reqId, upstreamCookie(rt, facts.cookie));
-      const read = a.principal?.kind === 'session' ? readSessionCookie(facts.cookie, rt.config.session.cookieName) : undefined;
-      const cookie = read === DUPLICATE_COOKIE ? undefined : read;
+      const lines = a.principal ? identityHeaderLines(a.route, a.principal, ctx.id, log) : undefined;
+      const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
+      const cookie = a.sessionSecret;
       const { principal, route } = a;
       const handshake = new Handshake(socket, rt.ownCookies, a.responseHeaders, refuse, (res, backendSocket, backendHead) => {
         conn.cancel = undefined;
         const idleEnd = cookie !== undefined ? sessions.peek(cookie)?.idleExpiresAt : undefined;
         relayUpgraded(
-          { log, touch, idleLeft, reqId, route: route.name },
+          { log, touch, idleLeft, reqId: ctx.id, route: route.name },
           conn,
           cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
           {
@@ -337,7 +337,7 @@ export function createUpgradeHandler(deps: {
             activityIntervalMs: Math.min(1000, rt.config.session.idleTtlSeconds * 100),
           },
         );
-        log.info({ reqId, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
+        log.info({ reqId: ctx.id, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
       });
       const control = rt.pools.get(route.origin).upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
       handshake.control = control;
@@ -349,10 +349,12 @@ export function createUpgradeHandler(deps: {
       };
       socket.once('close', handshake.onClientClose);
     };
-    const admitNow = () => admit(rt, identity, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+    const admitNow = () => admit(rt, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
     const revocationsBefore = registry.revocations();
     Promise.resolve().then(admitNow).then(
       (a) => {
+        ctx.route = a.route;
+        ctx.principal = a.principal;
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
         // One identity cannot hold an unbounded number of sockets (OWASP WebSocket DoS): counted from admission

@@ -5,13 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { findImports, type FoundImport, type ImportKind } from './scan-imports.ts';
 
 /**
- * The shape of the house (docs: /work/shared/reference/conventions.md, "Layers point one way" and
- * "Libraries stay in their room"), checked on every .ts file under src/:
+ * The shape of the house (docs/architecture.md: "Layers", "Libraries stay in their room" and "policy/ decides,
+ * proxy/ forwards"), checked on every .ts file under src/:
  *   (a) no import cycle;
  *   (b) no upward edge against the layer order; dev/ imports only errors/config/observability and is
  *       imported only by main.ts, dynamically;
  *   (c) each library is imported only from its room;
- *   (d) what the production image loads is in "dependencies" (npm ci --omit=dev drops the rest).
+ *   (d) what the production image loads is in "dependencies" (npm ci --omit=dev drops the rest);
+ *   (e) proxy/ forwards: it learns who is calling through policy/, never by loading auth/ or session/ itself.
  * Type-only imports count for (a)-(c): a type that must be imported upward lives in the wrong layer.
  */
 
@@ -23,7 +24,9 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
   ['errors.ts', 'config/', 'observability/'],
   ['store/'],
   ['session/', 'revocation/'],
-  ['auth/', 'policy/', 'health/'],
+  ['auth/', 'health/'],
+  // The admission pipeline: asks auth/ who is calling; the adapters in proxy/ (HTTP and WebSocket) call it.
+  ['policy/'],
   ['proxy/', 'admin/'],
   ['http/'],
   ['app.ts'],
@@ -32,6 +35,18 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
 const DEV = 'dev/';
 /** What dev/ may import besides itself. */
 const DEV_MAY_IMPORT = ['errors.ts', 'config/', 'observability/'];
+
+/**
+ * What proxy/ may not load (rule e): admission (policy/) resolves identities and reads the session cookie, and
+ * hands the adapters an Admission. Type-only imports pass, for the shape of a dependency the composition root
+ * injects (SessionManager, to roll a WebSocket's idle timeout).
+ */
+const PROXY_MAY_NOT_LOAD = ['auth/', 'session/'];
+/**
+ * Except the Cookie-header grammar: forwarding must keep Gatehouse's own cookies from backends, and
+ * session/cookie.ts is the one reader of that header.
+ */
+const PROXY_MAY_LOAD_ANYWAY = ['session/cookie.ts'];
 
 /** Package → the places that may import it (a folder ending in "/", or a file base name). */
 const ROOMS: Readonly<Record<string, readonly string[]>> = {
@@ -137,6 +152,10 @@ function layerViolations(edges: readonly Edge[]): string[] {
       continue;
     }
     if (to > from) out.push(`${describeEdge(e.from, e.to)} (upward: layer ${from} imports layer ${to})`);
+    else if (e.from.startsWith('proxy/') && PROXY_MAY_NOT_LOAD.some((p) => e.to.startsWith(p)) && !PROXY_MAY_LOAD_ANYWAY.includes(e.to)
+      && (e.kind === 'static' || e.kind === 'dynamic')) {
+      out.push(`${describeEdge(e.from, e.to)} (proxy/ forwards: identities and sessions reach it through policy/)`);
+    }
   }
   return out;
 }
@@ -285,8 +304,27 @@ describe('the checks themselves (each must catch what it names)', () => {
     expect(layerViolations([edge('session/sessions.ts', 'auth/refresh.ts', 'type')])).toEqual([
       'src/session/sessions.ts -> src/auth/refresh.ts (upward: layer 2 imports layer 3)',
     ]);
-    expect(layerViolations([edge('proxy/admit.ts', 'auth/identity.ts'), edge('session/sessions.ts', 'revocation/blocklist.ts'), edge('errors.ts', 'config/types.ts')])).toEqual([]);
+    expect(layerViolations([edge('policy/admit.ts', 'auth/identity.ts'), edge('session/sessions.ts', 'revocation/blocklist.ts'), edge('errors.ts', 'config/types.ts')])).toEqual([]);
     expect(layerViolations([edge('app.ts', 'main.ts')])).toHaveLength(1);
+  });
+
+  it('keeps policy/ below proxy/: policy decides, proxy forwards', () => {
+    expect(layerViolations([edge('policy/admit.ts', 'proxy/headers.ts', 'type')])).toEqual([
+      'src/policy/admit.ts -> src/proxy/headers.ts (upward: layer 4 imports layer 5)',
+    ]);
+    expect(layerViolations([edge('proxy/http-handler.ts', 'policy/admit.ts'), edge('http/express-app.ts', 'policy/origin.ts')])).toEqual([]);
+  });
+
+  it('lets proxy/ load neither auth/ nor session/ (types aside, and the Cookie-header grammar)', () => {
+    const loads = [edge('proxy/websocket.ts', 'auth/identity.ts'), edge('proxy/headers.ts', 'session/sessions.ts', 'dynamic')];
+    expect(layerViolations(loads)).toEqual([
+      'src/proxy/websocket.ts -> src/auth/identity.ts (proxy/ forwards: identities and sessions reach it through policy/)',
+      'src/proxy/headers.ts -> src/session/sessions.ts (proxy/ forwards: identities and sessions reach it through policy/)',
+    ]);
+    const allowed = [
+      edge('proxy/websocket.ts', 'session/sessions.ts', 'type'), edge('proxy/headers.ts', 'session/cookie.ts'), edge('admin/routes.ts', 'session/sessions.ts'),
+    ];
+    expect(layerViolations(allowed)).toEqual([]);
   });
 
   it('keeps dev/ at the edge: only main.ts, only dynamically; dev/ imports only the base layer', () => {

@@ -37,7 +37,7 @@ describe('the access line', () => {
     const [p] = viaPino.lines();
     expect(Object.keys(a ?? {})).toEqual(Object.keys(p ?? {}));
     expect({ ...a, time: 0 }).toEqual({ ...p, time: 0 });
-    expect(a).toMatchObject({ level: 30, service: 'gatehouse', replica: 'a', reqId: 'r-1', status: 200, msg: 'proxy' });
+    expect(a).toMatchObject({ level: 'info', service: 'gatehouse', replica: 'a', reqId: 'r-1', status: 200, msg: 'proxy' });
     expect(new Date(String(a?.['time'])).toISOString()).toBe(a?.['time']);
   });
 
@@ -56,7 +56,7 @@ describe('the access line', () => {
     const [line] = out.lines();
     expect(line?.['path']).toBe(path);
     expect(line?.['route']).toBe('r"\n');
-    expect(line?.['level']).toBe(30);
+    expect(line?.['level']).toBe('info');
     expect(line).not.toHaveProperty('evil');
   });
 
@@ -153,5 +153,19 @@ describe('the default stdout destination', () => {
     const r = run("log.info('soon'); setTimeout(() => { process.stderr.write('waited\\n'); process.kill(process.pid, 'SIGKILL'); }, 600);");
     expect(r.stderr).toContain('waited');
     expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['soon']);
+  });
+});
+
+describe('createLogger', () => {
+  it('prints each level as its label, as operators grep for it', () => {
+    const out = recorder();
+    const log = createLogger({ level: 'trace', destination: out });
+    log.trace('t');
+    log.debug('d');
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    log.fatal('f');
+    expect(out.lines().map((l) => l['level'])).toEqual(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
   });
 });

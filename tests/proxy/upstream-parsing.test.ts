@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/observability/logger.ts';
 import { identityHeaderLines } from '../../src/proxy/headers.ts';
-import type { Route } from '../../src/proxy/routes.ts';
+import type { Route } from '../../src/policy/route-table.ts';
 import { ChunkedDecoder, ChunkedError } from '../../src/proxy/upstream/chunked.ts';
 import { listTokens } from '../../src/proxy/upstream/grammar.ts';
 import { parseResponseHead, ResponseHeadError } from '../../src/proxy/upstream/response-head.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitApiTarget } from '../../src/proxy/path.ts';
+import { splitApiTarget } from '../../src/policy/path.ts';
 
 describe('splitApiTarget', () => {
   it.each([

@@ -1,12 +1,25 @@
 import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
-import type { ClientFacts } from '../policy/trust-proxy.ts';
-import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie, removeCookies } from '../session/cookie.ts';
+import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 import type { SessionSecret } from '../session/crypto.ts';
-import type { IncomingFacts } from './headers.ts';
 import { splitApiTarget } from './path.ts';
-import type { Route } from './routes.ts';
-import type { Runtime } from './runtime.ts';
+import type { Route } from './route-table.ts';
+import type { PolicyRuntime } from './runtime.ts';
+import type { ClientFacts } from './trust-proxy.ts';
+
+/** Who is calling, as the adapters see it: proxy/ learns about identities through policy/, never from auth/. */
+export type { Principal };
+
+/** What admission reads from the request's headers (proxy/headers.ts scanHeaders collects them in its one pass). */
+export interface AdmissionFacts {
+  readonly host: string | undefined;
+  readonly hostCount: number;
+  readonly cookie: string | undefined;
+  readonly authorization: string | undefined;
+  readonly xff: string | undefined;
+  readonly xfProto: string | undefined;
+  readonly xfHost: string | undefined;
+}
 
 export interface Admission {
   readonly route: Route;
@@ -15,6 +28,8 @@ export interface Admission {
   readonly client: ClientFacts;
   readonly hostHeader: string;
   readonly principal: Principal | undefined;
+  /** The session cookie's value when the principal came from it (a WebSocket rolls that session's idle timeout). */
+  readonly sessionSecret: SessionSecret | undefined;
   /**
    * Headers the client's response carries whatever the backend answers ([name, value, ...]): the clearing
    * Set-Cookie after a duplicated session cookie. Undefined on every ordinary request.
@@ -31,9 +46,9 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
  * the common case costs no await at all.
  */
 export function admit(
-  rt: Runtime,
+  rt: PolicyRuntime,
   identity: IdentityResolver,
-  facts: IncomingFacts,
+  facts: AdmissionFacts,
   method: string,
   url: string,
   peer: string,
@@ -51,13 +66,14 @@ export function admit(
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
   const hostHeader = facts.host;
   let responseHeaders: readonly string[] | undefined;
+  let cookie: SessionSecret | undefined;
   const finish = (principal: Principal | undefined): Admission => {
     if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized', responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {});
-    return { route, path: target.path, query: target.query, client, hostHeader, principal, responseHeaders };
+    const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
+    return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
   };
   if (route.auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
-  let cookie: SessionSecret | undefined;
   if (read === DUPLICATE_COOKIE) {
     // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
     // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the
@@ -71,8 +87,11 @@ export function admit(
   return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
 }
 
-/** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */
-export function upstreamCookie(rt: Runtime, cookie: string | undefined): string | undefined {
-  if (cookie === undefined || !rt.ownCookies.some((n) => cookie.includes(n))) return cookie;
-  return removeCookies(cookie, rt.ownCookies);
+/** admit() with the identity resolver bound: what the HTTP and WebSocket adapters are given. */
+export type Admit = (
+  rt: PolicyRuntime, facts: AdmissionFacts, method: string, url: string, peer: string, encrypted: boolean,
+) => Admission | Promise<Admission>;
+
+export function createAdmission(identity: IdentityResolver): Admit {
+  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, facts, method, url, peer, encrypted);
 }

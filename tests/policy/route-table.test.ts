@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FileConfig, MappingConfig } from '../../src/config/types.ts';
-import { compileRoutes, parseHost } from '../../src/proxy/routes.ts';
+import { compileRoutes, parseHost } from '../../src/policy/route-table.ts';
 
 const DEFAULTS = { auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: true, passAuthorization: false } as const;
 

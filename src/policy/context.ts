@@ -1,0 +1,31 @@
+import type { Principal } from '../auth/identity.ts';
+import type { GatehouseError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Route } from './route-table.ts';
+import type { PolicyRuntime } from './runtime.ts';
+
+/**
+ * One request (or one WebSocket upgrade) as every stage sees it. The adapter that receives it creates it once
+ * (proxy/http-handler.ts, proxy/websocket.ts, http/express-app.ts); each later stage fills its own field.
+ * One small object on the hot path: `log` is the base logger, and `id` goes into each line as `reqId`
+ * (a pino child logger per request would cost more than the rest of the context).
+ */
+export interface RequestContext {
+  /** The request id: the client's well-formed X-Request-Id, else a fresh UUID. Echoed, forwarded, logged. */
+  readonly id: string;
+  readonly log: Logger;
+  /** The config snapshot this request runs under, to its end (a reload does not change it mid-request). */
+  readonly runtime: PolicyRuntime;
+  /** Date.now() when the request arrived, for the duration in its log line. */
+  readonly startedAt: number;
+  /** The mapping admission chose (/api only). */
+  route: Route | undefined;
+  /** Who is calling, once admission knows (undefined: anonymous, or not known yet). */
+  principal: Principal | undefined;
+  /** Why the request was refused or failed: its one log line carries the code. */
+  error: GatehouseError | undefined;
+}
+
+export function createRequestContext(id: string, log: Logger, runtime: PolicyRuntime, startedAt: number): RequestContext {
+  return { id, log, runtime, startedAt, route: undefined, principal: undefined, error: undefined };
+}

@@ -1,0 +1,34 @@
+import type { Config } from '../config/types.ts';
+import { loginBindingCookieName } from '../session/cookie.ts';
+import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
+import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
+import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy.ts';
+
+/**
+ * The admission policy compiled from one config snapshot: what `admit()` and the Express routes decide with.
+ * proxy/runtime.ts adds the backend pools to it; a reload swaps both together.
+ */
+export interface PolicyRuntime {
+  readonly config: Config;
+  readonly routes: RouteTable;
+  readonly origins: OriginPolicy;
+  readonly trust: TrustEvaluator;
+  readonly trusts: (ip: string, hop: number) => boolean;
+  /** Host header → lowercase host and port (parseHost, memoised). */
+  readonly hosts: (value: string, defaultPort: number) => { host: string; port: number } | undefined;
+  /** Cookie names that never reach a backend. */
+  readonly ownCookies: readonly string[];
+}
+
+/** Compiles the policy part of a runtime (at load, never per request). */
+export function compilePolicy(config: Config): PolicyRuntime {
+  return {
+    config,
+    routes: compileRoutes(config.routing),
+    origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
+    trust: compileTrust(config.server.trustProxy),
+    trusts: trustPredicate(config.server.trustProxy),
+    hosts: createHostParser(),
+    ownCookies: [config.session.cookieName, loginBindingCookieName(config.session.secure)],
+  };
+}
