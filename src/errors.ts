@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 /**
  * Every error a client can see. The key is the stable `error` value of the JSON body;
  * `status` is the HTTP status it maps to. docs/errors.md is checked against this table by a test.
@@ -100,7 +102,7 @@ export class ConfigError extends Error {
 }
 
 /** Writes the JSON error on a plain node ServerResponse (Express responses are ones too). */
-export function sendError(res: import('node:http').ServerResponse, err: unknown, requestId?: string): void {
+export function sendError(res: ServerResponse, err: unknown, requestId?: string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
   if (res.headersSent) {
     res.destroy();
@@ -121,18 +123,18 @@ export function sendError(res: import('node:http').ServerResponse, err: unknown,
  * Ends a socket Gatehouse is done with, and destroys it shortly after: an upgrade's socket is outside Node's HTTP
  * timeouts and may stay half open for as long as a client that never sends its FIN likes.
  */
-export function endThenDestroy(socket: import('node:stream').Duplex, data?: string): void {
+export function endThenDestroy(socket: Duplex, data?: string): void {
   if (data === undefined) socket.end();
   else socket.end(data);
   setTimeout(destroyLater, 2000, socket).unref();
 }
 
-function destroyLater(socket: import('node:stream').Duplex): void {
+function destroyLater(socket: Duplex): void {
   socket.destroy();
 }
 
 /** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
-export function refuseUpgrade(socket: import('node:stream').Duplex, err: unknown, requestId?: string): void {
+export function refuseUpgrade(socket: Duplex, err: unknown, requestId?: string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
   const text = JSON.stringify(body);
   let extra = '';

@@ -2,13 +2,14 @@ import { createApp } from './app.ts';
 import { loadConfig, wantsDevSetup } from './config/load.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
+import type { DevSetup } from './dev/setup.ts';
 
 /** env → config → app → listen → signals. */
 async function main(): Promise<void> {
   const env: Record<string, string | undefined> = { ...process.env };
   const log = createLogger({ level: env['LOG_LEVEL'] && /^(fatal|error|warn|info|debug|trace|silent)$/.test(env['LOG_LEVEL']) ? env['LOG_LEVEL'] : 'info' });
   const dev = wantsDevSetup(env);
-  let devSetup: Awaited<ReturnType<typeof import('./dev/setup.ts').startDevSetup>> | undefined;
+  let devSetup: DevSetup | undefined;
   if (dev) {
     const port = env['PORT'] ?? '8080';
     const baseUrl = (env['APP_BASE_URL'] ?? `http://localhost:${port}`).replace(/\/$/, '');

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type Provider from 'oidc-provider';
 
 export interface DevClient {
   readonly clientId: string;
@@ -24,7 +25,7 @@ export interface DevIdp {
   readonly issuer: string;
   readonly callback: (req: IncomingMessage, res: ServerResponse) => void;
   /** The oidc-provider instance, for tests that listen to its events. */
-  readonly provider: import('oidc-provider').default;
+  readonly provider: Provider;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
@@ -14,7 +14,7 @@ import { createAuthRoutes } from './auth-routes.ts';
 
 export interface Mount {
   readonly path: string;
-  readonly handler: RequestHandler | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void);
+  readonly handler: RequestHandler | ((req: IncomingMessage, res: ServerResponse) => void);
 }
 
 export interface ExpressDeps {
