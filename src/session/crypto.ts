@@ -36,6 +36,14 @@ export function secretText(secret: SessionSecret): string {
 }
 
 /**
+ * A copy of the secret that keeps nothing else alive: a value cut from a Cookie header may share the whole
+ * header's memory, which a long-lived map key would then hold.
+ */
+export function detachedSecret(secret: SessionSecret): SessionSecret {
+  return Buffer.from(secretText(secret), 'latin1').toString('latin1') as unknown as SessionSecret;
+}
+
+/**
  * The store key of a session: a hash of the secret, so a Redis dump or KEYS listing yields no usable cookie.
  * Safe to log; it is what logs show as `session` and what the admin API takes.
  */

@@ -2,7 +2,7 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createEpochCache } from '../store/epoch-cache.ts';
 import type { Bus, KeyValue } from '../store/store.ts';
-import { newSessionSecret, openTokens, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
+import { detachedSecret, newSessionSecret, openTokens, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
 import { parseRecord, type SessionRecord, type UserClaims } from './record.ts';
 
 export type { UserClaims } from './record.ts';
@@ -94,6 +94,15 @@ export interface SessionManager {
 
 const INVALIDATE_CHANNEL = 'session-invalidate';
 const sessionKey = (key: string) => `s:${key}`;
+
+/** The subject a stored record belongs to; undefined when it does not parse. */
+function ownerOf(raw: string): string | undefined {
+  try {
+    return parseRecord(raw).sub;
+  } catch {
+    return undefined;
+  }
+}
 export const userIndexKey = (sub: string) => `su:${sub}`;
 export const sidIndexKey = (sid: string) => `ss:${sid}`;
 
@@ -113,20 +122,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     maxAgeMs: cacheMaxAgeMs,
     maxEntries: cacheMaxEntries,
   });
-  // The store key of each secret seen lately, so a cache hit costs two lookups and no hash. A pure
-  // function's memo: any entry may go at any time.
+  // The store key of each secret whose session was found, so a cache hit costs two lookups and no hash. Only
+  // found sessions are remembered: forged cookies must neither grow the memo nor push real sessions out of it.
+  // A pure function's memo: any entry may go at any time.
   const storeKeys = new Map<SessionSecret, string>();
-  const storeKeyFor = (secret: SessionSecret): string => {
-    let key = storeKeys.get(secret);
-    if (key === undefined) {
-      key = storeKeyOf(secret);
-      if (storeKeys.size >= cacheMaxEntries) {
-        const oldest = storeKeys.keys().next();
-        if (!oldest.done) storeKeys.delete(oldest.value);
-      }
-      storeKeys.set(secret, key);
+  const rememberKey = (secret: SessionSecret, key: string): void => {
+    if (storeKeys.size >= cacheMaxEntries) {
+      const oldest = storeKeys.keys().next();
+      if (!oldest.done) storeKeys.delete(oldest.value);
     }
-    return key;
+    storeKeys.set(detachedSecret(secret), key);
   };
   const live = (entry: CacheEntry | undefined, at: number): entry is CacheEntry => entry !== undefined && at < entry.session.idleExpiresAt;
   const listeners: Array<(key: string, kind: InvalidationKind) => void> = [];
@@ -198,7 +203,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
 
     async create(input) {
       const secret = newSessionSecret();
-      const key = storeKeyFor(secret);
+      const key = storeKeyOf(secret);
       const at = now();
       const record: SessionRecord = {
         v: 1,
@@ -223,20 +228,24 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       const session = toSession(key, record, input.tokens);
       remember(session, raw);
+      rememberKey(secret, key);
       return { secret, session };
     },
 
     async load(secret, loadOptions) {
       // A SessionSecret is well formed by construction (parseSessionSecret, newSessionSecret).
       if (secret === undefined) return undefined;
-      const key = storeKeyFor(secret);
+      const known = storeKeys.get(secret);
+      const key = known ?? storeKeyOf(secret);
       const fresh = loadOptions?.fresh === true;
       if (!fresh) {
         const hit = cache.get(key);
         if (live(hit, now())) return hit.session;
         if (hit) cache.delete(key);
       }
-      return (await cache.load(key, () => read(secret, key), { join: !fresh }))?.session;
+      const session = (await cache.load(key, () => read(secret, key), { join: !fresh }))?.session;
+      if (session !== undefined && known === undefined) rememberKey(secret, key);
+      return session;
     },
 
     peek(secret) {
@@ -337,7 +346,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       for (const key of keys) {
         if (sub !== undefined) {
           const raw = await store.get(sessionKey(key)).catch(() => null);
-          if (raw && parseRecord(raw).sub !== sub) continue;
+          // A record that does not parse cannot be loaded either: ending it is the safe answer to a logout.
+          const owner = raw === null ? undefined : ownerOf(raw);
+          if (owner !== undefined && owner !== sub) continue;
         }
         await manager.destroy(key);
         n++;

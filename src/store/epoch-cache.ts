@@ -112,6 +112,9 @@ export function createEpochCache<V>(options: EpochCacheOptions): EpochCache<V> {
     },
 
     set(key, value) {
+      // Reads under way may have seen the store before this write: their answer must not replace it.
+      for (const flight of flights.get(key) ?? []) flight.overtaken = true;
+      joinable.delete(key);
       store(key, value, subscriptionEpoch());
     },
 

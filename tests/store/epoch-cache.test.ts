@@ -50,6 +50,16 @@ describe('epoch cache', () => {
     expect(cache.get('k')).toBe('v');
   });
 
+  it("a read under way when this process writes the key does not replace the write", async () => {
+    const { cache } = setup();
+    const held = heldRead<string>();
+    const reading = cache.load('k', held.read);
+    cache.set('k', 'written');
+    held.answer('read before the write');
+    await reading;
+    expect(cache.get('k')).toBe('written');
+  });
+
   it('a read overtaken by an invalidation answers its caller but is not stored, and later callers read again', async () => {
     const { cache } = setup();
     const first = heldRead<string>();
