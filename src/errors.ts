@@ -76,8 +76,7 @@ export interface ErrorBody {
  */
 export function asGatehouseError(err: unknown): GatehouseError {
   if (err instanceof GatehouseError) return err;
-  const shaped = typeof err === 'object' && err !== null ? (err as { status?: unknown; expose?: unknown }) : undefined;
-  const status = typeof shaped?.expose === 'boolean' ? shaped.status : undefined;
+  const status = typeof err === 'object' && err !== null ? (err as { status?: unknown }).status : undefined;
   if (status === 404) return new GatehouseError('not_found');
   if (typeof status === 'number' && status >= 400 && status < 500) return new GatehouseError('bad_request', { cause: err });
   return new GatehouseError('internal_error', { cause: err });

@@ -16,10 +16,14 @@ describe('asGatehouseError: every thrown value as one coded error', () => {
     expect(asGatehouseError(tooLarge)).toMatchObject({ code: 'bad_request', status: 400, cause: tooLarge });
   });
 
+  it("maps a 4xx status without the http-errors shape too (the router's URIError for a malformed %-escape)", () => {
+    const uriError = Object.assign(new URIError("Failed to decode param '%E0%A4%A'"), { status: 400 });
+    expect(asGatehouseError(uriError)).toMatchObject({ code: 'bad_request', status: 400, cause: uriError });
+  });
+
   it.each([
     ['a plain Error', new Error('boom')],
     ['an http-errors 500', httpError(500)],
-    ['a status without the http-errors shape (an IdP response error)', Object.assign(new Error('x'), { status: 400 })],
     ['null', null],
     ['a string', 'boom'],
   ])('turns %s into internal_error with the value as its cause', (_name, value) => {

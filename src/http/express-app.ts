@@ -41,8 +41,9 @@ const RESERVED = /^\/(api|auth|admin)(\/|$)/;
  */
 function pathOf(originalUrl: string): string {
   if (originalUrl.startsWith('/')) {
-    const q = originalUrl.indexOf('?');
-    return q === -1 ? originalUrl : originalUrl.slice(0, q);
+    // A fragment is never sent by a browser, but a client may put anything there: cut at it as at the query.
+    const end = originalUrl.search(/[?#]/);
+    return end === -1 ? originalUrl : originalUrl.slice(0, end);
   }
   try {
     return new URL(originalUrl).pathname;
@@ -67,8 +68,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     contexts.set(req, ctx);
     res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
-      const ms = Date.now() - ctx.startedAt;
-      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms };
+      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms: Date.now() - ctx.startedAt };
       // One line per request: a refusal's code and detail ride on it rather than on a line of their own.
       if (ctx.error) log.info({ ...line, code: ctx.error.code, detail: ctx.error.logDetail }, 'request');
       else log.info(line, 'request');

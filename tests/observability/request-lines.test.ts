@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { sendRaw } from '../helpers/backends.ts';
+import { expectError } from '../helpers/expect-error.ts';
 import { writeConfigFile } from '../helpers/gatehouse.ts';
 
 const ADMIN_TOKEN = 'adm1n-t0ken-0123456789abcdefghijklmnopqrstuv';
@@ -69,6 +71,21 @@ describe('one log line per Express request, with its original path', () => {
     expect(ok).toEqual([expect.objectContaining({ path: `/admin/sessions/${SESSION_KEY}`, status: 200 })]);
     expect(ok[0]).not.toHaveProperty('code');
     expect(linesFor('admin-no')).toEqual([expect.objectContaining({ msg: 'request', path: `/admin/sessions/${SESSION_KEY}`, status: 401 })]);
+  });
+
+  it('keeps a fragment out of the line as it keeps the query (a client may send one)', async () => {
+    const res = await sendRaw(url, `GET /dev-idp/auth#code=secret-fragment HTTP/1.1\r\nHost: x\r\nX-Request-Id: idp-frag\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(303);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(linesFor('idp-frag')).toEqual([expect.objectContaining({ msg: 'request', path: '/dev-idp/auth', status: 303 })]);
+    expect(JSON.stringify(logs)).not.toContain('secret-fragment');
+  });
+
+  it('answers a malformed %-escape in a route parameter with 400 bad_request, logged once at info', async () => {
+    const res = await sendRaw(url, `DELETE /admin/sessions/%E0%A4%A HTTP/1.1\r\nHost: x\r\nX-Admin-Token: ${ADMIN_TOKEN}\r\nX-Request-Id: bad-escape\r\nConnection: close\r\n\r\n`);
+    expectError(res, 400, 'bad_request');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(linesFor('bad-escape')).toEqual([expect.objectContaining({ msg: 'request', level: 'info', status: 400, code: 'bad_request' })]);
   });
 
   it('logs a refusal once, the line carrying its code and detail', async () => {
