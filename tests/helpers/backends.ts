@@ -114,10 +114,8 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
     req.on('end', () => echo(res, rec));
     req.resume();
   });
-  const { port, url, close } = await listenOnLoopback(server);
   return {
-    url,
-    port,
+    ...await listenOnLoopback(server),
     server,
     requests,
     last() {
@@ -134,7 +132,6 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
       await until(() => requests[index]?.aborted === true, timeoutMs, `request ${index} to be aborted`);
       return requests[index] as RecordedRequest;
     },
-    close,
   };
 }
 
@@ -221,10 +218,9 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
       });
     });
   });
-  const { port, url, close } = await listenOnLoopback(server);
+  const loopback = await listenOnLoopback(server);
   return {
-    url,
-    port,
+    ...loopback,
     upgrades,
     sockets,
     get httpRequests() { return httpRequests; },
@@ -236,7 +232,7 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
     close: () => {
       for (const ws of sockets) ws.terminate();
       wss.close();
-      return close();
+      return loopback.close();
     },
   };
 }
