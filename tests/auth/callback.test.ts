@@ -79,6 +79,15 @@ describe('OIDC callback', () => {
   const grants = () => idp.events.get('grant.success') ?? 0;
   const sessionKeys = () => redis.keys(`${gh.config.redis.keyPrefix}s:*`);
   const txKey = (state: string) => `${gh.config.redis.keyPrefix}tx:${createHash('sha256').update(state).digest('base64url')}`;
+  /** Takes a fresh browser's login up to the callback, alters its query, and expects it refused with no code exchange. */
+  const refuseAltered = async (change: (p: URLSearchParams) => void, status: number, code: string) => {
+    const browser = new Browser();
+    const callback = await authorize(browser, gh.url);
+    const before = grants();
+    await expectRefused(await browser.fetch(withParams(callback, change)), status, code);
+    expect(grants()).toBe(before);
+    return { browser, callback };
+  };
 
   beforeAll(async () => {
     ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), now: () => Date.now() + clockSkewMs } }));
@@ -124,11 +133,7 @@ describe('OIDC callback', () => {
   });
 
   it('refuses a callback without state (400 invalid_state)', async () => {
-    const browser = new Browser();
-    const callback = await authorize(browser, gh.url);
-    const before = grants();
-    await expectRefused(await browser.fetch(withParams(callback, (p) => p.delete('state'))), 400, 'invalid_state');
-    expect(grants()).toBe(before);
+    await refuseAltered((p) => p.delete('state'), 400, 'invalid_state');
   });
 
   it('keeps a pending login in Redis for at most 10 minutes, and refuses its state once that has passed (400 invalid_state)', async () => {
@@ -215,12 +220,8 @@ describe('OIDC callback', () => {
   });
 
   it('refuses a callback with neither code nor error (400 bad_request), consuming the login', async () => {
-    const browser = new Browser();
-    const callback = await authorize(browser, gh.url);
+    const { callback } = await refuseAltered((p) => p.delete('code'), 400, 'bad_request');
     const state = new URL(callback).searchParams.get('state') ?? '';
-    const before = grants();
-    await expectRefused(await browser.fetch(withParams(callback, (p) => p.delete('code'))), 400, 'bad_request');
-    expect(grants()).toBe(before);
     expect(await redis.exists(txKey(state))).toBe(0);
   });
 
@@ -265,21 +266,12 @@ describe('OIDC callback', () => {
   });
 
   it('refuses a callback without iss when the IdP advertises RFC 9207 support (mix-up defence)', async () => {
-    const browser = new Browser();
-    const callback = await authorize(browser, gh.url);
-    const before = grants();
-    await expectRefused(await browser.fetch(withParams(callback, (p) => p.delete('iss'))), 400, 'bad_request');
-    expect(grants()).toBe(before);
+    await refuseAltered((p) => p.delete('iss'), 400, 'bad_request');
   });
 
   it('refuses tokens in the callback query (injected implicit or hybrid response): 400 bad_request', async () => {
     for (const param of ['id_token', 'access_token', 'token']) {
-      const browser = new Browser();
-      const callback = await authorize(browser, gh.url);
-      const before = grants();
-      const injected = withParams(callback, (p) => p.set(param, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.'));
-      await expectRefused(await browser.fetch(injected), 400, 'bad_request');
-      expect(grants()).toBe(before);
+      const { browser } = await refuseAltered((p) => p.set(param, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.'), 400, 'bad_request');
       expect(browser.cookie(gh.url, SESSION)).toBeUndefined();
     }
   });

@@ -74,12 +74,33 @@ export function echo(res: ServerResponse, rec: RecordedRequest): void {
 }
 
 /**
+ * Listens on 127.0.0.1:0 and keeps the server's open connections, so that `close` ends them at once instead of
+ * waiting for kept-alive ones to idle out.
+ */
+async function listenOnLoopback(server: Server): Promise<{ port: number; url: string; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
  * A real loopback backend that records every request. Without a handler (or when the handler returns
  * nothing) it drains the body and answers with `echo`.
  */
 export async function startBackend(handler?: BackendHandler): Promise<TestBackend> {
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
     const rec: RecordedRequest = {
       method: req.method ?? '', url: req.url ?? '', rawHeaders: [...req.rawHeaders], headers: headerMap(req.rawHeaders),
@@ -93,15 +114,8 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
     req.on('end', () => echo(res, rec));
     req.resume();
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    ...await listenOnLoopback(server),
     server,
     requests,
     last() {
@@ -118,10 +132,6 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
       await until(() => requests[index]?.aborted === true, timeoutMs, `request ${index} to be aborted`);
       return requests[index] as RecordedRequest;
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
   };
 }
 
@@ -182,18 +192,13 @@ export interface TestWsBackend {
 export async function startWsBackend(options: { reject?: (req: IncomingMessage, socket: Socket) => boolean } = {}): Promise<TestWsBackend> {
   const upgrades: RecordedUpgrade[] = [];
   const sockets: WebSocket[] = [];
-  const tcp = new Set<Socket>();
   let httpRequests = 0;
   let connections = 0;
   const server = createServer((_req, res) => {
     httpRequests++;
     res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required');
   });
-  server.on('connection', (s) => {
-    connections++;
-    tcp.add(s);
-    s.on('close', () => tcp.delete(s));
-  });
+  server.on('connection', () => { connections++; });
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
@@ -213,11 +218,9 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
+  const loopback = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    ...loopback,
     upgrades,
     sockets,
     get httpRequests() { return httpRequests; },
@@ -226,22 +229,19 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
       await until(() => sockets[index] !== undefined, timeoutMs, `backend WebSocket ${index}`);
       return sockets[index] as WebSocket;
     },
-    close: () => new Promise<void>((resolve) => {
+    close: () => {
       for (const ws of sockets) ws.terminate();
-      for (const s of tcp) s.destroy();
       wss.close();
-      server.close(() => resolve());
-    }),
+      return loopback.close();
+    },
   };
 }
 
 /** A loopback port with nothing listening on it (bound, then closed). */
 export async function closedPortUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  const { url, close } = await listenOnLoopback(createServer());
+  await close();
+  return url;
 }
 
 // ---- clients that can say what fetch refuses to (a chosen Host, raw paths, duplicate headers) ----

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { closed, closedPortUrl, nextMessage, openWs, sendRaw, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
-import { expectError } from '../helpers/expect-error.ts';
+import { expectError, expectErrorUnforwarded, upgradeRefusal } from '../helpers/expect-error.ts';
 
 describe('WebSocket upgrades on /api/*', () => {
   let backend: TestWsBackend;
@@ -137,21 +137,13 @@ describe('WebSocket upgrades on /api/*', () => {
   });
 
   it('without a session: HTTP 401 unauthorized on the socket, no backend connection', async () => {
-    const connections = backend.connections;
-    const out = await openWs(`${ws}/api/chat`);
-    expect(out.ok).toBe(false);
-    if (out.ok) return;
-    expectError(out, 401, 'unauthorized');
-    expect(backend.connections).toBe(connections);
+    await expectErrorUnforwarded(() => backend.connections, () => upgradeRefusal(openWs(`${ws}/api/chat`)), 401, 'unauthorized');
   });
 
   it('Origin must be same-origin or allowed: otherwise 403 origin_not_allowed before any backend connect', async () => {
     const connections = backend.connections;
     for (const origin of ['https://evil.example', 'null', `${stack.url}.evil.example`, 'https://spa.example.com.evil.example', stack.url.replace('127.0.0.1', 'localhost')]) {
-      const out = await open('/api/chat', { origin });
-      expect(out.ok, origin).toBe(false);
-      if (out.ok) continue;
-      expectError(out, 403, 'origin_not_allowed', origin);
+      expectError(await upgradeRefusal(open('/api/chat', { origin }), origin), 403, 'origin_not_allowed', origin);
     }
     expect(backend.connections).toBe(connections);
     for (const origin of [stack.url, 'https://spa.example.com']) {
@@ -161,50 +153,37 @@ describe('WebSocket upgrades on /api/*', () => {
   });
 
   it('a mapping with websocket: false refuses the upgrade and never connects', async () => {
-    const connections = backend.connections;
-    const out = await open('/api/nows/chat');
-    expect(out.ok).toBe(false);
-    if (out.ok) return;
-    expectError(out, 404, 'not_found');
-    expect(backend.connections).toBe(connections);
+    await expectErrorUnforwarded(() => backend.connections, () => upgradeRefusal(open('/api/nows/chat')), 404, 'not_found');
   });
 
   it('refuses a non-WebSocket upgrade (h2c) with 400 bad_request', async () => {
-    const connections = backend.connections;
-    const res = await sendRaw(stack.url, `GET /api/chat HTTP/1.1\r\nHost: ${new URL(stack.url).host}\r\nCookie: ${stack.sessionCookie}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`);
-    expectError(res, 400, 'bad_request');
-    expect(backend.connections).toBe(connections);
+    const h2c = `GET /api/chat HTTP/1.1\r\nHost: ${new URL(stack.url).host}\r\nCookie: ${stack.sessionCookie}\r\n`
+      + 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
+    await expectErrorUnforwarded(() => backend.connections, () => sendRaw(stack.url, h2c), 400, 'bad_request');
   });
 
   it('relays a backend that declines the upgrade as a well-formed HTTP response', async () => {
-    const out = await open('/api/decline');
-    expect(out.ok).toBe(false);
-    if (out.ok) return;
+    const out = await upgradeRefusal(open('/api/decline'));
     expect(out.status).toBe(403);
     expect(out.body).toBe('nope!');
     expect(out.headers['x-reason']).toBe('policy');
   });
 
   it('an unreachable WebSocket backend → 502 bad_gateway on the socket', async () => {
-    const out = await open('/api/down/chat');
-    expect(out.ok).toBe(false);
-    if (out.ok) return;
+    const out = await upgradeRefusal(open('/api/down/chat'));
     expectError(out, 502, 'bad_gateway');
     expect(out.body).not.toContain('127.0.0.1');
   });
 
   it('a backend that never answers the upgrade → 504 gateway_timeout after timeoutMs', async () => {
     const started = Date.now();
-    const out = await open('/api/idle/hang');
-    expect(out.ok).toBe(false);
-    if (out.ok) return;
+    const out = await upgradeRefusal(open('/api/idle/hang'));
     expectError(out, 504, 'gateway_timeout');
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('rejects a session cookie it does not know', async () => {
-    const out = await openWs(`${ws}/api/chat`, { headers: { cookie: `${SESSION_COOKIE}=${'A'.repeat(43)}` } });
-    expect(out.ok).toBe(false);
-    if (!out.ok) expectError(out, 401, 'unauthorized');
+    const out = await upgradeRefusal(openWs(`${ws}/api/chat`, { headers: { cookie: `${SESSION_COOKIE}=${'A'.repeat(43)}` } }));
+    expectError(out, 401, 'unauthorized');
   });
 });
