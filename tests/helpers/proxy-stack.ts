@@ -56,14 +56,17 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
 export type ProxyStackWith<B, S extends Starters = NoBackends> = Omit<ProxyStack, 'close'> & {
   readonly backend: B;
   /** Every backend started, by name (`backend` too). */
-  readonly backends: StartedAll<S & { backend: () => Promise<B> }>;
+  readonly backends: AllBackends<B, S>;
 };
 
 /** `backends` to start besides `backend`; their names must not be `backend`. */
 export type NoBackends = Record<never, never>;
 
-/** Mappings built from the main backend's URL and every backend started (`backends.backend` is the main one). */
-type Routes<B, S extends Starters> = (backendUrl: string, backends: StartedAll<S & { backend: () => Promise<B> }>) => ReadonlyArray<Record<string, unknown>>;
+/** Every backend started, by name: `backend` (the main one) and the others. */
+type AllBackends<B, S extends Starters> = StartedAll<S & { backend: () => Promise<B> }>;
+
+/** Mappings built from the main backend's URL and every backend started. */
+type Routes<B, S extends Starters> = (backendUrl: string, backends: AllBackends<B, S>) => ReadonlyArray<Record<string, unknown>>;
 
 interface BackendOptions<B, S extends Starters> {
   /** The main backend; a recording `startBackend()` unless given. */
@@ -77,9 +80,10 @@ interface BackendOptions<B, S extends Starters> {
 /** Starts the backends, then `front` with them; closes the backends when `front` fails, and both in close(). */
 async function startBehind<B extends Server, S extends Starters, F extends Closable>(
   options: BackendOptions<B, S>,
-  front: (routes: Routes<B, S> | undefined, backends: StartedAll<S & { backend: () => Promise<B> }>) => Promise<F>,
+  front: (routes: Routes<B, S> | undefined, backends: AllBackends<B, S>) => Promise<F>,
 ) {
-  const servers = await startAll({ backend: options.backend ?? (startBackend as unknown as () => Promise<B>), ...options.backends } as S & { backend: () => Promise<B> });
+  const main = options.backend ?? (startBackend as unknown as () => Promise<B>);
+  const servers = await startAll({ backend: main, ...options.backends } as S & { backend: () => Promise<B> });
   return closeOnError(servers, async () => {
     const started = await front(options.routes, servers);
     return {
@@ -98,7 +102,9 @@ async function startBehind<B extends Server, S extends Starters, F extends Closa
  * catch-all to `backend` with the default `auth: required` unless given), and closes them all afterwards.
  * The fields can be read from beforeAll on.
  */
-export function useProxyStack<B extends Server = TestBackend, S extends Starters = NoBackends>(options: BackendOptions<B, S> = {}): ProxyStackWith<B, S> {
+export function useProxyStack<B extends Server = TestBackend, S extends Starters = NoBackends>(
+  options: BackendOptions<B, S> = {},
+): ProxyStackWith<B, S> {
   const get = useStarted('useProxyStack', () => startBehind(options, (routes, backends) => {
     const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url }];
     return startProxyStack({ yaml: mappingsYaml(list), ...(options.env ? { env: options.env } : {}) });
@@ -148,7 +154,7 @@ export interface BareProxy<B, S extends Starters = NoBackends> {
   readonly gh: TestGatehouse;
   readonly backend: B;
   /** Every backend started, by name (`backend` too). */
-  readonly backends: StartedAll<S & { backend: () => Promise<B> }>;
+  readonly backends: AllBackends<B, S>;
   /** Gatehouse's base URL. */
   readonly url: string;
   /** `127.0.0.1:<port>`, for a Host header written by hand. */
@@ -165,7 +171,8 @@ export function useBareProxy<B extends Server = TestBackend, S extends Starters 
   options: BackendOptions<B, S> & { mapping?: Record<string, unknown> } = {},
 ): BareProxy<B, S> {
   const get = useStarted('useBareProxy', () => startBehind(options, (routes, backends) => {
-    const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping }];
+    const catchAll = { frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping };
+    const list = routes?.(backends.backend.url, backends) ?? [catchAll];
     return startBareGatehouse(mappingsYaml(list), options.env);
   }));
   return {
