@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { startBackend, type TestBackend } from './backends.ts';
+import { closedPortUrl, startBackend, type TestBackend } from './backends.ts';
 import { Browser } from './browser.ts';
 import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
 import { closeOnError, startAll, useStarted, type Closable, type Server, type StartedAll, type Starters } from './hooks.ts';
@@ -74,6 +74,8 @@ interface BackendOptions<B, S extends Starters> {
   /** More backends, started after `backend`, in order, and closed with it. */
   backends?: S;
   routes?: Routes<B, S>;
+  /** config.yml lines before `mappings:`, e.g. `allowedOrigins: [...]`. */
+  config?: string;
   env?: Record<string, string>;
 }
 
@@ -107,7 +109,7 @@ export function useProxyStack<B extends Server = TestBackend, S extends Starters
 ): ProxyStackWith<B, S> {
   const get = useStarted('useProxyStack', () => startBehind(options, (routes, backends) => {
     const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url }];
-    return startProxyStack({ yaml: mappingsYaml(list), ...(options.env ? { env: options.env } : {}) });
+    return startProxyStack({ yaml: mappingsYaml(list, options.config), ...(options.env ? { env: options.env } : {}) });
   }));
   return {
     get backend() { return get().servers.backend; },
@@ -173,7 +175,7 @@ export function useBareProxy<B extends Server = TestBackend, S extends Starters 
   const get = useStarted('useBareProxy', () => startBehind(options, (routes, backends) => {
     const catchAll = { frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping };
     const list = routes?.(backends.backend.url, backends) ?? [catchAll];
-    return startBareGatehouse(mappingsYaml(list), options.env);
+    return startBareGatehouse(mappingsYaml(list, options.config), options.env);
   }));
   return {
     get gh() { return get().front; },
@@ -217,4 +219,21 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
       await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
     },
   };
+}
+
+/** Registers beforeAll/afterAll that start a `PolicyLayout` and close it; its fields can be read from beforeAll on. */
+export function usePolicyLayout(env: Record<string, string> = {}): Omit<PolicyLayout, 'close'> {
+  const get = useStarted('usePolicyLayout', () => startPolicyLayout(env));
+  return {
+    get gh() { return get().gh; },
+    get publicBackend() { return get().publicBackend; },
+    get adminBackend() { return get().adminBackend; },
+    get catchAll() { return get().catchAll; },
+    received: () => get().received(),
+  };
+}
+
+/** A backend URL nothing listens on (connections are refused), as a `Server` for `backends`. */
+export async function closedPort(): Promise<Server> {
+  return { url: await closedPortUrl(), close: async () => {} };
 }
