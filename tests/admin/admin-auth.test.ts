@@ -1,13 +1,13 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Redis } from 'ioredis';
-import { startBackend, type TestBackend } from '../helpers/backends.ts';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { startBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { reservePort, startGatehouse, writeConfigFile, type TestGatehouse } from '../helpers/gatehouse.ts';
-import { startIdp, type TestIdp } from '../helpers/idp.ts';
-import { jsonOf, readSession, redisClient, sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
+import { writeConfigFile } from '../helpers/gatehouse.ts';
+import { jsonOf, readSession, sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
+import { mappingsYaml } from '../helpers/proxy-stack.ts';
 
 const ADMIN_TOKEN = 'adm1n-t0ken-0123456789abcdefghijklmnopqrstuv';
 
@@ -16,48 +16,35 @@ const ADMIN_TOKEN = 'adm1n-t0ken-0123456789abcdefghijklmnopqrstuv';
  * parameter, never a user's session cookie, never Authorization), and answers no-store.
  */
 describe('admin API authorisation', () => {
-  const redisUrl = inject('redisUrl');
-  let redis: Redis;
-  let backend: TestBackend;
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let without: TestGatehouse;
+  const stage = useStage({
+    backends: { backend: startBackend },
+    yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
+    gatehouse: { env: { ADMIN_TOKEN } },
+    more: { without: { ownClient: true } },
+  });
   let browser: Browser;
   let cookie: { value: string; header: string };
-
   beforeAll(async () => {
-    redis = redisClient(redisUrl);
-    backend = await startBackend();
-    const [p1, p2] = [await reservePort(), await reservePort()];
-    idp = await startIdp({ gatehouseBaseUrls: [p1.url, p2.url] });
-    const yaml = `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
-    gh = await startGatehouse({ idp, redisUrl, port: p1.port, yaml, env: { ADMIN_TOKEN } });
-    without = await startGatehouse({ idp, clientId: `${idp.clientId}-1`, redisUrl, port: p2.port, yaml });
     browser = new Browser();
-    await browser.login(gh.url, 'ada');
-    cookie = sessionCookieOf(browser, gh);
-  });
-  afterAll(async () => {
-    await Promise.all([gh?.close(), without?.close()]);
-    await Promise.all([idp?.close(), backend?.close()]);
-    redis?.disconnect();
+    await browser.login(stage.gh.url, 'ada');
+    cookie = sessionCookieOf(browser, stage.gh);
   });
 
-  const revokeSession = (key: string, headers: Record<string, string> = {}, base = gh.url, query = '') =>
+  const revokeSession = (key: string, headers: Record<string, string> = {}, base = stage.gh.url, query = '') =>
     fetch(`${base}/admin/sessions/${key}${query}`, { method: 'DELETE', headers });
-  const revokeUser = (sub: string, headers: Record<string, string> = {}, base = gh.url, query = '') =>
+  const revokeUser = (sub: string, headers: Record<string, string> = {}, base = stage.gh.url, query = '') =>
     fetch(`${base}/admin/users/${encodeURIComponent(sub)}/revoke${query}`, { method: 'POST', headers });
   const apiStatus = async () => {
-    const res = await fetch(`${gh.url}/api/admin-check`, { headers: { cookie: cookie.header } });
+    const res = await fetch(`${stage.gh.url}/api/admin-check`, { headers: { cookie: cookie.header } });
     await res.body?.cancel();
     return res.status;
   };
 
   it('without ADMIN_TOKEN the routes do not exist, whatever token is sent', async () => {
     for (const res of [
-      await revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, without.url),
-      await revokeUser('ada', { 'x-admin-token': ADMIN_TOKEN }, without.url),
-      await revokeUser('ada', {}, without.url),
+      await revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, stage.more.without.url),
+      await revokeUser('ada', { 'x-admin-token': ADMIN_TOKEN }, stage.more.without.url),
+      await revokeUser('ada', {}, stage.more.without.url),
     ]) {
       const body = await jsonOf(res);
       expectError(body, 404, 'not_found');
@@ -66,8 +53,9 @@ describe('admin API authorisation', () => {
 
   it('ADMIN_TOKEN shorter than 32 characters stops start-up with a configuration error naming it', () => {
     const env = {
-      NODE_ENV: 'test', APP_BASE_URL: 'http://127.0.0.1:8080', OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId,
-      OIDC_CLIENT_SECRET: idp.clientSecret, REDIS_URL: redisUrl, GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'), ADMIN_TOKEN: 'short-token',
+      NODE_ENV: 'test', APP_BASE_URL: 'http://127.0.0.1:8080', OIDC_ISSUER: stage.idp.issuer, OIDC_CLIENT_ID: stage.idp.clientId,
+      OIDC_CLIENT_SECRET: stage.idp.clientSecret, REDIS_URL: inject('redisUrl'), GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'),
+      ADMIN_TOKEN: 'short-token',
     };
     let error: unknown;
     try {
@@ -86,9 +74,10 @@ describe('admin API authorisation', () => {
     ['the right token with a suffix', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': `${ADMIN_TOKEN}x` })],
     ['a prefix of the right token', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN.slice(0, 32) })],
     ['the token as Authorization: Bearer', () => revokeSession(storeKeyOf(cookie.value), { authorization: `Bearer ${ADMIN_TOKEN}` })],
-    ['the token in the query string', () => revokeSession(storeKeyOf(cookie.value), {}, gh.url, `?token=${ADMIN_TOKEN}`)],
-    ['the token in the query string as admin_token', () => revokeUser('ada', {}, gh.url, `?admin_token=${ADMIN_TOKEN}`)],
-    ['the token in the query string even beside the header', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, gh.url, `?x-admin-token=${ADMIN_TOKEN}`)],
+    ['the token in the query string', () => revokeSession(storeKeyOf(cookie.value), {}, stage.gh.url, `?token=${ADMIN_TOKEN}`)],
+    ['the token in the query string as admin_token', () => revokeUser('ada', {}, stage.gh.url, `?admin_token=${ADMIN_TOKEN}`)],
+    ['the token in the query string even beside the header',
+      () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, stage.gh.url, `?x-admin-token=${ADMIN_TOKEN}`)],
     ['a logged-in user\'s session cookie', () => revokeUser('ada', { cookie: cookie.header })],
     ['a session cookie and a wrong token', () => revokeSession(storeKeyOf(cookie.value), { cookie: cookie.header, 'x-admin-token': 'nope' })],
   ];
@@ -98,7 +87,7 @@ describe('admin API authorisation', () => {
     const body = await jsonOf(res);
     expectError(body, 401, 'unauthorized');
     expect(res.headers.get('cache-control')).toMatch(/no-store/);
-    expect(await readSession(redis, gh, cookie.value)).toBeDefined();
+    expect(await readSession(stage.redis, stage.gh, cookie.value)).toBeDefined();
     expect(await apiStatus()).toBe(200);
   });
 
@@ -120,7 +109,7 @@ describe('admin API authorisation', () => {
     expect(body.status).toBe(200);
     expect(body.body).toMatchObject({ revoked: 'session', id: key });
     expect(res.headers.get('cache-control')).toMatch(/no-store/);
-    expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
+    expect(await readSession(stage.redis, stage.gh, cookie.value)).toBeUndefined();
     expect(await apiStatus()).toBe(401);
   });
 });

@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { describe, expect, inject, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import { header, startBackend, type TestBackend } from '../helpers/backends.ts';
+import { header, startBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
-import { jsonOf, readSession, redisClient, refreshAtIdp, sessionCookieOf, sleep } from '../helpers/token-kit.ts';
+import { startGatehouse } from '../helpers/gatehouse.ts';
+import { jsonOf, readSession, refreshAtIdp, sessionCookieOf, sleep } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
+import { mappingsYaml } from '../helpers/proxy-stack.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
 
@@ -16,38 +15,21 @@ const API_AUDIENCE = 'https://api.gatehouse.test';
  * and blocklists the JWT access token's jti, so the token cannot be replayed as a bearer token either.
  */
 describe.concurrent('logout revokes what the session held', () => {
-  const redisUrl = inject('redisUrl');
-  let redis: Redis;
-  let backend: TestBackend;
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-
-  beforeAll(async () => {
-    redis = redisClient(redisUrl);
-    backend = await startBackend();
-    ({ idp, gh } = await startStage({
-      idp: { accessTokenTtlSeconds: 4, jwtAccessTokenAudience: API_AUDIENCE },
-      gatehouse: {
-        redisUrl,
-        yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
-        env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30' },
-      },
-    }));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await Promise.all([idp?.close(), backend?.close()]);
-    redis?.disconnect();
+  const stage = useStage({
+    idp: { accessTokenTtlSeconds: 4, jwtAccessTokenAudience: API_AUDIENCE },
+    backends: { backend: startBackend },
+    yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
+    gatehouse: { env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30' } },
   });
 
-  const callsTo = (prefix: string) => backend.requests.filter((r) => r.url.startsWith(prefix)).length;
-  const asBearer = (path: string, token: string) => fetch(`${gh.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const callsTo = (prefix: string) => stage.backends.backend.requests.filter((r) => r.url.startsWith(prefix)).length;
+  const asBearer = (path: string, token: string) => fetch(`${stage.gh.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
 
   async function loginWithJwtAccessToken(user: string) {
     const browser = new Browser();
-    await browser.login(gh.url, user);
-    const cookie = sessionCookieOf(browser, gh);
-    const stored = await readSession(redis, gh, cookie.value);
+    await browser.login(stage.gh.url, user);
+    const cookie = sessionCookieOf(browser, stage.gh);
+    const stored = await readSession(stage.redis, stage.gh, cookie.value);
     if (!stored) throw new Error('no session record after login');
     const jti = decodeJwt(stored.tokens.accessToken).jti;
     expect(jti).toBeTypeOf('string');
@@ -56,32 +38,32 @@ describe.concurrent('logout revokes what the session held', () => {
 
   it('destroys the session, revokes the refresh token at the IdP, and refuses the access token as a bearer token', async () => {
     const { browser, cookie, stored, jti } = await loginWithJwtAccessToken('lena');
-    const res = await fetch(`${gh.url}/api/lo/0`, { headers: { cookie: cookie.header } });
+    const res = await fetch(`${stage.gh.url}/api/lo/0`, { headers: { cookie: cookie.header } });
     await res.body?.cancel();
     expect(res.status).toBe(200);
-    expect(header(backend.last(), 'authorization')).toBe(`Bearer ${stored.tokens.accessToken}`);
+    expect(header(stage.backends.backend.last(), 'authorization')).toBe(`Bearer ${stored.tokens.accessToken}`);
     // The same access token is a valid bearer token before logout (so the refusal below is the revocation).
     const before = await asBearer('/api/lo/bearer-before', stored.tokens.accessToken);
     await before.body?.cancel();
     expect(before.status).toBe(200);
-    expect(header(backend.last(), 'x-user-sub')).toBe('lena');
+    expect(header(stage.backends.backend.last(), 'x-user-sub')).toBe('lena');
 
-    const revokedBefore = idp.events.get('grant.revoked') ?? 0;
-    const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST' });
+    const revokedBefore = stage.idp.events.get('grant.revoked') ?? 0;
+    const out = await browser.fetch(`${stage.gh.url}/auth/logout`, { method: 'POST' });
     await out.body?.cancel();
     expect(out.status).toBe(200);
 
     // The captured cookie is dead and its record is gone.
-    const replay = await jsonOf(await fetch(`${gh.url}/api/lo/1`, { headers: { cookie: cookie.header } }));
+    const replay = await jsonOf(await fetch(`${stage.gh.url}/api/lo/1`, { headers: { cookie: cookie.header } }));
     expectError(replay, 401, 'unauthorized');
-    expect(await readSession(redis, gh, cookie.value)).toBeUndefined();
+    expect(await readSession(stage.redis, stage.gh, cookie.value)).toBeUndefined();
 
     // RFC 7009 at the IdP: the refresh token no longer works there.
-    expect(await refreshAtIdp(idp, stored.tokens.refreshToken as string)).toEqual({ status: 400, error: 'invalid_grant' });
-    expect((idp.events.get('grant.revoked') ?? 0) - revokedBefore).toBeGreaterThanOrEqual(1);
+    expect(await refreshAtIdp(stage.idp, stored.tokens.refreshToken as string)).toEqual({ status: 400, error: 'invalid_grant' });
+    expect((stage.idp.events.get('grant.revoked') ?? 0) - revokedBefore).toBeGreaterThanOrEqual(1);
 
     // The access token's jti is blocklisted (with a TTL), and the token is refused as a bearer token.
-    const ttl = await redis.pttl(`${gh.config.redis.keyPrefix}rv:j:${jti}`);
+    const ttl = await stage.redis.pttl(`${stage.gh.config.redis.keyPrefix}rv:j:${jti}`);
     expect(ttl).toBeGreaterThan(0);
     const after = await jsonOf(await asBearer('/api/lo/bearer-after', stored.tokens.accessToken));
     expectError(after, 401, 'unauthorized');
@@ -92,7 +74,7 @@ describe.concurrent('logout revokes what the session held', () => {
   it('keeps the logged-out access token refused past its exp while the clock tolerance would still accept it', async () => {
     const { browser, stored } = await loginWithJwtAccessToken('lars');
     const exp = decodeJwt(stored.tokens.accessToken).exp as number;
-    const out = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST' });
+    const out = await browser.fetch(`${stage.gh.url}/auth/logout`, { method: 'POST' });
     await out.body?.cancel();
     expect(out.status).toBe(200);
 
@@ -100,12 +82,15 @@ describe.concurrent('logout revokes what the session held', () => {
     // replica that starts now (a restart, a scale-up): no revocation in its cache, only what Redis still holds.
     await sleep(Math.max(0, exp * 1000 + 1500 - Date.now()));
     const fresh = await startGatehouse({
-      idp, redisUrl,
-      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
-      env: { TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30', REDIS_KEY_PREFIX: gh.config.redis.keyPrefix },
+      idp: stage.idp, redisUrl: inject('redisUrl'),
+      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${stage.backends.backend.url}"\n`,
+      env: {
+        TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30',
+        REDIS_KEY_PREFIX: stage.gh.config.redis.keyPrefix,
+      },
     });
     try {
-      for (const instance of [gh, fresh]) {
+      for (const instance of [stage.gh, fresh]) {
         const res = await jsonOf(await fetch(`${instance.url}/api/lo/late`, { headers: { authorization: `Bearer ${stored.tokens.accessToken}` } }));
         expectError(res, 401, 'unauthorized');
       }

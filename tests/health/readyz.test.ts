@@ -1,15 +1,13 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createDevIdp } from '../../src/dev/idp.ts';
 import { Browser } from '../helpers/browser.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
 import { freePort } from '../helpers/ports.ts';
-import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
+import { startBackend } from '../helpers/backends.ts';
 
 const SESSION = '__Host-gh_session';
 
@@ -32,65 +30,48 @@ async function readyzUntil(url: string, status: number, timeoutMs: number): Prom
 }
 
 describe('/readyz follows the session store, and requests fail closed while it is down', () => {
-  let redis: RedisServer;
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let backend: Server;
-  let backendHits = 0;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    backend = createServer((_req, res) => {
-      backendHits += 1;
-      res.end('{}');
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
-    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: redis.url, yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` } }));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await idp?.close();
-    await redis?.stop();
-    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  const stage = useStage({
+    ownRedis: true,
+    backends: { backend: () => startBackend((_req, res) => { res.end('{}'); return true; }) },
+    yaml: ({ backend }) => `defaultBackend: "${backend.url}"\nmappings: []\n`,
   });
 
   it('is 200, then 503 naming store while Redis is down (healthz stays 200, sessions answer 503), then 200 again', async () => {
     const browser = new Browser();
-    await browser.login(gh.url, 'alice');
-    const cookie = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    const cookie = browser.cookie(stage.gh.url, SESSION) ?? '';
     expect(cookie).not.toBe('');
-    const up = await readyz(gh.url);
+    const up = await readyz(stage.gh.url);
     expect(up).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
-    expect((await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } })).status).toBe(200);
+    expect((await fetch(`${stage.gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } })).status).toBe(200);
 
-    await redis.stop();
+    await stage.redisServer.stop();
     try {
-      const down = await readyzUntil(gh.url, 503, 5000);
+      const down = await readyzUntil(stage.gh.url, 503, 5000);
       expectError(down, 503, 'not_ready');
       expect(down.body.failed).toEqual(['store']);
       expect(down.body.checks).toEqual({ store: 'fail', idp: 'ok' });
-      expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${stage.gh.url}/healthz`)).status).toBe(200);
 
       // Fail closed: a store error is never read as "no session" (401) nor served from memory (200).
       const headers = { cookie: `${SESSION}=${cookie}` };
-      await expectError(await fetch(`${gh.url}/auth/me`, { headers }), 503, 'session_store_unavailable');
-      const hits = backendHits;
-      await expectError(await fetch(`${gh.url}/api/orders`, { headers }), 503, 'session_store_unavailable');
-      expect(backendHits).toBe(hits);
-      await expectError(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }), 503, 'session_store_unavailable');
+      await expectError(await fetch(`${stage.gh.url}/auth/me`, { headers }), 503, 'session_store_unavailable');
+      const hits = stage.backends.backend.requests.length;
+      await expectError(await fetch(`${stage.gh.url}/api/orders`, { headers }), 503, 'session_store_unavailable');
+      expect(stage.backends.backend.requests.length).toBe(hits);
+      await expectError(await fetch(`${stage.gh.url}/auth/login`, { redirect: 'manual' }), 503, 'session_store_unavailable');
     } finally {
-      await redis.start();
+      await stage.redisServer.start();
     }
 
-    const back = await readyzUntil(gh.url, 200, 8000);
+    const back = await readyzUntil(stage.gh.url, 200, 8000);
     expect(back).toEqual({ status: 200, body: { ok: true, checks: { store: 'ok', idp: 'ok' } } });
     // The restarted Redis kept nothing (no persistence), so the old cookie is simply unknown; a new login works.
-    await expectError(await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } }), 401, 'unauthorized');
+    await expectError(await fetch(`${stage.gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } }), 401, 'unauthorized');
     const again = new Browser();
-    const login = await again.login(gh.url, 'alice');
+    const login = await again.login(stage.gh.url, 'alice');
     expect(login.callbackStatus).toBe(302);
-    expect((await again.fetch(`${gh.url}/auth/me`)).status).toBe(200);
+    expect((await again.fetch(`${stage.gh.url}/auth/me`)).status).toBe(200);
   });
 });
 

@@ -1,7 +1,9 @@
-import { afterAll, beforeAll, inject } from 'vitest';
-import { startBackend, type TestBackend } from './backends.ts';
+import { inject } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
+import { closedPortUrl, startBackend, type TestBackend } from './backends.ts';
 import { Browser } from './browser.ts';
 import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
+import { closeOnError, startAll, useStarted, type Closable, type Server, type StartedAll, type Starters } from './hooks.ts';
 import type { TestIdp } from './idp.ts';
 import { retryOnPortRace, startStage } from './stage.ts';
 
@@ -16,6 +18,8 @@ export interface ProxyStack {
   readonly url: string;
   /** Logs another user in and returns their Cookie pair. */
   loginAs(user: string): Promise<string>;
+  /** The access token Gatehouse holds for a session (alice's unless another cookie value is given). */
+  accessToken(sessionValue?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -39,48 +43,85 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
   return {
     gh, idp, browser, url, sessionValue, loginAs,
     sessionCookie: `${SESSION_COOKIE}=${sessionValue}`,
+    async accessToken(value = sessionValue) {
+      const token = (await gh.app.sessions.load(parseSessionSecret(value)))?.tokens.accessToken;
+      if (token === undefined) throw new Error('no session (or no access token) behind that cookie value');
+      return token;
+    },
     close,
   };
 }
 
-/** What `useProxyStack` starts: a `ProxyStack` (alice logged in) with `backend` behind its mappings. */
-export type ProxyStackWith<B> = Omit<ProxyStack, 'close'> & { readonly backend: B };
+/** What `useProxyStack` starts: a `ProxyStack` (alice logged in) with `backend`, and the other `backends`, behind it. */
+export type ProxyStackWith<B, S extends Starters = NoBackends> = Omit<ProxyStack, 'close'> & {
+  readonly backend: B;
+  /** Every backend started, by name (`backend` too). */
+  readonly backends: AllBackends<B, S>;
+};
+
+/** `backends` to start besides `backend`; their names must not be `backend`. */
+export type NoBackends = Record<never, never>;
+
+/** Every backend started, by name: `backend` (the main one) and the others. */
+type AllBackends<B, S extends Starters> = StartedAll<S & { backend: () => Promise<B> }>;
+
+/** Mappings built from the main backend's URL and every backend started. */
+type Routes<B, S extends Starters> = (backendUrl: string, backends: AllBackends<B, S>) => ReadonlyArray<Record<string, unknown>>;
+
+interface BackendOptions<B, S extends Starters> {
+  /** The main backend; a recording `startBackend()` unless given. */
+  backend?: () => Promise<B>;
+  /** More backends, started after `backend`, in order, and closed with it. */
+  backends?: S;
+  routes?: Routes<B, S>;
+  /** config.yml lines before `mappings:`, e.g. `allowedOrigins: [...]`. */
+  config?: string;
+  env?: Record<string, string>;
+}
+
+/** Starts the backends, then `front` with them; closes the backends when `front` fails, and both in close(). */
+async function startBehind<B extends Server, S extends Starters, F extends Closable>(
+  options: BackendOptions<B, S>,
+  front: (routes: Routes<B, S> | undefined, backends: AllBackends<B, S>) => Promise<F>,
+) {
+  const main = options.backend ?? (startBackend as unknown as () => Promise<B>);
+  const servers = await startAll({ backend: main, ...options.backends } as S & { backend: () => Promise<B> });
+  return closeOnError(servers, async () => {
+    const started = await front(options.routes, servers);
+    return {
+      front: started, servers,
+      async close() {
+        await started.close();
+        await servers.close();
+      },
+    };
+  });
+}
 
 /**
  * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
- * unless given), then a `ProxyStack` whose mappings `routes` builds from the backend's URL (a catch-all
- * with the default `auth: required` unless given), and closes both afterwards. The fields can be read from
- * beforeAll on.
+ * unless given) and the other `backends`, then a `ProxyStack` whose mappings `routes` builds from them (a
+ * catch-all to `backend` with the default `auth: required` unless given), and closes them all afterwards.
+ * The fields can be read from beforeAll on.
  */
-export function useProxyStack<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
-  backend?: () => Promise<B>;
-  routes?: (backendUrl: string) => ReadonlyArray<Record<string, unknown>>;
-  env?: Record<string, string>;
-} = {}): ProxyStackWith<B> {
-  let stack: ProxyStack | undefined;
-  let backend: B | undefined;
-  beforeAll(async () => {
-    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
-    const routes = options.routes?.(backend.url) ?? [{ frontendHost: '*', backend: backend.url }];
-    stack = await startProxyStack({ yaml: mappingsYaml(routes), ...(options.env ? { env: options.env } : {}) });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-  });
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('useProxyStack: read its fields in a test or hook, after its beforeAll');
-    return value;
-  };
+export function useProxyStack<B extends Server = TestBackend, S extends Starters = NoBackends>(
+  options: BackendOptions<B, S> = {},
+): ProxyStackWith<B, S> {
+  const get = useStarted('useProxyStack', () => startBehind(options, (routes, backends) => {
+    const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url }];
+    return startProxyStack({ yaml: mappingsYaml(list, options.config), ...(options.env ? { env: options.env } : {}) });
+  }));
   return {
-    get backend() { return started(backend); },
-    get gh() { return started(stack).gh; },
-    get idp() { return started(stack).idp; },
-    get browser() { return started(stack).browser; },
-    get sessionCookie() { return started(stack).sessionCookie; },
-    get sessionValue() { return started(stack).sessionValue; },
-    get url() { return started(stack).url; },
-    loginAs: (user) => started(stack).loginAs(user),
+    get backend() { return get().servers.backend; },
+    get backends() { return get().servers; },
+    get gh() { return get().front.gh; },
+    get idp() { return get().front.idp; },
+    get browser() { return get().front.browser; },
+    get sessionCookie() { return get().front.sessionCookie; },
+    get sessionValue() { return get().front.sessionValue; },
+    get url() { return get().front.url; },
+    loginAs: (user) => get().front.loginAs(user),
+    accessToken: (sessionValue) => get().front.accessToken(sessionValue),
   };
 }
 
@@ -110,10 +151,12 @@ export function startBareGatehouse(yaml: string, env: Record<string, string> = {
   }));
 }
 
-/** What `useBareProxy` starts: a backend behind one catch-all mapping, on a Gatehouse without an IdP. */
-export interface BareProxy<B> {
+/** What `useBareProxy` starts: backends behind a Gatehouse without an IdP. */
+export interface BareProxy<B, S extends Starters = NoBackends> {
   readonly gh: TestGatehouse;
   readonly backend: B;
+  /** Every backend started, by name (`backend` too). */
+  readonly backends: AllBackends<B, S>;
   /** Gatehouse's base URL. */
   readonly url: string;
   /** `127.0.0.1:<port>`, for a Host header written by hand. */
@@ -122,33 +165,24 @@ export interface BareProxy<B> {
 
 /**
  * Registers beforeAll/afterAll for a file's describe block: starts `backend` (a recording `startBackend()`
- * unless given) behind a `frontendHost: '*'`, `auth: none` mapping (plus `mapping`'s fields) on a bare
- * Gatehouse, and closes both afterwards. The fields can be read from beforeAll on.
+ * unless given) and the other `backends`, then a bare Gatehouse whose mappings `routes` builds from them
+ * (unless given: one `frontendHost: '*'`, `auth: none` mapping to `backend`, plus `mapping`'s fields), and
+ * closes them all afterwards. The fields can be read from beforeAll on.
  */
-export function useBareProxy<B extends { readonly url: string; close(): Promise<void> } = TestBackend>(options: {
-  backend?: () => Promise<B>;
-  mapping?: Record<string, unknown>;
-  env?: Record<string, string>;
-} = {}): BareProxy<B> {
-  let gh: TestGatehouse | undefined;
-  let backend: B | undefined;
-  beforeAll(async () => {
-    backend = await (options.backend ?? (startBackend as unknown as () => Promise<B>))();
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none', ...options.mapping }]), options.env);
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('useBareProxy: read its fields in a test or hook, after its beforeAll');
-    return value;
-  };
+export function useBareProxy<B extends Server = TestBackend, S extends Starters = NoBackends>(
+  options: BackendOptions<B, S> & { mapping?: Record<string, unknown> } = {},
+): BareProxy<B, S> {
+  const get = useStarted('useBareProxy', () => startBehind(options, (routes, backends) => {
+    const catchAll = { frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping };
+    const list = routes?.(backends.backend.url, backends) ?? [catchAll];
+    return startBareGatehouse(mappingsYaml(list, options.config), options.env);
+  }));
   return {
-    get gh() { return started(gh); },
-    get backend() { return started(backend); },
-    get url() { return started(gh).url; },
-    get host() { return new URL(started(gh).url).host; },
+    get gh() { return get().front; },
+    get backend() { return get().servers.backend; },
+    get backends() { return get().servers; },
+    get url() { return get().front.url; },
+    get host() { return new URL(get().front.url).host; },
   };
 }
 
@@ -185,4 +219,21 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
       await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
     },
   };
+}
+
+/** Registers beforeAll/afterAll that start a `PolicyLayout` and close it; its fields can be read from beforeAll on. */
+export function usePolicyLayout(env: Record<string, string> = {}): Omit<PolicyLayout, 'close'> {
+  const get = useStarted('usePolicyLayout', () => startPolicyLayout(env));
+  return {
+    get gh() { return get().gh; },
+    get publicBackend() { return get().publicBackend; },
+    get adminBackend() { return get().adminBackend; },
+    get catchAll() { return get().catchAll; },
+    received: () => get().received(),
+  };
+}
+
+/** A backend URL nothing listens on (connections are refused), as a `Server` for `backends`. */
+export async function closedPort(): Promise<Server> {
+  return { url: await closedPortUrl(), close: async () => {} };
 }

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { startBackend, startWsBackend, type TestBackend, type TestWsBackend } from './backends.ts';
-import { reservePort, startGatehouse, type TestGatehouse } from './gatehouse.ts';
-import { startIdp, type TestIdp } from './idp.ts';
+import type { TestGatehouse } from './gatehouse.ts';
+import type { startIdp, TestIdp } from './idp.ts';
+import { mappingsYaml } from './proxy-stack.ts';
+import { useStage } from './stage.ts';
 
 export interface Replicas {
   readonly idp: TestIdp;
@@ -12,28 +15,44 @@ export interface Replicas {
   /** Two Gatehouse instances sharing Redis and a key prefix: replicas. The IdP's redirect URI names A. */
   readonly a: TestGatehouse;
   readonly b: TestGatehouse;
-  close(): Promise<void>;
+  /** A test's own connection to the shared Redis, made on first use. */
+  readonly redis: Redis;
 }
 
-/** The multi-replica stage: a real IdP, an echo and a WebSocket backend, and two replicas of Gatehouse. */
-export async function startReplicas(options: {
-  redisUrl: string;
+interface ReplicaOptions {
   idp?: Omit<Parameters<typeof startIdp>[0], 'gatehouseBaseUrls'>;
   env?: Record<string, string>;
-}): Promise<Replicas> {
-  const backend = await startBackend();
-  const wsBackend = await startWsBackend();
-  const pa = await reservePort();
-  const idp = await startIdp({ ...options.idp, gatehouseBaseUrls: [pa.url] });
-  const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
-  const env = { REDIS_KEY_PREFIX: `rp${randomBytes(3).toString('hex')}:`, ...options.env };
-  const a = await startGatehouse({ idp, redisUrl: options.redisUrl, port: pa.port, yaml, env });
-  const b = await startGatehouse({ idp, redisUrl: options.redisUrl, yaml, env });
+}
+
+const replicasYaml = (backend: { url: string }, wsBackend: { url: string }) => mappingsYaml([
+  { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+  { frontendHost: '*', backend: backend.url },
+]);
+const replicaEnv = (env: Record<string, string> | undefined) => ({ REDIS_KEY_PREFIX: `rp${randomBytes(3).toString('hex')}:`, ...env });
+
+/**
+ * Registers beforeAll/afterAll that start the multi-replica stage on the shared test Redis and close it: a real
+ * IdP, an echo and a WebSocket backend, and two replicas of Gatehouse. `options` may be a function, read in
+ * beforeAll (for a signing key an earlier hook made). The fields can be read from beforeAll on.
+ */
+export function useReplicas(options: ReplicaOptions | (() => ReplicaOptions) = {}): Replicas {
+  const stage = useStage(() => {
+    const { idp, env } = typeof options === 'function' ? options() : options;
+    const shared = replicaEnv(env);
+    return {
+      ...(idp ? { idp } : {}),
+      backends: { backend: startBackend, wsBackend: startWsBackend },
+      yaml: ({ backend, wsBackend }) => replicasYaml(backend, wsBackend),
+      gatehouse: { env: shared },
+      more: { b: { env: shared } },
+    };
+  });
   return {
-    idp, backend, wsBackend, a, b,
-    async close() {
-      await Promise.all([a.close(), b.close()]);
-      await Promise.all([idp.close(), backend.close(), wsBackend.close()]);
-    },
+    get idp() { return stage.idp; },
+    get backend() { return stage.backends.backend; },
+    get wsBackend() { return stage.backends.wsBackend; },
+    get a() { return stage.gh; },
+    get b() { return stage.more.b; },
+    get redis() { return stage.redis; },
   };
 }

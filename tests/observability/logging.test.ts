@@ -1,10 +1,9 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { IncomingHttpHeaders } from 'node:http';
+import { describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
+import { useStage } from '../helpers/stage.ts';
+import { mappingsYaml } from '../helpers/proxy-stack.ts';
+import { startBackend } from '../helpers/backends.ts';
 
 const SESSION = '__Host-gh_session';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -19,33 +18,26 @@ class RecordingBrowser extends Browser {
 }
 
 describe('request ids and what never reaches the logs', () => {
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let backend: Server;
   const received: IncomingHttpHeaders[] = [];
-
-  beforeAll(async () => {
-    backend = createServer((req, res) => {
-      received.push(req.headers);
-      res.setHeader('content-type', 'application/json');
-      res.end('{"ok":true}');
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
-    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backendUrl}"\n`, env: { LOG_LEVEL: 'trace' } } }));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await idp?.close();
-    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  const stage = useStage({
+    backends: {
+      backend: () => startBackend((req, res) => {
+        received.push(req.headers);
+        res.setHeader('content-type', 'application/json');
+        res.end('{"ok":true}');
+        return true;
+      }),
+    },
+    yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
+    gatehouse: { env: { LOG_LEVEL: 'trace' } },
   });
 
   it.each(['/healthz', '/auth/me', '/api/orders'])('echoes a well-formed X-Request-Id on %s and passes it to the logs', async (path) => {
     const id = `trace-${path.replace(/\W/g, '')}.01:AB_cd-9`;
-    const res = await fetch(`${gh.url}${path}`, { headers: { 'x-request-id': id } });
+    const res = await fetch(`${stage.gh.url}${path}`, { headers: { 'x-request-id': id } });
     await res.body?.cancel();
     expect(res.headers.get('x-request-id')).toBe(id);
-    expect(gh.logs.some((l) => l['reqId'] === id)).toBe(true);
+    expect(stage.gh.logs.some((l) => l['reqId'] === id)).toBe(true);
   });
 
   it.each([
@@ -55,27 +47,27 @@ describe('request ids and what never reaches the logs', () => {
     ['non-ASCII', 'idé'],
   ])('replaces a malformed X-Request-Id (%s) with a fresh one, on Express routes and the proxy alike', async (_name, bad) => {
     for (const path of ['/healthz', '/api/orders']) {
-      const res = await fetch(`${gh.url}${path}`, { headers: { 'x-request-id': bad } });
+      const res = await fetch(`${stage.gh.url}${path}`, { headers: { 'x-request-id': bad } });
       await res.body?.cancel();
       const id = res.headers.get('x-request-id') ?? '';
       expect(id).toMatch(UUID);
-      expect(gh.logs.some((l) => l['reqId'] === id)).toBe(true);
+      expect(stage.gh.logs.some((l) => l['reqId'] === id)).toBe(true);
     }
-    expect(JSON.stringify(gh.logs)).not.toContain(JSON.stringify(bad).slice(1, -1));
+    expect(JSON.stringify(stage.gh.logs)).not.toContain(JSON.stringify(bad).slice(1, -1));
   });
 
   it('after a login, an API call, a refused callback replay and a logout, no log line holds a cookie, token, code or secret', async () => {
     const browser = new RecordingBrowser();
-    await browser.login(gh.url, 'alice');
-    const cookie = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    const cookie = browser.cookie(stage.gh.url, SESSION) ?? '';
     expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const callback = browser.visited.find((u) => u.startsWith(`${gh.url}/auth/callback?`)) ?? '';
+    const callback = browser.visited.find((u) => u.startsWith(`${stage.gh.url}/auth/callback?`)) ?? '';
     const code = new URL(callback).searchParams.get('code') ?? '';
     const state = new URL(callback).searchParams.get('state') ?? '';
     expect(code.length).toBeGreaterThan(10);
 
     const before = received.length;
-    const api = await browser.fetch(`${gh.url}/api/orders?id=1`);
+    const api = await browser.fetch(`${stage.gh.url}/api/orders?id=1`);
     expect(api.status).toBe(200);
     await api.body?.cancel();
     const accessToken = (received[before]?.['authorization'] ?? '').replace(/^Bearer /, '');
@@ -85,17 +77,17 @@ describe('request ids and what never reaches the logs', () => {
     expect(replay.status).toBe(400);
     await replay.body?.cancel();
 
-    const logout = await browser.fetch(`${gh.url}/auth/logout`, { method: 'POST', headers: { origin: gh.url } });
+    const logout = await browser.fetch(`${stage.gh.url}/auth/logout`, { method: 'POST', headers: { origin: stage.gh.url } });
     expect(logout.status).toBe(200);
     const idToken = new URL(((await logout.json()) as { logoutUrl: string }).logoutUrl).searchParams.get('id_token_hint') ?? '';
     expect(idToken).toMatch(/^eyJ/);
-    const gone = await fetch(`${gh.url}/api/orders`, { headers: { cookie: `${SESSION}=${cookie}` } });
+    const gone = await fetch(`${stage.gh.url}/api/orders`, { headers: { cookie: `${SESSION}=${cookie}` } });
     expect(gone.status).toBe(401);
 
-    const text = gh.logs.map((l) => JSON.stringify(l)).join('\n');
-    expect(gh.logs.length).toBeGreaterThan(5);
+    const text = stage.gh.logs.map((l) => JSON.stringify(l)).join('\n');
+    expect(stage.gh.logs.length).toBeGreaterThan(5);
     expect(text).toContain('login completed');
-    for (const secret of [cookie, accessToken, idToken, code, state, idp.clientSecret, 'eyJ']) {
+    for (const secret of [cookie, accessToken, idToken, code, state, stage.idp.clientSecret, 'eyJ']) {
       expect(text, `log contains ${secret.slice(0, 12)}…`).not.toContain(secret);
     }
   });

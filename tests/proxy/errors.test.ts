@@ -1,86 +1,75 @@
 import { request as httpRequest } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPortUrl, send, startBackend, startSlowBackend, type TestBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { describe, expect, it } from 'vitest';
+import { send, startBackend, startSlowBackend } from '../helpers/backends.ts';
+import { closedPort, useBareProxy } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 describe('backend failures', () => {
-  let slow: TestBackend;
-  let hang: TestBackend;
-  let stall: TestBackend;
-  let reset: TestBackend;
-  let counter: TestBackend;
-  let downUrl: string;
-  let gh: TestGatehouse;
-
-  beforeAll(async () => {
-    slow = await startSlowBackend(1500);
-    hang = await startSlowBackend(Infinity);
-    stall = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('partial');
-      return true;
-    });
-    reset = await startBackend((req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
-      res.write('half');
-      setTimeout(() => res.socket?.destroy(), 20);
-      return true;
-    });
-    counter = await startBackend();
-    downUrl = await closedPortUrl();
-    gh = await startBareGatehouse(mappingsYaml([
-      { frontendHost: '*', pathPrefix: '/down', backend: downUrl, auth: 'none' },
+  const proxy = useBareProxy({
+    backends: {
+      slow: () => startSlowBackend(1500),
+      hang: () => startSlowBackend(Infinity),
+      stall: () => startBackend((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial');
+        return true;
+      }),
+      reset: () => startBackend((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
+        res.write('half');
+        setTimeout(() => res.socket?.destroy(), 20);
+        return true;
+      }),
+      down: closedPort,
+    },
+    routes: (counter, { slow, hang, stall, reset, down }) => [
+      { frontendHost: '*', pathPrefix: '/down', backend: down.url, auth: 'none' },
       { frontendHost: '*', pathPrefix: '/nxdomain', backend: 'http://backend-host.invalid:8080/base', auth: 'none' },
       { frontendHost: '*', pathPrefix: '/slow', backend: slow.url, auth: 'none', timeoutMs: 300 },
       { frontendHost: '*', pathPrefix: '/hang', backend: hang.url, auth: 'none' },
       { frontendHost: '*', pathPrefix: '/stall', backend: stall.url, auth: 'none', timeoutMs: 300 },
       { frontendHost: '*', pathPrefix: '/reset', backend: reset.url, auth: 'none' },
-      { frontendHost: '*', pathPrefix: '/upload', backend: counter.url, auth: 'none', timeoutMs: 300 },
-    ]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await Promise.all([slow, hang, stall, reset, counter].map((b) => b?.close()));
+      { frontendHost: '*', pathPrefix: '/upload', backend: counter, auth: 'none', timeoutMs: 300 },
+    ],
   });
 
   const noInternals = (text: string) => {
-    for (const secret of ['127.0.0.1', new URL(downUrl).port, 'backend-host', '.invalid', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR', 'stack']) {
+    const downPort = new URL(proxy.backends.down.url).port;
+    for (const secret of ['127.0.0.1', downPort, 'backend-host', '.invalid', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR', 'stack']) {
       expect(text, secret).not.toContain(secret);
     }
   };
 
   it('connection refused → 502 bad_gateway, without the backend address in the body', async () => {
-    const res = await send(gh.url, { path: '/api/down/x' });
+    const res = await send(proxy.url, { path: '/api/down/x' });
     expectError(res, 502, 'bad_gateway');
     noInternals(res.body.toString());
   });
 
   it('unresolvable backend host → 502 bad_gateway, without the host name in the body', async () => {
-    const res = await send(gh.url, { path: '/api/nxdomain/x' });
+    const res = await send(proxy.url, { path: '/api/nxdomain/x' });
     expectError(res, 502, 'bad_gateway');
     noInternals(res.body.toString());
   });
 
   it('no response headers within timeoutMs → 504 gateway_timeout, and the backend request is cancelled', async () => {
-    const before = slow.requests.length;
+    const before = proxy.backends.slow.requests.length;
     const started = Date.now();
-    const res = await send(gh.url, { path: '/api/slow/x' });
+    const res = await send(proxy.url, { path: '/api/slow/x' });
     const took = Date.now() - started;
     expectError(res, 504, 'gateway_timeout');
     noInternals(res.body.toString());
     // Deadlines are checked every 50 ms: a 300 ms timeout fires well before undici's one-second rounding did.
     expect(took).toBeGreaterThanOrEqual(280);
     expect(took).toBeLessThan(800);
-    const rec = await slow.waitForAbort(before);
+    const rec = await proxy.backends.slow.waitForAbort(before);
     expect(rec.aborted).toBe(true);
   });
 
   it('a body that stalls beyond timeoutMs after the headers cuts the response short', async () => {
-    const u = new URL(gh.url);
+    const u = new URL(proxy.url);
     const outcome = await new Promise<string>((resolve) => {
       const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/stall/x', agent: false }, (res) => {
         expect(res.statusCode).toBe(200);
@@ -94,11 +83,11 @@ describe('backend failures', () => {
     });
     expect(outcome).toBe('cut');
     await new Promise((r) => setTimeout(r, 50));
-    expect(stall.last().aborted).toBe(true);
+    expect(proxy.backends.stall.last().aborted).toBe(true);
   });
 
   it('a backend reset mid-response cuts the client response instead of completing it', async () => {
-    const u = new URL(gh.url);
+    const u = new URL(proxy.url);
     const result = await new Promise<{ complete: boolean; body: string }>((resolve) => {
       let body = '';
       const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/reset/x', agent: false }, (res) => {
@@ -114,31 +103,31 @@ describe('backend failures', () => {
   });
 
   it('a client that disconnects cancels the backend request', async () => {
-    const before = hang.requests.length;
-    const u = new URL(gh.url);
+    const before = proxy.backends.hang.requests.length;
+    const u = new URL(proxy.url);
     const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/hang/x', agent: false });
     req.on('error', () => undefined);
     req.end();
-    await hang.waitForRequests(before + 1);
+    await proxy.backends.hang.waitForRequests(before + 1);
     req.destroy();
-    const rec = await hang.waitForAbort(before);
+    const rec = await proxy.backends.hang.waitForAbort(before);
     expect(rec.aborted).toBe(true);
   });
 
   it('a client that disconnects mid-upload cancels the backend request', async () => {
-    const before = hang.requests.length;
-    const u = new URL(gh.url);
+    const before = proxy.backends.hang.requests.length;
+    const u = new URL(proxy.url);
     const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/hang/upload', method: 'POST', headers: { 'content-length': '1000000' }, agent: false });
     req.on('error', () => undefined);
     req.write(Buffer.alloc(64 * 1024));
-    await hang.waitForRequests(before + 1);
+    await proxy.backends.hang.waitForRequests(before + 1);
     req.destroy();
-    const rec = await hang.waitForAbort(before);
+    const rec = await proxy.backends.hang.waitForAbort(before);
     expect(rec.complete).toBe(false);
   });
 
   it('an upload slower than timeoutMs is not cut while its body keeps flowing: the wait for the answer starts after it', async () => {
-    const u = new URL(gh.url);
+    const u = new URL(proxy.url);
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/upload/x', method: 'POST', agent: false }, (res) => {
         let body = '';
@@ -162,7 +151,7 @@ describe('backend failures', () => {
   });
 
   it('stays up: /healthz answers after all of the above', async () => {
-    const res = await send(gh.url, { path: '/healthz' });
+    const res = await send(proxy.url, { path: '/healthz' });
     expect(res.status).toBe(200);
   });
 });

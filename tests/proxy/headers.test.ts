@@ -1,49 +1,50 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSessionSecret } from '../../src/session/crypto.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { header, send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { SESSION_COOKIE, useProxyStack } from '../helpers/proxy-stack.ts';
+
+/** The echo backend, except that answers under /resp carry headers a proxy must filter or keep. */
+function startHeadersBackend(): Promise<TestBackend> {
+  return startBackend((req, res) => {
+    if (!req.url?.startsWith('/resp')) return;
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('set-cookie', ['app=1; Path=/; HttpOnly', 'theme=dark; Path=/']);
+      res.setHeader('connection', 'keep-alive, x-backend-secret');
+      res.setHeader('x-backend-secret', 'hop-by-hop');
+      res.setHeader('keep-alive', 'timeout=5');
+      res.setHeader('proxy-authenticate', 'Basic');
+      res.setHeader('x-app', 'kept');
+      res.end('ok');
+    });
+    return true;
+  });
+}
 
 describe('headers the backend receives and the client gets back', () => {
-  let backend: TestBackend;
-  let stack: ProxyStack;
-  let accessToken: string;
-
-  beforeAll(async () => {
-    backend = await startBackend((req, res) => {
-      if (!req.url?.startsWith('/resp')) return;
-      req.resume();
-      req.on('end', () => {
-        res.setHeader('set-cookie', ['app=1; Path=/; HttpOnly', 'theme=dark; Path=/']);
-        res.setHeader('connection', 'keep-alive, x-backend-secret');
-        res.setHeader('x-backend-secret', 'hop-by-hop');
-        res.setHeader('keep-alive', 'timeout=5');
-        res.setHeader('proxy-authenticate', 'Basic');
-        res.setHeader('x-app', 'kept');
-        res.end('ok');
-      });
-      return true;
-    });
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
-        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
-        { frontendHost: '*', pathPrefix: '/notoken', backend: backend.url, forwardAccessToken: false },
-        { frontendHost: '*', pathPrefix: '/custom', backend: backend.url, identityHeaders: { 'x-roles': 'groups', 'x-user-id': 'sub', 'x-mail': 'email', 'x-title': 'title', 'x-num': 'level', 'x-obj': 'address' } },
-      ]),
-    });
-    const session = await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue));
-    accessToken = session?.tokens.accessToken ?? '';
-    expect(accessToken).not.toBe('');
+  const stack = useProxyStack({
+    backend: startHeadersBackend,
+    routes: (url) => [
+      { frontendHost: '*', backend: url },
+      { frontendHost: '*', pathPrefix: '/optional', backend: url, auth: 'optional' },
+      { frontendHost: '*', pathPrefix: '/public', backend: url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/notoken', backend: url, forwardAccessToken: false },
+      {
+        frontendHost: '*', pathPrefix: '/custom', backend: url,
+        identityHeaders: {
+          'x-roles': 'groups', 'x-user-id': 'sub', 'x-mail': 'email', 'x-title': 'title', 'x-num': 'level', 'x-obj': 'address',
+        },
+      },
+    ],
   });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+  let accessToken: string;
+  beforeAll(async () => {
+    accessToken = await stack.accessToken();
+    expect(accessToken).not.toBe('');
   });
 
   const get = async (path: string, headers: string[] = [], cookie: string | null = stack.sessionCookie) => {
     const res = await send(stack.url, { path, headers: cookie !== null ? ['Cookie', cookie, ...headers] : headers });
-    return { res, rec: backend.last() };
+    return { res, rec: stack.backend.last() };
   };
 
   it('injects the session access token and x-user-* from the session', async () => {

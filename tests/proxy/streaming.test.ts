@@ -1,50 +1,42 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { header, send, startBackend, startSseBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
+
+/** Answers /head, /204, /304 and /chunked in the shapes a proxy must relay as they are. */
+function startShapesBackend(): Promise<TestBackend> {
+  return startBackend((req, res) => {
+    const url = req.url ?? '';
+    req.resume();
+    if (url === '/head') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1234, etag: '"v1"' });
+      res.end(req.method === 'HEAD' ? undefined : 'x'.repeat(1234));
+    } else if (url === '/204') {
+      res.writeHead(204, { 'x-done': 'yes' }).end();
+    } else if (url === '/304') {
+      res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=60' }).end();
+    } else if (url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('one,');
+      setTimeout(() => { res.write('two,'); res.end('three'); }, 20);
+    } else {
+      return;
+    }
+    return true;
+  });
+}
 
 describe('streaming through /api', () => {
-  let echo: TestBackend;
-  let sse: TestBackend;
-  let shapes: TestBackend;
-  let stack: ProxyStack;
-
-  beforeAll(async () => {
-    echo = await startBackend();
-    sse = await startSseBackend({ count: 3, gapMs: 400 });
-    shapes = await startBackend((req, res) => {
-      const url = req.url ?? '';
-      req.resume();
-      if (url === '/head') {
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1234, etag: '"v1"' });
-        res.end(req.method === 'HEAD' ? undefined : 'x'.repeat(1234));
-      } else if (url === '/204') {
-        res.writeHead(204, { 'x-done': 'yes' }).end();
-      } else if (url === '/304') {
-        res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=60' }).end();
-      } else if (url === '/chunked') {
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.write('one,');
-        setTimeout(() => { res.write('two,'); res.end('three'); }, 20);
-      } else {
-        return;
-      }
-      return true;
-    });
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: echo.url },
-        { frontendHost: '*', pathPrefix: '/events', backend: sse.url },
-        { frontendHost: '*', pathPrefix: '/head', backend: shapes.url },
-        { frontendHost: '*', pathPrefix: '/204', backend: shapes.url },
-        { frontendHost: '*', pathPrefix: '/304', backend: shapes.url },
-        { frontendHost: '*', pathPrefix: '/chunked', backend: shapes.url },
-      ]),
-    });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await Promise.all([echo, sse, shapes].map((b) => b?.close()));
+  const stack = useProxyStack({
+    backends: { sse: () => startSseBackend({ count: 3, gapMs: 400 }), shapes: startShapesBackend },
+    routes: (echo, { sse, shapes }) => [
+      { frontendHost: '*', backend: echo },
+      { frontendHost: '*', pathPrefix: '/events', backend: sse.url },
+      { frontendHost: '*', pathPrefix: '/head', backend: shapes.url },
+      { frontendHost: '*', pathPrefix: '/204', backend: shapes.url },
+      { frontendHost: '*', pathPrefix: '/304', backend: shapes.url },
+      { frontendHost: '*', pathPrefix: '/chunked', backend: shapes.url },
+    ],
   });
 
   const open = (path: string, init: { method?: string; headers?: Record<string, string> } = {}, base = stack.url) => {
@@ -86,7 +78,7 @@ describe('streaming through /api', () => {
     res.resume();
     await new Promise((r) => res.on('end', r));
     expect(res.statusCode).toBe(200);
-    const rec = echo.last();
+    const rec = stack.backend.last();
     expect(rec.bodySize).toBe(1024);
     expect(rec.complete).toBe(true);
     // Chunked on the wire, unless the whole body had already arrived when Gatehouse sent it (then undici counts it).
@@ -107,14 +99,14 @@ describe('streaming through /api', () => {
     const res = await responseOf(req);
     res.resume();
     expect(res.statusCode).toBe(200);
-    const rec = echo.last();
+    const rec = stack.backend.last();
     expect(rec.url).toBe('/expect');
     expect(rec.bodySize).toBe(5);
   });
 
   it('HEAD, 204 and 304 behave as they do directly', async () => {
     for (const [method, path, extra] of [['HEAD', '/head', []], ['GET', '/204', []], ['GET', '/304', ['If-None-Match', '"v1"']]] as const) {
-      const direct = await send(shapes.url, { method, path, headers: [...extra] });
+      const direct = await send(stack.backends.shapes.url, { method, path, headers: [...extra] });
       const proxied = await send(stack.url, { method, path: `/api${path}`, headers: ['Cookie', stack.sessionCookie, ...extra] });
       expect(proxied.status, path).toBe(direct.status);
       expect(proxied.body.length, path).toBe(0);
@@ -122,7 +114,7 @@ describe('streaming through /api', () => {
         expect(proxied.headers[h], `${path} ${h}`).toBe(direct.headers[h]);
       }
     }
-    const headRec = shapes.requests.find((r) => r.url === '/head' && r.method === 'HEAD');
+    const headRec = stack.backends.shapes.requests.find((r) => r.url === '/head' && r.method === 'HEAD');
     expect(headRec).toBeDefined();
   });
 });

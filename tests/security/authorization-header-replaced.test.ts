@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * HDR-AUTHZ (catalogue #90; BBA §6.1.1): on a session request the backend gets the session's access token,
@@ -10,25 +9,18 @@ import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy
  * a Gatehouse identity it is removed, unless the mapping passes it through explicitly (passAuthorization).
  */
 describe('client Authorization', () => {
-  let backend: TestBackend;
-  let stack: ProxyStack;
+  const stack = useProxyStack({
+    routes: (url) => [
+      { frontendHost: '*', backend: url },
+      { frontendHost: '*', pathPrefix: '/optional', backend: url, auth: 'optional' },
+      { frontendHost: '*', pathPrefix: '/notoken', backend: url, forwardAccessToken: false },
+      { frontendHost: '*', pathPrefix: '/public', backend: url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/partner', backend: url, auth: 'none', passAuthorization: true },
+    ],
+  });
   let token: string;
   beforeAll(async () => {
-    backend = await startBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
-        { frontendHost: '*', pathPrefix: '/notoken', backend: backend.url, forwardAccessToken: false },
-        { frontendHost: '*', pathPrefix: '/public', backend: backend.url, auth: 'none' },
-        { frontendHost: '*', pathPrefix: '/partner', backend: backend.url, auth: 'none', passAuthorization: true },
-      ]),
-    });
-    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+    token = await stack.accessToken();
   });
 
   it.each([
@@ -40,35 +32,35 @@ describe('client Authorization', () => {
     for (const path of ['/api/x', '/api/optional/x']) {
       const res = await send(stack.url, { path, headers: ['Cookie', stack.sessionCookie, ...headers] });
       expect(res.status).toBe(200);
-      expect(backend.last().headers.get('authorization'), path).toEqual([`Bearer ${token}`]);
+      expect(stack.backend.last().headers.get('authorization'), path).toEqual([`Bearer ${token}`]);
     }
   });
 
   it('is dropped, not passed on, where the mapping sends no token', async () => {
     await send(stack.url, { path: '/api/notoken/x', headers: ['Cookie', stack.sessionCookie, 'Authorization', 'Bearer forged'] });
-    expect(backend.last().headers.has('authorization')).toBe(false);
+    expect(stack.backend.last().headers.has('authorization')).toBe(false);
   });
 
   it.each(['/api/public/x', '/api/optional/x'])('without a session it is removed on %s (auth none / optional)', async (path) => {
     for (const value of ['Bearer forged', 'Basic YWRtaW46YWRtaW4=']) {
       const res = await send(stack.url, { path, headers: ['Authorization', value] });
       expect(res.status).toBe(200);
-      expect(backend.last().headers.has('authorization'), `${path} ${value}`).toBe(false);
+      expect(stack.backend.last().headers.has('authorization'), `${path} ${value}`).toBe(false);
     }
   });
 
   it('without a session it passes where the mapping asks for it (passAuthorization), and never replaces the session token', async () => {
     const res = await send(stack.url, { path: '/api/partner/x', headers: ['Authorization', 'ApiKey partner-123'] });
     expect(res.status).toBe(200);
-    expect(backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
+    expect(stack.backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
     // auth: none never looks the session up: with a cookie too, the client's header is what passes, not a token.
     await send(stack.url, { path: '/api/partner/x', headers: ['Cookie', stack.sessionCookie, 'Authorization', 'ApiKey partner-123'] });
-    expect(backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
+    expect(stack.backend.last().headers.get('authorization')).toEqual(['ApiKey partner-123']);
   });
 
   it('without a session, a forged bearer token on a required mapping is 401 unauthorized and never forwarded', async () => {
-    const before = backend.requests.length;
+    const before = stack.backend.requests.length;
     expectError(await send(stack.url, { path: '/api/x', headers: ['Authorization', 'Bearer forged'] }), 401, 'unauthorized');
-    expect(backend.requests.length).toBe(before);
+    expect(stack.backend.requests.length).toBe(before);
   });
 });

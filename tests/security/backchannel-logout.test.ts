@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, SignJWT, type JWTPayload } from 'jose';
 import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startReplicas, type Replicas } from '../helpers/replicas.ts';
+import { useReplicas } from '../helpers/replicas.ts';
 import {
-  idpMetadata, jsonOf, makeSigningKey, nowSeconds, openWs, readSession, redisClient, sessionCookieOf, signJwt, unsignedJwt,
+  idpMetadata, jsonOf, makeSigningKey, nowSeconds, openWs, readSession, sessionCookieOf, signJwt, unsignedJwt,
   waitUntil, type SigningKey,
 } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
@@ -20,35 +18,25 @@ const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
  * IdP's key) calls replica A, and sessions and WebSockets held on replica B end too.
  */
 describe('back-channel logout', () => {
-  const redisUrl = inject('redisUrl');
-  let redis: Redis;
-  let stage: Replicas;
-  let idp: TestIdp;
-  let a: TestGatehouse;
-  let b: TestGatehouse;
   let rsa: SigningKey;
   let ec: SigningKey;
   let stranger: SigningKey;
-
   beforeAll(async () => {
-    redis = redisClient(redisUrl);
     [rsa, ec, stranger] = await Promise.all([makeSigningKey('RS256'), makeSigningKey('ES256'), makeSigningKey('RS256')]);
-    stage = await startReplicas({ redisUrl, idp: { backchannelLogoutPath: '/auth/backchannel-logout', jwks: { keys: [rsa.privateJwk, ec.privateJwk] } }, env: { TOKEN_REFRESH_SKEW_SECONDS: '0' } });
-    ({ idp, a, b } = stage);
   });
-  afterAll(async () => {
-    await stage?.close();
-    redis?.disconnect();
-  });
+  const stage = useReplicas(() => ({
+    idp: { backchannelLogoutPath: '/auth/backchannel-logout', jwks: { keys: [rsa.privateJwk, ec.privateJwk] } },
+    env: { TOKEN_REFRESH_SKEW_SECONDS: '0' },
+  }));
 
   /** Logs `user` in on A; `idpCookiesFrom` reuses another browser's IdP session (same sid). */
   async function login(user: string, idpCookiesFrom?: Browser) {
     const browser = new Browser();
-    const idpOrigin = new URL(idp.issuer).origin;
+    const idpOrigin = new URL(stage.idp.issuer).origin;
     for (const [name, value] of idpCookiesFrom?.jars.get(idpOrigin) ?? []) browser.setCookie(idpOrigin, name, value);
-    await browser.login(a.url, user);
-    const cookie = sessionCookieOf(browser, a);
-    const stored = await readSession(redis, a, cookie.value);
+    await browser.login(stage.a.url, user);
+    const cookie = sessionCookieOf(browser, stage.a);
+    const stored = await readSession(stage.redis, stage.a, cookie.value);
     const sid = stored?.record['sid'];
     if (typeof sid !== 'string') throw new Error('the session holds no sid (the IdP puts one in ID tokens when backchannel_logout_session_required)');
     return { browser, cookie, stored, sid };
@@ -59,7 +47,7 @@ describe('back-channel logout', () => {
     await res.body?.cancel();
     return res.status;
   };
-  const postLogoutToken = (token: string | undefined, gh = a) =>
+  const postLogoutToken = (token: string | undefined, gh = stage.a) =>
     fetch(`${gh.url}/auth/backchannel-logout`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -67,7 +55,10 @@ describe('back-channel logout', () => {
     });
   const logoutClaims = (sub: string, sid: string | undefined, over: Record<string, unknown> = {}): JWTPayload => {
     const iat = nowSeconds();
-    const base: Record<string, unknown> = { iss: idp.issuer, aud: idp.clientId, iat, exp: iat + 120, jti: randomUUID(), sub, ...(sid ? { sid } : {}), events: { [EVENT]: {} } };
+    const base: Record<string, unknown> = {
+      iss: stage.idp.issuer, aud: stage.idp.clientId, iat, exp: iat + 120, jti: randomUUID(), sub,
+      ...(sid ? { sid } : {}), events: { [EVENT]: {} },
+    };
     for (const [k, v] of Object.entries(over)) {
       if (v === undefined) delete base[k];
       else base[k] = v;
@@ -78,15 +69,15 @@ describe('back-channel logout', () => {
   // The IdP itself sends the logout token: the dev IdP lifts oidc-provider's SSRF guard so it can reach loopback.
   it('a real RP-initiated logout at the IdP reaches A and ends the session on both replicas, closing its WebSocket on B', async () => {
     const { browser, cookie, stored } = await login('bella');
-    expect(await apiStatus(b, cookie.header)).toBe(200);
-    const socket = await openWs(`${b.url}/api/ws/bcl`, cookie.header);
-    const before = idp.events.get('backchannel.success') ?? 0;
+    expect(await apiStatus(stage.b, cookie.header)).toBe(200);
+    const socket = await openWs(`${stage.b.url}/api/ws/bcl`, cookie.header);
+    const before = stage.idp.events.get('backchannel.success') ?? 0;
 
     // The user signs out at the IdP (not through Gatehouse): the IdP's end_session page, then its confirm form.
-    const meta = await idpMetadata(idp);
+    const meta = await idpMetadata(stage.idp);
     const endSession = new URL(meta['end_session_endpoint'] as string);
     endSession.searchParams.set('id_token_hint', stored?.tokens.idToken as string);
-    endSession.searchParams.set('post_logout_redirect_uri', `${a.url}/`);
+    endSession.searchParams.set('post_logout_redirect_uri', `${stage.a.url}/`);
     const page = await browser.fetch(endSession.href);
     const html = await page.text();
     expect(page.status).toBe(200);
@@ -102,13 +93,13 @@ describe('back-channel logout', () => {
     expect(confirmed.status).toBe(303);
 
     // oidc-provider awaits the back-channel call before answering, and counts a 200 from us as a success.
-    expect((idp.events.get('backchannel.success') ?? 0) - before).toBe(1);
-    expect(idp.events.get('backchannel.error') ?? 0).toBe(0);
-    expect(await readSession(redis, a, cookie.value)).toBeUndefined();
+    expect((stage.idp.events.get('backchannel.success') ?? 0) - before).toBe(1);
+    expect(stage.idp.events.get('backchannel.error') ?? 0).toBe(0);
+    expect(await readSession(stage.redis, stage.a, cookie.value)).toBeUndefined();
     const closed = await Promise.race([socket.closed, new Promise<undefined>((r) => setTimeout(r, 1000))]);
     expect(closed?.code).toBe(1008);
-    await waitUntil(async () => (await apiStatus(b, cookie.header)) === 401, 1000, 'replica B to refuse the session');
-    expect(await apiStatus(a, cookie.header)).toBe(401);
+    await waitUntil(async () => (await apiStatus(stage.b, cookie.header)) === 401, 1000, 'replica B to refuse the session');
+    expect(await apiStatus(stage.a, cookie.header)).toBe(401);
   });
 
   it('a valid logout token by sid: 200 no-store, every session of that sid ends on both replicas (WebSocket on B closed); the replayed token is refused and a new session survives it', async () => {
@@ -117,30 +108,30 @@ describe('back-channel logout', () => {
     expect(second.sid).toBe(first.sid);
     const other = await login('sami');
     expect(other.sid).not.toBe(first.sid);
-    expect(await apiStatus(b, first.cookie.header)).toBe(200);
-    const socket = await openWs(`${b.url}/api/ws/bcl`, first.cookie.header);
+    expect(await apiStatus(stage.b, first.cookie.header)).toBe(200);
+    const socket = await openWs(`${stage.b.url}/api/ws/bcl`, first.cookie.header);
 
     const token = await signJwt(rsa, logoutClaims('sami', first.sid), { typ: 'logout+jwt' });
     const res = await postLogoutToken(token);
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toMatch(/no-store/);
     await res.body?.cancel();
-    expect(await readSession(redis, a, first.cookie.value)).toBeUndefined();
-    expect(await readSession(redis, a, second.cookie.value)).toBeUndefined();
+    expect(await readSession(stage.redis, stage.a, first.cookie.value)).toBeUndefined();
+    expect(await readSession(stage.redis, stage.a, second.cookie.value)).toBeUndefined();
     const closed = await Promise.race([socket.closed, new Promise<undefined>((r) => setTimeout(r, 1000))]);
     expect(closed?.code).toBe(1008);
-    await waitUntil(async () => (await apiStatus(b, first.cookie.header)) === 401, 1000, 'replica B to refuse the session');
-    expect(await apiStatus(b, second.cookie.header)).toBe(401);
+    await waitUntil(async () => (await apiStatus(stage.b, first.cookie.header)) === 401, 1000, 'replica B to refuse the session');
+    expect(await apiStatus(stage.b, second.cookie.header)).toBe(401);
     // Another IdP session of the same user is not named by this sid.
-    expect(await apiStatus(b, other.cookie.header)).toBe(200);
+    expect(await apiStatus(stage.b, other.cookie.header)).toBe(200);
 
     // The IdP session still exists (the token was ours), so logging in again yields the same sid (the IdP
     // renamed its session cookie at the second login: the latest browser holds the current one).
     const third = await login('sami', second.browser);
     expect(third.sid).toBe(first.sid);
-    const replay = await jsonOf(await postLogoutToken(token, b));
+    const replay = await jsonOf(await postLogoutToken(token, stage.b));
     expectError(replay, 400, 'invalid_logout_token');
-    expect(await apiStatus(a, third.cookie.header)).toBe(200);
+    expect(await apiStatus(stage.a, third.cookie.header)).toBe(200);
   });
 
   it('a valid logout token with sub and no sid ends every session of that user only', async () => {
@@ -150,10 +141,10 @@ describe('back-channel logout', () => {
     const res = await postLogoutToken(await signJwt(rsa, logoutClaims('umar', undefined)));
     expect(res.status).toBe(200);
     await res.body?.cancel();
-    expect(await readSession(redis, a, one.cookie.value)).toBeUndefined();
-    expect(await readSession(redis, a, two.cookie.value)).toBeUndefined();
-    expect(await apiStatus(a, one.cookie.header)).toBe(401);
-    expect(await apiStatus(a, bystander.cookie.header)).toBe(200);
+    expect(await readSession(stage.redis, stage.a, one.cookie.value)).toBeUndefined();
+    expect(await readSession(stage.redis, stage.a, two.cookie.value)).toBeUndefined();
+    expect(await apiStatus(stage.a, one.cookie.header)).toBe(401);
+    expect(await apiStatus(stage.a, bystander.cookie.header)).toBe(200);
   });
 
   describe('invalid logout tokens: 400 invalid_logout_token, nothing destroyed', () => {
@@ -174,7 +165,7 @@ describe('back-channel logout', () => {
       ['wrong audience', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { aud: 'another-client' }))],
       ['no audience', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { aud: undefined }))],
       ['wrong issuer', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iss: 'https://evil.example' }))],
-      ['issuer with a trailing slash', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iss: `${idp.issuer}/` }))],
+      ['issuer with a trailing slash', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iss: `${stage.idp.issuer}/` }))],
       ['a nonce present', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { nonce: 'n-0S6_WzA2Mj' }))],
       ['no events claim', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: undefined }))],
       ['another event only', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { 'http://schemas.openid.net/event/foobar': {} } }))],
@@ -197,15 +188,15 @@ describe('back-channel logout', () => {
       const body = await jsonOf(res);
       expectError(body, 400, 'invalid_logout_token');
       expect(res.headers.get('cache-control')).toMatch(/no-store/);
-      expect(await readSession(redis, a, victim.cookie.value)).toBeDefined();
-      expect(await apiStatus(b, victim.cookie.header)).toBe(200);
+      expect(await readSession(stage.redis, stage.a, victim.cookie.value)).toBeDefined();
+      expect(await apiStatus(stage.b, victim.cookie.header)).toBe(200);
     });
 
     it('a sid with another user\'s sub does not end the session', async () => {
       const res = await postLogoutToken(await signJwt(rsa, logoutClaims('mallory', victim.sid)));
       await res.body?.cancel();
       expect([200, 400]).toContain(res.status);
-      expect(await apiStatus(a, victim.cookie.header)).toBe(200);
+      expect(await apiStatus(stage.a, victim.cookie.header)).toBe(200);
     });
   });
 });

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt, exportSPKI, SignJWT, type JWTPayload } from 'jose';
-import { header, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
+import { header, startBackend, startWsBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
-import { jsonOf, makeSigningKey, nowSeconds, readSession, redisClient, sessionCookieOf, signJwt, unsignedJwt, upgradeStatus, type SigningKey } from '../helpers/token-kit.ts';
+import {
+  jsonOf, makeSigningKey, nowSeconds, readSession, sessionCookieOf, signJwt, unsignedJwt, upgradeStatus, type SigningKey,
+} from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
+import { mappingsYaml } from '../helpers/proxy-stack.ts';
 
 const API_AUDIENCE = 'https://api.gatehouse.test';
 
@@ -19,40 +19,28 @@ const API_AUDIENCE = 'https://api.gatehouse.test';
  * 401 unauthorized before the backend is called.
  */
 describe('bearer tokens on /api', () => {
-  const redisUrl = inject('redisUrl');
-  let redis: Redis;
-  let backend: TestBackend;
-  let wsBackend: TestWsBackend;
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let noBearer: TestGatehouse;
   let rsa: SigningKey;
   let ec: SigningKey;
   let stranger: SigningKey;
-
   beforeAll(async () => {
-    redis = redisClient(redisUrl);
     [rsa, ec, stranger] = await Promise.all([makeSigningKey('RS256'), makeSigningKey('ES256'), makeSigningKey('RS256')]);
-    backend = await startBackend();
-    wsBackend = await startWsBackend();
-    const yaml = `mappings:\n  - frontendHost: "*"\n    pathPrefix: "/ws"\n    backend: "${wsBackend.url}"\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`;
-    // RS256 only: the IdP's own EC key is published too, so an ES256 token shows the allowlist at work.
-    ({ idp, gh } = await startStage({
-      idp: { jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk, ec.privateJwk] } },
-      gatehouse: { redisUrl, yaml, env: { API_AUDIENCE, API_TOKEN_ALGORITHMS: 'RS256', TOKEN_CLOCK_TOLERANCE_SECONDS: '5' } },
-    }));
-    noBearer = await startGatehouse({ idp, redisUrl, yaml });
   });
-  afterAll(async () => {
-    await Promise.all([gh?.close(), noBearer?.close()]);
-    await Promise.all([idp?.close(), backend?.close(), wsBackend?.close()]);
-    redis?.disconnect();
-  });
+  // RS256 only: the IdP's own EC key is published too, so an ES256 token shows the allowlist at work.
+  const stage = useStage(() => ({
+    idp: { jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk, ec.privateJwk] } },
+    backends: { backend: startBackend, wsBackend: startWsBackend },
+    yaml: ({ backend, wsBackend }) => mappingsYaml([
+      { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+      { frontendHost: '*', backend: backend.url },
+    ]),
+    gatehouse: { env: { API_AUDIENCE, API_TOKEN_ALGORITHMS: 'RS256', TOKEN_CLOCK_TOLERANCE_SECONDS: '5' } },
+    more: { noBearer: {} },
+  }));
 
   const claims = (over: Record<string, unknown> = {}): JWTPayload => {
     const iat = nowSeconds();
     const base: Record<string, unknown> = {
-      iss: idp.issuer, aud: API_AUDIENCE, sub: 'svc-reporting', email: 'reporting@example.test', name: 'Reporting',
+      iss: stage.idp.issuer, aud: API_AUDIENCE, sub: 'svc-reporting', email: 'reporting@example.test', name: 'Reporting',
       iat, exp: iat + 120, jti: randomUUID(), client_id: 'reporting-cli',
     };
     for (const [k, v] of Object.entries(over)) {
@@ -61,16 +49,16 @@ describe('bearer tokens on /api', () => {
     }
     return base as JWTPayload;
   };
-  const callsTo = (path: string) => backend.requests.filter((r) => r.url === path).length;
-  const call = (path: string, token: string, gateway = gh, extra: Record<string, string> = {}) =>
+  const callsTo = (path: string) => stage.backends.backend.requests.filter((r) => r.url === path).length;
+  const call = (path: string, token: string, gateway = stage.gh, extra: Record<string, string> = {}) =>
     fetch(`${gateway.url}/api${path}`, { headers: { authorization: `Bearer ${token}`, ...extra } });
 
   it('a valid token: identity headers from its claims, the token relayed as it is, spoofed identity headers dropped', async () => {
     const token = await signJwt(rsa, claims(), { typ: 'at+jwt' });
-    const res = await call('/bearer/valid', token, gh, { 'x-user-sub': 'admin', 'x-user-email': 'root@example.test' });
+    const res = await call('/bearer/valid', token, stage.gh, { 'x-user-sub': 'admin', 'x-user-email': 'root@example.test' });
     await res.body?.cancel();
     expect(res.status).toBe(200);
-    const rec = backend.last();
+    const rec = stage.backends.backend.last();
     expect(rec.url).toBe('/bearer/valid');
     expect(rec.headers.get('authorization')).toEqual([`Bearer ${token}`]);
     expect(rec.headers.get('x-user-sub')).toEqual(['svc-reporting']);
@@ -80,15 +68,15 @@ describe('bearer tokens on /api', () => {
 
   it('an access token the IdP issued for API_AUDIENCE is accepted as a bearer token', async () => {
     const browser = new Browser();
-    await browser.login(gh.url, 'olga');
-    const stored = await readSession(redis, gh, sessionCookieOf(browser, gh).value);
+    await browser.login(stage.gh.url, 'olga');
+    const stored = await readSession(stage.redis, stage.gh, sessionCookieOf(browser, stage.gh).value);
     const accessToken = stored?.tokens.accessToken as string;
     expect(decodeJwt(accessToken).aud).toBe(API_AUDIENCE);
     const res = await call('/bearer/idp-issued', accessToken);
     await res.body?.cancel();
     expect(res.status).toBe(200);
-    expect(header(backend.last(), 'authorization')).toBe(`Bearer ${accessToken}`);
-    expect(header(backend.last(), 'x-user-sub')).toBe('olga');
+    expect(header(stage.backends.backend.last(), 'authorization')).toBe(`Bearer ${accessToken}`);
+    expect(header(stage.backends.backend.last(), 'x-user-sub')).toBe('olga');
   });
 
   it('the clock leeway is honoured: 2 s past exp (or 2 s before nbf) with a 5 s tolerance still passes', async () => {
@@ -107,10 +95,10 @@ describe('bearer tokens on /api', () => {
     ['no sub', () => signJwt(rsa, claims({ sub: undefined }))],
     ['sub not a string (user revocation could not apply to it)', () => signJwt(rsa, claims({ sub: 12345 }))],
     ['wrong issuer', () => signJwt(rsa, claims({ iss: 'https://evil.example' }))],
-    ['issuer with a trailing slash', () => signJwt(rsa, claims({ iss: `${idp.issuer}/` }))],
+    ['issuer with a trailing slash', () => signJwt(rsa, claims({ iss: `${stage.idp.issuer}/` }))],
     ['wrong audience', () => signJwt(rsa, claims({ aud: 'https://other-api.example' }))],
     ['no audience', () => signJwt(rsa, claims({ aud: undefined }))],
-    ['an ID token (aud = the client id)', () => signJwt(rsa, claims({ aud: idp.clientId }))],
+    ['an ID token (aud = the client id)', () => signJwt(rsa, claims({ aud: stage.idp.clientId }))],
     ['alg none', async () => unsignedJwt(claims(), { kid: rsa.kid })],
     ['alg none with the real signature kept', async () => {
       const real = await signJwt(rsa, claims());
@@ -146,7 +134,7 @@ describe('bearer tokens on /api', () => {
     const ok = await call('/bearer/jti-before', token);
     await ok.body?.cancel();
     expect(ok.status).toBe(200);
-    await gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
+    await stage.gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
     const res = await jsonOf(await call('/bearer/jti-after', token));
     expectError(res, 401, 'unauthorized');
     expect(callsTo('/bearer/jti-after')).toBe(0);
@@ -154,7 +142,7 @@ describe('bearer tokens on /api', () => {
 
   it('a jti outside the printable-ASCII id set is refused, never waved past the blocklist unchecked', async () => {
     const jti = 'revoked jti with spaces';
-    await gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
+    await stage.gh.app.blocklist.revokeJti(jti, Date.now() + 120_000);
     for (const [i, value] of [jti, 'tab\tjti', 'nul\u0000jti', 'é-jti'].entries()) {
       const res = await jsonOf(await call(`/bearer/odd-jti-${i}`, await signJwt(rsa, claims({ jti: value }))));
       expectError(res, 401, 'unauthorized');
@@ -165,20 +153,21 @@ describe('bearer tokens on /api', () => {
   it('malformed Authorization headers and other schemes are 401', async () => {
     const token = await signJwt(rsa, claims());
     for (const [i, value] of [`Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer', `Bearer ${token}.extra`, `Token ${token}`].entries()) {
-      const res = await jsonOf(await fetch(`${gh.url}/api/bearer/malformed-${i}`, { headers: { authorization: value } }));
+      const res = await jsonOf(await fetch(`${stage.gh.url}/api/bearer/malformed-${i}`, { headers: { authorization: value } }));
       expectError(res, 401, 'unauthorized');
       expect(callsTo(`/bearer/malformed-${i}`)).toBe(0);
     }
   });
 
   it('WebSocket upgrades apply the same rules', async () => {
-    expect(await upgradeStatus(`${gh.url}/api/ws/bearer`, undefined, { authorization: `Bearer ${await signJwt(rsa, claims())}` })).toBe(101);
-    expect(await upgradeStatus(`${gh.url}/api/ws/bearer`, undefined, { authorization: `Bearer ${await signJwt(stranger, claims(), { kid: rsa.kid })}` })).toBe(401);
-    expect(await upgradeStatus(`${gh.url}/api/ws/bearer`, undefined, { authorization: `Bearer ${unsignedJwt(claims())}` })).toBe(401);
+    const wsUrl = `${stage.gh.url}/api/ws/bearer`;
+    expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${await signJwt(rsa, claims())}` })).toBe(101);
+    expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${await signJwt(stranger, claims(), { kid: rsa.kid })}` })).toBe(401);
+    expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${unsignedJwt(claims())}` })).toBe(401);
   });
 
   it('without API_AUDIENCE no bearer token is accepted', async () => {
-    const res = await jsonOf(await call('/bearer/no-audience-configured', await signJwt(rsa, claims()), noBearer));
+    const res = await jsonOf(await call('/bearer/no-audience-configured', await signJwt(rsa, claims()), stage.more.noBearer));
     expectError(res, 401, 'unauthorized');
     expect(callsTo('/bearer/no-audience-configured')).toBe(0);
   });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/backends.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * HDR-HOPBYHOP (catalogue #89; Fabio CVE-2025-48865; RFC 9110 §7.6.1): a client lists trusted headers in
@@ -9,17 +8,10 @@ import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy
  * headers first and injects its own afterwards, so the backend still gets Gatehouse's token and identity.
  */
 describe('Connection header naming injected headers', () => {
-  let backend: TestBackend;
-  let stack: ProxyStack;
+  const stack = useProxyStack();
   let token: string;
   beforeAll(async () => {
-    backend = await startBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+    token = await stack.accessToken();
   });
 
   it.each([
@@ -33,7 +25,7 @@ describe('Connection header naming injected headers', () => {
       headers: ['Cookie', `${stack.sessionCookie}; theme=dark`, 'Connection', connection, 'Authorization', 'Bearer forged', 'X-User-Id', 'admin', 'X-Forwarded-For', '10.0.0.1'],
     });
     expect(res.status).toBe(200);
-    const rec = backend.last();
+    const rec = stack.backend.last();
     expect(rec.headers.get('authorization')).toEqual([`Bearer ${token}`]);
     expect(rec.headers.get('x-user-sub')).toEqual(['alice']);
     expect(rec.headers.get('x-user-email')).toEqual(['alice@example.test']);
@@ -47,6 +39,6 @@ describe('Connection header naming injected headers', () => {
 
   it('a header the client names in Connection and Gatehouse does not own is removed', async () => {
     await send(stack.url, { path: '/api/x', headers: ['Cookie', stack.sessionCookie, 'Connection', 'X-Debug-Token', 'X-Debug-Token', 'secret'] });
-    expect(backend.last().headers.has('x-debug-token')).toBe(false);
+    expect(stack.backend.last().headers.has('x-debug-token')).toBe(false);
   });
 });

@@ -1,10 +1,9 @@
 import { connect } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openWs, send, sendRaw, startBackend, startWsBackend, type RawResponse, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { openWs, send, sendRaw, startWsBackend, type RawResponse } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type Echoed, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { SESSION_COOKIE, useBareProxy, useProxyStack, type Echoed } from '../helpers/proxy-stack.ts';
 
 /**
  * CK-TOSS (catalogue #55; OWASP Session Management Cheat Sheet, "cookie tossing"): anything that can set a
@@ -14,30 +13,20 @@ import { mappingsYaml, SESSION_COOKIE, startBareGatehouse, startProxyStack, type
  * clearing Set-Cookie. Names match exactly: a lookalike name is another cookie, never a second copy.
  */
 describe('a duplicated session cookie (cookie tossing) gives no session', () => {
-  let backend: TestBackend;
-  let wsBackend: TestWsBackend;
-  let stack: ProxyStack;
+  const stack = useProxyStack({
+    backends: { ws: startWsBackend },
+    routes: (url, { ws }) => [
+      { frontendHost: '*', backend: url },
+      { frontendHost: '*', pathPrefix: '/optional', backend: url, auth: 'optional' },
+      { frontendHost: '*', pathPrefix: '/ws', backend: ws.url },
+      { frontendHost: '*', pathPrefix: '/ws-optional', backend: ws.url, auth: 'optional' },
+    ],
+  });
   let alice: string;
   let mallory: string;
-
   beforeAll(async () => {
-    backend = await startBackend();
-    wsBackend = await startWsBackend();
-    stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/optional', backend: backend.url, auth: 'optional' },
-        { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
-        { frontendHost: '*', pathPrefix: '/ws-optional', backend: wsBackend.url, auth: 'optional' },
-      ]),
-    });
     alice = stack.sessionCookie;
     mallory = await stack.loginAs('mallory');
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-    await wsBackend?.close();
   });
 
   const setCookies = (headers: IncomingHttpHeaders): string[] => {
@@ -73,11 +62,11 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
     ['the copies on two Cookie lines', () => ['Cookie', mallory, 'Cookie', alice]],
     ['between other cookies, without spaces', () => ['Cookie', `theme=dark;${mallory};lang=en;${alice}`]],
   ])('auth: required, %s → 401 unauthorized, a clearing Set-Cookie, and the backend is not called', async (_label, headers) => {
-    const before = backend.requests.length;
+    const before = stack.backend.requests.length;
     const res = await send(stack.url, { path: '/api/x', headers: headers() });
     expectError(res, 401, 'unauthorized');
     expectClearing(res.headers);
-    expect(backend.requests.length).toBe(before);
+    expect(stack.backend.requests.length).toBe(before);
   });
 
   it.each([
@@ -104,13 +93,13 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
   });
 
   it('a WebSocket upgrade with two copies is refused: 401 unauthorized with a clearing Set-Cookie, no backend connection', async () => {
-    const connections = wsBackend.connections;
+    const connections = stack.backends.ws.connections;
     const out = await openWs(`${stack.url.replace('http:', 'ws:')}/api/ws/x`, { headers: { cookie: `${mallory}; ${alice}` } });
     expect(out.ok).toBe(false);
     if (out.ok) return;
     expectError(out, 401, 'unauthorized');
     expectClearing(out.headers);
-    expect(wsBackend.connections).toBe(connections);
+    expect(stack.backends.ws.connections).toBe(connections);
   });
 
   it('a WebSocket upgrade with two copies on an auth: optional route opens anonymously, and its 101 carries the clearing Set-Cookie', async () => {
@@ -131,7 +120,7 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
     });
     expect(head).toMatch(/^HTTP\/1\.1 101 /);
     expect(head).toContain(`\r\nset-cookie: ${SESSION_COOKIE}=; Path=/`);
-    const upgrade = wsBackend.upgrades.at(-1);
+    const upgrade = stack.backends.ws.upgrades.at(-1);
     expect(upgrade?.headers.has('x-user-sub')).toBe(false);
   });
 
@@ -170,20 +159,11 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
  * covers both the Domain cookie Gatehouse sets and a host-only one.
  */
 describe('a duplicated session cookie with SESSION_COOKIE_DOMAIN', () => {
-  let backend: TestBackend;
-  let gh: TestGatehouse;
-  beforeAll(async () => {
-    backend = await startBackend();
-    gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'optional' }]), { SESSION_COOKIE_DOMAIN: 'app.example' });
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
-  });
+  const proxy = useBareProxy({ mapping: { auth: 'optional' }, env: { SESSION_COOKIE_DOMAIN: 'app.example' } });
 
   it('clears the Domain cookie and the host-only one on a proxied answer', async () => {
-    expect(gh.config.session.cookieName).toBe('gh_session');
-    const res = await send(gh.url, { path: '/api/x', headers: ['Cookie', 'gh_session=planted; gh_session=victim'] });
+    expect(proxy.gh.config.session.cookieName).toBe('gh_session');
+    const res = await send(proxy.url, { path: '/api/x', headers: ['Cookie', 'gh_session=planted; gh_session=victim'] });
     expect(res.status).toBe(200);
     const v = res.headers['set-cookie'] ?? [];
     const ours = (Array.isArray(v) ? v : [v]).filter((c) => c.startsWith('gh_session=;'));

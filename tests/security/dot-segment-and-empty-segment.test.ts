@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-DOTSLASH (catalogue #76; cisagov/Malcolm#1106, `/./upload` skipped RBAC): `/./admin`, `//admin` and
  * `;` parameters must not slip past the /admin mapping into the public catch-all. They are refused with 400.
  */
 describe('dot segments, empty segments and path parameters', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  const layout = usePolicyLayout();
 
   it.each([
     '/api/./admin', '/api/%2e/admin', '/api//admin', '/api/public//admin', '/api/admin;x=1', '/api/admin;/users',

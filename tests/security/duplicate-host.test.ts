@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendRaw, startBackend, startWsBackend, type TestBackend, type TestWsBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { describe, expect, it } from 'vitest';
+import { sendRaw, startBackend, startWsBackend } from '../helpers/backends.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 /**
@@ -9,23 +8,13 @@ import { expectError } from '../helpers/expect-error.ts';
  * backend reading the other could disagree; Gatehouse refuses with 400 invalid_host, for HTTP and upgrades.
  */
 describe('duplicate Host header', () => {
-  let pub: TestBackend;
-  let admin: TestBackend;
-  let ws: TestWsBackend;
-  let gh: TestGatehouse;
-  beforeAll(async () => {
-    pub = await startBackend();
-    admin = await startBackend();
-    ws = await startWsBackend();
-    gh = await startBareGatehouse(mappingsYaml([
-      { frontendHost: 'public.example.com', backend: pub.url, auth: 'none' },
+  const proxy = useBareProxy({
+    backends: { admin: startBackend, ws: startWsBackend },
+    routes: (pub, { admin, ws }) => [
+      { frontendHost: 'public.example.com', backend: pub, auth: 'none' },
       { frontendHost: 'admin.example.com', backend: admin.url, auth: 'none' },
       { frontendHost: 'ws.example.com', backend: ws.url, auth: 'none' },
-    ]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await Promise.all([pub?.close(), admin?.close(), ws?.close()]);
+    ],
   });
 
   it.each([
@@ -33,17 +22,17 @@ describe('duplicate Host header', () => {
     ['public.example.com', 'public.example.com'],
     ['admin.example.com', 'PUBLIC.example.com'],
   ])('Host: %s + Host: %s → 400 invalid_host, no backend called', async (first, second) => {
-    const before = pub.requests.length + admin.requests.length;
-    const res = await sendRaw(gh.url, `GET /api/x HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
+    const before = proxy.backend.requests.length + proxy.backends.admin.requests.length;
+    const res = await sendRaw(proxy.url, `GET /api/x HTTP/1.1\r\nHost: ${first}\r\nHost: ${second}\r\nConnection: close\r\n\r\n`);
     expectError(res, 400, 'invalid_host');
-    expect(pub.requests.length + admin.requests.length).toBe(before);
+    expect(proxy.backend.requests.length + proxy.backends.admin.requests.length).toBe(before);
   });
 
   it('on a WebSocket upgrade too: 400 invalid_host, no backend connection', async () => {
-    const connections = ws.connections;
-    const res = await sendRaw(gh.url, 'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+    const connections = proxy.backends.ws.connections;
+    const res = await sendRaw(proxy.url, 'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
       'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     expectError(res, 400, 'invalid_host');
-    expect(ws.connections).toBe(connections);
+    expect(proxy.backends.ws.connections).toBe(connections);
   });
 });

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 const OVERRIDES = ['X-Forwarded-Uri', 'X-Original-URL', 'X-Original-URI', 'X-Rewrite-URL', 'X-Forwarded-Prefix', 'X-Forwarded-Path'];
 
@@ -13,9 +13,7 @@ describe.each([
   ['with no trusted proxy (default)', {}],
   ['with TRUST_PROXY=127.0.0.1', { TRUST_PROXY: '127.0.0.1' }],
 ])('URL-override headers %s', (_label, env) => {
-  let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(env); });
-  afterAll(async () => { await layout?.close(); });
+  const layout = usePolicyLayout(env);
 
   it('do not route /api/private to a public mapping', async () => {
     const before = layout.received();

@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send, sendRaw } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * METHOD-ALLOW (catalogue #83; OWASP REST "Restrict HTTP methods"): TRACE reflects the request (cookies and
  * injected Authorization included) back to the caller, so it is never forwarded: 405 method_not_allowed.
  */
 describe('TRACE, TRACK and CONNECT on /api', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  const layout = usePolicyLayout();
 
   it('TRACE /api/public/x → 405 method_not_allowed, no backend called', async () => {
     const before = layout.received();

@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-CASE (catalogue #75; CodeQL js/case-sensitive-middleware-path): `/api/ADMIN` must get the same decision
  * as `/api/admin`, and `/API/...` must not reach a backend some other way.
  */
 describe('path case', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  const layout = usePolicyLayout();
 
   it.each(['/api/admin/users', '/api/ADMIN/users', '/api/Admin', '/api/aDmIn/x?y=1', '/api/PRIVATE/data'])(
     '%s is matched case-insensitively to the protected mapping: 401 unauthorized, no backend called',

@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PROBE-BYPASS (catalogue #84; oauth2-proxy GHSA-5hvv-m4w4-gf6v): a health-checker User-Agent never skips
  * authentication, and probe endpoints match their exact paths only.
  */
 describe('health-check user agents and probe paths', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  const layout = usePolicyLayout();
 
   it.each(['kube-probe/1.30', 'GoogleHC/1.0', 'ELB-HealthChecker/2.0', 'Consul Health Check'])('User-Agent %s on /api/private → 401 unauthorized', async (ua) => {
     const before = layout.received();

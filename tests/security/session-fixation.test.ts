@@ -1,70 +1,48 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
+import { startBackend } from '../helpers/backends.ts';
 
 const SESSION = '__Host-gh_session';
 
 describe('session fixation and session ids the server never issued (OWASP Session Management)', () => {
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let redis: Redis;
-  let backend: Server;
-  let backendHits = 0;
-
-  const storeKey = (id: string) => `${gh.config.redis.keyPrefix}s:${createHash('sha256').update(id).digest('base64url')}`;
-  const me = (cookie: string) => fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } });
-  const api = (cookie: string) => fetch(`${gh.url}/api/orders`, { headers: { cookie: `${SESSION}=${cookie}` } });
-
-  beforeAll(async () => {
-    backend = createServer((_req, res) => {
-      backendHits += 1;
-      res.end('{}');
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
-    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
-    ({ idp, gh } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: `defaultBackend: "${backendUrl}"\nmappings: []\n` } }));
-    redis = new Redis(inject('redisUrl'));
+  const stage = useStage({
+    backends: { backend: () => startBackend((_req, res) => { res.end('{}'); return true; }) },
+    yaml: ({ backend }) => `defaultBackend: "${backend.url}"\nmappings: []\n`,
   });
-  afterAll(async () => {
-    await gh?.close();
-    await idp?.close();
-    redis?.disconnect();
-    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
-  });
+
+  const storeKey = (id: string) => `${stage.gh.config.redis.keyPrefix}s:${createHash('sha256').update(id).digest('base64url')}`;
+  const me = (cookie: string) => fetch(`${stage.gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } });
+  const api = (cookie: string) => fetch(`${stage.gh.url}/api/orders`, { headers: { cookie: `${SESSION}=${cookie}` } });
 
   it('logging in again issues a new id and kills the one the browser held', async () => {
     const browser = new Browser();
-    await browser.login(gh.url, 'alice');
-    const a = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    const a = browser.cookie(stage.gh.url, SESSION) ?? '';
     expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(await redis.exists(storeKey(a))).toBe(1);
+    expect(await stage.redis.exists(storeKey(a))).toBe(1);
 
-    await browser.login(gh.url, 'alice');
-    const b = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    const b = browser.cookie(stage.gh.url, SESSION) ?? '';
     expect(b).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(b).not.toBe(a);
 
     const old = await me(a);
     await expectError(old, 401, 'unauthorized');
-    expect(await redis.exists(storeKey(a))).toBe(0);
+    expect(await stage.redis.exists(storeKey(a))).toBe(0);
     expect((await me(b)).status).toBe(200);
   });
 
   it('a session of another user held by the browser is destroyed when someone logs in (shared computer)', async () => {
     const browser = new Browser();
-    await browser.login(gh.url, 'alice');
-    const alice = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    const alice = browser.cookie(stage.gh.url, SESSION) ?? '';
     // alice signed out at the IdP only (its cookies are gone); Gatehouse's cookie is still in the browser.
-    browser.jars.delete(new URL(idp.issuer).origin);
-    await browser.login(gh.url, 'bob');
-    const bob = browser.cookie(gh.url, SESSION) ?? '';
+    browser.jars.delete(new URL(stage.idp.issuer).origin);
+    await browser.login(stage.gh.url, 'bob');
+    const bob = browser.cookie(stage.gh.url, SESSION) ?? '';
     expect(bob).not.toBe(alice);
     await expectError(await me(alice), 401, 'unauthorized');
     const res = await me(bob);
@@ -75,19 +53,19 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     const planted = randomBytes(32).toString('base64url');
     const before = await me(planted);
     await expectError(before, 401, 'unauthorized');
-    const hitsBefore = backendHits;
+    const hitsBefore = stage.backends.backend.requests.length;
     const apiRes = await api(planted);
     await expectError(apiRes, 401, 'unauthorized');
-    expect(backendHits).toBe(hitsBefore);
+    expect(stage.backends.backend.requests.length).toBe(hitsBefore);
 
     const victim = new Browser();
-    victim.setCookie(gh.url, SESSION, planted);
-    await victim.login(gh.url, 'alice');
-    const issued = victim.cookie(gh.url, SESSION);
+    victim.setCookie(stage.gh.url, SESSION, planted);
+    await victim.login(stage.gh.url, 'alice');
+    const issued = victim.cookie(stage.gh.url, SESSION);
     expect(issued).toBeDefined();
     expect(issued).not.toBe(planted);
     await expectError(await me(planted), 401, 'unauthorized');
-    expect(await redis.exists(storeKey(planted))).toBe(0);
+    expect(await stage.redis.exists(storeKey(planted))).toBe(0);
   });
 
   it.each([
@@ -101,12 +79,12 @@ describe('session fixation and session ids the server never issued (OWASP Sessio
     ['empty', ''],
     ['quoted', `"${'A'.repeat(43)}"`],
   ])('a malformed id (%s) is 401 unauthorized, never 500, and creates nothing', async (_name, value) => {
-    const keysBefore = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
+    const keysBefore = await stage.redis.keys(`${stage.gh.config.redis.keyPrefix}s:*`);
     for (const res of [await me(value), await api(value)]) {
       await expectError(res, 401, 'unauthorized');
     }
-    const keysAfter = await redis.keys(`${gh.config.redis.keyPrefix}s:*`);
+    const keysAfter = await stage.redis.keys(`${stage.gh.config.redis.keyPrefix}s:*`);
     expect(keysAfter.filter((k) => !keysBefore.includes(k))).toEqual([]);
-    expect((await fetch(`${gh.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${stage.gh.url}/healthz`)).status).toBe(200);
   });
 });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closed, closedPortUrl, openWs, send, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
+import { describe, expect, it } from 'vitest';
+import { closed, openWs, send, startWsBackend } from '../helpers/backends.ts';
+import { closedPort, useBareProxy } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 /**
@@ -9,33 +8,28 @@ import { expectError } from '../helpers/expect-error.ts';
  * backend resets, unreachable targets and refused upgrades end the client socket cleanly; the process lives.
  */
 describe('WebSocket backend failures', () => {
-  let backend: TestWsBackend;
-  let gh: TestGatehouse;
-  beforeAll(async () => {
-    backend = await startWsBackend({
+  const proxy = useBareProxy({
+    backend: () => startWsBackend({
       reject: (req, socket) => {
         if (req.url !== '/reset-during-handshake') return false;
         socket.destroy();
         return true;
       },
-    });
-    gh = await startBareGatehouse(mappingsYaml([
-      { frontendHost: '*', backend: backend.url, auth: 'none' },
-      { frontendHost: '*', pathPrefix: '/down', backend: await closedPortUrl(), auth: 'none' },
-    ]));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await backend?.close();
+    }),
+    backends: { down: closedPort },
+    routes: (url, { down }) => [
+      { frontendHost: '*', backend: url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/down', backend: down.url, auth: 'none' },
+    ],
   });
 
-  const wsUrl = (path: string) => `${gh.url.replace('http:', 'ws:')}${path}`;
+  const wsUrl = (path: string) => `${proxy.url.replace('http:', 'ws:')}${path}`;
 
   it('a backend reset mid-session closes the client socket', async () => {
-    const index = backend.sockets.length;
+    const index = proxy.backend.sockets.length;
     const out = await openWs(wsUrl('/api/chat'));
     if (!out.ok) throw new Error('refused');
-    const server = await backend.waitForSocket(index);
+    const server = await proxy.backend.waitForSocket(index);
     const done = closed(out.ws);
     (server as unknown as { _socket: { resetAndDestroy(): void } })._socket.resetAndDestroy();
     expect((await done).code).toBe(1006);
@@ -59,12 +53,12 @@ describe('WebSocket backend failures', () => {
 
   it('a client that vanishes mid-handshake does not take the process down', async () => {
     const { connect } = await import('node:net');
-    const u = new URL(gh.url);
+    const u = new URL(proxy.url);
     const sock = connect(Number(u.port), u.hostname);
     await new Promise((r) => sock.once('connect', r));
     sock.write(`GET /api/chat HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
     sock.resetAndDestroy();
     await new Promise((r) => setTimeout(r, 100));
-    expect((await send(gh.url, { path: '/healthz' })).status).toBe(200);
+    expect((await send(proxy.url, { path: '/healthz' })).status).toBe(200);
   });
 });

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { describe, expect, it } from 'vitest';
+import { openWs, startWsBackend } from '../helpers/backends.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 /**
@@ -9,16 +9,7 @@ import { expectError } from '../helpers/expect-error.ts';
  * origin_not_allowed before Gatehouse connects to any backend.
  */
 describe('cross-site WebSocket hijacking', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
-  beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }], 'allowedOrigins: ["https://spa.example.com"]\n') });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
-  });
+  const stack = useProxyStack({ backend: startWsBackend, config: 'allowedOrigins: ["https://spa.example.com"]\n' });
 
   const wsUrl = () => `${stack.url.replace('http:', 'ws:')}/api/ws`;
 
@@ -31,13 +22,13 @@ describe('cross-site WebSocket hijacking', () => {
     'https://spa.example.com:8443',
     'file://',
   ])('Origin %s with the victim\'s cookie → 403 origin_not_allowed, socket closed, no backend connect', async (origin) => {
-    const connections = backend.connections;
+    const connections = stack.backend.connections;
     const out = await openWs(wsUrl(), { origin, headers: { cookie: stack.sessionCookie } });
     expect(out.ok).toBe(false);
     if (out.ok) return;
     expectError(out, 403, 'origin_not_allowed');
     expect(out.headers['connection']).toBe('close');
-    expect(backend.connections).toBe(connections);
+    expect(stack.backend.connections).toBe(connections);
   });
 
   it.each([() => stack.url, () => 'https://spa.example.com', () => 'HTTPS://SPA.EXAMPLE.COM'])('the app\'s own and allowed origins connect (%#)', async (origin) => {

@@ -1,28 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
-import { mappingsYaml, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { openWs, startWsBackend } from '../helpers/backends.ts';
+import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 /**
  * WS-HDR-SPOOF (catalogue #97; http-proxy-middleware's separate `proxyReqWs`): header hygiene placed only on
  * the HTTP path misses upgrades. The upgrade request is stripped and injected exactly like HTTP.
  */
 describe('identity headers on the WebSocket upgrade request', () => {
-  let backend: TestWsBackend;
-  let stack: ProxyStack;
+  const stack = useProxyStack({ backend: startWsBackend });
   let token: string;
   beforeAll(async () => {
-    backend = await startWsBackend();
-    stack = await startProxyStack({ yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]) });
-    token = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await backend?.close();
+    token = await stack.accessToken();
   });
 
   it('client x-user-*, underscore variants, Authorization and Connection-named headers do not survive', async () => {
-    const before = backend.upgrades.length;
+    const before = stack.backend.upgrades.length;
     const out = await openWs(`${stack.url.replace('http:', 'ws:')}/api/ws`, {
       headers: {
         cookie: `${stack.sessionCookie}; theme=dark; __Host-gh_login=x`,
@@ -38,7 +30,7 @@ describe('identity headers on the WebSocket upgrade request', () => {
     });
     expect(out.ok).toBe(true);
     if (out.ok) out.ws.close();
-    const up = backend.upgrades[before];
+    const up = stack.backend.upgrades[before];
     expect(up?.headers.get('authorization')).toEqual([`Bearer ${token}`]);
     expect(up?.headers.get('x-user-sub')).toEqual(['alice']);
     expect(up?.headers.get('x-user-email')).toEqual(['alice@example.test']);

@@ -1,12 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openTokens, parseSessionSecret, type SessionSecret } from '../../src/session/crypto.ts';
 import { Browser } from '../helpers/browser.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const asSecret = (value: string): SessionSecret => {
@@ -20,9 +17,9 @@ const MAX_AGE_SECONDS = 3600;
 interface Tokens { accessToken: string; refreshToken?: string; idToken?: string }
 
 describe('what a read of Redis yields (sessions at rest)', () => {
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let redis: Redis;
+  const stage = useStage({
+    gatehouse: { env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
+  });
   let cookie: string;
   let prefix: string;
   let sessionKey: string;
@@ -31,39 +28,30 @@ describe('what a read of Redis yields (sessions at rest)', () => {
   let tokens: Tokens;
 
   beforeAll(async () => {
-    ({ idp, gh } = await startStage({
-      gatehouse: { redisUrl: inject('redisUrl'), env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
-    }));
-    redis = new Redis(inject('redisUrl'));
-    prefix = gh.config.redis.keyPrefix;
+    prefix = stage.gh.config.redis.keyPrefix;
 
     const browser = new Browser();
-    await browser.login(gh.url, 'alice');
-    cookie = browser.cookie(gh.url, SESSION) ?? '';
+    await browser.login(stage.gh.url, 'alice');
+    cookie = browser.cookie(stage.gh.url, SESSION) ?? '';
     storeKey = createHash('sha256').update(cookie).digest('base64url');
     sessionKey = `${prefix}s:${storeKey}`;
-    raw = (await redis.get(sessionKey)) ?? '';
+    raw = (await stage.redis.get(sessionKey)) ?? '';
     const record = JSON.parse(raw) as { tok: string };
     tokens = JSON.parse(openTokens(asSecret(cookie), storeKey, record.tok) ?? 'null') as Tokens;
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await idp?.close();
-    redis?.disconnect();
   });
 
   it('stores the session under the hash of the cookie, and no key or value holds the cookie itself', async () => {
     expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(raw).not.toBe('');
-    const keys = await redis.keys(`${prefix}*`);
+    const keys = await stage.redis.keys(`${prefix}*`);
     expect(keys).toContain(sessionKey);
     for (const key of keys) {
       expect(key).not.toContain(cookie);
-      const type = await redis.type(key);
-      const values = type === 'set' ? await redis.smembers(key) : type === 'string' ? [(await redis.get(key)) ?? ''] : [];
+      const type = await stage.redis.type(key);
+      const values = type === 'set' ? await stage.redis.smembers(key) : type === 'string' ? [(await stage.redis.get(key)) ?? ''] : [];
       for (const value of values) expect(value).not.toContain(cookie);
     }
-    expect(await redis.smembers(`${prefix}su:alice`)).toContain(storeKey);
+    expect(await stage.redis.smembers(`${prefix}su:alice`)).toContain(storeKey);
     expect(keys.filter((k) => k.startsWith(`${prefix}tx:`))).toEqual([]);
   });
 
@@ -90,21 +78,21 @@ describe('what a read of Redis yields (sessions at rest)', () => {
   it('a record copied under another id\'s key is refused: the tokens are bound to the id that created them', async () => {
     const attackerId = randomBytes(32).toString('base64url');
     const attackerKey = `${prefix}s:${createHash('sha256').update(attackerId).digest('base64url')}`;
-    await redis.set(attackerKey, raw, 'PX', 60_000);
+    await stage.redis.set(attackerKey, raw, 'PX', 60_000);
     try {
-      const res = await fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${attackerId}` } });
+      const res = await fetch(`${stage.gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${attackerId}` } });
       await expectError(res, 401, 'unauthorized');
     } finally {
-      await redis.del(attackerKey);
+      await stage.redis.del(attackerKey);
     }
   });
 
   it('gives every key a TTL: the session at most the idle timeout, its index at most the absolute lifetime', async () => {
-    const ttl = await redis.pttl(sessionKey);
+    const ttl = await stage.redis.pttl(sessionKey);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(IDLE_SECONDS * 1000);
-    for (const key of await redis.keys(`${prefix}*`)) {
-      const keyTtl = await redis.pttl(key);
+    for (const key of await stage.redis.keys(`${prefix}*`)) {
+      const keyTtl = await stage.redis.pttl(key);
       expect(keyTtl, key).toBeGreaterThan(0);
       expect(keyTtl, key).toBeLessThanOrEqual(MAX_AGE_SECONDS * 1000);
     }

@@ -1,12 +1,9 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.ts';
-import type { TestGatehouse } from '../helpers/gatehouse.ts';
-import type { TestIdp } from '../helpers/idp.ts';
-import { startStage } from '../helpers/stage.ts';
 import { expectError } from '../helpers/expect-error.ts';
+import { useStage } from '../helpers/stage.ts';
 
 const SESSION = '__Host-gh_session';
 const IDLE_SECONDS = 2;
@@ -25,31 +22,19 @@ class RecordingBrowser extends Browser {
 interface Me { session: { expiresAt: string; idleExpiresAt: string } }
 
 describe('session expiry: idle (rolling) and absolute (OWASP Session Management)', () => {
-  let idp: TestIdp;
-  let gh: TestGatehouse;
-  let redis: Redis;
+  const stage = useStage({
+    gatehouse: { env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
+  });
 
-  const storeKey = (id: string) => `${gh.config.redis.keyPrefix}s:${createHash('sha256').update(id).digest('base64url')}`;
-  const me = (cookie: string) => fetch(`${gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } });
+  const storeKey = (id: string) => `${stage.gh.config.redis.keyPrefix}s:${createHash('sha256').update(id).digest('base64url')}`;
+  const me = (cookie: string) => fetch(`${stage.gh.url}/auth/me`, { headers: { cookie: `${SESSION}=${cookie}` } });
   const login = async () => {
     const browser = new RecordingBrowser();
-    await browser.login(gh.url, 'alice');
-    const cookie = browser.cookie(gh.url, SESSION);
+    await browser.login(stage.gh.url, 'alice');
+    const cookie = browser.cookie(stage.gh.url, SESSION);
     if (!cookie) throw new Error('no session cookie after login');
     return { browser, cookie, at: Date.now() };
   };
-
-  beforeAll(async () => {
-    ({ idp, gh } = await startStage({
-      gatehouse: { redisUrl: inject('redisUrl'), env: { SESSION_IDLE_TTL_SECONDS: String(IDLE_SECONDS), SESSION_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS) } },
-    }));
-    redis = new Redis(inject('redisUrl'));
-  });
-  afterAll(async () => {
-    await gh?.close();
-    await idp?.close();
-    redis?.disconnect();
-  });
 
   it('sets the session cookie with Max-Age equal to SESSION_MAX_AGE_SECONDS', async () => {
     const { browser, cookie } = await login();
@@ -69,14 +54,14 @@ describe('session expiry: idle (rolling) and absolute (OWASP Session Management)
       expect(res.status).toBe(200);
       await res.body?.cancel();
     }
-    const ttl = await redis.pttl(storeKey(cookie));
+    const ttl = await stage.redis.pttl(storeKey(cookie));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(IDLE_SECONDS * 1000);
 
     await sleep(IDLE_SECONDS * 1000 + 400);
     const res = await me(cookie);
     await expectError(res, 401, 'unauthorized');
-    expect(await redis.exists(storeKey(cookie))).toBe(0);
+    expect(await stage.redis.exists(storeKey(cookie))).toBe(0);
   });
 
   it('ends a busy session at the absolute limit: activity never extends it', async () => {
@@ -102,6 +87,6 @@ describe('session expiry: idle (rolling) and absolute (OWASP Session Management)
     // Alive through several idle periods thanks to the activity, dead at the absolute limit.
     expect(endedAfterMs).toBeGreaterThanOrEqual(MAX_AGE_SECONDS * 1000 - 800);
     expect(endedAfterMs).toBeLessThanOrEqual(MAX_AGE_SECONDS * 1000 + 1000);
-    expect(await redis.exists(storeKey(cookie))).toBe(0);
+    expect(await stage.redis.exists(storeKey(cookie))).toBe(0);
   });
 });
