@@ -113,16 +113,21 @@ const opts = {
   withHpm: flags['with-hpm'],
   withDispatch: flags['with-dispatch'],
   candidate: flags.candidate ? resolve(flags.candidate) : flags['candidate-env'] ? ROOT : undefined,
-  candidateEnv: Object.fromEntries((flags['candidate-env'] ?? []).map((kv) => {
-    const eq = kv.indexOf('=');
-    if (eq < 1) {
-      process.stderr.write(`bench: --candidate-env takes KEY=VALUE, got "${kv}"\n`);
-      process.exit(2);
-    }
-    return [kv.slice(0, eq), kv.slice(eq + 1)];
-  })),
+  candidateEnv: Object.fromEntries(
+    (flags['candidate-env'] ?? []).map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq < 1) {
+        process.stderr.write(`bench: --candidate-env takes KEY=VALUE, got "${kv}"\n`);
+        process.exit(2);
+      }
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+  ),
   profileSeconds: intFlag(flags['profile-seconds'], quick ? 2 : 5, 'profile-seconds'),
-  profileLevels: (flags['profile-levels'] ?? 'info,warn').split(',').map((l) => l.trim()).filter((l) => /^(fatal|error|warn|info|debug|trace|silent)$/.test(l)),
+  profileLevels: (flags['profile-levels'] ?? 'info,warn')
+    .split(',')
+    .map((l) => l.trim())
+    .filter((l) => /^(fatal|error|warn|info|debug|trace|silent)$/.test(l)),
   wsCount: intFlag(flags['ws-count'], quick ? 500 : 10_000, 'ws-count', 0),
   sseSamples: quick ? 5 : 20,
   wsMessages: quick ? 100 : 500,
@@ -167,7 +172,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 process.on('exit', () => procs.killAllNow());
 
 const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
-const plannedSeconds = setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
+const plannedSeconds =
+  setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: watchdog: still running after ${Math.round(plannedSeconds)} s, stopping\n`);
   interrupted = true;
@@ -179,7 +185,12 @@ watchdog.unref();
 // Starting servers
 
 /** A Node child (bench/servers/*.ts) that listens on a free port and reports it over IPC. */
-async function startNodeServer(name: string, script: string, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<{ proc: Proc; port: number }> {
+async function startNodeServer(
+  name: string,
+  script: string,
+  env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Promise<{ proc: Proc; port: number }> {
   const dir = workDir as string;
   const proc = procs.start(name, process.execPath, [...nodeArgs, join(SERVERS, script)], {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
@@ -203,11 +214,18 @@ async function startNodeServer(name: string, script: string, env: Record<string,
   return { proc, port };
 }
 
-async function startNginx(name: string, nginx: string, confFor: (dir: string, port: number) => string): Promise<{ proc: Proc; port: number }> {
+async function startNginx(
+  name: string,
+  nginx: string,
+  confFor: (dir: string, port: number) => string,
+): Promise<{ proc: Proc; port: number }> {
   const dir = join(workDir as string, name);
   const port = await freePort();
   const conf = confFor(dir, port);
-  const proc = procs.start(name, process.execPath, [SUPERVISE, nginx, ...nginxArgs(dir, conf)], { logPath: join(dir, 'stdout.log'), ipc: true });
+  const proc = procs.start(name, process.execPath, [SUPERVISE, nginx, ...nginxArgs(dir, conf)], {
+    logPath: join(dir, 'stdout.log'),
+    ipc: true,
+  });
   await waitForPort(port, 5000, proc);
   return { proc, port };
 }
@@ -218,21 +236,36 @@ async function startRedisServer(): Promise<string> {
   const redis = findExecutable('redis-server');
   if (!redis) throw new Error('redis-server is not installed and REDIS_URL is not set');
   const port = await freePort();
-  const proc = procs.start('redis', process.execPath, [SUPERVISE, redis, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
-    logPath: join(workDir as string, 'redis.log'),
-    ipc: true,
-  });
+  const proc = procs.start(
+    'redis',
+    process.execPath,
+    [SUPERVISE, redis, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    {
+      logPath: join(workDir as string, 'redis.log'),
+      ipc: true,
+    },
+  );
   await waitForPort(port, 5000, proc);
   return `redis://127.0.0.1:${port}`;
 }
 
-interface GatehouseChild { readonly proc: Proc; readonly url: string; readonly port: number }
+interface GatehouseChild {
+  readonly proc: Proc;
+  readonly url: string;
+  readonly port: number;
+}
 
 /**
  * Starts `node src/main.ts` and waits for /readyz. A child that exits during start-up is retried twice with a
  * printed note (seen: ioredis's intermittent "Connection in subscriber mode" while the subscriptions are made).
  */
-async function startGatehouse(name: string, port: number, env: Record<string, string>, nodeArgs: readonly string[] = [], root = ROOT): Promise<GatehouseChild> {
+async function startGatehouse(
+  name: string,
+  port: number,
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+  root = ROOT,
+): Promise<GatehouseChild> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await startGatehouseOnce(name, port, env, nodeArgs, root);
@@ -251,10 +284,23 @@ class StartupExit extends Error {
   }
 }
 
-async function startGatehouseOnce(name: string, port: number, env: Record<string, string>, nodeArgs: readonly string[], root: string): Promise<GatehouseChild> {
+async function startGatehouseOnce(
+  name: string,
+  port: number,
+  env: Record<string, string>,
+  nodeArgs: readonly string[],
+  root: string,
+): Promise<GatehouseChild> {
   const url = `http://127.0.0.1:${port}`;
   const proc = procs.start(name, process.execPath, ['--import', ORPHAN_GUARD, ...nodeArgs, join(root, 'src', 'main.ts')], {
-    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', PORT: String(port), APP_BASE_URL: url, HOST: '127.0.0.1', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      HOME: process.env['HOME'] ?? '',
+      PORT: String(port),
+      APP_BASE_URL: url,
+      HOST: '127.0.0.1',
+      ...env,
+    },
     logPath: join(workDir as string, `${name}.log`),
     ipc: true,
     cwd: root,
@@ -266,7 +312,10 @@ async function startGatehouseOnce(name: string, port: number, env: Record<string
       const tail = tailOf(proc, 3);
       throw new StartupExit(`${name} exited during start-up${tail}`, tail.trim().split('\n').slice(-1)[0] ?? '');
     }
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return { proc, url, port };
     if (Date.now() > deadline) {
       await proc.stop();
@@ -333,11 +382,18 @@ async function load(setup: Setup, seconds: number): Promise<Run> {
   const cpuBefore = cpuSeconds(setup.pid);
   try {
     const r = await (client as LoadClient).run({
-      url: setup.url, seconds, connections: opts.connections, threads: 1, headers: setup.headers,
-      onStart: (stop) => { stopLoad = stop; },
+      url: setup.url,
+      seconds,
+      connections: opts.connections,
+      threads: 1,
+      headers: setup.headers,
+      onStart: (stop) => {
+        stopLoad = stop;
+      },
     });
     const cpuAfter = cpuSeconds(setup.pid);
-    const cpuUs = cpuBefore !== undefined && cpuAfter !== undefined && r.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / r.requests : Number.NaN;
+    const cpuUs =
+      cpuBefore !== undefined && cpuAfter !== undefined && r.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / r.requests : Number.NaN;
     return { ...r, cpuUs };
   } catch (err) {
     checkAlive();
@@ -364,7 +420,9 @@ function chooseClient(): LoadClient | undefined {
   const wrk = wanted === 'autocannon' ? undefined : findExecutable('wrk');
   if (wrk) {
     return {
-      name: 'wrk', label: `wrk -t1 -c${opts.connections}`, version: version(wrk, ['-v']),
+      name: 'wrk',
+      label: `wrk -t1 -c${opts.connections}`,
+      version: version(wrk, ['-v']),
       run: (o) => runWrk(wrk, o),
       command: (url, headers) => `wrk -t1 -c${opts.connections} -d5s${headers.map((h) => ` -H '${h}'`).join('')} ${url}`,
     };
@@ -373,9 +431,12 @@ function chooseClient(): LoadClient | undefined {
   if (!script) return undefined;
   const pkg = JSON.parse(readFileSync(join(dirname(script), 'package.json'), 'utf8')) as { version: string };
   return {
-    name: 'autocannon', label: `autocannon -c${opts.connections}`, version: `autocannon ${pkg.version}`,
+    name: 'autocannon',
+    label: `autocannon -c${opts.connections}`,
+    version: `autocannon ${pkg.version}`,
     run: (o) => runAutocannon(script, o),
-    command: (url, headers) => `node ${relative(ROOT, script)} -c ${opts.connections} -d 5${headers.map((h) => ` -H '${h}'`).join('')} ${url}`,
+    command: (url, headers) =>
+      `node ${relative(ROOT, script)} -c ${opts.connections} -d 5${headers.map((h) => ` -H '${h}'`).join('')} ${url}`,
   };
 }
 
@@ -390,7 +451,9 @@ async function main(): Promise<number> {
   }
   client = chooseClient();
   if (!client) {
-    log(`bench: no load client: ${flags.client === 'wrk' ? 'wrk is not installed (apt-get install wrk)' : 'neither wrk (apt-get install wrk) nor the autocannon devDependency (npm ci) is there'}. Nothing was measured.`);
+    log(
+      `bench: no load client: ${flags.client === 'wrk' ? 'wrk is not installed (apt-get install wrk)' : 'neither wrk (apt-get install wrk) nor the autocannon devDependency (npm ci) is there'}. Nothing was measured.`,
+    );
     return 1;
   }
   if (client.name === 'autocannon') {
@@ -401,10 +464,17 @@ async function main(): Promise<number> {
   const nginx = findExecutable('nginx');
   const cpuList = cpus();
   log(`Gatehouse bench — ${new Date().toISOString()}`);
-  log(`machine: ${cpuList.length} × ${cpuList[0]?.model ?? '?'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the load generator shares these cores)`);
+  log(
+    `machine: ${cpuList.length} × ${cpuList[0]?.model ?? '?'}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (the load generator shares these cores)`,
+  );
   log(`node ${process.version}, ${client.version}, ${nginx ? version(nginx, ['-v']) : 'nginx: not installed'}`);
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout?.trim() || '?';
-  const dirty = (spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout ?? '').trim().split('\n').filter(Boolean).length;
+  const dirty = (spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', timeout: 5000 }).stdout ?? '')
+    .trim()
+    .split('\n')
+    .filter(Boolean).length;
   log(`gatehouse: commit ${commit}${dirty > 0 ? ` with ${dirty} uncommitted change(s) under src/` : ''}`);
   log(`plan: ${client.label}, warm-up ${opts.warmup} s, then ${opts.rounds} round(s) × ${opts.duration} s per setup, setups alternating`);
   log('');
@@ -418,18 +488,25 @@ async function main(): Promise<number> {
   const proxy = nginx ? await startNginx('nginx-proxy', nginx, (dir, port) => writeProxyConf(dir, port, backend.port)) : undefined;
   if (!proxy) log('note: nginx is not installed: the nginx proxy_pass baseline is skipped and the backend is a Node server');
   const forwarder = await startNodeServer('bare-forwarder', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' });
-  const dispatcher = opts.withDispatch ? await startNodeServer('bare-dispatch', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'dispatch' }) : undefined;
+  const dispatcher = opts.withDispatch
+    ? await startNodeServer('bare-dispatch', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'dispatch' })
+    : undefined;
   const hpm = opts.withHpm ? await startNodeServer('hpm-forwarder', 'hpm-forwarder.ts', { TARGET: backendOrigin }) : undefined;
   const stream = await startNodeServer('stream-backend', 'stream-backend.ts');
   // A bare dispatch forwarder (Gatehouse's technique, nothing else) in front of the SSE backend: the cost of any extra hop.
-  const sseForwarder = await startNodeServer('sse-forwarder', 'forwarder.ts', { TARGET: `http://127.0.0.1:${stream.port}`, MODE: 'dispatch' });
+  const sseForwarder = await startNodeServer('sse-forwarder', 'forwarder.ts', {
+    TARGET: `http://127.0.0.1:${stream.port}`,
+    MODE: 'dispatch',
+  });
   const redisUrl = await startRedisServer();
 
   const ports = { info: await freePort(), warn: await freePort() };
   const urls = [ports.info, ports.warn].map((p) => `http://127.0.0.1:${p}`);
   idp = await startIdp({ gatehouseBaseUrls: urls });
   const configPath = join(workDir, 'config.yml');
-  writeFileSync(configPath, `# generated by bench/run.ts
+  writeFileSync(
+    configPath,
+    `# generated by bench/run.ts
 allowedOrigins: []
 mappings:
   - frontendHost: "*"
@@ -439,7 +516,8 @@ mappings:
     pathPrefix: "/stream"
     backend: "http://127.0.0.1:${stream.port}"
     auth: required
-`);
+`,
+  );
   const ghEnv = (clientId: string, level: string): Record<string, string> => ({
     NODE_ENV: 'production',
     OIDC_ISSUER: (idp as TestIdp).issuer,
@@ -453,7 +531,15 @@ mappings:
   const ghInfo = await startGatehouse('gatehouse-info', ports.info, ghEnv(idp.clientId, 'info'));
   const ghWarn = await startGatehouse('gatehouse-warn', ports.warn, ghEnv(`${idp.clientId}-1`, 'warn'));
   // A candidate tree (a copy or git worktree with a change to src/) measured beside the current one, at info.
-  const ghCandidate = opts.candidate ? await startGatehouse('gatehouse-candidate', await freePort(), { ...ghEnv(idp.clientId, 'info'), ...opts.candidateEnv }, [], opts.candidate) : undefined;
+  const ghCandidate = opts.candidate
+    ? await startGatehouse(
+        'gatehouse-candidate',
+        await freePort(),
+        { ...ghEnv(idp.clientId, 'info'), ...opts.candidateEnv },
+        [],
+        opts.candidate,
+      )
+    : undefined;
 
   const browser = new Browser();
   const login = await browser.login(ghInfo.url, 'alice');
@@ -470,24 +556,111 @@ mappings:
     const added: string[] = [];
     for (let i = 0; i < sent.length; i += 2) {
       const name = (sent[i] as string).toLowerCase();
-      if (name === 'authorization' || name === 'x-request-id' || name.startsWith('x-user-') || name.startsWith('x-forwarded-')) added.push(sent[i] as string, sent[i + 1] as string);
+      if (name === 'authorization' || name === 'x-request-id' || name.startsWith('x-user-') || name.startsWith('x-forwarded-'))
+        added.push(sent[i] as string, sent[i + 1] as string);
     }
     addedBytes = added.reduce((n, v) => n + v.length + 2, 0); // "name: " and "value\r\n"
-    identityForwarder = await startNodeServer('bare-identity', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'dispatch', ADD_HEADERS: JSON.stringify(added) });
+    identityForwarder = await startNodeServer('bare-identity', 'forwarder.ts', {
+      TARGET: backendOrigin,
+      MODE: 'dispatch',
+      ADD_HEADERS: JSON.stringify(added),
+    });
   }
-  log(`servers: backend ${backendKind} :${backend.port}${proxy ? `, nginx proxy :${proxy.port}` : ''}, bare forwarder :${forwarder.port}${dispatcher ? ` (dispatch :${dispatcher.port})` : ''}${hpm ? `, express+hpm :${hpm.port}` : ''}, stream backend :${stream.port}, redis ${redisUrl}, gatehouse :${ghInfo.port} (info) :${ghWarn.port} (warn), logged in as alice`);
+  log(
+    `servers: backend ${backendKind} :${backend.port}${proxy ? `, nginx proxy :${proxy.port}` : ''}, bare forwarder :${forwarder.port}${dispatcher ? ` (dispatch :${dispatcher.port})` : ''}${hpm ? `, express+hpm :${hpm.port}` : ''}, stream backend :${stream.port}, redis ${redisUrl}, gatehouse :${ghInfo.port} (info) :${ghWarn.port} (warn), logged in as alice`,
+  );
 
   const path = '/api/bench';
   const setups: Setup[] = [
-    { key: 'backend', label: `backend direct (${nginx ? 'nginx return 200' : 'node'})`, url: `${backendOrigin}${path}`, headers: [], pid: backend.proc.pid },
-    ...(proxy ? [{ key: 'nginx-proxy', label: 'nginx proxy_pass (keep-alive)', url: `http://127.0.0.1:${proxy.port}${path}`, headers: [], pid: proxy.proc.pid }] : []),
-    { key: 'bare', label: 'bare Node forwarder (undici stream)', url: `http://127.0.0.1:${forwarder.port}${path}`, headers: [], pid: forwarder.proc.pid },
-    ...(dispatcher ? [{ key: 'bare-dispatch', label: 'bare Node forwarder (undici dispatch)', url: `http://127.0.0.1:${dispatcher.port}${path}`, headers: [], pid: dispatcher.proc.pid }] : []),
-    ...(identityForwarder ? [{ key: 'bare-identity', label: `bare dispatch forwarder + Gatehouse's upstream headers (${addedBytes} B)`, url: `http://127.0.0.1:${identityForwarder.port}${path}`, headers: [], pid: identityForwarder.proc.pid }] : []),
-    ...(hpm ? [{ key: 'hpm', label: 'Express 5 + http-proxy-middleware', url: `http://127.0.0.1:${hpm.port}${path}`, headers: [], pid: hpm.proc.pid }] : []),
-    { key: 'gatehouse', label: 'Gatehouse (LOG_LEVEL=info)', url: `${ghInfo.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghInfo.proc.pid },
-    { key: 'gatehouse-warn', label: 'Gatehouse (LOG_LEVEL=warn)', url: `${ghWarn.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghWarn.proc.pid },
-    ...(ghCandidate ? [{ key: 'candidate', label: `Gatehouse candidate (info${Object.keys(opts.candidateEnv).length > 0 ? `, ${Object.entries(opts.candidateEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})`, url: `${ghCandidate.url}${path}`, headers: [`Cookie: ${cookie}`], pid: ghCandidate.proc.pid }] : []),
+    {
+      key: 'backend',
+      label: `backend direct (${nginx ? 'nginx return 200' : 'node'})`,
+      url: `${backendOrigin}${path}`,
+      headers: [],
+      pid: backend.proc.pid,
+    },
+    ...(proxy
+      ? [
+          {
+            key: 'nginx-proxy',
+            label: 'nginx proxy_pass (keep-alive)',
+            url: `http://127.0.0.1:${proxy.port}${path}`,
+            headers: [],
+            pid: proxy.proc.pid,
+          },
+        ]
+      : []),
+    {
+      key: 'bare',
+      label: 'bare Node forwarder (undici stream)',
+      url: `http://127.0.0.1:${forwarder.port}${path}`,
+      headers: [],
+      pid: forwarder.proc.pid,
+    },
+    ...(dispatcher
+      ? [
+          {
+            key: 'bare-dispatch',
+            label: 'bare Node forwarder (undici dispatch)',
+            url: `http://127.0.0.1:${dispatcher.port}${path}`,
+            headers: [],
+            pid: dispatcher.proc.pid,
+          },
+        ]
+      : []),
+    ...(identityForwarder
+      ? [
+          {
+            key: 'bare-identity',
+            label: `bare dispatch forwarder + Gatehouse's upstream headers (${addedBytes} B)`,
+            url: `http://127.0.0.1:${identityForwarder.port}${path}`,
+            headers: [],
+            pid: identityForwarder.proc.pid,
+          },
+        ]
+      : []),
+    ...(hpm
+      ? [
+          {
+            key: 'hpm',
+            label: 'Express 5 + http-proxy-middleware',
+            url: `http://127.0.0.1:${hpm.port}${path}`,
+            headers: [],
+            pid: hpm.proc.pid,
+          },
+        ]
+      : []),
+    {
+      key: 'gatehouse',
+      label: 'Gatehouse (LOG_LEVEL=info)',
+      url: `${ghInfo.url}${path}`,
+      headers: [`Cookie: ${cookie}`],
+      pid: ghInfo.proc.pid,
+    },
+    {
+      key: 'gatehouse-warn',
+      label: 'Gatehouse (LOG_LEVEL=warn)',
+      url: `${ghWarn.url}${path}`,
+      headers: [`Cookie: ${cookie}`],
+      pid: ghWarn.proc.pid,
+    },
+    ...(ghCandidate
+      ? [
+          {
+            key: 'candidate',
+            label: `Gatehouse candidate (info${
+              Object.keys(opts.candidateEnv).length > 0
+                ? `, ${Object.entries(opts.candidateEnv)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(' ')}`
+                : ''
+            })`,
+            url: `${ghCandidate.url}${path}`,
+            headers: [`Cookie: ${cookie}`],
+            pid: ghCandidate.proc.pid,
+          },
+        ]
+      : []),
   ];
   for (const s of setups) {
     const headers = Object.fromEntries(s.headers.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
@@ -504,7 +677,9 @@ mappings:
   }
 
   // --- throughput and latency ---
-  const results = new Map<string, SetupResult>(setups.map((s) => [s.key, { setup: s, runs: [], rps: 0, cpuUs: 0, p50: 0, p99: 0, errors: 0 }]));
+  const results = new Map<string, SetupResult>(
+    setups.map((s) => [s.key, { setup: s, runs: [], rps: 0, cpuUs: 0, p50: 0, p99: 0, errors: 0 }]),
+  );
   if (opts.warmup > 0) {
     log(`warm-up: ${opts.warmup} s each`);
     for (const s of setups) await load(s, opts.warmup);
@@ -541,17 +716,23 @@ mappings:
   const ghStream = `${ghInfo.url}/api/stream`;
   const directStream = `http://127.0.0.1:${stream.port}/stream`;
   log(`SSE first-event delay (${opts.sseSamples} requests each, interleaved)…`);
-  const [sseDirect, sseBare, sseGh] = (await sseCompare([
-    { url: `${directStream}/sse`, headers: {} },
-    { url: `http://127.0.0.1:${sseForwarder.port}/stream/sse`, headers: {} },
-    { url: `${ghStream}/sse`, headers: cookieHeaders },
-  ], opts.sseSamples)) as [Probe, Probe, Probe];
+  const [sseDirect, sseBare, sseGh] = (await sseCompare(
+    [
+      { url: `${directStream}/sse`, headers: {} },
+      { url: `http://127.0.0.1:${sseForwarder.port}/stream/sse`, headers: {} },
+      { url: `${ghStream}/sse`, headers: cookieHeaders },
+    ],
+    opts.sseSamples,
+  )) as [Probe, Probe, Probe];
   log(`WebSocket echo round trip (${opts.wsMessages} messages each, interleaved)…`);
   const wsUrl = (u: string) => u.replace(/^http/, 'ws');
-  const [wsDirect, wsGh] = (await wsCompare([
-    { url: `${wsUrl(directStream)}/ws`, headers: {} },
-    { url: `${wsUrl(ghStream)}/ws`, headers: cookieHeaders },
-  ], opts.wsMessages)) as [WsProbe, WsProbe];
+  const [wsDirect, wsGh] = (await wsCompare(
+    [
+      { url: `${wsUrl(directStream)}/ws`, headers: {} },
+      { url: `${wsUrl(ghStream)}/ws`, headers: cookieHeaders },
+    ],
+    opts.wsMessages,
+  )) as [WsProbe, WsProbe];
 
   // --- memory per idle WebSocket ---
   let wsCount = opts.wsCount;
@@ -570,7 +751,10 @@ mappings:
     // freed heap that new connections would fill without growing RSS, which understates the cost.
     log(`memory: opening ${wsCount} idle authenticated WebSockets through a fresh Gatehouse (LOG_LEVEL=info)…`);
     // One logged-in session opens them all, so the per-identity WebSocket limit (default 100) is lifted here.
-    const ghMem = await startGatehouse('gatehouse-memory', await freePort(), { ...ghEnv(idp.clientId, 'info'), WS_MAX_PER_IDENTITY: String(wsCount + 100) });
+    const ghMem = await startGatehouse('gatehouse-memory', await freePort(), {
+      ...ghEnv(idp.clientId, 'info'),
+      WS_MAX_PER_IDENTITY: String(wsCount + 100),
+    });
     const memWs = `${wsUrl(ghMem.url)}/api/stream/ws`;
     for (const ws of await openMany(memWs, cookieHeaders, 50, 50)) ws.terminate(); // warm-up: code paths loaded and compiled
     await new Promise((r) => setTimeout(r, 1500));
@@ -599,7 +783,9 @@ mappings:
   const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
   log('');
-  log(`Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`);
+  log(
+    `Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`,
+  );
   const rows = [...results.values()].map((r) => [
     r.setup.label,
     Math.round(r.rps).toLocaleString('en-US'),
@@ -610,11 +796,12 @@ mappings:
     String(r.errors),
   ]);
   log(table(['setup', 'req/s', 'p50', 'p99', 'req/s range', 'CPU/req', 'errors'], rows));
-  log('CPU/req: user+system time of the setup\'s own process per request (the proxy\'s; the backend\'s for the direct row).');
+  log("CPU/req: user+system time of the setup's own process per request (the proxy's; the backend's for the direct row).");
   log('');
   const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
   // Paired ratios: the median over rounds of the ratio within each round (the two setups ran seconds apart).
-  const pairedRatio = (a: SetupResult, b: SetupResult, metric: 'rps' | 'p99' | 'cpuUs') => median(a.runs.map((r, i) => ratio(r[metric], (b.runs[i] as Run)[metric])));
+  const pairedRatio = (a: SetupResult, b: SetupResult, metric: 'rps' | 'p99' | 'cpuUs') =>
+    median(a.runs.map((r, i) => ratio(r[metric], (b.runs[i] as Run)[metric])));
   const spread = (a: SetupResult, b: SetupResult) => {
     const per = a.runs.map((r, i) => ratio(r.rps, (b.runs[i] as Run).rps));
     return per.length > 1 ? ` (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` : '';
@@ -623,37 +810,69 @@ mappings:
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const ratios: Array<[string, string]> = [
-    ['Gatehouse / bare forwarder, throughput', `${tput.toFixed(2)} (target ≥ ${TARGET_THROUGHPUT.toFixed(2)}: ${verdict(tput >= TARGET_THROUGHPUT)})${spread(gh, bare)}`],
+    [
+      'Gatehouse / bare forwarder, throughput',
+      `${tput.toFixed(2)} (target ≥ ${TARGET_THROUGHPUT.toFixed(2)}: ${verdict(tput >= TARGET_THROUGHPUT)})${spread(gh, bare)}`,
+    ],
     ['Gatehouse / bare forwarder, p99', `${p99.toFixed(2)} (target ≤ ${TARGET_P99.toFixed(2)}: ${verdict(p99 <= TARGET_P99)})`],
     ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
     ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
     ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
     ['Gatehouse warn / bare forwarder, CPU per request', pairedRatio(ghWarnRes, bare, 'cpuUs').toFixed(2)],
-    ...(dispatchRes ? [['Gatehouse / bare dispatch forwarder, throughput', pairedRatio(gh, dispatchRes, 'rps').toFixed(2)] as [string, string]] : []),
-    ...(dispatchRes && identityRes ? [
-      ['dispatch + Gatehouse headers / dispatch, throughput (price of the headers)', pairedRatio(identityRes, dispatchRes, 'rps').toFixed(2)] as [string, string],
-      ['Gatehouse / dispatch + Gatehouse headers, throughput', pairedRatio(gh, identityRes, 'rps').toFixed(2)] as [string, string],
-    ] : []),
-    ...(candRes ? [['candidate / bare forwarder, throughput', `${pairedRatio(candRes, bare, 'rps').toFixed(2)}${spread(candRes, bare)}`] as [string, string], ['candidate / bare forwarder, p99', pairedRatio(candRes, bare, 'p99').toFixed(2)] as [string, string], ['candidate / bare forwarder, CPU per request', pairedRatio(candRes, bare, 'cpuUs').toFixed(2)] as [string, string], ['candidate / Gatehouse, throughput', pairedRatio(candRes, gh, 'rps').toFixed(2)] as [string, string]] : []),
+    ...(dispatchRes
+      ? [['Gatehouse / bare dispatch forwarder, throughput', pairedRatio(gh, dispatchRes, 'rps').toFixed(2)] as [string, string]]
+      : []),
+    ...(dispatchRes && identityRes
+      ? [
+          [
+            'dispatch + Gatehouse headers / dispatch, throughput (price of the headers)',
+            pairedRatio(identityRes, dispatchRes, 'rps').toFixed(2),
+          ] as [string, string],
+          ['Gatehouse / dispatch + Gatehouse headers, throughput', pairedRatio(gh, identityRes, 'rps').toFixed(2)] as [string, string],
+        ]
+      : []),
+    ...(candRes
+      ? [
+          ['candidate / bare forwarder, throughput', `${pairedRatio(candRes, bare, 'rps').toFixed(2)}${spread(candRes, bare)}`] as [
+            string,
+            string,
+          ],
+          ['candidate / bare forwarder, p99', pairedRatio(candRes, bare, 'p99').toFixed(2)] as [string, string],
+          ['candidate / bare forwarder, CPU per request', pairedRatio(candRes, bare, 'cpuUs').toFixed(2)] as [string, string],
+          ['candidate / Gatehouse, throughput', pairedRatio(candRes, gh, 'rps').toFixed(2)] as [string, string],
+        ]
+      : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
   ];
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
   if (ghInfoRequests > 0) log(`access log at info: ${(logBytes / ghInfoRequests).toFixed(0)} bytes per request`);
   log('');
-  log(`SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`);
-  log(`WebSocket echo:    direct ${fmtMs(wsDirect.median)} (p99 ${fmtMs(wsDirect.p99)}), through Gatehouse ${fmtMs(wsGh.median)} (p99 ${fmtMs(wsGh.p99)}), added ${fmtMs(wsGh.median - wsDirect.median)}`);
+  log(
+    `SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`,
+  );
+  log(
+    `WebSocket echo:    direct ${fmtMs(wsDirect.median)} (p99 ${fmtMs(wsDirect.p99)}), through Gatehouse ${fmtMs(wsGh.median)} (p99 ${fmtMs(wsGh.p99)}), added ${fmtMs(wsGh.median - wsDirect.median)}`,
+  );
   if (memory) {
-    log(`Memory (RSS):      ${(memory.beforeKb / 1024).toFixed(1)} MiB before, ${(memory.afterKb / 1024).toFixed(1)} MiB with ${memory.count} idle WebSockets (opened in ${memory.seconds.toFixed(1)} s), ${(memory.closedKb / 1024).toFixed(1)} MiB after closing them: ${memory.perConnKb.toFixed(1)} KB per connection`);
+    log(
+      `Memory (RSS):      ${(memory.beforeKb / 1024).toFixed(1)} MiB before, ${(memory.afterKb / 1024).toFixed(1)} MiB with ${memory.count} idle WebSockets (opened in ${memory.seconds.toFixed(1)} s), ${(memory.closedKb / 1024).toFixed(1)} MiB after closing them: ${memory.perConnKb.toFixed(1)} KB per connection`,
+    );
   }
-  log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; measured in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+  log(
+    `load average at the end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; measured in ${Math.round((Date.now() - startedAt) / 1000)} s`,
+  );
 
   // --- profile ---
   const missed = !(tput >= TARGET_THROUGHPUT) || !(p99 <= TARGET_P99);
   let profileText: string | undefined;
   if (!flags['no-profile'] && (flags.profile || (missed && !quick))) {
     log('');
-    log(`${missed ? 'A target was missed: ' : ''}CPU profiles over the inspector (${opts.profileSeconds} s of the same load after 1 s warm-up; the bare forwarder is the reference)…`);
+    log(
+      `${missed ? 'A target was missed: ' : ''}CPU profiles over the inspector (${opts.profileSeconds} s of the same load after 1 s warm-up; the bare forwarder is the reference)…`,
+    );
     const runs: ProfiledRun[] = [];
     const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[]) => {
       const setup: Setup = { key: label, label, url, headers, pid: proc.pid };
@@ -670,11 +889,15 @@ mappings:
       runs.push({ label, summary: summarizeProfile(text), requests });
       log(`  ${label}: ${Math.round(rps)} req/s while sampling`);
     };
-    const bareProf = await startNodeServer('profile-bare', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' }, ['--inspect=127.0.0.1:0']);
+    const bareProf = await startNodeServer('profile-bare', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' }, [
+      '--inspect=127.0.0.1:0',
+    ]);
     await profileOne('bare', bareProf.proc, `http://127.0.0.1:${bareProf.port}${path}`, []);
     for (const level of opts.profileLevels) {
       // Never logs in (the cookie from the first instance works: same Redis, same key prefix), so the client's redirect URI does not matter.
-      const gh = await startGatehouse(`profile-gatehouse-${level}`, await freePort(), ghEnv(idp.clientId, level), ['--inspect=127.0.0.1:0']);
+      const gh = await startGatehouse(`profile-gatehouse-${level}`, await freePort(), ghEnv(idp.clientId, level), [
+        '--inspect=127.0.0.1:0',
+      ]);
       await profileOne(`gatehouse ${level}`, gh.proc, `${gh.url}${path}`, [`Cookie: ${cookie}`]);
     }
     profileText = formatProfiles(runs);
@@ -683,11 +906,35 @@ mappings:
   }
 
   if (flags.json) {
-    writeFileSync(flags.json, JSON.stringify({
-      at: new Date().toISOString(), node: process.version, cores: cpuList.length, options: opts,
-      setups: [...results.values()].map((r) => ({ key: r.setup.key, label: r.setup.label, rps: r.rps, p50Ms: r.p50, p99Ms: r.p99, cpuUsPerRequest: r.cpuUs, errors: r.errors, runs: r.runs })),
-      ratios: Object.fromEntries(ratios), sse: { direct: sseDirect, bareForwarder: sseBare, gatehouse: sseGh }, ws: { direct: wsDirect, gatehouse: wsGh }, memory, wsNote, profile: profileText,
-    }, null, 2));
+    writeFileSync(
+      flags.json,
+      JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          node: process.version,
+          cores: cpuList.length,
+          options: opts,
+          setups: [...results.values()].map((r) => ({
+            key: r.setup.key,
+            label: r.setup.label,
+            rps: r.rps,
+            p50Ms: r.p50,
+            p99Ms: r.p99,
+            cpuUsPerRequest: r.cpuUs,
+            errors: r.errors,
+            runs: r.runs,
+          })),
+          ratios: Object.fromEntries(ratios),
+          sse: { direct: sseDirect, bareForwarder: sseBare, gatehouse: sseGh },
+          ws: { direct: wsDirect, gatehouse: wsGh },
+          memory,
+          wsNote,
+          profile: profileText,
+        },
+        null,
+        2,
+      ),
+    );
     log(`results written to ${flags.json}`);
   }
   const failedSetups = [...results.values()].filter((r) => r.errors > 0);

@@ -65,7 +65,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   if (deps.store) store = deps.store;
   else if (config.redis.url) {
     const redis = createRedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, log });
-    if (!(await redis.ready(5000))) log.error('redis is not reachable yet; /readyz reports it and requests needing sessions answer 503 until it is');
+    if (!(await redis.ready(5000)))
+      log.error('redis is not reachable yet; /readyz reports it and requests needing sessions answer 503 until it is');
     store = redis;
   } else {
     log.warn('REDIS_URL is not set: sessions live in this process only, are lost on restart and are not shared between replicas');
@@ -73,7 +74,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   }
 
   const sessions = createSessionManager({
-    store, log,
+    store,
+    log,
     idleTtlSeconds: config.session.idleTtlSeconds,
     maxAgeSeconds: config.session.maxAgeSeconds,
     ...(deps.now ? { now: deps.now } : {}),
@@ -85,18 +87,37 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   await blocklist.start();
   const login = createLoginFlow({ oidc, store, sessions, blocklist, config: config.oidc, log, now });
   const refresher = createTokenRefresher({
-    oidc, sessions, store, log, now,
+    oidc,
+    sessions,
+    store,
+    log,
+    now,
     skewSeconds: config.oidc.refreshSkewSeconds,
     waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000 + 2000,
   });
   await refresher.start();
   const issuerKeys = createIssuerKeys(oidc);
   const bearer = config.bearer
-    ? createBearerVerifier({ keys: issuerKeys, issuer: config.oidc.issuer, audience: config.bearer.audience, algorithms: config.bearer.algorithms, clockToleranceSeconds: config.bearer.clockToleranceSeconds, blocklist, now })
+    ? createBearerVerifier({
+        keys: issuerKeys,
+        issuer: config.oidc.issuer,
+        audience: config.bearer.audience,
+        algorithms: config.bearer.algorithms,
+        clockToleranceSeconds: config.bearer.clockToleranceSeconds,
+        blocklist,
+        now,
+      })
     : undefined;
   const identity = createIdentityResolver({ sessions, refresher, blocklist, bearer });
   const backchannelLogout = createBackchannelLogout({
-    keys: issuerKeys, issuer: config.oidc.issuer, clientId: config.oidc.clientId, algorithm: config.oidc.idTokenSigningAlg, sessions, store, log, now,
+    keys: issuerKeys,
+    issuer: config.oidc.issuer,
+    clientId: config.oidc.clientId,
+    algorithm: config.oidc.idTokenSigningAlg,
+    sessions,
+    store,
+    log,
+    now,
   });
   const readiness = createReadiness({ store, idpReady: oidc.isReady });
   let runtime = createRuntime(config);
@@ -115,9 +136,23 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log) });
   const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
   const express = createExpressApp({
-    config, log, login, sessions, readiness, backchannelLogout,
+    config,
+    log,
+    login,
+    sessions,
+    readiness,
+    backchannelLogout,
     ...(config.adminToken
-      ? { adminRoutes: createAdminRoutes({ adminToken: config.adminToken, sessions, blocklist, maxSessionAgeMs: config.session.maxAgeSeconds * 1000, log, now }) }
+      ? {
+          adminRoutes: createAdminRoutes({
+            adminToken: config.adminToken,
+            sessions,
+            blocklist,
+            maxSessionAgeMs: config.session.maxAgeSeconds * 1000,
+            log,
+            now,
+          }),
+        }
       : {}),
     runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
@@ -126,7 +161,13 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
 
   const server = createServer(
     // requireHostHeader off: a request without Host gets Gatehouse's JSON invalid_host instead of Node's bare 400.
-    { headersTimeout: 20_000, requestTimeout: config.server.requestTimeoutMs, keepAliveTimeout: 5_000, maxHeaderSize: 16_384, requireHostHeader: false },
+    {
+      headersTimeout: 20_000,
+      requestTimeout: config.server.requestTimeoutMs,
+      keepAliveTimeout: 5_000,
+      maxHeaderSize: 16_384,
+      requireHostHeader: false,
+    },
     (req: IncomingMessage, res: ServerResponse) => {
       pipelining.track(req, res);
       if (isApi(req.url)) proxy(req, res);

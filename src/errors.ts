@@ -83,7 +83,10 @@ export function asGatehouseError(err: unknown): GatehouseError {
 }
 
 /** The one place an error becomes a status and a body (HTTP responses and WebSocket upgrade refusals alike). */
-export function toErrorResponse(err: unknown, requestId?: string): { status: number; body: ErrorBody; headers: readonly string[] | undefined } {
+export function toErrorResponse(
+  err: unknown,
+  requestId?: string,
+): { status: number; body: ErrorBody; headers: readonly string[] | undefined } {
   const known = asGatehouseError(err);
   const body: ErrorBody = { ...known.details, error: known.code, message: CODES[known.code].message };
   if (requestId) body.requestId = requestId;
@@ -149,6 +152,14 @@ export function refuseUpgrade(socket: Duplex, err: unknown, requestId?: string):
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };

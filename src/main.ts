@@ -7,7 +7,9 @@ import type { DevSetup } from './dev/setup.ts';
 /** env → config → app → listen → signals. */
 async function main(): Promise<void> {
   const env: Record<string, string | undefined> = { ...process.env };
-  const log = createLogger({ level: env['LOG_LEVEL'] && /^(fatal|error|warn|info|debug|trace|silent)$/.test(env['LOG_LEVEL']) ? env['LOG_LEVEL'] : 'info' });
+  const log = createLogger({
+    level: env['LOG_LEVEL'] && /^(fatal|error|warn|info|debug|trace|silent)$/.test(env['LOG_LEVEL']) ? env['LOG_LEVEL'] : 'info',
+  });
   const dev = wantsDevSetup(env);
   let devSetup: DevSetup | undefined;
   if (dev) {
@@ -24,7 +26,8 @@ async function main(): Promise<void> {
   if (dev) {
     const line = '='.repeat(72);
     process.stdout.write(
-      `\n${line}\n  Gatehouse is running in DEVELOPMENT MODE (embedded dev IdP, demo backend${config.redis.url ? '' : ', in-memory sessions'}).\n` +
+      `\n${line}\n  Gatehouse is running in DEVELOPMENT MODE ` +
+        `(embedded dev IdP, demo backend${config.redis.url ? '' : ', in-memory sessions'}).\n` +
         `  Open ${config.server.baseUrl}/ and log in with any username and password.\n` +
         `  Never use this mode in production: set OIDC_ISSUER, REDIS_URL and NODE_ENV=production.\n${line}\n\n`,
     );
@@ -36,7 +39,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    void app.close()
+    void app
+      .close()
       .then(() => devSetup?.close())
       .then(() => {
         log.info('stopped');
@@ -51,7 +55,10 @@ async function main(): Promise<void> {
     try {
       next = loadConfig(env, { devMode: dev });
     } catch (err) {
-      log.error({ problems: err instanceof ConfigError ? err.problems : [String(err)] }, 'configuration not reloaded: the running one stays');
+      log.error(
+        { problems: err instanceof ConfigError ? err.problems : [String(err)] },
+        'configuration not reloaded: the running one stays',
+      );
       return;
     }
     log.info({ mappings: next.routing.mappings.length }, 'configuration reloaded');

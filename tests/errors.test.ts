@@ -34,7 +34,9 @@ describe('asGatehouseError: every thrown value as one coded error', () => {
 
   it('is what toErrorResponse answers with', () => {
     expect(toErrorResponse(httpError(404), 'r').body).toEqual({
-      error: 'not_found', message: 'Nothing is mapped to this path.', requestId: 'r',
+      error: 'not_found',
+      message: 'Nothing is mapped to this path.',
+      requestId: 'r',
     });
     expect(toErrorResponse(new Error('secret detail')).body).toEqual({ error: 'internal_error', message: 'An unexpected error occurred.' });
   });

@@ -42,11 +42,12 @@ export async function profileWhile(url: string, during: () => Promise<void>, sam
     if (msg.error) p?.reject(new Error(msg.error.message));
     else p?.resolve(msg.result);
   });
-  const call = (method: string, params?: Record<string, unknown>) => new Promise<unknown>((resolve, reject) => {
-    const id = nextId++;
-    pending.set(id, { resolve, reject });
-    ws.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }));
-  });
+  const call = (method: string, params?: Record<string, unknown>) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      ws.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }));
+    });
   try {
     await call('Profiler.enable');
     await call('Profiler.setSamplingInterval', { interval: samplingIntervalUs });

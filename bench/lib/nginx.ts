@@ -29,7 +29,9 @@ export function writeBackendConf(dir: string, port: number): string {
   // nginx workers run as an unprivileged user when the master is root: they must be able to enter the prefix.
   chmodSync(dir, 0o755);
   const path = join(dir, 'nginx.conf');
-  writeFileSync(path, `${common(dir)}http {
+  writeFileSync(
+    path,
+    `${common(dir)}http {
   access_log off;
 ${httpCommon(dir)}  server {
     listen 127.0.0.1:${port};
@@ -39,7 +41,8 @@ ${httpCommon(dir)}  server {
     }
   }
 }
-`);
+`,
+  );
   return path;
 }
 
@@ -51,7 +54,9 @@ export function writeProxyConf(dir: string, port: number, backendPort: number): 
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   const path = join(dir, 'nginx.conf');
-  writeFileSync(path, `${common(dir)}http {
+  writeFileSync(
+    path,
+    `${common(dir)}http {
   access_log ${join(dir, 'access.log')} combined buffer=64k flush=1s;
 ${httpCommon(dir)}  upstream backend {
     server 127.0.0.1:${backendPort};
@@ -68,7 +73,8 @@ ${httpCommon(dir)}  upstream backend {
     }
   }
 }
-`);
+`,
+  );
   return path;
 }
 

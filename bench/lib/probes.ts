@@ -37,7 +37,10 @@ export function sseFirstEvent(url: string, headers: Record<string, string>, time
   });
 }
 
-export interface SseTarget { readonly url: string; readonly headers: Record<string, string> }
+export interface SseTarget {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+}
 
 /**
  * First-event delay for several targets, interleaved request by request so that noise from other work on
@@ -80,15 +83,16 @@ export async function wsCompare(targets: readonly SseTarget[], n: number): Promi
   try {
     for (const t of targets) sockets.push(await openWs(t.url, t.headers));
     const payload = Buffer.alloc(32, 'x');
-    const once = (ws: WebSocket) => new Promise<number>((resolve, reject) => {
-      const started = process.hrtime.bigint();
-      const timer = setTimeout(() => reject(new Error('WebSocket echo timed out')), 5000);
-      ws.once('message', () => {
-        clearTimeout(timer);
-        resolve(Number(process.hrtime.bigint() - started) / 1e6);
+    const once = (ws: WebSocket) =>
+      new Promise<number>((resolve, reject) => {
+        const started = process.hrtime.bigint();
+        const timer = setTimeout(() => reject(new Error('WebSocket echo timed out')), 5000);
+        ws.once('message', () => {
+          clearTimeout(timer);
+          resolve(Number(process.hrtime.bigint() - started) / 1e6);
+        });
+        ws.send(payload);
       });
-      ws.send(payload);
-    });
     for (const ws of sockets) for (let i = 0; i < 50; i++) await once(ws); // warm-up
     const samples = targets.map(() => [] as number[]);
     for (let done = 0; done < n; done += 50) {

@@ -19,7 +19,12 @@ export interface Proc {
 }
 
 export interface ProcRegistry {
-  start(name: string, command: string, args: readonly string[], options?: { env?: NodeJS.ProcessEnv; logPath?: string; ipc?: boolean; cwd?: string }): Proc;
+  start(
+    name: string,
+    command: string,
+    args: readonly string[],
+    options?: { env?: NodeJS.ProcessEnv; logPath?: string; ipc?: boolean; cwd?: string },
+  ): Proc;
   /** Stops every process still running, newest first (a proxy before its backend). */
   stopAll(): Promise<void>;
   /**
@@ -63,15 +68,31 @@ export function createProcRegistry(): ProcRegistry {
         });
       });
       const proc: Proc = {
-        name, child, pid, logPath: options.logPath,
+        name,
+        child,
+        pid,
+        logPath: options.logPath,
         exited: () => done,
-        get stopping() { return stopping; },
+        get stopping() {
+          return stopping;
+        },
         whenExited: () => exitedPromise,
         async stop(signal = 'SIGTERM', graceMs = 5000) {
           stopping = true;
           if (done) return;
-          try { child.kill(signal); } catch { /* already gone */ }
-          const timer = setTimeout(() => { if (!done) try { child.kill('SIGKILL'); } catch { /* gone */ } }, graceMs);
+          try {
+            child.kill(signal);
+          } catch {
+            /* already gone */
+          }
+          const timer = setTimeout(() => {
+            if (!done)
+              try {
+                child.kill('SIGKILL');
+              } catch {
+                /* gone */
+              }
+          }, graceMs);
           await exitedPromise;
           clearTimeout(timer);
         },
@@ -83,7 +104,13 @@ export function createProcRegistry(): ProcRegistry {
       for (const p of [...procs].reverse()) await p.stop();
     },
     killAllNow() {
-      for (const p of procs) if (!p.exited()) try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ }
+      for (const p of procs)
+        if (!p.exited())
+          try {
+            process.kill(p.pid, 'SIGTERM');
+          } catch {
+            /* gone */
+          }
     },
     list: () => procs,
   };

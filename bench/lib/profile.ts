@@ -1,8 +1,24 @@
-interface CallFrame { functionName: string; url: string; lineNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
-interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
 
-export interface ProfileLine { readonly name: string; readonly ms: number; readonly pct: number }
+export interface ProfileLine {
+  readonly name: string;
+  readonly ms: number;
+  readonly pct: number;
+}
 export interface ProfileSummary {
   /** Sampled time excluding idle, in ms. */
   readonly busyMs: number;
@@ -92,13 +108,19 @@ export function summarizeProfile(text: string, top = 20): ProfileSummary {
     let nested = false;
     while (up !== undefined) {
       const a = byId.get(up);
-      if (a && a.callFrame.url === f.url && a.callFrame.lineNumber === f.lineNumber && a.callFrame.functionName === f.functionName) { nested = true; break; }
+      if (a && a.callFrame.url === f.url && a.callFrame.lineNumber === f.lineNumber && a.callFrame.functionName === f.functionName) {
+        nested = true;
+        break;
+      }
       up = parents.get(up);
     }
     if (!nested) inclusive.set(key, (inclusive.get(key) ?? 0) + total(n.id));
   }
   const lines = (m: Map<string, number>, limit: number): ProfileLine[] =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([name, ms]) => ({ name, ms, pct: busy > 0 ? (100 * ms) / busy : 0 }));
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([name, ms]) => ({ name, ms, pct: busy > 0 ? (100 * ms) / busy : 0 }));
   return { busyMs: busy, self: lines(self, top), inclusive: lines(inclusive, top), areas: lines(areas, 1000) };
 }
 
@@ -119,14 +141,21 @@ export function formatProfiles(runs: readonly ProfiledRun[], top = 15): string {
   const areaNames = new Set<string>();
   for (const r of runs) for (const a of r.summary.areas) areaNames.add(a.name);
   const value = (r: ProfiledRun, name: string) => r.summary.areas.find((a) => a.name === name)?.ms ?? 0;
-  const sorted = [...areaNames].sort((a, b) => Math.max(...runs.map((r) => perReq(value(r, b), r.requests))) - Math.max(...runs.map((r) => perReq(value(r, a), r.requests))));
+  const sorted = [...areaNames].sort(
+    (a, b) => Math.max(...runs.map((r) => perReq(value(r, b), r.requests))) - Math.max(...runs.map((r) => perReq(value(r, a), r.requests))),
+  );
   const width = Math.max(...sorted.map((n) => n.length), 10);
   const head = `  ${'area (self time)'.padEnd(width)} ${runs.map((r) => r.label.padStart(18)).join(' ')}`;
-  const rows = sorted.slice(0, top).map((name) => `  ${name.padEnd(width)} ${runs.map((r) => `${perReq(value(r, name), r.requests).toFixed(1)} µs`.padStart(18)).join(' ')}`);
+  const rows = sorted
+    .slice(0, top)
+    .map(
+      (name) => `  ${name.padEnd(width)} ${runs.map((r) => `${perReq(value(r, name), r.requests).toFixed(1)} µs`.padStart(18)).join(' ')}`,
+    );
   const total = `  ${'total sampled CPU'.padEnd(width)} ${runs.map((r) => `${perReq(r.summary.busyMs, r.requests).toFixed(1)} µs`.padStart(18)).join(' ')}`;
   const out = ['CPU per request by area (sampled self time / requests served while sampling):', head, ...rows, total];
   for (const r of runs.slice(1)) {
-    const fmt = (l: ProfileLine) => `  ${l.pct.toFixed(1).padStart(5)}%  ${perReq(l.ms, r.requests).toFixed(1).padStart(6)} µs/req  ${l.name}`;
+    const fmt = (l: ProfileLine) =>
+      `  ${l.pct.toFixed(1).padStart(5)}%  ${perReq(l.ms, r.requests).toFixed(1).padStart(6)} µs/req  ${l.name}`;
     out.push('', `${r.label}: top functions by self time`, ...r.summary.self.slice(0, top).map(fmt));
     out.push(`${r.label}: Gatehouse functions (src/) by inclusive time`, ...r.summary.inclusive.slice(0, top).map(fmt));
   }

@@ -45,17 +45,32 @@ export interface LoadOptions {
  * Runs a load client as its own process, bounded (killed if it overruns its duration by 15 s), and parses
  * what it printed. Shared by wrk and the autocannon fallback.
  */
-export function runLoadProcess(name: string, command: string, args: readonly string[], o: LoadOptions, parse: (out: string) => WrkResult): Promise<WrkResult> {
+export function runLoadProcess(
+  name: string,
+  command: string,
+  args: readonly string[],
+  o: LoadOptions,
+  parse: (out: string) => WrkResult,
+): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    const stop = () => { if (child.exitCode === null) child.kill('SIGKILL'); };
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const stop = () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    };
     o.onStart?.(stop);
     const timer = setTimeout(stop, (o.seconds + 15) * 1000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       if (code !== 0) return reject(new Error(`${name} exited with ${code}: ${err || out}`));

@@ -19,7 +19,8 @@ const dir = mkdtempSync(join(tmpdir(), 'gatehouse-logbench-'));
 
 async function measure(name: string, make: (file: string) => Logger): Promise<void> {
   const log = make(join(dir, `${name.replace(/\W+/g, '-')}.log`));
-  const line = () => log.info({ reqId: randomUUID(), method: 'GET', path: '/api/bench', route: 'mappings[0]', status: 200, ms: 1 }, 'proxy');
+  const line = () =>
+    log.info({ reqId: randomUUID(), method: 'GET', path: '/api/bench', route: 'mappings[0]', status: 200, ms: 1 }, 'proxy');
   for (let i = 0; i < 5000; i++) line(); // warm-up (JIT)
   await tick();
   const cpu = process.cpuUsage();
@@ -32,7 +33,9 @@ async function measure(name: string, make: (file: string) => Logger): Promise<vo
   const used = process.cpuUsage(cpu);
   const wall = Number(process.hrtime.bigint() - started) / 1e3;
   const baseline = await emptyLoop();
-  process.stdout.write(`${name.padEnd(58)} ${(((used.user + used.system) / N) - baseline).toFixed(2).padStart(6)} µs CPU/line  (${(wall / N).toFixed(2)} µs wall)\n`);
+  process.stdout.write(
+    `${name.padEnd(58)} ${((used.user + used.system) / N - baseline).toFixed(2).padStart(6)} µs CPU/line  (${(wall / N).toFixed(2)} µs wall)\n`,
+  );
 }
 
 let loopCost: number | undefined;
@@ -59,15 +62,33 @@ function viaAccessLog(log: Logger): Logger {
   return { info: (o: AccessEntry) => access(o), flush: (cb?: (err?: Error) => void) => log.flush(cb) } as unknown as Logger;
 }
 try {
-  await measure('Gatehouse access line (createAccessLog, batched dest)', (f) => viaAccessLog(createLogger({ level: 'info', destination: batchLines(byteDestination(f)) })));
-  await measure('Gatehouse logger log.info (batched dest)', (f) => createLogger({ level: 'info', destination: batchLines(byteDestination(f)) }));
-  await measure('pino, redact, isoTime, sonic-boom minLength 8192 (before)', (f) => pino({
-    ...base, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: ['authorization', 'cookie', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret'], censor: '[redacted]' },
-  }, pino.destination({ dest: f, sync: false, minLength: 8192 })));
-  await measure('pino, no redact, isoTime, batched dest', (f) => pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, batchLines(byteDestination(f))));
+  await measure('Gatehouse access line (createAccessLog, batched dest)', (f) =>
+    viaAccessLog(createLogger({ level: 'info', destination: batchLines(byteDestination(f)) })),
+  );
+  await measure('Gatehouse logger log.info (batched dest)', (f) =>
+    createLogger({ level: 'info', destination: batchLines(byteDestination(f)) }),
+  );
+  await measure('pino, redact, isoTime, sonic-boom minLength 8192 (before)', (f) =>
+    pino(
+      {
+        ...base,
+        timestamp: pino.stdTimeFunctions.isoTime,
+        redact: {
+          paths: ['authorization', 'cookie', 'token', 'access_token', 'refresh_token', 'id_token', 'client_secret'],
+          censor: '[redacted]',
+        },
+      },
+      pino.destination({ dest: f, sync: false, minLength: 8192 }),
+    ),
+  );
+  await measure('pino, no redact, isoTime, batched dest', (f) =>
+    pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, batchLines(byteDestination(f))),
+  );
   await measure('pino, no redact, epoch time, batched dest', (f) => pino(base, batchLines(byteDestination(f))));
   await measure('pino, no redact, epoch time, sonic-boom per line', (f) => pino(base, pino.destination({ dest: f, sync: false })));
-  await measure('level warn (the info call is a no-op)', (f) => createLogger({ level: 'warn', destination: batchLines(byteDestination(f)) }));
+  await measure('level warn (the info call is a no-op)', (f) =>
+    createLogger({ level: 'warn', destination: batchLines(byteDestination(f)) }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -10,9 +10,26 @@ const N = Number(process.env['CALLS'] ?? 500_000);
 const ROUNDS = 7;
 const token = `eyJhbGciOiJSUzI1NiJ9.${'e'.repeat(480)}.${'s'.repeat(80)}`;
 const headers = [
-  'user-agent', 'wrk', 'accept', '*/*', 'x-forwarded-for', '127.0.0.1', 'x-forwarded-proto', 'http',
-  'x-forwarded-host', '127.0.0.1:8080', 'x-request-id', '6f1c2a4e-1b2c-4d5e-8f90-123456789abc',
-  'authorization', `Bearer ${token}`, 'x-user-sub', 'alice', 'x-user-email', 'alice@example.test', 'x-user-name', 'Alice',
+  'user-agent',
+  'wrk',
+  'accept',
+  '*/*',
+  'x-forwarded-for',
+  '127.0.0.1',
+  'x-forwarded-proto',
+  'http',
+  'x-forwarded-host',
+  '127.0.0.1:8080',
+  'x-request-id',
+  '6f1c2a4e-1b2c-4d5e-8f90-123456789abc',
+  'authorization',
+  `Bearer ${token}`,
+  'x-user-sub',
+  'alice',
+  'x-user-email',
+  'alice@example.test',
+  'x-user-name',
+  'Alice',
 ];
 
 function plain(method: string, target: string, host: string, list: readonly string[]): string {
@@ -35,5 +52,8 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-for (const [name, xs] of Object.entries(times)) process.stdout.write(`${name.padEnd(8)} ${median(xs).toFixed(0)} ns per head (rounds ${xs.map((x) => x.toFixed(0)).join(', ')})\n`);
-process.stdout.write(`checks: ${(median(times['checked'] as number[]) - median(times['plain'] as number[])).toFixed(0)} ns per request${sink < 0 ? '!' : ''}\n`);
+for (const [name, xs] of Object.entries(times))
+  process.stdout.write(`${name.padEnd(8)} ${median(xs).toFixed(0)} ns per head (rounds ${xs.map((x) => x.toFixed(0)).join(', ')})\n`);
+process.stdout.write(
+  `checks: ${(median(times['checked'] as number[]) - median(times['plain'] as number[])).toFixed(0)} ns per request${sink < 0 ? '!' : ''}\n`,
+);

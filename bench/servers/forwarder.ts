@@ -48,7 +48,12 @@ function withAdded(req: IncomingMessage): string[] {
 
 function viaDispatch(req: IncomingMessage, res: ServerResponse, hasBody: boolean): void {
   pool.dispatch(
-    { path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: added.length > 0 ? withAdded(req) : req.headers, body: hasBody ? req : null },
+    {
+      path: req.url ?? '/',
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: added.length > 0 ? withAdded(req) : req.headers,
+      body: hasBody ? req : null,
+    },
     {
       // undici 8 requires every handler method, even an empty one.
       onRequestStart() {},

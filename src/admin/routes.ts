@@ -18,7 +18,14 @@ function digest(value: string): Buffer {
  * CSRF). Only mounted when ADMIN_TOKEN is set. Revocations here hold on every replica within the
  * pub/sub latency, and close the WebSockets of the sessions they end.
  */
-export function createAdminRoutes(deps: { adminToken: string; sessions: SessionManager; blocklist: Blocklist; maxSessionAgeMs: number; log: Logger; now?: () => number }): Router {
+export function createAdminRoutes(deps: {
+  adminToken: string;
+  sessions: SessionManager;
+  blocklist: Blocklist;
+  maxSessionAgeMs: number;
+  log: Logger;
+  now?: () => number;
+}): Router {
   const now = deps.now ?? Date.now;
   const expected = digest(deps.adminToken);
   const router = Router();
@@ -27,7 +34,8 @@ export function createAdminRoutes(deps: { adminToken: string; sessions: SessionM
     res.setHeader('cache-control', 'no-store');
     const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
     // Secrets in URLs end up in logs and histories: a token in the query string is refused outright.
-    if (/[?&](token|admin_token|x-admin-token)=/i.test(search)) throw new GatehouseError('unauthorized', { logDetail: 'admin token in the query string' });
+    if (/[?&](token|admin_token|x-admin-token)=/i.test(search))
+      throw new GatehouseError('unauthorized', { logDetail: 'admin token in the query string' });
     const given = req.headers['x-admin-token'];
     // Hash both sides so the comparison is constant-time regardless of the length the caller sent.
     if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {

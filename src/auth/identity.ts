@@ -25,7 +25,11 @@ export interface IdentityResolver {
    * or, without a session, from a bearer JWT. `required`: a bad bearer token is a 401; `optional`:
    * an unverifiable one is left to the backend.
    */
-  resolve(secret: SessionSecret | undefined, authorization: string | undefined, policy: 'required' | 'optional'): Promise<Principal | undefined>;
+  resolve(
+    secret: SessionSecret | undefined,
+    authorization: string | undefined,
+    policy: 'required' | 'optional',
+  ): Promise<Principal | undefined>;
   /**
    * The hot path's shortcut: the same answer as resolve() when everything it needs is already in this
    * process's caches (session cached, blocklist answers cached and clear, token not due for refresh),
@@ -48,8 +52,13 @@ export function createIdentityResolver(deps: {
     const known = principals.get(session);
     if (known) return known;
     const principal: Principal = {
-      kind: 'session', claims: session.claims, accessToken: session.tokens.accessToken, sessionKey: session.storeKey,
-      expiresAt: session.expiresAt, issuedAt: session.createdAt, ...(session.accessTokenJti ? { tokenJti: session.accessTokenJti } : {}),
+      kind: 'session',
+      claims: session.claims,
+      accessToken: session.tokens.accessToken,
+      sessionKey: session.storeKey,
+      expiresAt: session.expiresAt,
+      issuedAt: session.createdAt,
+      ...(session.accessTokenJti ? { tokenJti: session.accessTokenJti } : {}),
     };
     principals.set(session, principal);
     return principal;
@@ -89,8 +98,12 @@ export function createIdentityResolver(deps: {
           const p = await bearer.verify(authorization.slice(7).trim());
           const { jti, iat } = p.claims;
           return {
-            kind: 'bearer', claims: p.claims, accessToken: p.token, expiresAt: p.expiresAt,
-            issuedAt: typeof iat === 'number' ? iat * 1000 : 0, ...(typeof jti === 'string' ? { tokenJti: jti } : {}),
+            kind: 'bearer',
+            claims: p.claims,
+            accessToken: p.token,
+            expiresAt: p.expiresAt,
+            issuedAt: typeof iat === 'number' ? iat * 1000 : 0,
+            ...(typeof jti === 'string' ? { tokenJti: jti } : {}),
           };
         } catch (err) {
           if (policy === 'required' || !(err instanceof GatehouseError) || err.code !== 'unauthorized') throw err;

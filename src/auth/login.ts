@@ -56,7 +56,8 @@ function parseTransaction(raw: string): Transaction | undefined {
   }
   if (typeof value !== 'object' || value === null) return undefined;
   const { verifier, nonce, next, binding, createdAt } = value as Record<string, unknown>;
-  if (typeof verifier !== 'string' || typeof nonce !== 'string' || typeof next !== 'string' || typeof binding !== 'string') return undefined;
+  if (typeof verifier !== 'string' || typeof nonce !== 'string' || typeof next !== 'string' || typeof binding !== 'string')
+    return undefined;
   if (typeof createdAt !== 'number') return undefined;
   return { verifier, nonce, next, binding, createdAt };
 }
@@ -81,7 +82,11 @@ function pickClaims(...sources: Array<Record<string, unknown> | undefined>): Use
   }
   if (JSON.stringify(out).length > MAX_CLAIMS_BYTES) {
     // Keep sessions small: an IdP stuffing huge claims gets only the identity basics kept.
-    return { sub: String(out['sub']), ...(typeof out['email'] === 'string' ? { email: out['email'] } : {}), ...(typeof out['name'] === 'string' ? { name: out['name'] } : {}) };
+    return {
+      sub: String(out['sub']),
+      ...(typeof out['email'] === 'string' ? { email: out['email'] } : {}),
+      ...(typeof out['name'] === 'string' ? { name: out['name'] } : {}),
+    };
   }
   return { ...out, sub: String(out['sub']) } as UserClaims;
 }
@@ -156,7 +161,9 @@ export function createLoginFlow(deps: {
       const iss = params.get('iss');
       const metadata = configuration.serverMetadata();
       if (iss !== null ? iss !== metadata.issuer : metadata.authorization_response_iss_parameter_supported === true) {
-        throw new GatehouseError('bad_request', { logDetail: iss === null ? 'callback without iss' : 'callback iss does not match the issuer' });
+        throw new GatehouseError('bad_request', {
+          logDetail: iss === null ? 'callback without iss' : 'callback iss does not match the issuer',
+        });
       }
       const idpError = params.get('error');
       if (idpError) {
@@ -220,7 +227,9 @@ export function createLoginFlow(deps: {
       if (session.accessTokenJti) {
         // The access token may still be replayed as a bearer token until it expires: block its jti.
         const until = session.accessTokenExpiresAt ?? now() + 24 * 3600 * 1000;
-        await blocklist.revokeJti(session.accessTokenJti, until).catch((err: unknown) => log.error({ err }, 'could not blocklist the access token on logout'));
+        await blocklist
+          .revokeJti(session.accessTokenJti, until)
+          .catch((err: unknown) => log.error({ err }, 'could not blocklist the access token on logout'));
       }
       let configuration: client.Configuration;
       try {

@@ -40,9 +40,15 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
       timeout: oidc.httpTimeoutSeconds,
     });
     const overrides = oidc.endpoints;
-    const configuration = Object.keys(overrides).length === 0
-      ? discovered
-      : new client.Configuration({ ...(JSON.parse(JSON.stringify(discovered.serverMetadata())) as client.ServerMetadata), ...overrides }, oidc.clientId, clientMetadata, clientAuth);
+    const configuration =
+      Object.keys(overrides).length === 0
+        ? discovered
+        : new client.Configuration(
+            { ...(JSON.parse(JSON.stringify(discovered.serverMetadata())) as client.ServerMetadata), ...overrides },
+            oidc.clientId,
+            clientMetadata,
+            clientAuth,
+          );
     if (oidc.allowInsecureIssuer) client.allowInsecureRequests(configuration);
     client.enableNonRepudiationChecks(configuration);
     configuration.timeout = oidc.httpTimeoutSeconds;
@@ -57,7 +63,10 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
       for (const w of waiters.splice(0)) w();
     } catch (err) {
       if (closed) return;
-      log.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, issuer: oidc.issuer, retryInMs: delayMs }, 'identity provider discovery failed');
+      log.error(
+        { err: { message: (err as Error).message, code: (err as { code?: string }).code }, issuer: oidc.issuer, retryInMs: delayMs },
+        'identity provider discovery failed',
+      );
       timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 30_000)), delayMs);
       timer.unref();
     }

@@ -48,7 +48,8 @@ export function createTokenRefresher(deps: {
     (revokedJti !== undefined && s.accessTokenJti === revokedJti) ||
     (s.accessTokenExpiresAt !== undefined && s.accessTokenExpiresAt - now() <= deps.skewSeconds * 1000);
   const stillValid = (s: Session, revokedJti: string | undefined) =>
-    !(revokedJti !== undefined && s.accessTokenJti === revokedJti) && (s.accessTokenExpiresAt === undefined || s.accessTokenExpiresAt > now());
+    !(revokedJti !== undefined && s.accessTokenJti === revokedJti) &&
+    (s.accessTokenExpiresAt === undefined || s.accessTokenExpiresAt > now());
 
   const announce = (key: string, outcome: Outcome) =>
     store.publish(CHANNEL, `${key} ${outcome}`).catch((err: unknown) => log.warn({ err }, 'refresh outcome publish failed'));
@@ -69,15 +70,28 @@ export function createTokenRefresher(deps: {
       // Not polling for the result: a slow safety net for a lost message or a winner that died holding the lock.
       const check = setInterval(() => {
         if (now() >= deadline) return done('timeout');
-        store.lockHeld(lockName).then((held) => { if (!held) done('timeout'); }, () => undefined);
+        store.lockHeld(lockName).then(
+          (held) => {
+            if (!held) done('timeout');
+          },
+          () => undefined,
+        );
       }, 1000);
       check.unref();
     });
 
-  async function refreshAsOwner(secret: SessionSecret, session: Session, revokedJti: string | undefined, lock: LockHandle): Promise<Session> {
-    const renew = setInterval(() => {
-      lock.renew().catch(() => undefined);
-    }, Math.max(100, Math.floor(lockTtlMs / 3)));
+  async function refreshAsOwner(
+    secret: SessionSecret,
+    session: Session,
+    revokedJti: string | undefined,
+    lock: LockHandle,
+  ): Promise<Session> {
+    const renew = setInterval(
+      () => {
+        lock.renew().catch(() => undefined);
+      },
+      Math.max(100, Math.floor(lockTtlMs / 3)),
+    );
     renew.unref();
     let outcome: Outcome = 'unavailable';
     try {
@@ -108,8 +122,10 @@ export function createTokenRefresher(deps: {
           outcome = 'expired';
           throw new GatehouseError('session_expired', { cause: err, logDetail: 'refresh token rejected (invalid_grant)' });
         }
-        log.warn({ session: fresh.storeKey, err: { code: failure.code, error: failure.error } },
-          'token refresh failed; keeping the session for a later retry');
+        log.warn(
+          { session: fresh.storeKey, err: { code: failure.code, error: failure.error } },
+          'token refresh failed; keeping the session for a later retry',
+        );
         if (stillValid(fresh, revokedJti)) return fresh;
         throw new GatehouseError('idp_unavailable', { cause: err, logDetail: 'refresh failed and the access token has expired' });
       }
@@ -127,8 +143,8 @@ export function createTokenRefresher(deps: {
         {
           accessToken: result.access_token,
           // RFC 6749 §6: a new refresh token replaces the old one; none returned means the old one stays valid.
-          ...(result.refresh_token ?? refreshToken ? { refreshToken: result.refresh_token ?? refreshToken } : {}),
-          ...(result.id_token ?? fresh.tokens.idToken ? { idToken: result.id_token ?? fresh.tokens.idToken } : {}),
+          ...((result.refresh_token ?? refreshToken) ? { refreshToken: result.refresh_token ?? refreshToken } : {}),
+          ...((result.id_token ?? fresh.tokens.idToken) ? { idToken: result.id_token ?? fresh.tokens.idToken } : {}),
         },
         accessTokenExpiry(result.expiresIn(), result.access_token, at),
         jti,
@@ -173,11 +189,12 @@ export function createTokenRefresher(deps: {
   }
 
   return {
-    start: () => store.subscribe(CHANNEL, (message) => {
-      const [key, outcome] = message.split(' ');
-      if (!key) return;
-      for (const wake of [...(waiters.get(key) ?? [])]) wake(outcome as Outcome);
-    }),
+    start: () =>
+      store.subscribe(CHANNEL, (message) => {
+        const [key, outcome] = message.split(' ');
+        if (!key) return;
+        for (const wake of [...(waiters.get(key) ?? [])]) wake(outcome as Outcome);
+      }),
     isDue: (session) => needsRefresh(session, undefined),
     ensureFresh(secret, session, revokedJti) {
       if (!needsRefresh(session, revokedJti)) return Promise.resolve(session);

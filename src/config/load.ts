@@ -74,13 +74,15 @@ function checkMappings(file: FileConfig, source: string, problems: string[]): vo
   file.mappings.forEach((m: MappingConfig, i) => {
     const key = `${m.frontendHost.toLowerCase()}|${m.frontendPort ?? '*'}|${(m.pathPrefix ?? '').toLowerCase()}`;
     const earlier = seen.get(key);
-    if (earlier !== undefined) problems.push(`${source} /mappings/${i}: same frontendHost, frontendPort and pathPrefix as /mappings/${earlier}`);
+    if (earlier !== undefined)
+      problems.push(`${source} /mappings/${i}: same frontendHost, frontendPort and pathPrefix as /mappings/${earlier}`);
     else seen.set(key, i);
     if (m.pathPrefix && m.pathPrefix.split('/').some((s) => s === '.' || s === '..')) {
       problems.push(`${source} /mappings/${i}/pathPrefix: must not contain . or .. segments`);
     }
     const host = m.frontendHost;
-    if (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6) problems.push(`${source} /mappings/${i}/frontendHost: not a valid IPv6 literal`);
+    if (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6)
+      problems.push(`${source} /mappings/${i}/frontendHost: not a valid IPv6 literal`);
     for (const header of Object.keys(m.identityHeaders ?? {})) {
       if (header === 'x-forwarded-for' || header === 'x-forwarded-proto' || header === 'x-forwarded-host' || header === 'x-request-id') {
         problems.push(`${source} /mappings/${i}/identityHeaders/${header}: is set by Gatehouse itself`);
@@ -116,7 +118,10 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
 function parseTrustProxy(value: string, problems: string[]): TrustProxy {
   if (value === 'false') return { kind: 'none' };
   if (/^[0-9]+$/.test(value)) return { kind: 'hops', hops: Number(value) };
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const entry of list) {
     const [addr, bits] = entry.split('/');
     const family = isIP(addr ?? '');
@@ -146,12 +151,17 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const issuer = e.OIDC_ISSUER as string | undefined;
   if (!issuer) {
-    problems.push(nodeEnv === 'production'
-      ? 'env OIDC_ISSUER: is required when NODE_ENV=production (the embedded dev IdP never runs in production)'
-      : 'env OIDC_ISSUER: is required');
+    problems.push(
+      nodeEnv === 'production'
+        ? 'env OIDC_ISSUER: is required when NODE_ENV=production (the embedded dev IdP never runs in production)'
+        : 'env OIDC_ISSUER: is required',
+    );
   }
   if (issuer && !e.OIDC_CLIENT_ID) problems.push('env OIDC_CLIENT_ID: is required with OIDC_ISSUER');
-  if (nodeEnv === 'production' && !e.REDIS_URL) problems.push('env REDIS_URL: is required when NODE_ENV=production (the in-memory store loses sessions on restart and cannot be shared)');
+  if (nodeEnv === 'production' && !e.REDIS_URL)
+    problems.push(
+      'env REDIS_URL: is required when NODE_ENV=production (the in-memory store loses sessions on restart and cannot be shared)',
+    );
   const allowInsecureIssuer = e.OIDC_ALLOW_INSECURE_ISSUER as boolean;
   if (issuer && issuer.startsWith('http:') && !isLoopbackUrl(issuer) && !allowInsecureIssuer) {
     problems.push('env OIDC_ISSUER: must be https (set OIDC_ALLOW_INSECURE_ISSUER=true to accept the risk)');
@@ -175,10 +185,17 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const configPath = e.GATEHOUSE_CONFIG as string;
   const file = loadFileConfig(configPath, env, options.readFile ?? ((p) => readFileSync(p, 'utf8')), problems);
-  const extraOrigins = String(e.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const extraOrigins = String(e.ALLOWED_ORIGINS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const o of extraOrigins) {
     let ok = false;
-    try { ok = new URL(o).origin === o; } catch { ok = false; }
+    try {
+      ok = new URL(o).origin === o;
+    } catch {
+      ok = false;
+    }
     if (!ok) problems.push(`env ALLOWED_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
   }
   const trustProxy = parseTrustProxy(e.TRUST_PROXY as string, problems);

@@ -31,10 +31,13 @@ export function describeErrors(source: string, errors: readonly ErrorObject[] | 
     if (e.keyword === 'additionalProperties') field += `/${String(e.params['additionalProperty'])}`;
     if (pathStyle === 'name') field = field.replace(/^\//, '');
     const reason =
-      e.keyword === 'additionalProperties' ? 'is not a known field'
-      : e.keyword === 'required' ? 'is required'
-      : e.keyword === 'enum' ? `must be one of ${(e.params['allowedValues'] as unknown[]).join(', ')}`
-      : e.message ?? 'is invalid';
+      e.keyword === 'additionalProperties'
+        ? 'is not a known field'
+        : e.keyword === 'required'
+          ? 'is required'
+          : e.keyword === 'enum'
+            ? `must be one of ${(e.params['allowedValues'] as unknown[]).join(', ')}`
+            : (e.message ?? 'is invalid');
     return `${source} ${field || '(root)'}: ${reason}`;
   });
 }

@@ -35,16 +35,29 @@ export async function startDemoBackend(options: { port: number; host?: string })
       if (size <= 65536) chunks.push(c);
     });
     req.on('end', () => {
-      const body = JSON.stringify({
-        backend: 'gatehouse-demo',
-        method: req.method,
-        path: url.pathname,
-        query: url.search,
-        // The demo page shows this echo: the token is masked so the browser never displays it.
-        headers: { ...req.headers, ...(req.headers.authorization ? { authorization: `${req.headers.authorization.slice(0, 7)}… (${req.headers.authorization.length - 7} characters, masked by the demo backend)` } : {}) },
-        bodyBytes: size,
-        body: size <= 65536 ? Buffer.concat(chunks).toString('utf8') : undefined,
-      }, null, 2);
+      const body = JSON.stringify(
+        {
+          backend: 'gatehouse-demo',
+          method: req.method,
+          path: url.pathname,
+          query: url.search,
+          // The demo page shows this echo: the token is masked so the browser never displays it.
+          headers: {
+            ...req.headers,
+            ...(req.headers.authorization
+              ? {
+                  authorization:
+                    `${req.headers.authorization.slice(0, 7)}… ` +
+                    `(${req.headers.authorization.length - 7} characters, masked by the demo backend)`,
+                }
+              : {}),
+          },
+          bodyBytes: size,
+          body: size <= 65536 ? Buffer.concat(chunks).toString('utf8') : undefined,
+        },
+        null,
+        2,
+      );
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
     });
@@ -61,11 +74,12 @@ export async function startDemoBackend(options: { port: number; host?: string })
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const c of wss.clients) c.terminate();
-      wss.close();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

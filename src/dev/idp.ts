@@ -67,7 +67,12 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
               enabled: true,
               defaultResource: () => audience,
               useGrantedResource: () => true,
-              getResourceServerInfo: () => ({ scope: 'openid profile email offline_access', audience, accessTokenFormat: 'jwt', accessTokenTTL: options.accessTokenTtlSeconds ?? 3600 }),
+              getResourceServerInfo: () => ({
+                scope: 'openid profile email offline_access',
+                audience,
+                accessTokenFormat: 'jwt',
+                accessTokenTTL: options.accessTokenTtlSeconds ?? 3600,
+              }),
             },
           }
         : {}),

@@ -29,12 +29,14 @@ export async function startDevSetup(options: { baseUrl: string; backendPort: num
   const issuer = options.baseUrl + DEV_IDP_PATH;
   const idp = await createDevIdp({
     issuer,
-    clients: [{
-      clientId: DEV_CLIENT_ID,
-      clientSecret: DEV_CLIENT_SECRET,
-      redirectUris: [`${options.baseUrl}/auth/callback`],
-      postLogoutRedirectUris: [`${options.baseUrl}/`],
-    }],
+    clients: [
+      {
+        clientId: DEV_CLIENT_ID,
+        clientSecret: DEV_CLIENT_SECRET,
+        redirectUris: [`${options.baseUrl}/auth/callback`],
+        postLogoutRedirectUris: [`${options.baseUrl}/`],
+      },
+    ],
   });
   idp.provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP error'));
   return {

@@ -12,7 +12,16 @@ export interface Readiness {
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('timeout')), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e as Error); });
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e as Error);
+      },
+    );
   });
 }
 
@@ -20,7 +29,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export function createReadiness(deps: { store: Pick<Store, 'ping'>; idpReady: () => boolean; timeoutMs?: number }): Readiness {
   return {
     async check() {
-      const storeOk = await withTimeout(deps.store.ping(), deps.timeoutMs ?? 1000).then(() => true, () => false);
+      const storeOk = await withTimeout(deps.store.ping(), deps.timeoutMs ?? 1000).then(
+        () => true,
+        () => false,
+      );
       const checks = { store: storeOk ? 'ok' : 'fail', idp: deps.idpReady() ? 'ok' : 'fail' } as const;
       return { ok: storeOk && checks.idp === 'ok', checks };
     },

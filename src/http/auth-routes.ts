@@ -4,8 +4,16 @@ import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
 import {
-  clearCookie, clearingCookies, clearingHeaders, DUPLICATE_COOKIE, loginBindingCookieName, readCookie, readSessionCookie, serializeCookie,
-  serializeSessionCookie, type CookieAttributes,
+  clearCookie,
+  clearingCookies,
+  clearingHeaders,
+  DUPLICATE_COOKIE,
+  loginBindingCookieName,
+  readCookie,
+  readSessionCookie,
+  serializeCookie,
+  serializeSessionCookie,
+  type CookieAttributes,
 } from '../session/cookie.ts';
 import type { SessionManager } from '../session/sessions.ts';
 
@@ -80,7 +88,8 @@ export function createAuthRoutes(deps: {
 
   router.get('/auth/me', async (req: Request, res: Response) => {
     const read = readSessionCookie(req.headers.cookie, sessionCookie);
-    if (read === DUPLICATE_COOKIE) throw new GatehouseError('unauthorized', { headers: duplicateClearing, logDetail: 'session cookie sent more than once' });
+    if (read === DUPLICATE_COOKIE)
+      throw new GatehouseError('unauthorized', { headers: duplicateClearing, logDetail: 'session cookie sent more than once' });
     const session = await sessions.load(read);
     if (!session) throw new GatehouseError('unauthorized');
     sessions.touch(session);
@@ -105,11 +114,15 @@ export function createAuthRoutes(deps: {
   });
 
   // Called by the IdP server to server, never by a browser: no cookies, no CSRF concerns, a small form body.
-  router.post('/auth/backchannel-logout', express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 10 }), async (req: Request, res: Response) => {
-    const body = req.body as Record<string, unknown> | undefined;
-    await deps.backchannelLogout(body?.['logout_token']);
-    res.status(200).json({ ok: true });
-  });
+  router.post(
+    '/auth/backchannel-logout',
+    express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 10 }),
+    async (req: Request, res: Response) => {
+      const body = req.body as Record<string, unknown> | undefined;
+      await deps.backchannelLogout(body?.['logout_token']);
+      res.status(200).json({ ok: true });
+    },
+  );
 
   router.all('/auth/logout', (_req: Request, res: Response) => {
     // RFC 9110 §15.5.6: a 405 names the methods that would work.

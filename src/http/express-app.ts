@@ -68,7 +68,13 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     contexts.set(req, ctx);
     res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
-      const line = { reqId: ctx.id, method: req.method, path: pathOf(req.originalUrl), status: res.statusCode, ms: Date.now() - ctx.startedAt };
+      const line = {
+        reqId: ctx.id,
+        method: req.method,
+        path: pathOf(req.originalUrl),
+        status: res.statusCode,
+        ms: Date.now() - ctx.startedAt,
+      };
       // One line per request: a refusal's code and detail ride on it rather than on a line of their own.
       if (ctx.error) log.info({ ...line, code: ctx.error.code, detail: ctx.error.logDetail }, 'request');
       else log.info(line, 'request');
@@ -91,24 +97,36 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       res.json({ ok: true, checks: report.checks });
       return;
     }
-    const failed = Object.entries(report.checks).filter(([, v]) => v === 'fail').map(([k]) => k);
+    const failed = Object.entries(report.checks)
+      .filter(([, v]) => v === 'fail')
+      .map(([k]) => k);
     res.status(503).json({ ok: false, error: 'not_ready', failed, checks: report.checks });
   });
 
   for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);
 
-  app.use(helmet({
-    contentSecurityPolicy: {
-      directives: {
-        'connect-src': ["'self'"],
-        'form-action': ["'self'", new URL(config.oidc.issuer).origin],
-        'upgrade-insecure-requests': config.server.baseUrl.startsWith('https:') ? [] : null,
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          'connect-src': ["'self'"],
+          'form-action': ["'self'", new URL(config.oidc.issuer).origin],
+          'upgrade-insecure-requests': config.server.baseUrl.startsWith('https:') ? [] : null,
+        },
       },
-    },
-    strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
-  }));
+      strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
+    }),
+  );
 
-  app.use(createAuthRoutes({ config, login: deps.login, sessions: deps.sessions, origins: () => deps.runtime().origins, backchannelLogout: deps.backchannelLogout }));
+  app.use(
+    createAuthRoutes({
+      config,
+      login: deps.login,
+      sessions: deps.sessions,
+      origins: () => deps.runtime().origins,
+      backchannelLogout: deps.backchannelLogout,
+    }),
+  );
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
 
   const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));

@@ -35,8 +35,9 @@ export function createAccessLog(log: Logger): AccessLog {
   return (e) => {
     if (!log.isLevelEnabled('info')) return;
     sink.write(
-      `{"level":"info"${time()}${head},"reqId":${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},` +
-        `"route":${JSON.stringify(e.route)},"status":${e.status},"ms":${e.ms}${e.detail === undefined ? '' : `,"detail":${JSON.stringify(e.detail)}`},"msg":"proxy"}\n`,
+      `{"level":"info"${time()}${head},"reqId":${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},` +
+        `"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"status":${e.status},"ms":${e.ms}` +
+        `${e.detail === undefined ? '' : `,"detail":${JSON.stringify(e.detail)}`},"msg":"proxy"}\n`,
     );
   };
 }

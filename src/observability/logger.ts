@@ -9,9 +9,24 @@ export type { Logger };
  * Gatehouse never logs header objects or token responses, so these are the shapes that could occur.
  */
 const REDACT = [
-  'authorization', 'cookie', 'password', 'secret', 'sessionSecret', 'token', 'access_token', 'refresh_token', 'id_token',
-  'client_secret', 'code_verifier', 'adminToken', 'headers.authorization', 'headers.cookie',
-  'headers["set-cookie"]', 'headers["x-admin-token"]', 'req.headers.authorization', 'req.headers.cookie',
+  'authorization',
+  'cookie',
+  'password',
+  'secret',
+  'sessionSecret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'client_secret',
+  'code_verifier',
+  'adminToken',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'headers["x-admin-token"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
   'res.headers["set-cookie"]',
 ];
 

@@ -68,7 +68,11 @@ export function admit(
   let responseHeaders: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
   const finish = (principal: Principal | undefined): Admission => {
-    if (!principal && route.auth === 'required') throw new GatehouseError('unauthorized', responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {});
+    if (!principal && route.auth === 'required')
+      throw new GatehouseError(
+        'unauthorized',
+        responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
+      );
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
     return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
   };
@@ -89,7 +93,12 @@ export function admit(
 
 /** admit() with the identity resolver bound: what the HTTP and WebSocket adapters are given. */
 export type Admit = (
-  rt: PolicyRuntime, facts: AdmissionFacts, method: string, url: string, peer: string, encrypted: boolean,
+  rt: PolicyRuntime,
+  facts: AdmissionFacts,
+  method: string,
+  url: string,
+  peer: string,
+  encrypted: boolean,
 ) => Admission | Promise<Admission>;
 
 export function createAdmission(identity: IdentityResolver): Admit {

@@ -23,7 +23,7 @@ export function splitApiTarget(url: string): { path: string; query: string } | u
     if (/%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2[de]|5f|7e)/i.test(path)) return undefined;
   }
   // Segment by segment without an array: empty segments (except a trailing slash) and dot segments refuse.
-  for (let start = 1; start <= path.length; ) {
+  for (let start = 1; start <= path.length;) {
     let end = path.indexOf('/', start);
     if (end === -1) end = path.length;
     const len = end - start;

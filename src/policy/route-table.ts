@@ -49,13 +49,16 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
     websocket: m.websocket,
     forwardAccessToken: m.forwardAccessToken,
     passAuthorization: m.passAuthorization,
-    identityHeaders: m.identityHeaders ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const) : DEFAULT_IDENTITY_HEADERS,
+    identityHeaders: m.identityHeaders
+      ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const)
+      : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
   };
 }
 
 // Longest prefix first; at equal length, a mapping that names the port beats one that does not.
-const bySpecificity = (a: Route, b: Route) => b.prefix.length - a.prefix.length || Number(b.port !== undefined) - Number(a.port !== undefined);
+const bySpecificity = (a: Route, b: Route) =>
+  b.prefix.length - a.prefix.length || Number(b.port !== undefined) - Number(a.port !== undefined);
 
 function prefixMatches(prefix: string, lowerPath: string): boolean {
   if (prefix === '') return true;
@@ -81,19 +84,32 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const wildcard = new Map<string, Route[]>();
   const any: Route[] = [];
   const all: Route[] = [];
-  const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))]
-    .filter((h) => !h.startsWith('x-user-'));
+  const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))].filter(
+    (h) => !h.startsWith('x-user-'),
+  );
   file.mappings.forEach((m, i) => {
     const route = compileRoute(m, i, `mappings[${i}]`, extraStrip);
     all.push(route);
-    const host = m.frontendHost.startsWith('[') ? canonicalIpv6(m.frontendHost) ?? m.frontendHost : m.frontendHost.toLowerCase();
+    const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
     else if (host.startsWith('*.')) wildcard.set(host.slice(1), [...(wildcard.get(host.slice(1)) ?? []), route]);
     else exact.set(host, [...(exact.get(host) ?? []), route]);
   });
   for (const list of [...exact.values(), ...wildcard.values(), any]) list.sort(bySpecificity);
   const fallback = file.defaultBackend
-    ? compileRoute({ backend: file.defaultBackend, auth: 'required', timeoutMs: 30000, websocket: true, forwardAccessToken: false, passAuthorization: false }, -1, 'defaultBackend', extraStrip)
+    ? compileRoute(
+        {
+          backend: file.defaultBackend,
+          auth: 'required',
+          timeoutMs: 30000,
+          websocket: true,
+          forwardAccessToken: false,
+          passAuthorization: false,
+        },
+        -1,
+        'defaultBackend',
+        extraStrip,
+      )
     : undefined;
   if (fallback) all.push(fallback);
   const anyPrefix = all.some((r) => r.prefix !== '');

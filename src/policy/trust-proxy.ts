@@ -11,7 +11,13 @@ export interface ClientFacts {
   readonly forwardedFor: string;
 }
 
-export type TrustEvaluator = (peer: string, xff: string | undefined, xfProto: string | undefined, xfHost: string | undefined, encrypted: boolean) => ClientFacts;
+export type TrustEvaluator = (
+  peer: string,
+  xff: string | undefined,
+  xfProto: string | undefined,
+  xfHost: string | undefined,
+  encrypted: boolean,
+) => ClientFacts;
 
 function stripMapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
@@ -46,7 +52,10 @@ export function compileTrust(trust: TrustProxy): TrustEvaluator {
     const peer = stripMapped(peerRaw);
     const ownProto = encrypted ? 'https' : 'http';
     if (!isTrusted(peer, 0)) return { ip: peer, proto: ownProto, forwardedFor: peer };
-    const chain = (xff ?? '').split(',').map((s) => stripMapped(s.trim())).filter((s) => isIP(s) !== 0);
+    const chain = (xff ?? '')
+      .split(',')
+      .map((s) => stripMapped(s.trim()))
+      .filter((s) => isIP(s) !== 0);
     let ip = peer;
     let hop = 1;
     for (let i = chain.length - 1; i >= 0; i--) {

@@ -1,7 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors.ts';
 import { filterResponseHeaders } from './headers.ts';
-import { createUpstreamPool, type UpstreamControl, type UpstreamError, type UpstreamHandler, type UpstreamPool, type UpstreamPoolOptions } from './upstream/client.ts';
+import {
+  createUpstreamPool,
+  type UpstreamControl,
+  type UpstreamError,
+  type UpstreamHandler,
+  type UpstreamPool,
+  type UpstreamPoolOptions,
+} from './upstream/client.ts';
 import { NO_BODY, type RequestBody } from './upstream/request-head.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
 
@@ -45,7 +52,10 @@ export function upstreamFailure(err: UpstreamError): GatehouseError {
       return new GatehouseError('internal_error', { cause: err, logDetail: `${err.code}: ${err.message}` });
     default: {
       const cause = err.cause as { code?: string } | undefined;
-      return new GatehouseError('bad_gateway', { cause: err, logDetail: `${err.code}${cause?.code ? ` ${cause.code}` : ''}: ${err.message}` });
+      return new GatehouseError('bad_gateway', {
+        cause: err,
+        logDetail: `${err.code}${cause?.code ? ` ${cause.code}` : ''}: ${err.message}`,
+      });
     }
   }
 }
@@ -68,7 +78,13 @@ export interface ForwardRequest {
  * Streams the request to the backend and the response back, with backpressure both ways and nothing
  * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over.
  */
-export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void): void {
+export function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  f: ForwardRequest,
+  onError: (err: GatehouseError) => void,
+  onDone: (status: number) => void,
+): void {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
   if (res.destroyed || req.destroyed) return onDone(499);
@@ -76,7 +92,10 @@ export function forward(req: IncomingMessage, res: ServerResponse, f: ForwardReq
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
   res.on('close', exchange.onClientClose);
-  exchange.control = f.pool.request({ method: f.method, path: f.path, headers: f.headers, body: requestBody(req, f.framing), timeoutMs: f.timeoutMs }, exchange);
+  exchange.control = f.pool.request(
+    { method: f.method, path: f.path, headers: f.headers, body: requestBody(req, f.framing), timeoutMs: f.timeoutMs },
+    exchange,
+  );
 }
 
 function requestBody(req: IncomingMessage, framing: 'none' | 'chunked' | number): RequestBody {

@@ -7,16 +7,49 @@ import { listTokens } from './upstream/grammar.ts';
 
 /** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
 const ALWAYS_DROPPED = new Set([
-  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection',
-  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host', 'expect',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix',
-  'x-forwarded-uri', 'x-forwarded-path', 'x-forwarded-server', 'forwarded', 'x-real-ip', 'x-request-id',
-  'x-original-url', 'x-rewrite-url', 'x-original-uri',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings',
+  'host',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-server',
+  'forwarded',
+  'x-real-ip',
+  'x-request-id',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
   // Method overrides would let a GET become a DELETE behind every method-based check (OWASP WSTG).
-  'x-http-method-override', 'x-method-override', 'x-http-method',
+  'x-http-method-override',
+  'x-method-override',
+  'x-http-method',
 ]);
 
-const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'http2-settings']);
+const RESPONSE_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authenticate',
+  'http2-settings',
+]);
 
 const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
@@ -53,13 +86,27 @@ export interface IncomingFacts {
 
 function isIdentityLike(lower: string): boolean {
   // Underscore variants (X_User_Email) reach the same variable in CGI/WSGI backends, so they are identity headers too.
-  return lower.startsWith('x-user-') || lower.startsWith('x_user') || (lower.includes('_') && lower.replace(/_/g, '-').startsWith('x-user-'));
+  return (
+    lower.startsWith('x-user-') || lower.startsWith('x_user') || (lower.includes('_') && lower.replace(/_/g, '-').startsWith('x-user-'))
+  );
 }
 
 export function scanHeaders(raw: readonly string[]): IncomingFacts {
   const facts: IncomingFacts = {
-    host: undefined, hostCount: 0, cookie: undefined, origin: undefined, authorization: undefined, requestId: undefined,
-    xff: undefined, xfProto: undefined, xfHost: undefined, upgrade: undefined, framing: 'none', refusal: undefined, passable: [], connectionTokens: undefined,
+    host: undefined,
+    hostCount: 0,
+    cookie: undefined,
+    origin: undefined,
+    authorization: undefined,
+    requestId: undefined,
+    xff: undefined,
+    xfProto: undefined,
+    xfHost: undefined,
+    upgrade: undefined,
+    framing: 'none',
+    refusal: undefined,
+    passable: [],
+    connectionTokens: undefined,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -210,7 +257,16 @@ export function buildUpstreamHeaders(
     out.push(name, p[i + 1] as string);
   }
   if (cookie !== undefined) out.push('cookie', cookie);
-  out.push('x-forwarded-for', client.forwardedFor, 'x-forwarded-proto', client.proto, 'x-forwarded-host', client.forwardedHost ?? hostHeader, 'x-request-id', requestId);
+  out.push(
+    'x-forwarded-for',
+    client.forwardedFor,
+    'x-forwarded-proto',
+    client.proto,
+    'x-forwarded-host',
+    client.forwardedHost ?? hostHeader,
+    'x-request-id',
+    requestId,
+  );
   if (identityLines) {
     for (let i = 0; i < identityLines.length; i++) out.push(identityLines[i] as string);
   } else if (facts.authorization !== undefined && route.passAuthorization) {
@@ -231,7 +287,12 @@ export function setsOwnCookie(setCookie: string, ownCookies: readonly string[]):
  * lowercase), minus hop-by-hop and whatever its Connection header names (`connectionTokens`), plus `extra`.
  * A flat list goes to writeHead as it is (no per-header setHeader bookkeeping on the hot path).
  */
-export function filterResponseHeaders(headers: readonly string[], connectionTokens: readonly string[], extra: readonly string[] = [], ownCookies: readonly string[] = []): string[] {
+export function filterResponseHeaders(
+  headers: readonly string[],
+  connectionTokens: readonly string[],
+  extra: readonly string[] = [],
+  ownCookies: readonly string[] = [],
+): string[] {
   const out: string[] = [];
   const named = connectionTokens.length > 0;
   for (let i = 0; i < headers.length; i += 2) {
@@ -246,7 +307,10 @@ export function filterResponseHeaders(headers: readonly string[], connectionToke
 }
 
 /** A node:http header object as the flat lowercase list filterResponseHeaders takes, with its Connection tokens. */
-export function flattenHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): { headers: string[]; connectionTokens: string[] } {
+export function flattenHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): {
+  headers: string[];
+  connectionTokens: string[];
+} {
   const out: string[] = [];
   for (const key in headers) {
     const value = headers[key];

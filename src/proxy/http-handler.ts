@@ -34,13 +34,22 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
-      access({ reqId: ctx.id, method: req.method ?? 'GET', path, route: ctx.route?.name ?? '-', status, ms: Date.now() - ctx.startedAt, detail: ctx.error?.code });
+      access({
+        reqId: ctx.id,
+        method: req.method ?? 'GET',
+        path,
+        route: ctx.route?.name ?? '-',
+        status,
+        ms: Date.now() - ctx.startedAt,
+        detail: ctx.error?.code,
+      });
     };
     const fail = (err: unknown) => {
       if (!res.headersSent) res.setHeader('x-request-id', ctx.id);
       const known = asGatehouseError(err);
       ctx.error = known;
-      if (known.status >= 500) log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
+      if (known.status >= 500)
+        log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, ctx.id);
       done(known.status);
     };
@@ -58,7 +67,16 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         forward(
           req,
           res,
-          { pool: rt.pools.get(a.route.origin), method: req.method ?? 'GET', path: a.route.basePath + a.path + a.query, headers, framing: facts.framing, timeoutMs: a.route.timeoutMs, responseHeaders: a.responseHeaders ? ['x-request-id', ctx.id, ...a.responseHeaders] : ['x-request-id', ctx.id], ownCookies: rt.ownCookies },
+          {
+            pool: rt.pools.get(a.route.origin),
+            method: req.method ?? 'GET',
+            path: a.route.basePath + a.path + a.query,
+            headers,
+            framing: facts.framing,
+            timeoutMs: a.route.timeoutMs,
+            responseHeaders: a.responseHeaders ? ['x-request-id', ctx.id, ...a.responseHeaders] : ['x-request-id', ctx.id],
+            ownCookies: rt.ownCookies,
+          },
           fail,
           done,
         );

@@ -133,7 +133,13 @@ class Handshake implements UpgradeHandler {
   private readonly refuse: (err: unknown) => void;
   private readonly onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void;
 
-  constructor(client: Duplex, ownCookies: readonly string[], extra: readonly string[] | undefined, refuse: (err: unknown) => void, onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void) {
+  constructor(
+    client: Duplex,
+    ownCookies: readonly string[],
+    extra: readonly string[] | undefined,
+    refuse: (err: unknown) => void,
+    onSwitched: (head: ResponseHead, backend: Socket, rest: Buffer) => void,
+  ) {
     this.client = client;
     this.ownCookies = ownCookies;
     this.extra = fieldLines(extra);
@@ -167,7 +173,10 @@ class Handshake implements UpgradeHandler {
   onResponseStart(head: ResponseHead): void {
     this.started = true;
     // The body arrives decoded: framing and hop-by-hop headers are dropped and it ends with the connection.
-    this.client.write(headText(head, filterResponseHeaders(head.headers, head.connectionTokens, [], this.ownCookies), `${this.extra}connection: close\r\n`), 'latin1');
+    this.client.write(
+      headText(head, filterResponseHeaders(head.headers, head.connectionTokens, [], this.ownCookies), `${this.extra}connection: close\r\n`),
+      'latin1',
+    );
   }
 
   onResponseData(chunk: Buffer): boolean {
@@ -191,7 +200,8 @@ class Handshake implements UpgradeHandler {
 function extensionsOf(head: ResponseHead): string | undefined {
   let out: string | undefined;
   for (let i = 0; i < head.headers.length; i += 2) {
-    if (head.headers[i] === 'sec-websocket-extensions') out = out === undefined ? (head.headers[i + 1] as string) : `${out}, ${head.headers[i + 1] as string}`;
+    if (head.headers[i] === 'sec-websocket-extensions')
+      out = out === undefined ? (head.headers[i + 1] as string) : `${out}, ${head.headers[i + 1] as string}`;
   }
   return out;
 }
@@ -288,7 +298,10 @@ export function createUpgradeHandler(deps: {
     const cached = sessions.peek(cookie);
     if (cached) return sessions.touch(cached);
     // A failed read (store down) only skips this roll; the next activity tries again.
-    sessions.load(cookie).then((s) => s && sessions.touch(s), () => undefined);
+    sessions.load(cookie).then(
+      (s) => s && sessions.touch(s),
+      () => undefined,
+    );
   };
   // A session's idle end is no event (its key just expires in the store): a WebSocket asks when it is due.
   const idleLeft = async (cookie: SessionSecret): Promise<number> => {
@@ -330,7 +343,10 @@ export function createUpgradeHandler(deps: {
           conn,
           cookie !== undefined ? { cookie, idleLeftMs: (idleEnd ?? now() + rt.config.session.idleTtlSeconds * 1000) - now() } : undefined,
           {
-            client: socket, clientHead: head, backend: backendSocket, backendHead,
+            client: socket,
+            clientHead: head,
+            backend: backendSocket,
+            backendHead,
             extensions: extensionsOf(res),
             // An identity that ends (session absolute lifetime, bearer token exp) takes its WebSockets with it.
             ...(principal ? { lifetimeMs: principal.expiresAt - now() } : {}),
@@ -339,7 +355,9 @@ export function createUpgradeHandler(deps: {
         );
         log.info({ reqId: ctx.id, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
       });
-      const control = rt.pools.get(route.origin).upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
+      const control = rt.pools
+        .get(route.origin)
+        .upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
       handshake.control = control;
       conn.cancel = (reason) => {
         control.abort();
@@ -351,15 +369,16 @@ export function createUpgradeHandler(deps: {
     };
     const admitNow = () => admit(rt, facts, 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
     const revocationsBefore = registry.revocations();
-    Promise.resolve().then(admitNow).then(
-      (a) => {
+    Promise.resolve()
+      .then(admitNow)
+      .then((a) => {
         ctx.route = a.route;
         ctx.principal = a.principal;
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
         // One identity cannot hold an unbounded number of sockets (OWASP WebSocket DoS): counted from admission
         // to close, so a burst of simultaneous upgrades is counted too.
-        const owner = a.principal ? a.principal.sessionKey ?? `bearer:${String(a.principal.claims['sub'])}` : undefined;
+        const owner = a.principal ? (a.principal.sessionKey ?? `bearer:${String(a.principal.claims['sub'])}`) : undefined;
         if (owner !== undefined) {
           if (!registry.tryReserve(owner, rt.config.websocketMaxPerIdentity)) {
             throw new GatehouseError('too_many_requests', { logDetail: 'websocket limit per identity reached' });
@@ -380,14 +399,17 @@ export function createUpgradeHandler(deps: {
         // A revocation sent while admission was reading the session found no connection to close: ask again
         // (the caches it invalidated make this a store read), now that any later one will find it.
         if (a.principal && registry.revocations() !== revocationsBefore) {
-          Promise.resolve().then(admitNow).then((again) => {
-            if (!again.principal) throw new GatehouseError('unauthorized', { logDetail: 'identity ended during admission' });
-            start();
-          }).catch(refuse);
+          Promise.resolve()
+            .then(admitNow)
+            .then((again) => {
+              if (!again.principal) throw new GatehouseError('unauthorized', { logDetail: 'identity ended during admission' });
+              start();
+            })
+            .catch(refuse);
         } else {
           start();
         }
-      },
-    ).catch(refuse);
+      })
+      .catch(refuse);
   };
 }

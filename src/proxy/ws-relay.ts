@@ -60,16 +60,36 @@ const RELAY: unique symbol = Symbol('gatehouse.wsRelay');
 type Tagged = Duplex & { [RELAY]?: Relay };
 const relayOf = (socket: Duplex): Relay => (socket as Tagged)[RELAY] as Relay;
 
-function clientData(this: Duplex, chunk: Buffer): void { relayOf(this).fromClient(chunk); }
-function backendData(this: Duplex, chunk: Buffer): void { relayOf(this).fromBackend(chunk); }
-function clientDrain(this: Duplex): void { relayOf(this).backend.resume(); }
-function backendDrain(this: Duplex): void { relayOf(this).client.resume(); }
-function clientEnd(this: Duplex): void { relayOf(this).clientEnded(); }
-function backendEnd(this: Duplex): void { relayOf(this).backendEnded(); }
-function socketClose(this: Duplex): void { relayOf(this).socketClosed(); }
-function socketError(this: Duplex): void { relayOf(this).destroy(); }
-function graceOver(relay: Relay): void { relay.destroy(); }
-function lifetimeOver(relay: Relay): void { relay.expire(); }
+function clientData(this: Duplex, chunk: Buffer): void {
+  relayOf(this).fromClient(chunk);
+}
+function backendData(this: Duplex, chunk: Buffer): void {
+  relayOf(this).fromBackend(chunk);
+}
+function clientDrain(this: Duplex): void {
+  relayOf(this).backend.resume();
+}
+function backendDrain(this: Duplex): void {
+  relayOf(this).client.resume();
+}
+function clientEnd(this: Duplex): void {
+  relayOf(this).clientEnded();
+}
+function backendEnd(this: Duplex): void {
+  relayOf(this).backendEnded();
+}
+function socketClose(this: Duplex): void {
+  relayOf(this).socketClosed();
+}
+function socketError(this: Duplex): void {
+  relayOf(this).destroy();
+}
+function graceOver(relay: Relay): void {
+  relay.destroy();
+}
+function lifetimeOver(relay: Relay): void {
+  relay.expire();
+}
 
 class Relay implements WsRelay {
   readonly client: Duplex;

@@ -38,7 +38,13 @@ type Kind = 's' | 'j' | 'u';
  * by pub/sub: a revocation on any replica lands in every cache within the message latency; a dropped
  * subscription (epoch change) discards the cache, and entries are re-read at least every 10 s regardless.
  */
-export function createBlocklist(deps: { store: KeyValue & Bus; log: Logger; now?: () => number; cacheMaxAgeMs?: number; jtiLeewayMs?: number }): Blocklist {
+export function createBlocklist(deps: {
+  store: KeyValue & Bus;
+  log: Logger;
+  now?: () => number;
+  cacheMaxAgeMs?: number;
+  jtiLeewayMs?: number;
+}): Blocklist {
   const { store, log } = deps;
   const now = deps.now ?? Date.now;
   const maxAge = deps.cacheMaxAgeMs ?? 10_000;
@@ -104,10 +110,11 @@ export function createBlocklist(deps: { store: KeyValue & Bus; log: Logger; now?
   };
 
   return {
-    start: () => store.subscribe(CHANNEL, (m) => {
-      // Our own publications were applied already; applying twice is harmless.
-      apply(m);
-    }),
+    start: () =>
+      store.subscribe(CHANNEL, (m) => {
+        // Our own publications were applied already; applying twice is harmless.
+        apply(m);
+      }),
     revokeSession: (key, untilMs) => write('s', key, '1', untilMs - now(), `s\u0000${key}`),
     revokeJti: (jti, untilMs) => write('j', jti, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`),
     revokeUser: (sub, notBefore, ttlMs) => write('u', sub, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),

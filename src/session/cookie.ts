@@ -49,7 +49,10 @@ export function readCookie(header: string | string[] | undefined, name: string):
  * The session cookie, as the secret it carries: undefined when absent or not shaped like a secret Gatehouse
  * issues (such a value never reaches the store), DUPLICATE_COOKIE when sent more than once.
  */
-export function readSessionCookie(header: string | string[] | undefined, name: string): SessionSecret | undefined | typeof DUPLICATE_COOKIE {
+export function readSessionCookie(
+  header: string | string[] | undefined,
+  name: string,
+): SessionSecret | undefined | typeof DUPLICATE_COOKIE {
   const read = readCookie(header, name);
   return read === DUPLICATE_COOKIE ? read : parseSessionSecret(read);
 }

@@ -77,7 +77,13 @@ export interface SessionManager {
    * Stores new tokens if the session is still at `session.version` (else returns what the store has now,
    * so a slow writer never overwrites a newer session). Undefined when the session is gone.
    */
-  replaceTokens(secret: SessionSecret, session: Session, tokens: SessionTokens, accessTokenExpiresAt: number | undefined, accessTokenJti: string | undefined): Promise<Session | undefined>;
+  replaceTokens(
+    secret: SessionSecret,
+    session: Session,
+    tokens: SessionTokens,
+    accessTokenExpiresAt: number | undefined,
+    accessTokenJti: string | undefined,
+  ): Promise<Session | undefined>;
   /** Rolls the idle timeout forward, at most once per touch interval, without delaying the caller. */
   touch(session: Session): void;
   destroy(storeKey: string): Promise<void>;
@@ -194,7 +200,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return { session: toSession(key, record, JSON.parse(opened) as SessionTokens), raw, touching: false };
   };
 
-  const storeFailure = (err: unknown) => new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'session store call failed' });
+  const storeFailure = (err: unknown) =>
+    new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'session store call failed' });
 
   const manager: SessionManager = {
     async start() {
@@ -302,7 +309,12 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         };
         if (record.ver !== session.version) return current();
         const at = now();
-        const next: SessionRecord = { ...record, ver: record.ver + 1, lastSeenAt: at, tok: sealTokens(secret, session.storeKey, JSON.stringify(tokens)) };
+        const next: SessionRecord = {
+          ...record,
+          ver: record.ver + 1,
+          lastSeenAt: at,
+          tok: sealTokens(secret, session.storeKey, JSON.stringify(tokens)),
+        };
         if (accessTokenExpiresAt === undefined) delete next.accessTokenExpiresAt;
         else next.accessTokenExpiresAt = accessTokenExpiresAt;
         if (accessTokenJti === undefined) delete next.atJti;
@@ -317,7 +329,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         if (!ok) continue;
         const updated = toSession(session.storeKey, next, tokens);
         remember(updated, nextRaw);
-        await store.publish(INVALIDATE_CHANNEL, `u:${session.storeKey}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+        await store
+          .publish(INVALIDATE_CHANNEL, `u:${session.storeKey}`)
+          .catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
         return updated;
       }
       return manager.load(secret, { fresh: true });
@@ -330,18 +344,24 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         throw storeFailure(err);
       }
       invalidateLocal(`d:${key}`);
-      await store.publish(INVALIDATE_CHANNEL, `d:${key}`).catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+      await store
+        .publish(INVALIDATE_CHANNEL, `d:${key}`)
+        .catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
     },
 
     async destroyUser(sub) {
-      const keys = await store.setMembers(userIndexKey(sub)).catch((err: unknown) => { throw storeFailure(err); });
+      const keys = await store.setMembers(userIndexKey(sub)).catch((err: unknown) => {
+        throw storeFailure(err);
+      });
       for (const key of keys) await manager.destroy(key);
       await store.del(userIndexKey(sub)).catch(() => 0);
       return keys.length;
     },
 
     async destroyBySid(sid, sub) {
-      const keys = await store.setMembers(sidIndexKey(sid)).catch((err: unknown) => { throw storeFailure(err); });
+      const keys = await store.setMembers(sidIndexKey(sid)).catch((err: unknown) => {
+        throw storeFailure(err);
+      });
       let n = 0;
       for (const key of keys) {
         if (sub !== undefined) {

@@ -13,7 +13,8 @@ export interface EpochCache<V> {
   /** The value held for `key` whatever its age or epoch (to update in place what a caller holds). */
   held(key: string): V | undefined;
   /**
-   * The miss path (callers ask get() first): runs `read` and stores its answer (undefined: nothing to store) unless an invalidation overtook it.
+   * The miss path (callers ask get() first): runs `read` and stores its answer (undefined: nothing to store)
+   * unless an invalidation or this process's own write overtook it.
    * Concurrent callers share one read unless `join: false` (a read that must see the store itself).
    * A read overtaken by `invalidate(key, value)` resolves to `value`, the newer truth; overtaken by a plain
    * invalidation, to its own answer, which is then not stored.

@@ -1,8 +1,14 @@
 import { createLocks } from './lock.ts';
 import type { Store } from './store.ts';
 
-interface Entry { value: string; expiresAt: number }
-interface SetEntry { members: Set<string>; expiresAt: number }
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+interface SetEntry {
+  members: Set<string>;
+  expiresAt: number;
+}
 
 /**
  * A single-process Store for development and tests of the dev setup.

@@ -53,8 +53,13 @@ describe('admin API authorisation', () => {
 
   it('ADMIN_TOKEN shorter than 32 characters stops start-up with a configuration error naming it', () => {
     const env = {
-      NODE_ENV: 'test', APP_BASE_URL: 'http://127.0.0.1:8080', OIDC_ISSUER: stage.idp.issuer, OIDC_CLIENT_ID: stage.idp.clientId,
-      OIDC_CLIENT_SECRET: stage.idp.clientSecret, REDIS_URL: inject('redisUrl'), GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'),
+      NODE_ENV: 'test',
+      APP_BASE_URL: 'http://127.0.0.1:8080',
+      OIDC_ISSUER: stage.idp.issuer,
+      OIDC_CLIENT_ID: stage.idp.clientId,
+      OIDC_CLIENT_SECRET: stage.idp.clientSecret,
+      REDIS_URL: inject('redisUrl'),
+      GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'),
       ADMIN_TOKEN: 'short-token',
     };
     let error: unknown;
@@ -70,16 +75,24 @@ describe('admin API authorisation', () => {
   const refusals: Array<[string, () => Promise<Response>]> = [
     ['no token', () => revokeSession(storeKeyOf(cookie.value))],
     ['an empty token', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': '' })],
-    ['a wrong token of the same length', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': `${ADMIN_TOKEN.slice(0, -1)}X` })],
+    [
+      'a wrong token of the same length',
+      () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': `${ADMIN_TOKEN.slice(0, -1)}X` }),
+    ],
     ['the right token with a suffix', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': `${ADMIN_TOKEN}x` })],
     ['a prefix of the right token', () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN.slice(0, 32) })],
     ['the token as Authorization: Bearer', () => revokeSession(storeKeyOf(cookie.value), { authorization: `Bearer ${ADMIN_TOKEN}` })],
     ['the token in the query string', () => revokeSession(storeKeyOf(cookie.value), {}, stage.gh.url, `?token=${ADMIN_TOKEN}`)],
     ['the token in the query string as admin_token', () => revokeUser('ada', {}, stage.gh.url, `?admin_token=${ADMIN_TOKEN}`)],
-    ['the token in the query string even beside the header',
-      () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, stage.gh.url, `?x-admin-token=${ADMIN_TOKEN}`)],
-    ['a logged-in user\'s session cookie', () => revokeUser('ada', { cookie: cookie.header })],
-    ['a session cookie and a wrong token', () => revokeSession(storeKeyOf(cookie.value), { cookie: cookie.header, 'x-admin-token': 'nope' })],
+    [
+      'the token in the query string even beside the header',
+      () => revokeSession(storeKeyOf(cookie.value), { 'x-admin-token': ADMIN_TOKEN }, stage.gh.url, `?x-admin-token=${ADMIN_TOKEN}`),
+    ],
+    ["a logged-in user's session cookie", () => revokeUser('ada', { cookie: cookie.header })],
+    [
+      'a session cookie and a wrong token',
+      () => revokeSession(storeKeyOf(cookie.value), { cookie: cookie.header, 'x-admin-token': 'nope' }),
+    ],
   ];
 
   it.each(refusals)('%s → 401 unauthorized, no-store, nothing revoked', async (_name, send) => {

@@ -148,12 +148,17 @@ function layerViolations(edges: readonly Edge[]): string[] {
       continue;
     }
     if (from === 'dev') {
-      if (!inPlace(e.to, DEV_MAY_IMPORT)) out.push(`${describeEdge(e.from, e.to)} (dev/ may import only errors.ts, config/, observability/)`);
+      if (!inPlace(e.to, DEV_MAY_IMPORT))
+        out.push(`${describeEdge(e.from, e.to)} (dev/ may import only errors.ts, config/, observability/)`);
       continue;
     }
     if (to > from) out.push(`${describeEdge(e.from, e.to)} (upward: layer ${from} imports layer ${to})`);
-    else if (e.from.startsWith('proxy/') && PROXY_MAY_NOT_LOAD.some((p) => e.to.startsWith(p)) && !PROXY_MAY_LOAD_ANYWAY.includes(e.to)
-      && (e.kind === 'static' || e.kind === 'dynamic')) {
+    else if (
+      e.from.startsWith('proxy/') &&
+      PROXY_MAY_NOT_LOAD.some((p) => e.to.startsWith(p)) &&
+      !PROXY_MAY_LOAD_ANYWAY.includes(e.to) &&
+      (e.kind === 'static' || e.kind === 'dynamic')
+    ) {
       out.push(`${describeEdge(e.from, e.to)} (proxy/ forwards: identities and sessions reach it through policy/)`);
     }
   }
@@ -304,7 +309,13 @@ describe('the checks themselves (each must catch what it names)', () => {
     expect(layerViolations([edge('session/sessions.ts', 'auth/refresh.ts', 'type')])).toEqual([
       'src/session/sessions.ts -> src/auth/refresh.ts (upward: layer 2 imports layer 3)',
     ]);
-    expect(layerViolations([edge('policy/admit.ts', 'auth/identity.ts'), edge('session/sessions.ts', 'revocation/blocklist.ts'), edge('errors.ts', 'config/types.ts')])).toEqual([]);
+    expect(
+      layerViolations([
+        edge('policy/admit.ts', 'auth/identity.ts'),
+        edge('session/sessions.ts', 'revocation/blocklist.ts'),
+        edge('errors.ts', 'config/types.ts'),
+      ]),
+    ).toEqual([]);
     expect(layerViolations([edge('app.ts', 'main.ts')])).toHaveLength(1);
   });
 
@@ -312,7 +323,9 @@ describe('the checks themselves (each must catch what it names)', () => {
     expect(layerViolations([edge('policy/admit.ts', 'proxy/headers.ts', 'type')])).toEqual([
       'src/policy/admit.ts -> src/proxy/headers.ts (upward: layer 4 imports layer 5)',
     ]);
-    expect(layerViolations([edge('proxy/http-handler.ts', 'policy/admit.ts'), edge('http/express-app.ts', 'policy/origin.ts')])).toEqual([]);
+    expect(layerViolations([edge('proxy/http-handler.ts', 'policy/admit.ts'), edge('http/express-app.ts', 'policy/origin.ts')])).toEqual(
+      [],
+    );
   });
 
   it('lets proxy/ load neither auth/ nor session/ (types aside, and the Cookie-header grammar)', () => {
@@ -322,20 +335,32 @@ describe('the checks themselves (each must catch what it names)', () => {
       'src/proxy/headers.ts -> src/session/sessions.ts (proxy/ forwards: identities and sessions reach it through policy/)',
     ]);
     const allowed = [
-      edge('proxy/websocket.ts', 'session/sessions.ts', 'type'), edge('proxy/headers.ts', 'session/cookie.ts'), edge('admin/routes.ts', 'session/sessions.ts'),
+      edge('proxy/websocket.ts', 'session/sessions.ts', 'type'),
+      edge('proxy/headers.ts', 'session/cookie.ts'),
+      edge('admin/routes.ts', 'session/sessions.ts'),
     ];
     expect(layerViolations(allowed)).toEqual([]);
   });
 
   it('keeps dev/ at the edge: only main.ts, only dynamically; dev/ imports only the base layer', () => {
-    expect(layerViolations([edge('main.ts', 'dev/setup.ts', 'dynamic'), edge('main.ts', 'dev/setup.ts', 'type-query'), edge('dev/setup.ts', 'observability/logger.ts'), edge('dev/setup.ts', 'dev/idp.ts')])).toEqual([]);
+    expect(
+      layerViolations([
+        edge('main.ts', 'dev/setup.ts', 'dynamic'),
+        edge('main.ts', 'dev/setup.ts', 'type-query'),
+        edge('dev/setup.ts', 'observability/logger.ts'),
+        edge('dev/setup.ts', 'dev/idp.ts'),
+      ]),
+    ).toEqual([]);
     expect(layerViolations([edge('main.ts', 'dev/setup.ts', 'static')])).toHaveLength(1);
     expect(layerViolations([edge('app.ts', 'dev/setup.ts', 'dynamic')])).toHaveLength(1);
     expect(layerViolations([edge('dev/setup.ts', 'session/sessions.ts')])).toHaveLength(1);
   });
 
   it('reports a cycle with its path, including a type-only one', () => {
-    const found = cycles(['a.ts', 'b.ts', 'c.ts', 'd.ts'], [edge('a.ts', 'b.ts'), edge('b.ts', 'c.ts', 'type'), edge('c.ts', 'a.ts'), edge('c.ts', 'd.ts')]);
+    const found = cycles(
+      ['a.ts', 'b.ts', 'c.ts', 'd.ts'],
+      [edge('a.ts', 'b.ts'), edge('b.ts', 'c.ts', 'type'), edge('c.ts', 'a.ts'), edge('c.ts', 'd.ts')],
+    );
     expect(found).toEqual(['cycle: src/a.ts -> src/b.ts -> src/c.ts -> src/a.ts']);
     expect(cycles(['a.ts', 'b.ts'], [edge('a.ts', 'b.ts')])).toEqual([]);
   });
@@ -344,7 +369,16 @@ describe('the checks themselves (each must catch what it names)', () => {
     const imp = (from: string, pkg: string, kind: ImportKind = 'static'): PackageImport => ({ from, pkg, kind, line: 1 });
     expect(roomViolations([imp('session/sessions.ts', 'ioredis')])).toHaveLength(1);
     expect(roomViolations([imp('auth/login.ts', 'express', 'type')])).toHaveLength(1);
-    expect(roomViolations([imp('admin/routes.ts', 'express'), imp('http/auth-routes.ts', 'express'), imp('store/redis.ts', 'ioredis'), imp('dev/idp.ts', 'oidc-provider', 'dynamic')])).toEqual([]);
-    expect(roomViolations([imp('dev/backend.ts', 'ws', 'static')])).toEqual(['src/dev/backend.ts -> ws (a devDependency: load it with a dynamic import())']);
+    expect(
+      roomViolations([
+        imp('admin/routes.ts', 'express'),
+        imp('http/auth-routes.ts', 'express'),
+        imp('store/redis.ts', 'ioredis'),
+        imp('dev/idp.ts', 'oidc-provider', 'dynamic'),
+      ]),
+    ).toEqual([]);
+    expect(roomViolations([imp('dev/backend.ts', 'ws', 'static')])).toEqual([
+      'src/dev/backend.ts -> ws (a devDependency: load it with a dynamic import())',
+    ]);
   });
 });

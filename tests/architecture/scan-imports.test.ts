@@ -10,7 +10,7 @@ describe('findImports (the scanner behind the architecture test)', () => {
       "import type { B } from './b.ts';",
       "import { type C, d } from './c.ts';",
       "import * as e from 'e';",
-      "import f, { g } from \"f\";",
+      'import f, { g } from "f";',
       "import './side-effect.ts';",
       "export { h } from './h.ts';",
       "export * from './star.ts';",
@@ -19,15 +19,26 @@ describe('findImports (the scanner behind the architecture test)', () => {
       "let k: Awaited<ReturnType<typeof import('./k.ts').make>>;",
       "interface L { readonly p: import('l').default }",
       "import type from './default-named-type.ts';",
-      "import {",
-      "  m,",
-      "  n,",
+      'import {',
+      '  m,',
+      '  n,',
       "} from './multi-line.ts';",
     ].join('\n');
     expect(specs(src)).toEqual([
-      'static ./a.ts', 'type ./b.ts', 'static ./c.ts', 'static e', 'static f', 'static ./side-effect.ts',
-      'static ./h.ts', 'static ./star.ts', 'type ./i.ts', 'dynamic ./j.ts', 'type-query ./k.ts', 'type-query l',
-      'static ./default-named-type.ts', 'static ./multi-line.ts',
+      'static ./a.ts',
+      'type ./b.ts',
+      'static ./c.ts',
+      'static e',
+      'static f',
+      'static ./side-effect.ts',
+      'static ./h.ts',
+      'static ./star.ts',
+      'type ./i.ts',
+      'dynamic ./j.ts',
+      'type-query ./k.ts',
+      'type-query l',
+      'static ./default-named-type.ts',
+      'static ./multi-line.ts',
     ]);
   });
 
@@ -35,22 +46,24 @@ describe('findImports (the scanner behind the architecture test)', () => {
     const src = [
       "// import { x } from './commented.ts';",
       "/* import y from './block.ts'; */",
-      "const s = \"import z from './in-string.ts'\";",
+      'const s = "import z from \'./in-string.ts\'";',
       "const t = `import w from './in-template.ts' ${`nested ${'import(\"./nested.ts\")'}`}`;",
       "const re = /[^'\"]import\\('x'\\)/g;",
-      "const q = a / b; const r = \"/\";",
-      "const u = { import: 1 }.import;",
-      "const meta = import.meta.url;",
-      "export const v = 1;",
-      "export type W = string;",
-      "export { v as vv };",
+      'const q = a / b; const r = "/";',
+      'const u = { import: 1 }.import;',
+      'const meta = import.meta.url;',
+      'export const v = 1;',
+      'export type W = string;',
+      'export { v as vv };',
       "import { real } from './real.ts';",
     ].join('\n');
     expect(specs(src)).toEqual(['static ./real.ts']);
   });
 
   it('reports the line of each import', () => {
-    expect(findImports("\n\n// c\nimport { a } from './a.ts';\nconst x = `\n${1}\n`;\nimport('./b.ts');").map((i) => i.line)).toEqual([4, 8]);
+    expect(findImports("\n\n// c\nimport { a } from './a.ts';\nconst x = `\n${1}\n`;\nimport('./b.ts');").map((i) => i.line)).toEqual([
+      4, 8,
+    ]);
   });
 
   it('refuses a computed dynamic import it cannot check', () => {

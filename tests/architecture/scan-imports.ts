@@ -30,7 +30,20 @@ interface Token {
 }
 
 const REGEX_AFTER_WORDS = new Set([
-  'return', 'typeof', 'instanceof', 'in', 'of', 'new', 'delete', 'void', 'throw', 'case', 'do', 'else', 'yield', 'await',
+  'return',
+  'typeof',
+  'instanceof',
+  'in',
+  'of',
+  'new',
+  'delete',
+  'void',
+  'throw',
+  'case',
+  'do',
+  'else',
+  'yield',
+  'await',
 ]);
 
 function isIdentStart(c: string): boolean {
@@ -221,7 +234,14 @@ export function findImports(src: string): FoundImport[] {
       if (t.type === 'punct' && (t.value === '{' || t.value === '(')) depth++;
       else if (t.type === 'punct' && (t.value === '}' || t.value === ')')) depth--;
       else if (depth === 0 && t.type === 'punct' && t.value === ';') return undefined;
-      else if (depth === 0 && k > start && t.type === 'word' && (t.value === 'import' || t.value === 'export') && !is(tokens[k - 1], 'punct', '.')) return undefined;
+      else if (
+        depth === 0 &&
+        k > start &&
+        t.type === 'word' &&
+        (t.value === 'import' || t.value === 'export') &&
+        !is(tokens[k - 1], 'punct', '.')
+      )
+        return undefined;
       else if (depth === 0 && is(t, 'word', 'from') && is(tokens[k + 1], 'string')) return tokens[k + 1] as Token;
       if (depth < 0) return undefined;
     }
@@ -241,7 +261,10 @@ export function findImports(src: string): FoundImport[] {
       if (is(n1, 'punct', '(')) {
         if (is(n2, 'string') && (is(tokens[k + 3], 'punct', ')') || is(tokens[k + 3], 'punct', ','))) {
           const after = tokens[k + 4];
-          const typeQuery = is(prev, 'word', 'typeof') || (is(prev, 'punct', ':') && is(after, 'punct', '.')) || (is(prev, 'punct', '<') && is(after, 'punct', '.'));
+          const typeQuery =
+            is(prev, 'word', 'typeof') ||
+            (is(prev, 'punct', ':') && is(after, 'punct', '.')) ||
+            (is(prev, 'punct', '<') && is(after, 'punct', '.'));
           const spec = n2 as Token;
           found.push({ specifier: spec.value, kind: typeQuery ? 'type-query' : 'dynamic', line: spec.line });
         } else if (!is(prev, 'word', 'typeof')) {

@@ -191,13 +191,21 @@ describe('OIDC callback', () => {
     expect(attackerBinding && victimBinding).toBeTruthy();
     const before = grants();
     // The attacker's copy first: taking the first would finish the attacker's login in the victim's browser.
-    await expectRefused(await victim.fetch(attackerCallback, { headers: { cookie: `${BINDING}=${attackerBinding}; ${BINDING}=${victimBinding}` } }), 400, 'invalid_state');
+    await expectRefused(
+      await victim.fetch(attackerCallback, { headers: { cookie: `${BINDING}=${attackerBinding}; ${BINDING}=${victimBinding}` } }),
+      400,
+      'invalid_state',
+    );
 
     // The user's own copy first, a planted one after: refused too (no copy is trusted), and the login is used up.
     const user = new Browser();
     const callback = await authorize(user, gh.url);
     const own = user.cookie(gh.url, BINDING);
-    await expectRefused(await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}; ${BINDING}=${attackerBinding}` } }), 400, 'invalid_state');
+    await expectRefused(
+      await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}; ${BINDING}=${attackerBinding}` } }),
+      400,
+      'invalid_state',
+    );
     await expectRefused(await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}` } }), 400, 'invalid_state');
     expect(grants()).toBe(before);
     expect(user.cookie(gh.url, SESSION)).toBeUndefined();
@@ -260,7 +268,9 @@ describe('OIDC callback', () => {
   it('checks iss on error responses too: an error naming another issuer is 400 bad_request, not login_failed', async () => {
     const browser = new Browser();
     const state = await beginLogin(browser, gh.url);
-    const res = await browser.fetch(`${gh.url}/auth/callback?error=access_denied&state=${encodeURIComponent(state)}&iss=${encodeURIComponent('https://evil.example')}`);
+    const res = await browser.fetch(
+      `${gh.url}/auth/callback?error=access_denied&state=${encodeURIComponent(state)}&iss=${encodeURIComponent('https://evil.example')}`,
+    );
     await expectRefused(res, 400, 'bad_request');
     expect(await redis.exists(txKey(state))).toBe(0);
   });
@@ -328,12 +338,14 @@ describe('login start, cookies and concurrent logins', () => {
     const session = cookies.find((c) => c.startsWith(`${SESSION}=`)) ?? '';
     const attrs = session.split(';').map((a) => a.trim());
     expect(attrs[0]).toMatch(new RegExp(`^${SESSION}=[A-Za-z0-9_-]{43}$`));
-    expect(attrs).toEqual(expect.arrayContaining(['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax', `Max-Age=${gh.config.session.maxAgeSeconds}`]));
+    expect(attrs).toEqual(
+      expect.arrayContaining(['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax', `Max-Age=${gh.config.session.maxAgeSeconds}`]),
+    );
     expect(attrs.some((a) => /^domain=/i.test(a))).toBe(false);
     expect(cookies.some((c) => c.startsWith(`${BINDING}=;`) && /Max-Age=0/.test(c))).toBe(true);
   });
 
-  it('refuses a stolen code injected with the attacker\'s own state (PKCE binds the code): 400 login_failed, no session', async () => {
+  it("refuses a stolen code injected with the attacker's own state (PKCE binds the code): 400 login_failed, no session", async () => {
     const victim = new Browser();
     const victimCallback = await authorize(victim, gh.url, 'alice');
     const stolenCode = new URL(victimCallback).searchParams.get('code') ?? '';

@@ -21,13 +21,16 @@ describe('openid-client errors are classified in one place (auth/oidc.ts), by co
 
   it('keeps the code and OAuth error for the log', () => {
     expect(classifyIdpError(oauthError('invalid_client'))).toEqual({
-      kind: 'failed', code: 'OAUTH_RESPONSE_BODY_ERROR', error: 'invalid_client',
+      kind: 'failed',
+      code: 'OAUTH_RESPONSE_BODY_ERROR',
+      error: 'invalid_client',
     });
   });
 
   it('on the login path, a refused grant is login_failed and anything else idp_error', () => {
     expect(translateIdpError(oauthError('invalid_grant'), 'code exchange')).toMatchObject({
-      code: 'login_failed', logDetail: 'code exchange: OAUTH_RESPONSE_BODY_ERROR (invalid_grant)',
+      code: 'login_failed',
+      logDetail: 'code exchange: OAUTH_RESPONSE_BODY_ERROR (invalid_grant)',
     });
     expect(translateIdpError(oauthError('access_denied'), 'code exchange').code).toBe('login_failed');
     const reset = Object.assign(new Error('x'), { code: 'ECONNRESET' });

@@ -82,16 +82,21 @@ describe.concurrent('logout revokes what the session held', () => {
     // replica that starts now (a restart, a scale-up): no revocation in its cache, only what Redis still holds.
     await sleep(Math.max(0, exp * 1000 + 1500 - Date.now()));
     const fresh = await startGatehouse({
-      idp: stage.idp, redisUrl: inject('redisUrl'),
+      idp: stage.idp,
+      redisUrl: inject('redisUrl'),
       yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${stage.backends.backend.url}"\n`,
       env: {
-        TOKEN_REFRESH_SKEW_SECONDS: '1', API_AUDIENCE, TOKEN_CLOCK_TOLERANCE_SECONDS: '30',
+        TOKEN_REFRESH_SKEW_SECONDS: '1',
+        API_AUDIENCE,
+        TOKEN_CLOCK_TOLERANCE_SECONDS: '30',
         REDIS_KEY_PREFIX: stage.gh.config.redis.keyPrefix,
       },
     });
     try {
       for (const instance of [stage.gh, fresh]) {
-        const res = await jsonOf(await fetch(`${instance.url}/api/lo/late`, { headers: { authorization: `Bearer ${stored.tokens.accessToken}` } }));
+        const res = await jsonOf(
+          await fetch(`${instance.url}/api/lo/late`, { headers: { authorization: `Bearer ${stored.tokens.accessToken}` } }),
+        );
         expectError(res, 401, 'unauthorized');
       }
       expect(callsTo('/lo/late')).toBe(0);

@@ -5,7 +5,17 @@ import { Browser } from '../helpers/browser.ts';
 import { testClock } from '../helpers/clock.ts';
 import { reservePort, startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
-import { jsonOf, openWs, readSession, redisClient, revokeAtIdp, sessionCookieOf, sleep, upgradeStatus, type StoredSession } from '../helpers/token-kit.ts';
+import {
+  jsonOf,
+  openWs,
+  readSession,
+  redisClient,
+  revokeAtIdp,
+  sessionCookieOf,
+  sleep,
+  upgradeStatus,
+  type StoredSession,
+} from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 /** Long enough that real time never reaches a token's expiry during the file: only the clocks do. */
@@ -54,7 +64,15 @@ describe('access token refresh before proxying', () => {
     ]);
     [gh, noRt, flaky] = await Promise.all([
       startGatehouse({ idp, redisUrl, port: p1.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '1' }, now: clocks.gh.now }),
-      startGatehouse({ idp, clientId: `${idp.clientId}-1`, redisUrl, port: p2.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3', OIDC_SCOPES: 'openid profile email' }, now: clocks.noRt.now }),
+      startGatehouse({
+        idp,
+        clientId: `${idp.clientId}-1`,
+        redisUrl,
+        port: p2.port,
+        yaml,
+        env: { TOKEN_REFRESH_SKEW_SECONDS: '3', OIDC_SCOPES: 'openid profile email' },
+        now: clocks.noRt.now,
+      }),
       startGatehouse({ idp: flakyIdp, redisUrl, port: p3.port, yaml, env: { TOKEN_REFRESH_SKEW_SECONDS: '3' }, now: clocks.flaky.now }),
     ]);
   });

@@ -23,12 +23,15 @@ mappings:
 `;
 
 function load(env: Record<string, string | undefined>, yaml = VALID_YAML) {
-  return loadConfig({ ...BASE_ENV, ...env }, {
-    readFile: (path) => {
-      if (path !== FILE) throw Object.assign(new Error('not found'), { code: 'ENOENT' });
-      return yaml;
+  return loadConfig(
+    { ...BASE_ENV, ...env },
+    {
+      readFile: (path) => {
+        if (path !== FILE) throw Object.assign(new Error('not found'), { code: 'ENOENT' });
+        return yaml;
+      },
     },
-  });
+  );
 }
 
 /** The problem lines of the ConfigError that loading throws (fails the test when nothing is thrown). */
@@ -53,8 +56,21 @@ function lineFor(list: readonly string[], start: string): string {
 describe('loadConfig: defaults and immutability', () => {
   it('applies the documented defaults', () => {
     const config = load({});
-    expect(config.server).toMatchObject({ port: 8080, host: '0.0.0.0', baseUrl: 'https://app.example.com', origin: 'https://app.example.com', trustProxy: { kind: 'none' }, shutdownTimeoutMs: 10000 });
-    expect(config.session).toEqual({ cookieName: '__Host-gh_session', secure: true, sameSite: 'Lax', idleTtlSeconds: 28800, maxAgeSeconds: 604800 });
+    expect(config.server).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      baseUrl: 'https://app.example.com',
+      origin: 'https://app.example.com',
+      trustProxy: { kind: 'none' },
+      shutdownTimeoutMs: 10000,
+    });
+    expect(config.session).toEqual({
+      cookieName: '__Host-gh_session',
+      secure: true,
+      sameSite: 'Lax',
+      idleTtlSeconds: 28800,
+      maxAgeSeconds: 604800,
+    });
     expect(config.oidc).toMatchObject({
       redirectUri: 'https://app.example.com/auth/callback',
       postLogoutRedirectUri: 'https://app.example.com/',
@@ -70,7 +86,18 @@ describe('loadConfig: defaults and immutability', () => {
 
   it('is deep-frozen: no part of it can be changed at run time', () => {
     const config = load({});
-    for (const part of [config, config.server, config.session, config.oidc, config.oidc.endpoints, config.redis, config.routing, config.routing.mappings, config.routing.mappings[0], config.routing.allowedOrigins]) {
+    for (const part of [
+      config,
+      config.server,
+      config.session,
+      config.oidc,
+      config.oidc.endpoints,
+      config.redis,
+      config.routing,
+      config.routing.mappings,
+      config.routing.mappings[0],
+      config.routing.allowedOrigins,
+    ]) {
       expect(Object.isFrozen(part)).toBe(true);
     }
     expect(() => {
@@ -124,13 +151,16 @@ describe('loadConfig: every problem names its source and field', () => {
   });
 
   it('an unknown field in config.yml, at the root or in a mapping', () => {
-    const list = problems({}, `
+    const list = problems(
+      {},
+      `
 colour: blue
 mappings:
   - frontendHost: app.example.com
     backend: http://orders.internal
     bakend: http://typo.internal
-`);
+`,
+    );
     expect(lineFor(list, `${SOURCE} /colour: `)).toMatch(/not a known field/);
     expect(lineFor(list, `${SOURCE} /mappings/0/bakend: `)).toMatch(/not a known field/);
   });
@@ -139,7 +169,13 @@ mappings:
     expect(lineFor(problems({}, 'mappings:\n  - frontendHost: app.example.com\n'), `${SOURCE} /mappings/0/backend: `)).toMatch(/required/);
   });
 
-  it.each(['file:///etc/passwd', 'gopher://orders.internal', 'http://user:pass@orders.internal', 'orders.internal:8080', 'http://orders.internal/?q=1'])('backend %s', (backend) => {
+  it.each([
+    'file:///etc/passwd',
+    'gopher://orders.internal',
+    'http://user:pass@orders.internal',
+    'orders.internal:8080',
+    'http://orders.internal/?q=1',
+  ])('backend %s', (backend) => {
     lineFor(problems({}, `mappings:\n  - frontendHost: app.example.com\n    backend: "${backend}"\n`), `${SOURCE} /mappings/0/backend: `);
   });
 

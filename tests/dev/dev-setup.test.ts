@@ -11,7 +11,10 @@ async function waitReady(url: string, started: MainProcess, timeoutMs: number): 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (started.child.exitCode !== null) throw new Error(`gatehouse exited early (${started.child.exitCode}):\n${started.output()}`);
-    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
+    const status = await fetch(`${url}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return;
     await sleep(100);
   }
@@ -61,7 +64,12 @@ describe('npm start with no configuration: embedded dev IdP, demo backend, in-me
     const code = await Promise.race([started.exited, sleep(8000).then(() => 'timeout' as const)]);
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(8000);
-    expect(await fetch(`${url}/healthz`).then(() => 'up', () => 'down')).toBe('down');
+    expect(
+      await fetch(`${url}/healthz`).then(
+        () => 'up',
+        () => 'down',
+      ),
+    ).toBe('down');
   });
 
   it('refuses NODE_ENV=production without OIDC_ISSUER: exits non-zero naming OIDC_ISSUER and production', async () => {
@@ -74,6 +82,11 @@ describe('npm start with no configuration: embedded dev IdP, demo backend, in-me
     const output = started.output();
     expect(output).toMatch(/OIDC_ISSUER[^\n]*production/);
     expect(output).not.toMatch(/DEVELOPMENT MODE/);
-    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => 'up', () => 'down')).toBe('down');
+    expect(
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => 'up',
+        () => 'down',
+      ),
+    ).toBe('down');
   });
 });

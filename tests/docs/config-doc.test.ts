@@ -6,10 +6,28 @@ import { codeCell, firstCodeSpan, readRepoFile, tableRows, withoutCodeBlocks } f
 
 /** The variables the original issue asked the README to explain, whatever else the schema grows. */
 const README_VARIABLES = [
-  'PORT', 'HOST', 'APP_BASE_URL', 'NODE_ENV', 'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_SCOPES',
-  'TOKEN_REFRESH_SKEW_SECONDS', 'ID_TOKEN_MAX_AGE_SECONDS', 'REDIS_URL', 'SESSION_COOKIE_NAME', 'SESSION_COOKIE_SECURE',
-  'SESSION_COOKIE_SAMESITE', 'SESSION_COOKIE_DOMAIN', 'SESSION_IDLE_TTL_SECONDS', 'SESSION_MAX_AGE_SECONDS',
-  'GATEHOUSE_CONFIG', 'ALLOWED_ORIGINS', 'ADMIN_TOKEN', 'LOG_LEVEL', 'TRUST_PROXY',
+  'PORT',
+  'HOST',
+  'APP_BASE_URL',
+  'NODE_ENV',
+  'OIDC_ISSUER',
+  'OIDC_CLIENT_ID',
+  'OIDC_CLIENT_SECRET',
+  'OIDC_SCOPES',
+  'TOKEN_REFRESH_SKEW_SECONDS',
+  'ID_TOKEN_MAX_AGE_SECONDS',
+  'REDIS_URL',
+  'SESSION_COOKIE_NAME',
+  'SESSION_COOKIE_SECURE',
+  'SESSION_COOKIE_SAMESITE',
+  'SESSION_COOKIE_DOMAIN',
+  'SESSION_IDLE_TTL_SECONDS',
+  'SESSION_MAX_AGE_SECONDS',
+  'GATEHOUSE_CONFIG',
+  'ALLOWED_ORIGINS',
+  'ADMIN_TOKEN',
+  'LOG_LEVEL',
+  'TRUST_PROXY',
 ] as const;
 
 interface JsonSchemaProperty {
@@ -39,7 +57,8 @@ function documentedRows(markdown: string, names: readonly string[]): Map<string,
 }
 
 /** A schema default as the docs write it: `[]` for an empty array, the plain string otherwise. */
-const asDocumented = (value: unknown) => (Array.isArray(value) || (typeof value === 'object' && value !== null) ? JSON.stringify(value) : String(value));
+const asDocumented = (value: unknown) =>
+  Array.isArray(value) || (typeof value === 'object' && value !== null) ? JSON.stringify(value) : String(value);
 
 /** Rows whose default cell does not start with the schema default in backticks. */
 function wrongDefaults(rows: Map<string, string[]>, schema: Record<string, JsonSchemaProperty>): string[] {
@@ -49,7 +68,9 @@ function wrongDefaults(rows: Map<string, string[]>, schema: Record<string, JsonS
     if (!property || !('default' in property)) continue;
     const documented = firstCodeSpan(cells[1]);
     if (documented !== asDocumented(property.default)) {
-      out.push(`${name}: documented default ${documented === undefined ? '(none)' : `\`${documented}\``}, schema default \`${asDocumented(property.default)}\``);
+      out.push(
+        `${name}: documented default ${documented === undefined ? '(none)' : `\`${documented}\``}, schema default \`${asDocumented(property.default)}\``,
+      );
     }
   }
   return out;
@@ -149,6 +170,8 @@ describe('config.example.yml', () => {
 
   it('names its ${VAR} references in a way loadConfig reports when unset', () => {
     const { TENANT_BACKEND_URL: _unset, ...withoutTenant } = env;
-    expect(() => loadConfig(withoutTenant, { readFile: () => exampleText })).toThrow(/refers to \$\{TENANT_BACKEND_URL\}, which is not set/);
+    expect(() => loadConfig(withoutTenant, { readFile: () => exampleText })).toThrow(
+      /refers to \$\{TENANT_BACKEND_URL\}, which is not set/,
+    );
   });
 });

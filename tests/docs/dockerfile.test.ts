@@ -15,7 +15,10 @@ const instructions = dockerfile
   .map((l) => l.trim())
   .filter((l) => l !== '' && !l.startsWith('#'));
 const named = (keyword: string) => instructions.filter((l) => l.toUpperCase().startsWith(`${keyword} `));
-const ignoreRules = readRepoFile('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const ignoreRules = readRepoFile('.dockerignore')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
 
 /** Whether .dockerignore (an allowlist: "**" then "!path" lines) keeps `path` in the build context. */
 function inContext(path: string): boolean {
@@ -61,7 +64,10 @@ describe('Dockerfile', () => {
 
   it('copies what the server reads at run time, from paths that exist and are in the build context', () => {
     const sources = named('COPY').flatMap((l) => {
-      const parts = l.split(/\s+/).slice(1).filter((p) => !p.startsWith('--'));
+      const parts = l
+        .split(/\s+/)
+        .slice(1)
+        .filter((p) => !p.startsWith('--'));
       return parts.slice(0, -1);
     });
     for (const needed of ['package.json', 'package-lock.json', 'config.schema.json', 'public', 'src']) expect(sources).toContain(needed);

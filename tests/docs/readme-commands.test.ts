@@ -9,7 +9,10 @@ const pkg = JSON.parse(readRepoFile('package.json')) as { scripts?: Record<strin
 const scripts = pkg.scripts ?? {};
 
 /** Lines of the script that do something (no blanks, no comments). */
-const ciLines = ciRun.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const ciLines = ciRun
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
 
 describe('README commands', () => {
   it('gives the quick start as exactly `npm ci && npm start`', () => {

@@ -13,18 +13,36 @@ describe('npm start in a real browser (headless Chromium)', () => {
   beforeAll(async () => {
     const port = await freePort();
     base = `http://localhost:${port}`;
-    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', PORT: String(port), HOST: '127.0.0.1', DEV_BACKEND_PORT: '0', LOG_LEVEL: 'warn' };
+    const env: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '',
+      HOME: process.env['HOME'] ?? '/tmp',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DEV_BACKEND_PORT: '0',
+      LOG_LEVEL: 'warn',
+    };
     child = spawn(process.execPath, ['src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const ready = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+      const ready = await fetch(`${base}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ready) break;
       if (Date.now() > deadline) throw new Error('gatehouse did not become ready');
       await new Promise((r) => setTimeout(r, 100));
     }
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
 
@@ -58,7 +76,10 @@ describe('npm start in a real browser (headless Chromium)', () => {
 
     await page.click('#call-api');
     await page.waitForFunction(() => document.getElementById('output')?.textContent?.includes('x-user-sub'));
-    const api = JSON.parse((await page.textContent('#output')) ?? '{}') as { 'GET /api/hello': number; body: { headers: Record<string, string> } };
+    const api = JSON.parse((await page.textContent('#output')) ?? '{}') as {
+      'GET /api/hello': number;
+      body: { headers: Record<string, string> };
+    };
     expect(api['GET /api/hello']).toBe(200);
     expect(api.body.headers['x-user-sub']).toBe('newcomer');
     expect(api.body.headers['authorization']).toMatch(/^Bearer /);

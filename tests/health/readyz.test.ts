@@ -11,7 +11,12 @@ import { startBackend } from '../helpers/backends.ts';
 
 const SESSION = '__Host-gh_session';
 
-interface Ready { ok: boolean; error?: string; failed?: string[]; checks: Record<string, string> }
+interface Ready {
+  ok: boolean;
+  error?: string;
+  failed?: string[];
+  checks: Record<string, string>;
+}
 
 async function readyz(url: string): Promise<{ status: number; body: Ready }> {
   const res = await fetch(`${url}/readyz`);
@@ -32,7 +37,13 @@ async function readyzUntil(url: string, status: number, timeoutMs: number): Prom
 describe('/readyz follows the session store, and requests fail closed while it is down', () => {
   const stage = useStage({
     ownRedis: true,
-    backends: { backend: () => startBackend((_req, res) => { res.end('{}'); return true; }) },
+    backends: {
+      backend: () =>
+        startBackend((_req, res) => {
+          res.end('{}');
+          return true;
+        }),
+    },
     yaml: ({ backend }) => `defaultBackend: "${backend.url}"\nmappings: []\n`,
   });
 
@@ -93,7 +104,8 @@ describe('/readyz names the IdP while its discovery has not succeeded', () => {
     const { port, url } = await reservePort();
     // Without the idp option the helper does not wait for discovery, which cannot succeed yet.
     gh = await startGatehouse({
-      redisUrl: inject('redisUrl'), port,
+      redisUrl: inject('redisUrl'),
+      port,
       env: { OIDC_ISSUER: issuer, OIDC_CLIENT_ID: 'gatehouse-late', OIDC_CLIENT_SECRET: 'gatehouse-late-secret-0123456789abcdef' },
     });
     const down = await readyz(gh.url);
@@ -105,7 +117,14 @@ describe('/readyz names the IdP while its discovery has not succeeded', () => {
 
     const idp = await createDevIdp({
       issuer,
-      clients: [{ clientId: 'gatehouse-late', clientSecret: 'gatehouse-late-secret-0123456789abcdef', redirectUris: [`${url}/auth/callback`], postLogoutRedirectUris: [`${url}/`] }],
+      clients: [
+        {
+          clientId: 'gatehouse-late',
+          clientSecret: 'gatehouse-late-secret-0123456789abcdef',
+          redirectUris: [`${url}/auth/callback`],
+          postLogoutRedirectUris: [`${url}/`],
+        },
+      ],
     });
     const server = createServer(idp.callback);
     idpServer = server;

@@ -88,10 +88,11 @@ async function listenOnLoopback(server: Server): Promise<{ port: number; url: st
   return {
     port,
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -103,19 +104,30 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
   const requests: RecordedRequest[] = [];
   const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
     const rec: RecordedRequest = {
-      method: req.method ?? '', url: req.url ?? '', rawHeaders: [...req.rawHeaders], headers: headerMap(req.rawHeaders),
-      bodySize: 0, complete: false, aborted: false,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      rawHeaders: [...req.rawHeaders],
+      headers: headerMap(req.rawHeaders),
+      bodySize: 0,
+      complete: false,
+      aborted: false,
     };
     requests.push(rec);
-    req.on('data', (chunk: Buffer) => { rec.bodySize += chunk.length; });
-    req.on('end', () => { rec.complete = true; });
-    res.on('close', () => { if (!res.writableFinished) rec.aborted = true; });
+    req.on('data', (chunk: Buffer) => {
+      rec.bodySize += chunk.length;
+    });
+    req.on('end', () => {
+      rec.complete = true;
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) rec.aborted = true;
+    });
     if (handler?.(req, res, rec) === true) return;
     req.on('end', () => echo(res, rec));
     req.resume();
   });
   return {
-    ...await listenOnLoopback(server),
+    ...(await listenOnLoopback(server)),
     server,
     requests,
     last() {
@@ -125,7 +137,11 @@ export async function startBackend(handler?: BackendHandler): Promise<TestBacken
     },
     waitForRequests: (n, timeoutMs = 5000) => until(() => requests.length >= n, timeoutMs, `${n} backend requests`),
     async waitForEnd(index, timeoutMs = 5000) {
-      await until(() => requests[index] !== undefined && (requests[index].aborted || requests[index].complete), timeoutMs, `request ${index} to end`);
+      await until(
+        () => requests[index] !== undefined && (requests[index].aborted || requests[index].complete),
+        timeoutMs,
+        `request ${index} to end`,
+      );
       return requests[index] as RecordedRequest;
     },
     async waitForAbort(index, timeoutMs = 5000) {
@@ -198,14 +214,20 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
     httpRequests++;
     res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required');
   });
-  server.on('connection', () => { connections++; });
+  server.on('connection', () => {
+    connections++;
+  });
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
     handleProtocols: (protocols) => [...protocols][0] ?? false,
   });
   server.on('upgrade', (req, socket: Socket, head) => {
-    upgrades.push({ url: req.url ?? '', headers: headerMap(req.rawHeaders), protocol: String(req.headers['sec-websocket-protocol'] ?? '') });
+    upgrades.push({
+      url: req.url ?? '',
+      headers: headerMap(req.rawHeaders),
+      protocol: String(req.headers['sec-websocket-protocol'] ?? ''),
+    });
     if (options.reject?.(req, socket)) return;
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws);
@@ -223,8 +245,12 @@ export async function startWsBackend(options: { reject?: (req: IncomingMessage, 
     ...loopback,
     upgrades,
     sockets,
-    get httpRequests() { return httpRequests; },
-    get connections() { return connections; },
+    get httpRequests() {
+      return httpRequests;
+    },
+    get connections() {
+      return connections;
+    },
     async waitForSocket(index, timeoutMs = 5000) {
       await until(() => sockets[index] !== undefined, timeoutMs, `backend WebSocket ${index}`);
       return sockets[index] as WebSocket;
@@ -268,11 +294,19 @@ export function send(
   if (options.body !== undefined) headers.push('Content-Length', String(Buffer.byteLength(options.body)));
   return new Promise((resolve, reject) => {
     const req = httpRequest({
-      host: base.hostname, port: base.port, method: options.method ?? 'GET', path: options.path,
-      headers, setHost: false, agent: false,
+      host: base.hostname,
+      port: base.port,
+      method: options.method ?? 'GET',
+      path: options.path,
+      headers,
+      setHost: false,
+      agent: false,
     });
     const timer = setTimeout(() => req.destroy(new Error(`no response to ${options.path} in time`)), options.timeoutMs ?? 10_000);
-    req.on('error', (err) => { clearTimeout(timer); reject(err); });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -280,7 +314,10 @@ export function send(
         clearTimeout(timer);
         const body = Buffer.concat(chunks);
         resolve({
-          status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body,
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body,
           json: () => JSON.parse(body.toString('utf8')) as Record<string, unknown>,
         });
       });
@@ -294,17 +331,27 @@ export function send(
  * Writes raw bytes to a fresh TCP connection and returns the first response (status, headers, body read
  * by Content-Length or to the close), for requests node:http would refuse to send.
  */
-export function sendRaw(baseUrl: string, bytes: string | Buffer, timeoutMs = 5000): Promise<{ status: number; head: string; body: string; raw: string }> {
+export function sendRaw(
+  baseUrl: string,
+  bytes: string | Buffer,
+  timeoutMs = 5000,
+): Promise<{ status: number; head: string; body: string; raw: string }> {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     let data = Buffer.alloc(0);
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no complete response in ${timeoutMs} ms: ${data.toString('latin1').slice(0, 300)}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete response in ${timeoutMs} ms: ${data.toString('latin1').slice(0, 300)}`));
+    }, timeoutMs);
     const tryParse = (closed: boolean) => {
       const text = data.toString('latin1');
       const end = text.indexOf('\r\n\r\n');
       if (end === -1) {
-        if (closed) { clearTimeout(timer); resolve({ status: 0, head: '', body: '', raw: text }); }
+        if (closed) {
+          clearTimeout(timer);
+          resolve({ status: 0, head: '', body: '', raw: text });
+        }
         return;
       }
       const head = text.slice(0, end);
@@ -313,10 +360,18 @@ export function sendRaw(baseUrl: string, bytes: string | Buffer, timeoutMs = 500
       if (length ? body.length >= Number(length[1]) : closed) {
         clearTimeout(timer);
         socket.destroy();
-        resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0), head, body: length ? body.slice(0, Number(length[1])) : body, raw: text });
+        resolve({
+          status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0),
+          head,
+          body: length ? body.slice(0, Number(length[1])) : body,
+          raw: text,
+        });
       }
     };
-    socket.on('data', (c: Buffer) => { data = Buffer.concat([data, c]); tryParse(false); });
+    socket.on('data', (c: Buffer) => {
+      data = Buffer.concat([data, c]);
+      tryParse(false);
+    });
     socket.on('end', () => tryParse(true));
     socket.on('close', () => tryParse(true));
     socket.on('error', () => tryParse(true));
@@ -327,7 +382,12 @@ export function sendRaw(baseUrl: string, bytes: string | Buffer, timeoutMs = 500
 /** A WebSocket client opened through Gatehouse, or the HTTP answer that refused it. */
 export type WsOutcome =
   | { readonly ok: true; readonly ws: WebSocket }
-  | { readonly ok: false; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string | string[] | undefined>> };
+  | {
+      readonly ok: false;
+      readonly status: number;
+      readonly body: string;
+      readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+    };
 
 /** Opens a WebSocket (ws client, no compression) and resolves with it, or with the refusal status and body. */
 export function openWs(
@@ -344,7 +404,9 @@ export function openWs(
     ws.once('open', () => resolve({ ok: true, ws }));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
       res.on('end', () => resolve({ ok: false, status: res.statusCode ?? 0, body, headers: res.headers }));
       res.on('error', reject);
     });

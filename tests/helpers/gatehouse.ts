@@ -67,13 +67,23 @@ export async function startGatehouse(options: {
     REDIS_KEY_PREFIX: `t${randomBytes(4).toString('hex')}:`,
     OIDC_PROMPT: 'consent',
     GATEHOUSE_CONFIG: writeConfigFile(options.yaml ?? 'mappings: []\n'),
-    ...(options.idp ? { OIDC_ISSUER: options.idp.issuer, OIDC_CLIENT_ID: options.clientId ?? options.idp.clientId, OIDC_CLIENT_SECRET: options.idp.clientSecret } : {}),
+    ...(options.idp
+      ? {
+          OIDC_ISSUER: options.idp.issuer,
+          OIDC_CLIENT_ID: options.clientId ?? options.idp.clientId,
+          OIDC_CLIENT_SECRET: options.idp.clientSecret,
+        }
+      : {}),
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...options.env,
   };
   const config = loadConfig(env);
   const log = createLogger({ level: env['LOG_LEVEL'] ?? 'info', destination });
-  const app = await createApp(config, { log, ...(options.store ? { store: options.store } : {}), ...(options.now ? { now: options.now } : {}) });
+  const app = await createApp(config, {
+    log,
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
   await app.listen(port, '127.0.0.1');
   if (options.idp) await app.oidc.whenReady(10_000);
   return { url, port, app, config, logs, close: () => app.close() };

@@ -15,7 +15,19 @@ export interface TestIdp {
   close(): Promise<void>;
 }
 
-const COUNTED = ['grant.success', 'grant.error', 'refresh_token.consumed', 'refresh_token.saved', 'grant.revoked', 'end_session.success', 'backchannel.success', 'backchannel.error', 'userinfo.error', 'access_token.destroyed', 'refresh_token.destroyed'];
+const COUNTED = [
+  'grant.success',
+  'grant.error',
+  'refresh_token.consumed',
+  'refresh_token.saved',
+  'grant.revoked',
+  'end_session.success',
+  'backchannel.success',
+  'backchannel.error',
+  'userinfo.error',
+  'access_token.destroyed',
+  'refresh_token.destroyed',
+];
 
 /**
  * A real oidc-provider on 127.0.0.1 with one confidential client whose redirect URI is `gatehouseBaseUrl`/auth/callback.
@@ -53,19 +65,26 @@ export async function startIdp(options: {
   const idp = await createDevIdp(opts);
   handler = idp.callback;
   const events = new Map<string, number>();
-  const emitter = idp.provider as unknown as import("node:events").EventEmitter;
+  const emitter = idp.provider as unknown as import('node:events').EventEmitter;
   for (const name of COUNTED) emitter.on(name, () => events.set(name, (events.get(name) ?? 0) + 1));
-  const stop = () => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return {
-    issuer, clientId, clientSecret, provider: idp.provider, events,
+    issuer,
+    clientId,
+    clientSecret,
+    provider: idp.provider,
+    events,
     stop,
     async start() {
       server = createServer((req, res) => handler?.(req, res));
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
     },
-    close: async () => { if (server.listening) await stop(); },
+    close: async () => {
+      if (server.listening) await stop();
+    },
   };
 }

@@ -26,7 +26,9 @@ export interface ProxyStack {
 export const SESSION_COOKIE = '__Host-gh_session';
 
 export async function startProxyStack(options: { yaml: string; env?: Record<string, string>; user?: string }): Promise<ProxyStack> {
-  const { gh, idp, close } = await startStage({ gatehouse: { redisUrl: inject('redisUrl'), yaml: options.yaml, ...(options.env ? { env: options.env } : {}) } });
+  const { gh, idp, close } = await startStage({
+    gatehouse: { redisUrl: inject('redisUrl'), yaml: options.yaml, ...(options.env ? { env: options.env } : {}) },
+  });
   const url = gh.url;
   const loginAs = async (user: string) => {
     const browser = new Browser();
@@ -41,7 +43,12 @@ export async function startProxyStack(options: { yaml: string; env?: Record<stri
   const sessionValue = browser.cookie(url, SESSION_COOKIE);
   if (!sessionValue) throw new Error('no session cookie after login');
   return {
-    gh, idp, browser, url, sessionValue, loginAs,
+    gh,
+    idp,
+    browser,
+    url,
+    sessionValue,
+    loginAs,
     sessionCookie: `${SESSION_COOKIE}=${sessionValue}`,
     async accessToken(value = sessionValue) {
       const token = (await gh.app.sessions.load(parseSessionSecret(value)))?.tokens.accessToken;
@@ -89,7 +96,8 @@ async function startBehind<B extends Server, S extends Starters, F extends Closa
   return closeOnError(servers, async () => {
     const started = await front(options.routes, servers);
     return {
-      front: started, servers,
+      front: started,
+      servers,
       async close() {
         await started.close();
         await servers.close();
@@ -107,19 +115,37 @@ async function startBehind<B extends Server, S extends Starters, F extends Closa
 export function useProxyStack<B extends Server = TestBackend, S extends Starters = NoBackends>(
   options: BackendOptions<B, S> = {},
 ): ProxyStackWith<B, S> {
-  const get = useStarted('useProxyStack', () => startBehind(options, (routes, backends) => {
-    const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url }];
-    return startProxyStack({ yaml: mappingsYaml(list, options.config), ...(options.env ? { env: options.env } : {}) });
-  }));
+  const get = useStarted('useProxyStack', () =>
+    startBehind(options, (routes, backends) => {
+      const list = routes?.(backends.backend.url, backends) ?? [{ frontendHost: '*', backend: backends.backend.url }];
+      return startProxyStack({ yaml: mappingsYaml(list, options.config), ...(options.env ? { env: options.env } : {}) });
+    }),
+  );
   return {
-    get backend() { return get().servers.backend; },
-    get backends() { return get().servers; },
-    get gh() { return get().front.gh; },
-    get idp() { return get().front.idp; },
-    get browser() { return get().front.browser; },
-    get sessionCookie() { return get().front.sessionCookie; },
-    get sessionValue() { return get().front.sessionValue; },
-    get url() { return get().front.url; },
+    get backend() {
+      return get().servers.backend;
+    },
+    get backends() {
+      return get().servers;
+    },
+    get gh() {
+      return get().front.gh;
+    },
+    get idp() {
+      return get().front.idp;
+    },
+    get browser() {
+      return get().front.browser;
+    },
+    get sessionCookie() {
+      return get().front.sessionCookie;
+    },
+    get sessionValue() {
+      return get().front.sessionValue;
+    },
+    get url() {
+      return get().front.url;
+    },
     loginAs: (user) => get().front.loginAs(user),
     accessToken: (sessionValue) => get().front.accessToken(sessionValue),
   };
@@ -135,7 +161,9 @@ export interface Echoed {
 
 /** YAML for one mapping; values are emitted as JSON, which YAML reads as they are. */
 export function mapping(m: Record<string, unknown>): string {
-  return `  - ${Object.entries(m).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n    ')}\n`;
+  return `  - ${Object.entries(m)
+    .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+    .join('\n    ')}\n`;
 }
 
 export function mappingsYaml(list: ReadonlyArray<Record<string, unknown>>, extra = ''): string {
@@ -144,11 +172,13 @@ export function mappingsYaml(list: ReadonlyArray<Record<string, unknown>>, extra
 
 /** Gatehouse without an IdP, for mappings with `auth: none` (the OIDC issuer is never reached). */
 export function startBareGatehouse(yaml: string, env: Record<string, string> = {}): Promise<TestGatehouse> {
-  return retryOnPortRace(() => startGatehouse({
-    redisUrl: inject('redisUrl'),
-    yaml,
-    env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', ...env },
-  }));
+  return retryOnPortRace(() =>
+    startGatehouse({
+      redisUrl: inject('redisUrl'),
+      yaml,
+      env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', ...env },
+    }),
+  );
 }
 
 /** What `useBareProxy` starts: backends behind a Gatehouse without an IdP. */
@@ -172,17 +202,29 @@ export interface BareProxy<B, S extends Starters = NoBackends> {
 export function useBareProxy<B extends Server = TestBackend, S extends Starters = NoBackends>(
   options: BackendOptions<B, S> & { mapping?: Record<string, unknown> } = {},
 ): BareProxy<B, S> {
-  const get = useStarted('useBareProxy', () => startBehind(options, (routes, backends) => {
-    const catchAll = { frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping };
-    const list = routes?.(backends.backend.url, backends) ?? [catchAll];
-    return startBareGatehouse(mappingsYaml(list, options.config), options.env);
-  }));
+  const get = useStarted('useBareProxy', () =>
+    startBehind(options, (routes, backends) => {
+      const catchAll = { frontendHost: '*', backend: backends.backend.url, auth: 'none', ...options.mapping };
+      const list = routes?.(backends.backend.url, backends) ?? [catchAll];
+      return startBareGatehouse(mappingsYaml(list, options.config), options.env);
+    }),
+  );
   return {
-    get gh() { return get().front; },
-    get backend() { return get().servers.backend; },
-    get backends() { return get().servers; },
-    get url() { return get().front.url; },
-    get host() { return new URL(get().front.url).host; },
+    get gh() {
+      return get().front;
+    },
+    get backend() {
+      return get().servers.backend;
+    },
+    get backends() {
+      return get().servers;
+    },
+    get url() {
+      return get().front.url;
+    },
+    get host() {
+      return new URL(get().front.url).host;
+    },
   };
 }
 
@@ -205,14 +247,20 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
   const publicBackend = await startBackend();
   const adminBackend = await startBackend();
   const catchAll = await startBackend();
-  const gh = await startBareGatehouse(mappingsYaml([
-    { frontendHost: '*', backend: catchAll.url, auth: 'none' },
-    { frontendHost: '*', pathPrefix: '/public', backend: publicBackend.url, auth: 'none' },
-    { frontendHost: '*', pathPrefix: '/admin', backend: adminBackend.url },
-    { frontendHost: '*', pathPrefix: '/private', backend: adminBackend.url },
-  ]), env);
+  const gh = await startBareGatehouse(
+    mappingsYaml([
+      { frontendHost: '*', backend: catchAll.url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/public', backend: publicBackend.url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/admin', backend: adminBackend.url },
+      { frontendHost: '*', pathPrefix: '/private', backend: adminBackend.url },
+    ]),
+    env,
+  );
   return {
-    gh, publicBackend, adminBackend, catchAll,
+    gh,
+    publicBackend,
+    adminBackend,
+    catchAll,
     received: () => publicBackend.requests.length + adminBackend.requests.length + catchAll.requests.length,
     async close() {
       await gh.close();
@@ -225,10 +273,18 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
 export function usePolicyLayout(env: Record<string, string> = {}): Omit<PolicyLayout, 'close'> {
   const get = useStarted('usePolicyLayout', () => startPolicyLayout(env));
   return {
-    get gh() { return get().gh; },
-    get publicBackend() { return get().publicBackend; },
-    get adminBackend() { return get().adminBackend; },
-    get catchAll() { return get().catchAll; },
+    get gh() {
+      return get().gh;
+    },
+    get publicBackend() {
+      return get().publicBackend;
+    },
+    get adminBackend() {
+      return get().adminBackend;
+    },
+    get catchAll() {
+      return get().catchAll;
+    },
     received: () => get().received(),
   };
 }

@@ -38,7 +38,6 @@ export interface ReferenceParser {
   close(): Promise<void>;
 }
 
-
 interface Collecting {
   readonly messages: Array<{ kind: ParsedRequest['kind']; req: IncomingMessage; body: Buffer[]; complete: boolean }>;
   error: string | undefined;
@@ -53,7 +52,13 @@ interface Collecting {
 export async function startReferenceParser(): Promise<ReferenceParser> {
   const byPort = new Map<number, Collecting>();
   const collectingFor = (socket: Socket) => byPort.get(socket.remotePort ?? -1);
-  const server: Server = createServer({ maxHeaderSize: 16_384, requireHostHeader: false, keepAliveTimeout: 120_000, headersTimeout: 120_000, requestTimeout: 0 });
+  const server: Server = createServer({
+    maxHeaderSize: 16_384,
+    requireHostHeader: false,
+    keepAliveTimeout: 120_000,
+    headersTimeout: 120_000,
+    requestTimeout: 0,
+  });
   const track = (kind: ParsedRequest['kind'], req: IncomingMessage) => {
     const c = collectingFor(req.socket);
     const entry = { kind, req, body: [] as Buffer[], complete: kind !== 'request' };
@@ -63,8 +68,12 @@ export async function startReferenceParser(): Promise<ReferenceParser> {
   server.on('request', (req: IncomingMessage) => {
     const entry = track('request', req);
     req.on('data', (chunk: Buffer) => entry.body.push(chunk));
-    req.on('end', () => { entry.complete = req.complete; });
-    req.on('close', () => { entry.complete = req.complete; });
+    req.on('end', () => {
+      entry.complete = req.complete;
+    });
+    req.on('close', () => {
+      entry.complete = req.complete;
+    });
     req.on('error', () => {});
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
@@ -135,15 +144,15 @@ export async function startReferenceParser(): Promise<ReferenceParser> {
         });
       });
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
 // ---- responses as a raw client reads them ---------------------------------------------------------------
-
 
 export interface RawResponse {
   readonly status: number;

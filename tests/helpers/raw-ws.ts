@@ -10,7 +10,10 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** RFC 6455 §4.2.2: base64(sha1(key + GUID)). */
-export const acceptFor = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');
+export const acceptFor = (key: string): string =>
+  createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -121,7 +124,9 @@ export class RawPeer {
 
   /** Text payloads of the complete frames received so far. */
   texts(): string[] {
-    return this.frames().filter((f) => f.opcode === 0x1).map((f) => f.payload.toString());
+    return this.frames()
+      .filter((f) => f.opcode === 0x1)
+      .map((f) => f.payload.toString());
   }
 
   send(bytes: Buffer): void {
@@ -154,7 +159,10 @@ export function openRawWs(baseUrl: string, path: string, headers: Record<string,
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     let data = Buffer.alloc(0);
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no handshake answer for ${path}`)); }, 5000);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no handshake answer for ${path}`));
+    }, 5000);
     const onData = (c: Buffer) => {
       data = Buffer.concat([data, c]);
       const end = data.indexOf('\r\n\r\n');
@@ -200,7 +208,7 @@ export async function startRawWsBackend(): Promise<RawWsBackend> {
     const deflate = /permessage-deflate/.test(String(req.headers['sec-websocket-extensions'] ?? ''));
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n${deflate ? 'Sec-WebSocket-Extensions: permessage-deflate\r\n' : ''}\r\n`,
+        `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n${deflate ? 'Sec-WebSocket-Extensions: permessage-deflate\r\n' : ''}\r\n`,
     );
     peers.push(new RawPeer(socket, head));
   });
@@ -217,9 +225,10 @@ export async function startRawWsBackend(): Promise<RawWsBackend> {
       }
       return peers[index];
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

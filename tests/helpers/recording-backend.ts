@@ -55,7 +55,6 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-
 /** The JSON every answer carries: enough for a client to tell which request, from whom, with what body, it answers. */
 export interface RecordedAnswer {
   readonly recorder: true;
@@ -85,99 +84,105 @@ export async function startRecordingBackend(options: { noncePattern: RegExp }): 
   let connections = 0;
   let lastArrival = Date.now();
   // requireHostHeader off: a request without Host is recorded (and judged by the test) rather than answered 400 unseen.
-  const server = createServer({ keepAliveTimeout: 120_000, headersTimeout: 120_000, requestTimeout: 0, requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => {
-    lastArrival = Date.now();
-    const url = req.url ?? '';
-    let headLength = `${req.method ?? ''} ${url} HTTP/${req.httpVersion}\r\n`.length + 2;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headLength += (req.rawHeaders[i] as string).length + 2 + (req.rawHeaders[i + 1] as string).length + 2;
-    const rec: BackendRecord = {
-      seq: records.length,
-      connection: socketIds.get(req.socket) ?? 0,
-      method: req.method ?? '',
-      url,
-      rawHeaders: [...req.rawHeaders],
-      headers: headerMap(req.rawHeaders),
-      nonce: options.noncePattern.exec(url)?.[0],
-      headLength,
-      body: [],
-      complete: false,
-      answered: false,
-      settled: false,
-    };
-    records.push(rec);
-    const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
-    const delay = Math.min(Number(query.get('d') ?? 0) || 0, 5_000);
-    const early = query.get('early') === '1';
-    let responseOver = false;
-    let bodyOver = false;
-    const settle = () => {
-      if (responseOver && bodyOver) {
-        rec.settled = true;
-        pending.get(req.socket)?.delete(gone);
-      }
-    };
-    // A request answered early and cut short by its connection ends with no event of its own (node:http
-    // forgets a request once its response is done): the connection's close settles it.
-    const gone = () => {
-      responseOver = true;
-      bodyOver = true;
-      settle();
-    };
-    pending.get(req.socket)?.add(gone);
-    const answer = () => {
-      const body = bodyOf(rec);
-      const reply: RecordedAnswer = {
-        recorder: true,
-        nonce: rec.nonce ?? null,
-        method: rec.method,
-        url: rec.url,
-        xProbe: rec.headers.get('x-probe') ?? [],
-        sub: rec.headers.get('x-user-sub') ?? [],
-        authorization: rec.headers.get('authorization') ?? [],
-        bodyLength: body.length,
-        bodySha256: sha256(body),
-        ...(query.get('echo') === '1' ? { body: body.toString('latin1') } : {}),
+  const server = createServer(
+    { keepAliveTimeout: 120_000, headersTimeout: 120_000, requestTimeout: 0, requireHostHeader: false },
+    (req: IncomingMessage, res: ServerResponse) => {
+      lastArrival = Date.now();
+      const url = req.url ?? '';
+      let headLength = `${req.method ?? ''} ${url} HTTP/${req.httpVersion}\r\n`.length + 2;
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        headLength += (req.rawHeaders[i] as string).length + 2 + (req.rawHeaders[i + 1] as string).length + 2;
+      const rec: BackendRecord = {
+        seq: records.length,
+        connection: socketIds.get(req.socket) ?? 0,
+        method: req.method ?? '',
+        url,
+        rawHeaders: [...req.rawHeaders],
+        headers: headerMap(req.rawHeaders),
+        nonce: options.noncePattern.exec(url)?.[0],
+        headLength,
+        body: [],
+        complete: false,
+        answered: false,
+        settled: false,
       };
-      const text = Buffer.from(JSON.stringify(reply));
-      const send = () => {
-        if (res.destroyed) return;
-        if (query.get('chunked') === '1') {
-          res.writeHead(200, { 'content-type': 'application/json', 'x-recorded-nonce': rec.nonce ?? '-' });
-          const half = text.length >> 1;
-          res.write(text.subarray(0, half));
-          res.end(text.subarray(half));
-        } else {
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': text.length, 'x-recorded-nonce': rec.nonce ?? '-' });
-          res.end(text);
+      records.push(rec);
+      const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+      const delay = Math.min(Number(query.get('d') ?? 0) || 0, 5_000);
+      const early = query.get('early') === '1';
+      let responseOver = false;
+      let bodyOver = false;
+      const settle = () => {
+        if (responseOver && bodyOver) {
+          rec.settled = true;
+          pending.get(req.socket)?.delete(gone);
         }
       };
-      if (delay > 0) {
-        const timer = setTimeout(send, delay);
-        res.once('close', () => clearTimeout(timer));
-      } else {
-        send();
-      }
-    };
-    res.once('finish', () => { rec.answered = true; });
-    res.once('close', () => {
-      responseOver = true;
-      settle();
-    });
-    req.on('data', (chunk: Buffer) => rec.body.push(chunk));
-    req.once('end', () => {
-      rec.complete = req.complete;
-      bodyOver = true;
-      settle();
-      if (!early) answer();
-    });
-    req.once('close', () => {
-      rec.complete = req.complete;
-      bodyOver = true;
-      settle();
-    });
-    req.on('error', () => {});
-    if (early) answer();
-  });
+      // A request answered early and cut short by its connection ends with no event of its own (node:http
+      // forgets a request once its response is done): the connection's close settles it.
+      const gone = () => {
+        responseOver = true;
+        bodyOver = true;
+        settle();
+      };
+      pending.get(req.socket)?.add(gone);
+      const answer = () => {
+        const body = bodyOf(rec);
+        const reply: RecordedAnswer = {
+          recorder: true,
+          nonce: rec.nonce ?? null,
+          method: rec.method,
+          url: rec.url,
+          xProbe: rec.headers.get('x-probe') ?? [],
+          sub: rec.headers.get('x-user-sub') ?? [],
+          authorization: rec.headers.get('authorization') ?? [],
+          bodyLength: body.length,
+          bodySha256: sha256(body),
+          ...(query.get('echo') === '1' ? { body: body.toString('latin1') } : {}),
+        };
+        const text = Buffer.from(JSON.stringify(reply));
+        const send = () => {
+          if (res.destroyed) return;
+          if (query.get('chunked') === '1') {
+            res.writeHead(200, { 'content-type': 'application/json', 'x-recorded-nonce': rec.nonce ?? '-' });
+            const half = text.length >> 1;
+            res.write(text.subarray(0, half));
+            res.end(text.subarray(half));
+          } else {
+            res.writeHead(200, { 'content-type': 'application/json', 'content-length': text.length, 'x-recorded-nonce': rec.nonce ?? '-' });
+            res.end(text);
+          }
+        };
+        if (delay > 0) {
+          const timer = setTimeout(send, delay);
+          res.once('close', () => clearTimeout(timer));
+        } else {
+          send();
+        }
+      };
+      res.once('finish', () => {
+        rec.answered = true;
+      });
+      res.once('close', () => {
+        responseOver = true;
+        settle();
+      });
+      req.on('data', (chunk: Buffer) => rec.body.push(chunk));
+      req.once('end', () => {
+        rec.complete = req.complete;
+        bodyOver = true;
+        settle();
+        if (!early) answer();
+      });
+      req.once('close', () => {
+        rec.complete = req.complete;
+        bodyOver = true;
+        settle();
+      });
+      req.on('error', () => {});
+      if (early) answer();
+    },
+  );
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     socketIds.set(s, ++connections);
@@ -210,9 +215,10 @@ export async function startRecordingBackend(options: { noncePattern: RegExp }): 
         await sleep(Math.min(5, quietMs));
       }
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

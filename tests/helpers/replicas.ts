@@ -24,10 +24,11 @@ interface ReplicaOptions {
   env?: Record<string, string>;
 }
 
-const replicasYaml = (backend: { url: string }, wsBackend: { url: string }) => mappingsYaml([
-  { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
-  { frontendHost: '*', backend: backend.url },
-]);
+const replicasYaml = (backend: { url: string }, wsBackend: { url: string }) =>
+  mappingsYaml([
+    { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+    { frontendHost: '*', backend: backend.url },
+  ]);
 const replicaEnv = (env: Record<string, string> | undefined) => ({ REDIS_KEY_PREFIX: `rp${randomBytes(3).toString('hex')}:`, ...env });
 
 /**
@@ -48,11 +49,23 @@ export function useReplicas(options: ReplicaOptions | (() => ReplicaOptions) = {
     };
   });
   return {
-    get idp() { return stage.idp; },
-    get backend() { return stage.backends.backend; },
-    get wsBackend() { return stage.backends.wsBackend; },
-    get a() { return stage.gh; },
-    get b() { return stage.more.b; },
-    get redis() { return stage.redis; },
+    get idp() {
+      return stage.idp;
+    },
+    get backend() {
+      return stage.backends.backend;
+    },
+    get wsBackend() {
+      return stage.backends.wsBackend;
+    },
+    get a() {
+      return stage.gh;
+    },
+    get b() {
+      return stage.more.b;
+    },
+    get redis() {
+      return stage.redis;
+    },
   };
 }

@@ -41,11 +41,13 @@ export async function retryOnPortRace<T>(start: () => Promise<T>): Promise<T> {
  * A real IdP and one Gatehouse registered with it (plus the `more` ones). The IdP's redirect URIs must name
  * Gatehouse's ports before Gatehouse listens, so a port race means fresh ports and a fresh IdP.
  */
-export function startStage<M extends string = never>(options: {
-  idp?: Omit<Parameters<typeof startIdp>[0], 'gatehouseBaseUrls'>;
-  gatehouse?: GatehouseOptions;
-  more?: Readonly<Record<M, MoreGatehouse>>;
-} = {}): Promise<Stage<M>> {
+export function startStage<M extends string = never>(
+  options: {
+    idp?: Omit<Parameters<typeof startIdp>[0], 'gatehouseBaseUrls'>;
+    gatehouse?: GatehouseOptions;
+    more?: Readonly<Record<M, MoreGatehouse>>;
+  } = {},
+): Promise<Stage<M>> {
   return retryOnPortRace(async () => {
     const more = Object.entries(options.more ?? {}) as Array<[M, MoreGatehouse]>;
     const main = await reservePort();
@@ -65,7 +67,9 @@ export function startStage<M extends string = never>(options: {
         const client = own.get(name);
         const inherited = { redisUrl: options.gatehouse?.redisUrl, yaml: options.gatehouse?.yaml };
         others[name] = await startGatehouse({
-          ...inherited, ...o, idp,
+          ...inherited,
+          ...o,
+          idp,
           ...(client ? { port: client.port, clientId: `${idp.clientId}-${client.clientIndex}` } : {}),
         });
         started.push(others[name]);
@@ -126,7 +130,10 @@ export function useStage<M extends string = never, S extends Starters = Record<n
       throw err;
     }
     return {
-      stage, backends, redisServer, redisUrl,
+      stage,
+      backends,
+      redisServer,
+      redisUrl,
       async close() {
         client?.disconnect();
         await stage.close();
@@ -136,11 +143,21 @@ export function useStage<M extends string = never, S extends Starters = Record<n
     };
   });
   return {
-    get idp() { return get().stage.idp; },
-    get gh() { return get().stage.gh; },
-    get more() { return get().stage.more; },
-    get backends() { return get().backends; },
-    get redis() { return (client ??= redisClient(get().redisUrl)); },
+    get idp() {
+      return get().stage.idp;
+    },
+    get gh() {
+      return get().stage.gh;
+    },
+    get more() {
+      return get().stage.more;
+    },
+    get backends() {
+      return get().backends;
+    },
+    get redis() {
+      return (client ??= redisClient(get().redisUrl));
+    },
     get redisServer() {
       const server = get().redisServer;
       if (!server) throw new Error('useStage: redisServer needs ownRedis');

@@ -18,7 +18,10 @@ export interface SigningKey {
   readonly publicJwk: Record<string, unknown>;
 }
 
-export async function makeSigningKey(alg: 'RS256' | 'ES256' = 'RS256', kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 10)}`): Promise<SigningKey> {
+export async function makeSigningKey(
+  alg: 'RS256' | 'ES256' = 'RS256',
+  kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 10)}`,
+): Promise<SigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
@@ -78,7 +81,12 @@ export async function readSession(redis: Redis, gh: TestGatehouse, cookieValue: 
 }
 
 /** Polls until `check` holds; returns the elapsed milliseconds, or throws after `timeoutMs`. */
-export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 20): Promise<number> {
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 20,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await check()) return Date.now() - started;
@@ -93,10 +101,16 @@ export async function idpMetadata(idp: TestIdp): Promise<Record<string, string>>
   return (await res.json()) as Record<string, string>;
 }
 
-const basic = (idp: TestIdp, clientId = idp.clientId) => `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(idp.clientSecret)}`).toString('base64')}`;
+const basic = (idp: TestIdp, clientId = idp.clientId) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(idp.clientSecret)}`).toString('base64')}`;
 
 /** RFC 7009 revocation at the IdP, as the client. */
-export async function revokeAtIdp(idp: TestIdp, token: string, hint: 'refresh_token' | 'access_token' = 'refresh_token', clientId?: string): Promise<number> {
+export async function revokeAtIdp(
+  idp: TestIdp,
+  token: string,
+  hint: 'refresh_token' | 'access_token' = 'refresh_token',
+  clientId?: string,
+): Promise<number> {
   const meta = await idpMetadata(idp);
   const res = await fetch(meta['revocation_endpoint'] as string, {
     method: 'POST',

@@ -49,7 +49,12 @@ describe('graceful shutdown', () => {
 
   it('cuts requests still running at the deadline', async () => {
     const gh = await startGatehouse({ yaml: yaml(), env: { ...noIdp, SHUTDOWN_TIMEOUT_MS: '300' } });
-    const inFlight = fetch(`${gh.url}/api/slow?delay=3000`).then((r) => r.text()).then(() => 'completed', (err: unknown) => err);
+    const inFlight = fetch(`${gh.url}/api/slow?delay=3000`)
+      .then((r) => r.text())
+      .then(
+        () => 'completed',
+        (err: unknown) => err,
+      );
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
     await gh.close();

@@ -55,13 +55,26 @@ describe('SIGHUP reloads config.yml', () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     main = startMain({
-      NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), APP_BASE_URL: url,
-      OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused',
-      REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: `reload-${port}:`, GATEHOUSE_CONFIG: configPath, LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      APP_BASE_URL: url,
+      OIDC_ISSUER: 'http://127.0.0.1:9',
+      OIDC_CLIENT_ID: 'unused',
+      OIDC_CLIENT_SECRET: 'unused',
+      REDIS_URL: inject('redisUrl'),
+      REDIS_KEY_PREFIX: `reload-${port}:`,
+      GATEHOUSE_CONFIG: configPath,
+      LOG_LEVEL: 'info',
     });
     child = main.child;
     const deadline = Date.now() + 20_000;
-    while ((await fetch(`${url}/healthz`).then((r) => r.status, () => 0)) !== 200) {
+    while (
+      (await fetch(`${url}/healthz`).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gatehouse did not start:\n${output()}`);
       await sleep(100);
     }

@@ -47,6 +47,8 @@ describe('ACCESS_LOG chooses which /api requests get a log line', () => {
   });
 
   it('refuses an unknown value, naming the variable', async () => {
-    await expect(startGatehouse({ yaml, env: { ...noIdp, ACCESS_LOG: 'sometimes' } })).rejects.toThrow(/env ACCESS_LOG: must be one of all, errors, off/);
+    await expect(startGatehouse({ yaml, env: { ...noIdp, ACCESS_LOG: 'sometimes' } })).rejects.toThrow(
+      /env ACCESS_LOG: must be one of all, errors, off/,
+    );
   });
 });

@@ -19,7 +19,12 @@ function recorder(): BatchedDestination & ByteSink & { writes: string[]; lines: 
       cb?.();
     },
     flushSync() {},
-    lines: () => writes.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      writes
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
 
@@ -80,7 +85,10 @@ describe('batchLines', () => {
     expect(inner.writes).toEqual([]);
     out.write('line 9 and then some more to pass the limit\n');
     expect(inner.writes).toHaveLength(1);
-    expect(inner.writes[0]?.split('\n').filter(Boolean)).toEqual([...Array.from({ length: 9 }, (_, i) => `line ${i} xxx`), 'line 9 and then some more to pass the limit']);
+    expect(inner.writes[0]?.split('\n').filter(Boolean)).toEqual([
+      ...Array.from({ length: 9 }, (_, i) => `line ${i} xxx`),
+      'line 9 and then some more to pass the limit',
+    ]);
   });
 
   it('writes a partial batch after maxDelayMs', async () => {
@@ -95,7 +103,16 @@ describe('batchLines', () => {
 
   it('hands on UTF-8 bytes, multi-byte characters intact', () => {
     let got: unknown;
-    const out = batchLines({ write: (b: Buffer) => { got = b; }, flush: (cb) => cb?.(), flushSync() {} }, { maxChars: 1, maxDelayMs: 60_000 });
+    const out = batchLines(
+      {
+        write: (b: Buffer) => {
+          got = b;
+        },
+        flush: (cb) => cb?.(),
+        flushSync() {},
+      },
+      { maxChars: 1, maxDelayMs: 60_000 },
+    );
     out.write('José → ✓\n');
     expect(Buffer.isBuffer(got)).toBe(true);
     expect((got as Buffer).toString('utf8')).toBe('José → ✓\n');
@@ -131,28 +148,51 @@ describe('batchLines', () => {
 describe('the default stdout destination', () => {
   // Lines still in the batch when the process ends must not be lost: a crash is when they matter most.
   const run = (body: string) =>
-    spawnSync(process.execPath, ['--input-type=module', '-e', `import { createLogger } from ${JSON.stringify(LOGGER)};\nconst log = createLogger({ level: 'info' });\n${body}`], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { createLogger } from ${JSON.stringify(LOGGER)};\nconst log = createLogger({ level: 'info' });\n${body}`,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
 
   it('writes pending lines when the process exits at once', () => {
     const r = run("log.info({ n: 1 }, 'before exit'); process.exit(3);");
     expect(r.status).toBe(3);
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['before exit']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).msg),
+    ).toEqual(['before exit']);
   });
 
   it('writes pending lines when the process dies of an uncaught exception', () => {
     const r = run("log.error({ n: 2 }, 'about to crash'); setTimeout(() => { throw new Error('boom'); }, 0);");
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('boom');
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['about to crash']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).msg),
+    ).toEqual(['about to crash']);
   });
 
-  it('writes a quiet process\'s lines within the batch delay, without exiting', () => {
+  it("writes a quiet process's lines within the batch delay, without exiting", () => {
     const r = run("log.info('soon'); setTimeout(() => { process.stderr.write('waited\\n'); process.kill(process.pid, 'SIGKILL'); }, 600);");
     expect(r.stderr).toContain('waited');
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['soon']);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).msg),
+    ).toEqual(['soon']);
   });
 });
 

@@ -21,12 +21,13 @@ describe('request ids and what never reaches the logs', () => {
   const received: IncomingHttpHeaders[] = [];
   const stage = useStage({
     backends: {
-      backend: () => startBackend((req, res) => {
-        received.push(req.headers);
-        res.setHeader('content-type', 'application/json');
-        res.end('{"ok":true}');
-        return true;
-      }),
+      backend: () =>
+        startBackend((req, res) => {
+          received.push(req.headers);
+          res.setHeader('content-type', 'application/json');
+          res.end('{"ok":true}');
+          return true;
+        }),
     },
     yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
     gatehouse: { env: { LOG_LEVEL: 'trace' } },

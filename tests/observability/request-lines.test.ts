@@ -24,8 +24,13 @@ describe('one log line per Express request, with its original path', () => {
 
   beforeAll(async () => {
     const config = loadConfig({
-      NODE_ENV: 'test', HOST: '127.0.0.1', APP_BASE_URL: 'http://127.0.0.1:1', OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'u',
-      ADMIN_TOKEN, GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'),
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      APP_BASE_URL: 'http://127.0.0.1:1',
+      OIDC_ISSUER: 'http://127.0.0.1:9/unused',
+      OIDC_CLIENT_ID: 'u',
+      ADMIN_TOKEN,
+      GATEHOUSE_CONFIG: writeConfigFile('mappings: []\n'),
     });
     const destination = new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -40,7 +45,13 @@ describe('one log line per Express request, with its original path', () => {
     };
     const boom = (_req: Request, _res: Response, next: NextFunction) => next(new Error('boom'));
     const log = createLogger({ level: 'info', destination });
-    app = await createApp(config, { log, mounts: [{ path: '/dev-idp', handler: idp }, { path: '/boom', handler: boom }] });
+    app = await createApp(config, {
+      log,
+      mounts: [
+        { path: '/dev-idp', handler: idp },
+        { path: '/boom', handler: boom },
+      ],
+    });
     const address = await app.listen(0, '127.0.0.1');
     url = `http://127.0.0.1:${address.port}`;
   });
@@ -56,7 +67,7 @@ describe('one log line per Express request, with its original path', () => {
     return res.status;
   };
 
-  it('logs a mounted handler\'s request under its mount path, without the query', async () => {
+  it("logs a mounted handler's request under its mount path, without the query", async () => {
     expect(await send('/dev-idp/auth?client_id=x&state=secret-state', { id: 'idp-1' })).toBe(303);
     expect(linesFor('idp-1')).toEqual([expect.objectContaining({ msg: 'request', method: 'GET', path: '/dev-idp/auth', status: 303 })]);
     expect(JSON.stringify(logs)).not.toContain('secret-state');
@@ -70,11 +81,16 @@ describe('one log line per Express request, with its original path', () => {
     const ok = linesFor('admin-ok').filter((l) => l['msg'] === 'request');
     expect(ok).toEqual([expect.objectContaining({ path: `/admin/sessions/${SESSION_KEY}`, status: 200 })]);
     expect(ok[0]).not.toHaveProperty('code');
-    expect(linesFor('admin-no')).toEqual([expect.objectContaining({ msg: 'request', path: `/admin/sessions/${SESSION_KEY}`, status: 401 })]);
+    expect(linesFor('admin-no')).toEqual([
+      expect.objectContaining({ msg: 'request', path: `/admin/sessions/${SESSION_KEY}`, status: 401 }),
+    ]);
   });
 
   it('keeps a fragment out of the line as it keeps the query (a client may send one)', async () => {
-    const res = await sendRaw(url, `GET /dev-idp/auth#code=secret-fragment HTTP/1.1\r\nHost: x\r\nX-Request-Id: idp-frag\r\nConnection: close\r\n\r\n`);
+    const res = await sendRaw(
+      url,
+      `GET /dev-idp/auth#code=secret-fragment HTTP/1.1\r\nHost: x\r\nX-Request-Id: idp-frag\r\nConnection: close\r\n\r\n`,
+    );
     expect(res.status).toBe(303);
     await new Promise((r) => setTimeout(r, 20));
     expect(linesFor('idp-frag')).toEqual([expect.objectContaining({ msg: 'request', path: '/dev-idp/auth', status: 303 })]);
@@ -82,7 +98,10 @@ describe('one log line per Express request, with its original path', () => {
   });
 
   it('answers a malformed %-escape in a route parameter with 400 bad_request, logged once at info', async () => {
-    const res = await sendRaw(url, `DELETE /admin/sessions/%E0%A4%A HTTP/1.1\r\nHost: x\r\nX-Admin-Token: ${ADMIN_TOKEN}\r\nX-Request-Id: bad-escape\r\nConnection: close\r\n\r\n`);
+    const res = await sendRaw(
+      url,
+      `DELETE /admin/sessions/%E0%A4%A HTTP/1.1\r\nHost: x\r\nX-Admin-Token: ${ADMIN_TOKEN}\r\nX-Request-Id: bad-escape\r\nConnection: close\r\n\r\n`,
+    );
     expectError(res, 400, 'bad_request');
     await new Promise((r) => setTimeout(r, 20));
     expect(linesFor('bad-escape')).toEqual([expect.objectContaining({ msg: 'request', level: 'info', status: 400, code: 'bad_request' })]);
@@ -97,12 +116,17 @@ describe('one log line per Express request, with its original path', () => {
     expect(linesFor('refused-2')).toEqual([expect.objectContaining({ code: 'unauthorized', detail: 'missing or wrong admin token' })]);
   });
 
-  it('still logs a failure\'s cause at error level, and its request line carries internal_error', async () => {
+  it("still logs a failure's cause at error level, and its request line carries internal_error", async () => {
     expect(await send('/boom/x?q=1', { id: 'failed-1' })).toBe(500);
     const lines = linesFor('failed-1');
     expect(lines).toHaveLength(2);
     expect(lines.find((l) => l['msg'] === 'request failed')).toMatchObject({ level: 'error', path: '/boom/x', err: { message: 'boom' } });
-    expect(lines.find((l) => l['msg'] === 'request')).toMatchObject({ level: 'info', path: '/boom/x', status: 500, code: 'internal_error' });
+    expect(lines.find((l) => l['msg'] === 'request')).toMatchObject({
+      level: 'info',
+      path: '/boom/x',
+      status: 500,
+      code: 'internal_error',
+    });
   });
 
   it('prints levels as labels', () => {

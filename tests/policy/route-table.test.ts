@@ -17,19 +17,22 @@ function table(mappings: ReadonlyArray<Partial<MappingConfig> & { frontendHost: 
 const to = (t: ReturnType<typeof compileRoutes>, host: string, port: number, path: string) => t.resolve(host, port, path)?.origin;
 
 describe('compileRoutes precedence', () => {
-  const t = table([
-    { frontendHost: '*', backend: 'http://any.internal' },
-    { frontendHost: '*', pathPrefix: '/any', backend: 'http://any-prefix.internal' },
-    { frontendHost: '*.example.com', backend: 'http://wild.internal' },
-    { frontendHost: '*.b.example.com', backend: 'http://wild-b.internal' },
-    { frontendHost: '*.example.com', pathPrefix: '/v2', backend: 'http://wild-v2.internal' },
-    { frontendHost: 'App.Example.COM', backend: 'http://exact.internal' },
-    { frontendHost: 'app.example.com', pathPrefix: '/v2', backend: 'http://exact-v2.internal' },
-    { frontendHost: 'app.example.com', pathPrefix: '/V2/Admin', backend: 'http://exact-v2-admin.internal' },
-    { frontendHost: 'app.example.com', frontendPort: 8443, backend: 'http://exact-8443.internal' },
-    { frontendHost: 'app.example.com', frontendPort: 8443, pathPrefix: '/v2', backend: 'http://exact-8443-v2.internal' },
-    { frontendHost: '[::1]', backend: 'http://ipv6.internal' },
-  ], 'http://default.internal');
+  const t = table(
+    [
+      { frontendHost: '*', backend: 'http://any.internal' },
+      { frontendHost: '*', pathPrefix: '/any', backend: 'http://any-prefix.internal' },
+      { frontendHost: '*.example.com', backend: 'http://wild.internal' },
+      { frontendHost: '*.b.example.com', backend: 'http://wild-b.internal' },
+      { frontendHost: '*.example.com', pathPrefix: '/v2', backend: 'http://wild-v2.internal' },
+      { frontendHost: 'App.Example.COM', backend: 'http://exact.internal' },
+      { frontendHost: 'app.example.com', pathPrefix: '/v2', backend: 'http://exact-v2.internal' },
+      { frontendHost: 'app.example.com', pathPrefix: '/V2/Admin', backend: 'http://exact-v2-admin.internal' },
+      { frontendHost: 'app.example.com', frontendPort: 8443, backend: 'http://exact-8443.internal' },
+      { frontendHost: 'app.example.com', frontendPort: 8443, pathPrefix: '/v2', backend: 'http://exact-8443-v2.internal' },
+      { frontendHost: '[::1]', backend: 'http://ipv6.internal' },
+    ],
+    'http://default.internal',
+  );
 
   it.each([
     ['app.example.com', 443, '/x', 'http://exact.internal'],
@@ -64,10 +67,13 @@ describe('compileRoutes precedence', () => {
   });
 
   it('host-only beats defaultBackend, and defaultBackend takes what nothing matches', () => {
-    const t2 = table([
-      { frontendHost: 'app.example.com', pathPrefix: '/v2', backend: 'http://v2.internal' },
-      { frontendHost: 'api.example.com', backend: 'http://api.internal' },
-    ], 'http://default.internal/base/');
+    const t2 = table(
+      [
+        { frontendHost: 'app.example.com', pathPrefix: '/v2', backend: 'http://v2.internal' },
+        { frontendHost: 'api.example.com', backend: 'http://api.internal' },
+      ],
+      'http://default.internal/base/',
+    );
     expect(to(t2, 'app.example.com', 443, '/v2/x')).toBe('http://v2.internal');
     expect(to(t2, 'app.example.com', 443, '/v3')).toBe('http://default.internal');
     expect(to(t2, 'api.example.com', 443, '/v3')).toBe('http://api.internal');
@@ -89,13 +95,30 @@ describe('compileRoutes precedence', () => {
   });
 
   it('compiles per-mapping options', () => {
-    const t4 = table([{
-      frontendHost: 'a.example.com', backend: 'http://a.internal/base/path//', auth: 'none', timeoutMs: 1234, websocket: false,
-      forwardAccessToken: false, identityHeaders: { 'X-Roles': 'groups', 'x-user-id': 'sub' },
-    }]);
+    const t4 = table([
+      {
+        frontendHost: 'a.example.com',
+        backend: 'http://a.internal/base/path//',
+        auth: 'none',
+        timeoutMs: 1234,
+        websocket: false,
+        forwardAccessToken: false,
+        identityHeaders: { 'X-Roles': 'groups', 'x-user-id': 'sub' },
+      },
+    ]);
     const r = t4.resolve('a.example.com', 443, '/');
-    expect(r).toMatchObject({ origin: 'http://a.internal', basePath: '/base/path', auth: 'none', timeoutMs: 1234, websocket: false, forwardAccessToken: false });
-    expect(r?.identityHeaders).toEqual([['x-roles', 'groups'], ['x-user-id', 'sub']]);
+    expect(r).toMatchObject({
+      origin: 'http://a.internal',
+      basePath: '/base/path',
+      auth: 'none',
+      timeoutMs: 1234,
+      websocket: false,
+      forwardAccessToken: false,
+    });
+    expect(r?.identityHeaders).toEqual([
+      ['x-roles', 'groups'],
+      ['x-user-id', 'sub'],
+    ]);
     expect(r?.extraStrip).toEqual(['x-roles']);
     const plain = table([{ frontendHost: 'a.example.com', backend: 'http://a.internal' }]).resolve('a.example.com', 443, '/');
     expect(plain?.identityHeaders.map(([h]) => h)).toEqual(['x-user-sub', 'x-user-email', 'x-user-name']);
@@ -103,12 +126,15 @@ describe('compileRoutes precedence', () => {
     expect(plain?.extraStrip).toEqual([]);
   });
 
-  it('strips every mapping\'s custom identity header names on every route, defaultBackend included', () => {
-    const t5 = table([
-      { frontendHost: 'a.example.com', backend: 'http://a.internal', identityHeaders: { 'x-roles': 'groups' } },
-      { frontendHost: 'b.example.com', backend: 'http://a.internal', identityHeaders: { 'X-Tenant': 'tid', 'x-user-id': 'sub' } },
-      { frontendHost: 'c.example.com', backend: 'http://a.internal' },
-    ], 'http://default.internal');
+  it("strips every mapping's custom identity header names on every route, defaultBackend included", () => {
+    const t5 = table(
+      [
+        { frontendHost: 'a.example.com', backend: 'http://a.internal', identityHeaders: { 'x-roles': 'groups' } },
+        { frontendHost: 'b.example.com', backend: 'http://a.internal', identityHeaders: { 'X-Tenant': 'tid', 'x-user-id': 'sub' } },
+        { frontendHost: 'c.example.com', backend: 'http://a.internal' },
+      ],
+      'http://default.internal',
+    );
     for (const host of ['a.example.com', 'b.example.com', 'c.example.com', 'd.example.com']) {
       expect(t5.resolve(host, 443, '/')?.extraStrip, host).toEqual(['x-roles', 'x-tenant']);
     }
@@ -137,8 +163,31 @@ describe('parseHost', () => {
   });
 
   it.each([
-    '', ':80', 'a:', 'a:0', 'a:65536', 'a:99999', 'a:-1', 'a:8o', 'a:80:80', 'a b', 'a/b', 'a@b', 'user@a', 'a\\b',
-    'a%2eb', '[::1', '[::1]x', '[::1]:', '[::1]:0', '[zz::1]', '[]', '::1', 'a..b:80:', `${'a'.repeat(254)}`, 'é.example',
+    '',
+    ':80',
+    'a:',
+    'a:0',
+    'a:65536',
+    'a:99999',
+    'a:-1',
+    'a:8o',
+    'a:80:80',
+    'a b',
+    'a/b',
+    'a@b',
+    'user@a',
+    'a\\b',
+    'a%2eb',
+    '[::1',
+    '[::1]x',
+    '[::1]:',
+    '[::1]:0',
+    '[zz::1]',
+    '[]',
+    '::1',
+    'a..b:80:',
+    `${'a'.repeat(254)}`,
+    'é.example',
   ])('rejects %j', (value) => {
     expect(parseHost(value, 443)).toBeUndefined();
   });

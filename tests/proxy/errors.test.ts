@@ -9,19 +9,21 @@ describe('backend failures', () => {
     backends: {
       slow: () => startSlowBackend(1500),
       hang: () => startSlowBackend(Infinity),
-      stall: () => startBackend((req, res) => {
-        req.resume();
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.write('partial');
-        return true;
-      }),
-      reset: () => startBackend((req, res) => {
-        req.resume();
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
-        res.write('half');
-        setTimeout(() => res.socket?.destroy(), 20);
-        return true;
-      }),
+      stall: () =>
+        startBackend((req, res) => {
+          req.resume();
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('partial');
+          return true;
+        }),
+      reset: () =>
+        startBackend((req, res) => {
+          req.resume();
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
+          res.write('half');
+          setTimeout(() => res.socket?.destroy(), 20);
+          return true;
+        }),
       down: closedPort,
     },
     routes: (counter, { slow, hang, stall, reset, down }) => [
@@ -91,7 +93,9 @@ describe('backend failures', () => {
     const result = await new Promise<{ complete: boolean; body: string }>((resolve) => {
       let body = '';
       const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/reset/x', agent: false }, (res) => {
-        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
         res.on('close', () => resolve({ complete: res.complete, body }));
         res.on('error', () => undefined);
       });
@@ -117,7 +121,14 @@ describe('backend failures', () => {
   it('a client that disconnects mid-upload cancels the backend request', async () => {
     const before = proxy.backends.hang.requests.length;
     const u = new URL(proxy.url);
-    const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/hang/upload', method: 'POST', headers: { 'content-length': '1000000' }, agent: false });
+    const req = httpRequest({
+      host: u.hostname,
+      port: u.port,
+      path: '/api/hang/upload',
+      method: 'POST',
+      headers: { 'content-length': '1000000' },
+      agent: false,
+    });
     req.on('error', () => undefined);
     req.write(Buffer.alloc(64 * 1024));
     await proxy.backends.hang.waitForRequests(before + 1);
@@ -131,7 +142,9 @@ describe('backend failures', () => {
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/upload/x', method: 'POST', agent: false }, (res) => {
         let body = '';
-        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       });
       req.on('error', reject);

@@ -11,7 +11,9 @@ const gh = await startGatehouse({
   env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'unused', OIDC_CLIENT_SECRET: 'unused', LOG_LEVEL: 'warn' },
 });
 let peak = process.memoryUsage.rss();
-const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 5);
+const sampler = setInterval(() => {
+  peak = Math.max(peak, process.memoryUsage.rss());
+}, 5);
 process.on('message', (m: unknown) => {
   if (m === 'reset') {
     (globalThis as { gc?: () => void }).gc?.();

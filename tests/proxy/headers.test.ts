@@ -29,9 +29,16 @@ describe('headers the backend receives and the client gets back', () => {
       { frontendHost: '*', pathPrefix: '/public', backend: url, auth: 'none' },
       { frontendHost: '*', pathPrefix: '/notoken', backend: url, forwardAccessToken: false },
       {
-        frontendHost: '*', pathPrefix: '/custom', backend: url,
+        frontendHost: '*',
+        pathPrefix: '/custom',
+        backend: url,
         identityHeaders: {
-          'x-roles': 'groups', 'x-user-id': 'sub', 'x-mail': 'email', 'x-title': 'title', 'x-num': 'level', 'x-obj': 'address',
+          'x-roles': 'groups',
+          'x-user-id': 'sub',
+          'x-mail': 'email',
+          'x-title': 'title',
+          'x-num': 'level',
+          'x-obj': 'address',
         },
       },
     ],
@@ -69,8 +76,12 @@ describe('headers the backend receives and the client gets back', () => {
     expect(res2.headers['x-request-id']).toBe('trace-abc-123');
   });
 
-  it('passes the client\'s own headers and cookies, never Gatehouse\'s cookies', async () => {
-    const { rec } = await get('/api/x', ['Accept', 'application/json', 'X-Custom', 'a', 'X-Custom', 'b'], `theme=dark; ${SESSION_COOKIE}=${stack.sessionValue}; __Host-gh_login=abc; lang=en`);
+  it("passes the client's own headers and cookies, never Gatehouse's cookies", async () => {
+    const { rec } = await get(
+      '/api/x',
+      ['Accept', 'application/json', 'X-Custom', 'a', 'X-Custom', 'b'],
+      `theme=dark; ${SESSION_COOKIE}=${stack.sessionValue}; __Host-gh_login=abc; lang=en`,
+    );
     expect(header(rec, 'accept')).toBe('application/json');
     expect(rec.headers.get('x-custom')).toEqual(['a', 'b']);
     expect(rec.headers.get('cookie')).toEqual(['theme=dark; lang=en']);
@@ -79,8 +90,24 @@ describe('headers the backend receives and the client gets back', () => {
 
   it('drops hop-by-hop request headers and the ones the client names in Connection', async () => {
     const { rec } = await get('/api/x', [
-      'Connection', 'keep-alive, X-Drop-Me', 'X-Drop-Me', '1', 'Keep-Alive', 'timeout=5', 'TE', 'trailers',
-      'Proxy-Connection', 'keep-alive', 'Proxy-Authorization', 'Basic Zm9vOmJhcg==', 'Upgrade', 'h2c', 'HTTP2-Settings', 'AAA', 'X-Keep', 'yes',
+      'Connection',
+      'keep-alive, X-Drop-Me',
+      'X-Drop-Me',
+      '1',
+      'Keep-Alive',
+      'timeout=5',
+      'TE',
+      'trailers',
+      'Proxy-Connection',
+      'keep-alive',
+      'Proxy-Authorization',
+      'Basic Zm9vOmJhcg==',
+      'Upgrade',
+      'h2c',
+      'HTTP2-Settings',
+      'AAA',
+      'X-Keep',
+      'yes',
     ]);
     for (const name of ['x-drop-me', 'keep-alive', 'te', 'proxy-connection', 'proxy-authorization', 'upgrade', 'http2-settings']) {
       expect(rec.headers.has(name), name).toBe(false);
@@ -118,7 +145,7 @@ describe('headers the backend receives and the client gets back', () => {
     expect(rec.headers.has('cookie')).toBe(false);
   });
 
-  it('forwardAccessToken: false keeps identity headers but sends no token (and not the client\'s)', async () => {
+  it("forwardAccessToken: false keeps identity headers but sends no token (and not the client's)", async () => {
     const { rec } = await get('/api/notoken/x', ['Authorization', 'Bearer forged']);
     expect(header(rec, 'x-user-sub')).toBe('alice');
     expect(rec.headers.has('authorization')).toBe(false);
@@ -127,14 +154,23 @@ describe('headers the backend receives and the client gets back', () => {
   it('identityHeaders replaces the default set; arrays are joined; unsafe values are dropped and logged', async () => {
     const { secret: id } = await stack.gh.app.sessions.create({
       claims: {
-        sub: 'bob', email: 'bob@example.test\r\nx-user-admin: true', name: 'Bob',
-        groups: ['admins', 'ops'], title: 'Señor', level: 3, address: { street: 'x' },
+        sub: 'bob',
+        email: 'bob@example.test\r\nx-user-admin: true',
+        name: 'Bob',
+        groups: ['admins', 'ops'],
+        title: 'Señor',
+        level: 3,
+        address: { street: 'x' },
       },
       tokens: { accessToken: 'bob-token' },
       accessTokenExpiresAt: Date.now() + 3600_000,
     });
     const logsBefore = stack.gh.logs.length;
-    const { res, rec } = await get('/api/custom/x', ['X-Roles', 'root', 'X_Roles', 'root', 'X-User-Id', 'root', 'X-Mail', 'ceo@corp'], `${SESSION_COOKIE}=${id}`);
+    const { res, rec } = await get(
+      '/api/custom/x',
+      ['X-Roles', 'root', 'X_Roles', 'root', 'X-User-Id', 'root', 'X-Mail', 'ceo@corp'],
+      `${SESSION_COOKIE}=${id}`,
+    );
     expect(res.status).toBe(200);
     expect(rec.headers.get('x-roles')).toEqual(['admins,ops']);
     expect(rec.headers.get('x-user-id')).toEqual(['bob']);

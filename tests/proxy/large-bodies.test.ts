@@ -19,16 +19,17 @@ describe('large bodies stream through Gatehouse in bounded memory', () => {
   let url: string;
   const chunk = Buffer.alloc(MiB, 0x5a);
 
-  const ask = <T,>(message: string, key: string) => new Promise<T>((resolve) => {
-    const onMessage = (m: Record<string, unknown>) => {
-      if (key in m) {
-        child.off('message', onMessage);
-        resolve(m[key] as T);
-      }
-    };
-    child.on('message', onMessage);
-    child.send(message);
-  });
+  const ask = <T>(message: string, key: string) =>
+    new Promise<T>((resolve) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (key in m) {
+          child.off('message', onMessage);
+          resolve(m[key] as T);
+        }
+      };
+      child.on('message', onMessage);
+      child.send(message);
+    });
 
   beforeAll(async () => {
     backend = await startBackend((req, res) => {
@@ -48,7 +49,11 @@ describe('large bodies stream through Gatehouse in bounded memory', () => {
     });
     child = fork(fileURLToPath(new URL('./gatehouse-child.ts', import.meta.url)), [], {
       execArgv: ['--expose-gc'],
-      env: { ...process.env, GH_REDIS_URL: inject('redisUrl'), GH_YAML: mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]) },
+      env: {
+        ...process.env,
+        GH_REDIS_URL: inject('redisUrl'),
+        GH_YAML: mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]),
+      },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     url = await new Promise<string>((resolve, reject) => {
@@ -71,10 +76,11 @@ describe('large bodies stream through Gatehouse in bounded memory', () => {
     const u = new URL(url);
     return httpRequest({ host: u.hostname, port: u.port, path, method, headers, agent: false });
   };
-  const responseOf = (req: ReturnType<typeof open>) => new Promise<IncomingMessage>((resolve, reject) => {
-    req.on('response', resolve);
-    req.on('error', reject);
-  });
+  const responseOf = (req: ReturnType<typeof open>) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      req.on('response', resolve);
+      req.on('error', reject);
+    });
 
   it(`uploads ${TOTAL_MIB} MiB from a generator with Gatehouse RSS growth under 100 MB`, async () => {
     const base = await ask<number>('reset', 'base');

@@ -18,7 +18,8 @@ describe('/api routing by host, port and path prefix', () => {
   let bare: TestGatehouse;
 
   beforeAll(async () => {
-    for (const name of ['exact', 'v2', 'v2admin', 'port', 'wild', 'wildB', 'any', 'ipv6', 'base', 'dflt', 'req']) b[name] = await named(name);
+    for (const name of ['exact', 'v2', 'v2admin', 'port', 'wild', 'wildB', 'any', 'ipv6', 'base', 'dflt', 'req'])
+      b[name] = await named(name);
     stack = await startProxyStack({
       yaml: mappingsYaml([
         { frontendHost: '*', backend: b['any']?.url, auth: 'none' },
@@ -34,7 +35,9 @@ describe('/api routing by host, port and path prefix', () => {
       ]),
     });
     // No '*' mapping here, so defaultBackend and the 404 are reachable.
-    bare = await startBareGatehouse(mappingsYaml([{ frontendHost: 'only.example.com', pathPrefix: '/orders', backend: b['exact']?.url, auth: 'none' }]));
+    bare = await startBareGatehouse(
+      mappingsYaml([{ frontendHost: 'only.example.com', pathPrefix: '/orders', backend: b['exact']?.url, auth: 'none' }]),
+    );
   });
   afterAll(async () => {
     await bare?.close();
@@ -124,7 +127,11 @@ describe('/api routing by host, port and path prefix', () => {
 
   it('no mapping and no defaultBackend → 404 not_found, nothing forwarded', async () => {
     const before = b['exact']?.requests.length ?? 0;
-    for (const [host, path] of [['other.example.com', '/api/orders'], ['only.example.com', '/api/ordersadmin'], ['only.example.com', '/api/x']] as const) {
+    for (const [host, path] of [
+      ['other.example.com', '/api/orders'],
+      ['only.example.com', '/api/ordersadmin'],
+      ['only.example.com', '/api/x'],
+    ] as const) {
       const res = await send(bare.url, { path, headers: ['Host', host] });
       expectError(res, 404, 'not_found', `${host}${path}`);
     }
@@ -140,7 +147,9 @@ describe('defaultBackend', () => {
   beforeAll(async () => {
     dflt = await named('dflt');
     mapped = await named('mapped');
-    gh = await startBareGatehouse(`defaultBackend: "${dflt.url}/d"\n${mappingsYaml([{ frontendHost: 'app.example.com', pathPrefix: '/v2', backend: mapped.url, auth: 'none' }])}`);
+    gh = await startBareGatehouse(
+      `defaultBackend: "${dflt.url}/d"\n${mappingsYaml([{ frontendHost: 'app.example.com', pathPrefix: '/v2', backend: mapped.url, auth: 'none' }])}`,
+    );
   });
   afterAll(async () => {
     await gh?.close();
@@ -154,8 +163,15 @@ describe('defaultBackend', () => {
     expect(dflt.requests).toHaveLength(0);
     const mappedRes = await send(gh.url, { path: '/api/v2/x', headers: ['Host', 'app.example.com'] });
     expect(mappedRes.json()['backend']).toBe('mapped');
-    const { secret: id } = await gh.app.sessions.create({ claims: { sub: 'carol' }, tokens: { accessToken: 'carol-token' }, accessTokenExpiresAt: Date.now() + 3600_000 });
-    const withSession = await send(gh.url, { path: '/api/v3/x?y=1', headers: ['Host', 'other.example.com', 'Cookie', `__Host-gh_session=${id}`] });
+    const { secret: id } = await gh.app.sessions.create({
+      claims: { sub: 'carol' },
+      tokens: { accessToken: 'carol-token' },
+      accessTokenExpiresAt: Date.now() + 3600_000,
+    });
+    const withSession = await send(gh.url, {
+      path: '/api/v3/x?y=1',
+      headers: ['Host', 'other.example.com', 'Cookie', `__Host-gh_session=${id}`],
+    });
     expect(withSession.status).toBe(200);
     expect(withSession.json()).toEqual({ backend: 'dflt', url: '/d/v3/x?y=1' });
     expect(dflt.last().headers.get('x-user-sub')).toEqual(['carol']);

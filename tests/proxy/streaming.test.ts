@@ -18,7 +18,10 @@ function startShapesBackend(): Promise<TestBackend> {
     } else if (url === '/chunked') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('one,');
-      setTimeout(() => { res.write('two,'); res.end('three'); }, 20);
+      setTimeout(() => {
+        res.write('two,');
+        res.end('three');
+      }, 20);
     } else {
       return;
     }
@@ -41,12 +44,20 @@ describe('streaming through /api', () => {
 
   const open = (path: string, init: { method?: string; headers?: Record<string, string> } = {}, base = stack.url) => {
     const u = new URL(base);
-    return httpRequest({ host: u.hostname, port: u.port, path, method: init.method ?? 'GET', headers: { cookie: stack.sessionCookie, ...init.headers }, agent: false });
+    return httpRequest({
+      host: u.hostname,
+      port: u.port,
+      path,
+      method: init.method ?? 'GET',
+      headers: { cookie: stack.sessionCookie, ...init.headers },
+      agent: false,
+    });
   };
-  const responseOf = (req: ReturnType<typeof open>) => new Promise<IncomingMessage>((resolve, reject) => {
-    req.on('response', resolve);
-    req.on('error', reject);
-  });
+  const responseOf = (req: ReturnType<typeof open>) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      req.on('response', resolve);
+      req.on('error', reject);
+    });
 
   it('delivers each SSE event as the backend writes it, before the backend finishes', async () => {
     const started = Date.now();
@@ -82,7 +93,9 @@ describe('streaming through /api', () => {
     expect(rec.bodySize).toBe(1024);
     expect(rec.complete).toBe(true);
     // Chunked on the wire, unless the whole body had already arrived when Gatehouse sent it (then undici counts it).
-    expect(header(rec, 'transfer-encoding') === 'chunked' || header(rec, 'content-length') === '1024', JSON.stringify(rec.rawHeaders)).toBe(true);
+    expect(header(rec, 'transfer-encoding') === 'chunked' || header(rec, 'content-length') === '1024', JSON.stringify(rec.rawHeaders)).toBe(
+      true,
+    );
 
     const out = await send(stack.url, { path: '/api/chunked', headers: ['Cookie', stack.sessionCookie] });
     expect(out.status).toBe(200);
@@ -105,7 +118,11 @@ describe('streaming through /api', () => {
   });
 
   it('HEAD, 204 and 304 behave as they do directly', async () => {
-    for (const [method, path, extra] of [['HEAD', '/head', []], ['GET', '/204', []], ['GET', '/304', ['If-None-Match', '"v1"']]] as const) {
+    for (const [method, path, extra] of [
+      ['HEAD', '/head', []],
+      ['GET', '/204', []],
+      ['GET', '/304', ['If-None-Match', '"v1"']],
+    ] as const) {
       const direct = await send(stack.backends.shapes.url, { method, path, headers: [...extra] });
       const proxied = await send(stack.url, { method, path: `/api${path}`, headers: ['Cookie', stack.sessionCookie, ...extra] });
       expect(proxied.status, path).toBe(direct.status);

@@ -16,8 +16,8 @@ import { mappingsYaml, startBareGatehouse, useBareProxy } from '../helpers/proxy
  * answers 502 and never leaves a desynchronised connection in the pool.
  */
 
-
-const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
+const ok = (body: string, extra = '') =>
+  `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
 const SCRIPTS: Record<string, Script> = {
   '/ok': (s) => s.write(ok('ok')),
@@ -36,7 +36,10 @@ const SCRIPTS: Record<string, Script> = {
     s.write('HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the connection ends');
     s.end();
   },
-  '/chunked': (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 12\r\n\r\n'),
+  '/chunked': (s) =>
+    s.write(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 12\r\n\r\n',
+    ),
   // The malformed chunk comes in a later segment, after the status line was relayed (one arriving with the head is answered 502).
   '/bad-chunk': (s) => {
     s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
@@ -54,11 +57,11 @@ const SCRIPTS: Record<string, Script> = {
   '/hop': (s) => s.write(ok('hop', 'connection: x-internal\r\nx-internal: secret\r\nkeep-alive: timeout=5\r\nx-kept: yes\r\n')),
 };
 
-
 describe('upstream HTTP/1.1 client against a raw backend', () => {
   const proxy = useBareProxy({ backend: () => startRawBackend(SCRIPTS), mapping: { timeoutMs: 3000 } });
 
-  const get = (path: string, method = 'GET', body?: string) => send(proxy.url, { method, path: `/api${path}`, ...(body === undefined ? {} : { body }) });
+  const get = (path: string, method = 'GET', body?: string) =>
+    send(proxy.url, { method, path: `/api${path}`, ...(body === undefined ? {} : { body }) });
   const lastSeen = (path: string) => [...proxy.backend.seen].reverse().find((s) => s.path === path);
   /** The connection that carried `path` is not reused: the next request reaches the backend on another one. */
   const expectDroppedAfter = async (path: string) => {
@@ -150,12 +153,24 @@ describe('upstream HTTP/1.1 client against a raw backend', () => {
     // The client declares 64 KiB and sends 1 KiB; the backend answers 413 at once; only then does the rest follow.
     const u = new URL(proxy.url);
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/api/early', headers: { 'content-length': String(64 * 1024) }, agent: false }, (r) => {
-        let body = '';
-        r.on('data', (c: Buffer) => { body += c.toString(); });
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
-        req.end(Buffer.alloc(63 * 1024, 0x62));
-      });
+      const req = httpRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'POST',
+          path: '/api/early',
+          headers: { 'content-length': String(64 * 1024) },
+          agent: false,
+        },
+        (r) => {
+          let body = '';
+          r.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+          req.end(Buffer.alloc(63 * 1024, 0x62));
+        },
+      );
       req.on('error', reject);
       req.write(Buffer.alloc(1024, 0x61));
     });

@@ -60,7 +60,12 @@ function viaGatehouse(bytes: Buffer, method: Method, cuts: readonly number[]): O
   const decoder = new ChunkedDecoder();
   const body: Buffer[] = [];
   const keep = (chunk: Buffer) => body.push(chunk);
-  const done = (end: number | 'eof'): Outcome => ({ ok: true, status: (head as ResponseHead).status, body: Buffer.concat(body).toString('latin1'), end });
+  const done = (end: number | 'eof'): Outcome => ({
+    ok: true,
+    status: (head as ResponseHead).status,
+    body: Buffer.concat(body).toString('latin1'),
+    end,
+  });
   let offset = 0;
   for (const piece of pieces(bytes, cuts)) {
     let buf = piece;
@@ -187,7 +192,11 @@ async function viaNode(bytes: Buffer, method: Method, cuts: readonly number[]): 
  * Gatehouse's verdict, and where Gatehouse accepted, the disagreement with llhttp (undefined when none).
  * llhttp gets the bytes cut just before and at Gatehouse's end of message, so an earlier or later end shows.
  */
-async function compare(wire: string, method: Method, cuts: readonly number[]): Promise<{ gatehouse: Outcome; node: Outcome; disagreement: string | undefined }> {
+async function compare(
+  wire: string,
+  method: Method,
+  cuts: readonly number[],
+): Promise<{ gatehouse: Outcome; node: Outcome; disagreement: string | undefined }> {
   const bytes = Buffer.from(wire, 'latin1');
   const gatehouse = viaGatehouse(bytes, method, cuts);
   const nodeCuts = gatehouse.ok && gatehouse.end !== 'eof' ? [gatehouse.end - 1, gatehouse.end] : [];
@@ -214,7 +223,12 @@ const RAW_HELLO: Expected = [200, HELLO];
 
 const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Expected, method?: Method]> = [
   // The ten red-team inputs of issue 10.
-  ['TE chunked<NBSP> (llhttp: not chunked, read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xA0\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
+  [
+    'TE chunked<NBSP> (llhttp: not chunked, read to close)',
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xA0\r\n\r\n${HELLO}`,
+    'refused',
+    RAW_HELLO,
+  ],
   ['TE <NBSP>chunked (llhttp: read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: \xA0chunked\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
   ['TE chunked,, (llhttp: read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,,\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
   ['chunk size "5 6"', `${TE}5 6\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
@@ -226,16 +240,41 @@ const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Exp
   ['folded trailer line', `${TE}5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n`, 'refused', 'refused'],
   // Transfer-Encoding variants.
   ['TE chunked<HTAB> (llhttp: read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
-  ['TE chunked<VT> (a control byte: llhttp refuses the value)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\x0B\r\n\r\n${HELLO}`, 'refused', 'refused'],
+  [
+    'TE chunked<VT> (a control byte: llhttp refuses the value)',
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\x0B\r\n\r\n${HELLO}`,
+    'refused',
+    'refused',
+  ],
   ['TE <HTAB>chunked<SP>', `HTTP/1.1 200 OK\r\nTransfer-Encoding: \tchunked \r\n\r\n${HELLO}`, [200, 'hello'], [200, 'hello']],
   ['TE CHUNKED', `HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n${HELLO}`, [200, 'hello'], [200, 'hello']],
-  ['TE gzip, chunked (not decoded by Gatehouse)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${HELLO}`, 'refused', [200, 'hello']],
+  [
+    'TE gzip, chunked (not decoded by Gatehouse)',
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${HELLO}`,
+    'refused',
+    [200, 'hello'],
+  ],
   ['TE chunked, gzip (llhttp: read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
-  ['two TE chunked lines', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n${HELLO}`, 'refused', [200, 'hello']],
+  [
+    'two TE chunked lines',
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n${HELLO}`,
+    'refused',
+    [200, 'hello'],
+  ],
   ['TE xchunked (llhttp: read to close)', `HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n${HELLO}`, 'refused', RAW_HELLO],
   // Content-Length.
-  ['Content-Length and Transfer-Encoding', `HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n${HELLO}`, 'refused', 'refused'],
-  ['Transfer-Encoding and Content-Length', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n${HELLO}`, 'refused', 'refused'],
+  [
+    'Content-Length and Transfer-Encoding',
+    `HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n${HELLO}`,
+    'refused',
+    'refused',
+  ],
+  [
+    'Transfer-Encoding and Content-Length',
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n${HELLO}`,
+    'refused',
+    'refused',
+  ],
   ['two identical Content-Length lines', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
   ['two different Content-Length lines', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 2\r\n\r\nabc', 'refused', 'refused'],
   ['Content-Length: 3, 3', 'HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc', 'refused', 'refused'],
@@ -243,15 +282,30 @@ const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Exp
   ['Content-Length: 003 with OWS', 'HTTP/1.1 200 OK\r\nContent-Length: \t003 \r\n\r\nabc', [200, 'abc'], [200, 'abc']],
   ['a huge Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nabc', 'refused', 'refused'],
   ['an empty Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nabc', 'refused', 'refused'],
-  ['bytes after a Content-Length body', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\n\r\n', [200, 'abc'], [200, 'abc']],
+  [
+    'bytes after a Content-Length body',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\n\r\n',
+    [200, 'abc'],
+    [200, 'abc'],
+  ],
   // The head.
   ['obs-fold in the head', 'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
   ['bare LF line ends', 'HTTP/1.1 200 OK\nContent-Length: 3\n\nabc', 'refused', 'refused'],
   ['a bare LF inside the head', 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
   ['space before the colon', 'HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc', 'refused', 'refused'],
   ['a NUL in a header value', 'HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
-  ['a NUL in the reason phrase (llhttp takes any byte there)', 'HTTP/1.1 200 O\0K\r\nContent-Length: 3\r\n\r\nabc', 'refused', [200, 'abc']],
-  ['obs-text in a value and the reason', 'HTTP/1.1 200 \xC9t\xE9\r\nX-A: caf\xE9\r\nContent-Length: 3\r\n\r\nabc', [200, 'abc'], [200, 'abc']],
+  [
+    'a NUL in the reason phrase (llhttp takes any byte there)',
+    'HTTP/1.1 200 O\0K\r\nContent-Length: 3\r\n\r\nabc',
+    'refused',
+    [200, 'abc'],
+  ],
+  [
+    'obs-text in a value and the reason',
+    'HTTP/1.1 200 \xC9t\xE9\r\nX-A: caf\xE9\r\nContent-Length: 3\r\n\r\nabc',
+    [200, 'abc'],
+    [200, 'abc'],
+  ],
   ['a DEL in a header value', 'HTTP/1.1 200 OK\r\nX-A: a\x7Fb\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
   ['a header line without a colon', 'HTTP/1.1 200 OK\r\nnonsense\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
   ['an empty header name', 'HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 3\r\n\r\nabc', 'refused', 'refused'],
@@ -261,16 +315,36 @@ const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Exp
   // Bodies by framing.
   ['HTTP/1.0 close-delimited', 'HTTP/1.0 200 OK\r\n\r\nuntil the end', [200, 'until the end'], [200, 'until the end']],
   ['HTTP/1.1 without framing: close-delimited', 'HTTP/1.1 200 OK\r\n\r\nuntil the end', [200, 'until the end'], [200, 'until the end']],
-  ['100 and 103, then the final response', `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok`, [201, 'ok'], [201, 'ok']],
-  ['a 1xx with a Content-Length has no body', 'HTTP/1.1 103 Early Hints\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', [200, 'ok'], [200, 'ok']],
+  [
+    '100 and 103, then the final response',
+    `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok`,
+    [201, 'ok'],
+    [201, 'ok'],
+  ],
+  [
+    'a 1xx with a Content-Length has no body',
+    'HTTP/1.1 103 Early Hints\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    [200, 'ok'],
+    [200, 'ok'],
+  ],
   ['an unasked-for 101', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n', 'refused', 'refused'],
-  ['204 with a Content-Length: no body, the message ends at the head', 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello', [204, ''], [204, '']],
+  [
+    '204 with a Content-Length: no body, the message ends at the head',
+    'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello',
+    [204, ''],
+    [204, ''],
+  ],
   ['304 with a Content-Length', 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n', [304, ''], [304, '']],
   ['204 chunked: no body', `HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n`, [204, ''], [204, '']],
   ['HEAD with a Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n', [200, ''], [200, ''], 'HEAD'],
   ['HEAD chunked', `${TE}`, [200, ''], [200, ''], 'HEAD'],
   // Chunk sizes.
-  ['sizes in upper and lower case, with leading zeros', `${TE}000A\r\n0123456789\r\na\r\nabcdefghij\r\n000\r\n\r\n`, [200, '0123456789abcdefghij'], [200, '0123456789abcdefghij']],
+  [
+    'sizes in upper and lower case, with leading zeros',
+    `${TE}000A\r\n0123456789\r\na\r\nabcdefghij\r\n000\r\n\r\n`,
+    [200, '0123456789abcdefghij'],
+    [200, '0123456789abcdefghij'],
+  ],
   ['chunk size 0x5', `${TE}0x5\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
   ['chunk size +5', `${TE}+5\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
   ['chunk size -5', `${TE}-5\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
@@ -282,7 +356,12 @@ const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Exp
   ['the body cut short', `${TE}5\r\nhel`, 'refused', 'refused'],
   ['the last chunk without its final CRLF', `${TE}5\r\nhello\r\n0\r\n`, 'refused', 'refused'],
   // Chunk extensions (RFC 9112 §7.1.1).
-  ['extensions: token, quoted, bare name, several', `${TE}5;a=b;c="x y;\\"z\\"";flag\r\nhello\r\n0;last=1\r\n\r\n`, [200, 'hello'], [200, 'hello']],
+  [
+    'extensions: token, quoted, bare name, several',
+    `${TE}5;a=b;c="x y;\\"z\\"";flag\r\nhello\r\n0;last=1\r\n\r\n`,
+    [200, 'hello'],
+    [200, 'hello'],
+  ],
   ['an extension with a space before ;', `${TE}5 ;a=b\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
   ['an extension with a space after ;', `${TE}5; a=b\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
   ['an extension with spaces around =', `${TE}5;a = b\r\nhello\r\n0\r\n\r\n`, 'refused', 'refused'],
@@ -295,17 +374,32 @@ const ROWS: Array<[label: string, wire: string, gatehouse: Expected, llhttp: Exp
   ['trailers', `${TE}5\r\nhello\r\n0\r\nX-Sum: 12\r\nX-Empty:\r\nX-Ows: \t v \t\r\n\r\n`, [200, 'hello'], [200, 'hello']],
   ['a trailer with a space before the colon', `${TE}5\r\nhello\r\n0\r\nX-T : 1\r\n\r\n`, 'refused', 'refused'],
   ['a Content-Length trailer', `${TE}5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n`, 'refused', 'refused'],
-  ['a Transfer-Encoding trailer (llhttp ignores it)', `${TE}5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n`, 'refused', [200, 'hello']],
+  [
+    'a Transfer-Encoding trailer (llhttp ignores it)',
+    `${TE}5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    'refused',
+    [200, 'hello'],
+  ],
   ['a NUL in a trailer value', `${TE}5\r\nhello\r\n0\r\nX-T: a\0b\r\n\r\n`, 'refused', 'refused'],
   ['a bare LF ending a trailer', `${TE}5\r\nhello\r\n0\r\nX-T: 1\n\r\n`, 'refused', 'refused'],
-  ['a response glued after a chunked body: the message ends before it', `${TE}${HELLO}HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n`, [200, 'hello'], [200, 'hello']],
+  [
+    'a response glued after a chunked body: the message ends before it',
+    `${TE}${HELLO}HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n`,
+    [200, 'hello'],
+    [200, 'hello'],
+  ],
   ['garbage after a chunked body', `${TE}${HELLO}garbage`, [200, 'hello'], [200, 'hello']],
   // Size limits: Gatehouse counts every byte of the head (16 KiB) and of the trailers (16 KiB); node:http counts
   // only names, values and the reason phrase, against 16 KiB for each.
   ['a head just under 16 KiB', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(16300)}\r\nContent-Length: 1\r\n\r\nx`, [200, 'x'], [200, 'x']],
   ['a head over 16 KiB', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(16390)}\r\nContent-Length: 1\r\n\r\nx`, 'refused', 'refused'],
   ['trailers of 16 KiB', `${TE}1\r\nx\r\n0\r\nX-Big: ${'a'.repeat(16384)}\r\n\r\n`, 'refused', 'refused'],
-  ['a 12 KiB head and 12 KiB of trailers: separate budgets', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(12000)}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Big: ${'a'.repeat(12000)}\r\n\r\n`, [200, 'x'], [200, 'x']],
+  [
+    'a 12 KiB head and 12 KiB of trailers: separate budgets',
+    `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(12000)}\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Big: ${'a'.repeat(12000)}\r\n\r\n`,
+    [200, 'x'],
+    [200, 'x'],
+  ],
   ['a 4000-byte chunk extension', `${TE}1;a=${'b'.repeat(4000)}\r\nx\r\n0\r\n\r\n`, [200, 'x'], [200, 'x']],
 ];
 
@@ -322,18 +416,29 @@ describe('differential: Gatehouse against llhttp, known cases', () => {
 // --- (b) the property ------------------------------------------------------------------------------------
 
 /** Mostly `clean`, now and then one of the hostile variants: over the dozen-odd places a response has, about half come out with a flaw or two. */
-const rarely = <T,>(clean: fc.Arbitrary<T>, ...hostile: Array<fc.Arbitrary<T>>): fc.Arbitrary<T> =>
+const rarely = <T>(clean: fc.Arbitrary<T>, ...hostile: Array<fc.Arbitrary<T>>): fc.Arbitrary<T> =>
   fc.oneof({ weight: 25, arbitrary: clean }, { weight: 1, arbitrary: fc.oneof(...hostile) });
 
 /** Whitespace a lax parser might skip: the two OWS bytes, and those only String.trim() or a regex's \s would take. */
 const ows = rarely(fc.constantFrom('', '', ' ', '\t'), fc.constantFrom('\xA0', '\x0B', '\x0C', '\r', '\n', '\0'));
 const HOSTILE_BYTES = [0x00, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x22, 0x2c, 0x3a, 0x3b, 0x3d, 0x5c, 0x7f, 0x80, 0xa0, 0xff] as const;
 
-const latin1 = (maxLength: number) => fc.array(fc.integer({ min: 0, max: 255 }), { maxLength }).map((codes) => String.fromCharCode(...codes));
+const latin1 = (maxLength: number) =>
+  fc.array(fc.integer({ min: 0, max: 255 }), { maxLength }).map((codes) => String.fromCharCode(...codes));
 /** Field-value bytes: VCHAR, SP, HTAB and obs-text. */
 const fieldText = (maxLength: number) => fc.string({ unit: fc.constantFrom(...'abcXYZ019 -_.;=,"\\\t\x80\xE9\xFF'), maxLength });
 const lineEnd = rarely(fc.constant('\r\n'), fc.constantFrom('\n', '\r', '\r\r\n', '\n\r', ' \r\n'));
-const name = fc.constantFrom('a', 'name', 'X-Sum', 'ext', 'Content-Type', 'x-y.z', '!#$%&\'*+-.^_`|~', 'CONTENT-length', 'Transfer-encoding');
+const name = fc.constantFrom(
+  'a',
+  'name',
+  'X-Sum',
+  'ext',
+  'Content-Type',
+  'x-y.z',
+  "!#$%&'*+-.^_`|~",
+  'CONTENT-length',
+  'Transfer-encoding',
+);
 const chunkedWord = fc.constantFrom('chunked', 'CHUNKED', 'Chunked', 'chunKed');
 
 /** A header or trailer field line, with the ways one goes wrong: no colon, whitespace before it, obs-fold, odd bytes. */
@@ -348,18 +453,28 @@ const fieldLine = rarely(
 
 /** A size line's number for `length` bytes: hex in either case, leading zeros; rarely a sign, 0x, whitespace or a wrong value. */
 const chunkSize = (length: number) =>
-  fc.tuple(
-    rarely(fc.constant(0), fc.constantFrom(-1, 1)),
-    fc.nat(3),
-    fc.boolean(),
-    rarely(fc.constant(''), fc.constantFrom('0x', '+', '-', ' ', '\t', '\xA0')),
-    rarely(fc.constant(''), fc.constantFrom(' ', '\t', '\xA0', '\x0B', ' 6', '\tzz', ' ;a', '\0')),
-  ).map(([delta, zeros, upper, prefix, suffix]) => {
-    const hex = Math.max(0, length + delta).toString(16);
-    return `${prefix}${'0'.repeat(zeros)}${upper ? hex.toUpperCase() : hex}${suffix}`;
-  });
+  fc
+    .tuple(
+      rarely(fc.constant(0), fc.constantFrom(-1, 1)),
+      fc.nat(3),
+      fc.boolean(),
+      rarely(fc.constant(''), fc.constantFrom('0x', '+', '-', ' ', '\t', '\xA0')),
+      rarely(fc.constant(''), fc.constantFrom(' ', '\t', '\xA0', '\x0B', ' 6', '\tzz', ' ;a', '\0')),
+    )
+    .map(([delta, zeros, upper, prefix, suffix]) => {
+      const hex = Math.max(0, length + delta).toString(16);
+      return `${prefix}${'0'.repeat(zeros)}${upper ? hex.toUpperCase() : hex}${suffix}`;
+    });
 
-const quotedString = fc.array(rarely(fieldText(1).filter((c) => c !== '"' && c !== '\\'), fc.constantFrom('\\"', '\\\\', '\\a', '\\\t')), { maxLength: 5 }).map((parts) => `"${parts.join('')}"`);
+const quotedString = fc
+  .array(
+    rarely(
+      fieldText(1).filter((c) => c !== '"' && c !== '\\'),
+      fc.constantFrom('\\"', '\\\\', '\\a', '\\\t'),
+    ),
+    { maxLength: 5 },
+  )
+  .map((parts) => `"${parts.join('')}"`);
 
 /** chunk-ext (RFC 9112 §7.1.1); rarely with OWS around ; and =, empty parts, unterminated or odd quoting. */
 const chunkExt = rarely(
@@ -373,41 +488,58 @@ const chunk = latin1(12).chain((data) =>
   fc.tuple(chunkSize(data.length), fc.array(chunkExt, { maxLength: 2 })).map(([size, exts]) => ({ data, size, exts })),
 );
 
-const chunkedBody = fc.tuple(
-  fc.array(chunk, { maxLength: 3 }),
-  rarely(fc.constantFrom('0', '00', '000'), fc.constantFrom('0 ', '0\t', '0x0', '', ' 0')),
-  fc.array(chunkExt, { maxLength: 1 }),
-  lineEnd,
-  fc.array(fc.tuple(fieldLine, lineEnd), { maxLength: 2 }),
-  rarely(fc.constant('\r\n'), fc.constantFrom('', '\n', 'x', '\r\nx')),
-  rarely(fc.constant('\r\n'), fc.constantFrom('\n', '', '\r', ' \r\n')),
-).map(([chunks, last, lastExts, sizeEnd, trailers, dataEnd, finalEnd]) =>
-  chunks.map((c) => `${c.size}${c.exts.join('')}\r\n${c.data}${dataEnd}`).join('') +
-  `${last}${lastExts.join('')}${sizeEnd}${trailers.map(([t, e]) => `${t}${e}`).join('')}${finalEnd}`,
-);
+const chunkedBody = fc
+  .tuple(
+    fc.array(chunk, { maxLength: 3 }),
+    rarely(fc.constantFrom('0', '00', '000'), fc.constantFrom('0 ', '0\t', '0x0', '', ' 0')),
+    fc.array(chunkExt, { maxLength: 1 }),
+    lineEnd,
+    fc.array(fc.tuple(fieldLine, lineEnd), { maxLength: 2 }),
+    rarely(fc.constant('\r\n'), fc.constantFrom('', '\n', 'x', '\r\nx')),
+    rarely(fc.constant('\r\n'), fc.constantFrom('\n', '', '\r', ' \r\n')),
+  )
+  .map(
+    ([chunks, last, lastExts, sizeEnd, trailers, dataEnd, finalEnd]) =>
+      chunks.map((c) => `${c.size}${c.exts.join('')}\r\n${c.data}${dataEnd}`).join('') +
+      `${last}${lastExts.join('')}${sizeEnd}${trailers.map(([t, e]) => `${t}${e}`).join('')}${finalEnd}`,
+  );
 
 /** Transfer-Encoding values: `chunked` padded with OWS; rarely lists, empty members, other codings, hostile whitespace. */
 const teValue = rarely(
   fc.tuple(ows, chunkedWord, rarely(fc.constantFrom('', ' ', '  '), ows)).map(([a, c, b]) => `${a}${c}${b}`),
-  fc.tuple(
-    fc.array(rarely(chunkedWord, fc.constantFrom('gzip', 'identity', '', 'xchunked', 'chunked\xA0', '\xA0chunked')), { minLength: 1, maxLength: 3 }),
-    fc.constantFrom(',', ', ', ' ,', ',\t', ',,'),
-  ).map(([codings, sep]) => ` ${codings.join(sep)}`),
+  fc
+    .tuple(
+      fc.array(rarely(chunkedWord, fc.constantFrom('gzip', 'identity', '', 'xchunked', 'chunked\xA0', '\xA0chunked')), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+      fc.constantFrom(',', ', ', ' ,', ',\t', ',,'),
+    )
+    .map(([codings, sep]) => ` ${codings.join(sep)}`),
 );
 
 /** Content-Length values for a body of `length`: right, with OWS and leading zeros; rarely a list, a sign or a wrong value. */
-const clValue = fc.tuple(
-  rarely(fc.constantFrom('exact', 'zeros'), fc.constantFrom('list', 'other', 'plus', 'hex', 'empty', 'huge', 'space')),
-  fc.nat(20),
-  ows,
-  ows,
-).map(([kind, other, before, after]) => (length: number) => {
-  const v = {
-    exact: `${length}`, zeros: `00${length}`, list: `${length}, ${length}`, other: `${other}`, plus: `+${length}`,
-    hex: `0x${length.toString(16)}`, empty: '', huge: '99999999999999999999', space: `${length} ${length}`,
-  }[kind];
-  return `${before}${v}${after}`;
-});
+const clValue = fc
+  .tuple(
+    rarely(fc.constantFrom('exact', 'zeros'), fc.constantFrom('list', 'other', 'plus', 'hex', 'empty', 'huge', 'space')),
+    fc.nat(20),
+    ows,
+    ows,
+  )
+  .map(([kind, other, before, after]) => (length: number) => {
+    const v = {
+      exact: `${length}`,
+      zeros: `00${length}`,
+      list: `${length}, ${length}`,
+      other: `${other}`,
+      plus: `+${length}`,
+      hex: `0x${length.toString(16)}`,
+      empty: '',
+      huge: '99999999999999999999',
+      space: `${length} ${length}`,
+    }[kind];
+    return `${before}${v}${after}`;
+  });
 
 /** The framing header lines for a body of `length`. */
 type Framing = (length: number) => string[];
@@ -419,18 +551,35 @@ const framing: fc.Arbitrary<{ readonly chunked: boolean; readonly lines: Framing
   // Duplicated and conflicting framing headers.
   {
     weight: 1,
-    arbitrary: fc.tuple(fc.boolean(), fc.array(fc.oneof(teValue.map((te) => () => `Transfer-Encoding:${te}`), clValue.map((cl) => (length: number) => `Content-Length:${cl(length)}`)), { minLength: 2, maxLength: 3 }))
+    arbitrary: fc
+      .tuple(
+        fc.boolean(),
+        fc.array(
+          fc.oneof(
+            teValue.map((te) => () => `Transfer-Encoding:${te}`),
+            clValue.map((cl) => (length: number) => `Content-Length:${cl(length)}`),
+          ),
+          { minLength: 2, maxLength: 3 },
+        ),
+      )
       .map(([chunked, lines]) => ({ chunked, lines: (length: number) => lines.map((line) => line(length)) })),
   },
 );
 
-const statusLine = fc.tuple(
-  rarely(fc.constantFrom('HTTP/1.1', 'HTTP/1.0'), fc.constantFrom('HTTP/2.0', 'HTTP/1.2', 'http/1.1', 'HTTP/1.1 ', 'HTTP/01.1')),
-  rarely(fc.constantFrom(200, 201, 204, 304, 404, 500), fc.constantFrom(100, 101, 103, 199, 99, 600, 999)),
-  rarely(fc.constantFrom(' OK', '', ' ', ' Not Found'), latin1(4).map((r) => ` ${r}`)),
-).map(([version, status, reason]) => `${version} ${status}${reason}`);
+const statusLine = fc
+  .tuple(
+    rarely(fc.constantFrom('HTTP/1.1', 'HTTP/1.0'), fc.constantFrom('HTTP/2.0', 'HTTP/1.2', 'http/1.1', 'HTTP/1.1 ', 'HTTP/01.1')),
+    rarely(fc.constantFrom(200, 201, 204, 304, 404, 500), fc.constantFrom(100, 101, 103, 199, 99, 600, 999)),
+    rarely(
+      fc.constantFrom(' OK', '', ' ', ' Not Found'),
+      latin1(4).map((r) => ` ${r}`),
+    ),
+  )
+  .map(([version, status, reason]) => `${version} ${status}${reason}`);
 
-const interim = fc.tuple(fc.constantFrom(100, 102, 103), fc.array(fieldLine, { maxLength: 1 })).map(([status, lines]) => `HTTP/1.1 ${status} Info\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
+const interim = fc
+  .tuple(fc.constantFrom(100, 102, 103), fc.array(fieldLine, { maxLength: 1 }))
+  .map(([status, lines]) => `HTTP/1.1 ${status} Info\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
 
 /** A position anywhere in the response: fast-check's integers lean towards 0, which would aim every cut and edit at the status line. */
 const anywhere = fc.noBias(fc.nat(0xffff));
@@ -447,33 +596,43 @@ interface Case {
   readonly cuts: readonly number[];
 }
 
-const responseCase: fc.Arbitrary<Case> = fc.record({
-  interims: rarely(fc.constant<string[]>([]), fc.array(interim, { minLength: 1, maxLength: 2 })),
-  status: statusLine,
-  framing,
-  others: fc.array(fieldLine, { maxLength: 2 }),
-  connection: rarely(fc.constant<readonly string[]>([]), fc.constantFrom<readonly string[]>(['Connection: close'], ['Connection: keep-alive'], ['Connection: \xA0close'], ['Keep-Alive: timeout=5'])),
-  headEnd: lineEnd,
-  chunkedBody,
-  rawBody: latin1(16),
-  tail: rarely(fc.constant(''), fc.constantFrom('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', '\r\n', 'x'), latin1(4)),
-  mutations: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, fc.array(mutation, { minLength: 1, maxLength: 2 })),
-  method: rarely(fc.constant<Method>('GET'), fc.constant<Method>('HEAD')),
-  cuts: fc.array(anywhere, { maxLength: 6 }),
-}).map((p) => {
-  const body = p.framing.chunked ? p.chunkedBody : p.rawBody;
-  const lines = [...p.framing.lines(body.length), ...p.others, ...p.connection];
-  let wire = `${p.interims.join('')}${p.status}${p.headEnd}${lines.map((l) => `${l}${p.headEnd}`).join('')}\r\n${body}${p.tail}`;
-  for (const m of p.mutations) {
-    const at = m.at % (wire.length + 1);
-    const byte = String.fromCharCode(m.byte);
-    if (m.op === 'insert') wire = wire.slice(0, at) + byte + wire.slice(at);
-    else if (m.op === 'replace') wire = wire.slice(0, at) + byte + wire.slice(at + 1);
-    else wire = wire.slice(0, at) + wire.slice(at + 1);
-  }
-  const cuts = [...new Set(p.cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
-  return { wire, method: p.method, cuts };
-});
+const responseCase: fc.Arbitrary<Case> = fc
+  .record({
+    interims: rarely(fc.constant<string[]>([]), fc.array(interim, { minLength: 1, maxLength: 2 })),
+    status: statusLine,
+    framing,
+    others: fc.array(fieldLine, { maxLength: 2 }),
+    connection: rarely(
+      fc.constant<readonly string[]>([]),
+      fc.constantFrom<readonly string[]>(
+        ['Connection: close'],
+        ['Connection: keep-alive'],
+        ['Connection: \xA0close'],
+        ['Keep-Alive: timeout=5'],
+      ),
+    ),
+    headEnd: lineEnd,
+    chunkedBody,
+    rawBody: latin1(16),
+    tail: rarely(fc.constant(''), fc.constantFrom('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', '\r\n', 'x'), latin1(4)),
+    mutations: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, fc.array(mutation, { minLength: 1, maxLength: 2 })),
+    method: rarely(fc.constant<Method>('GET'), fc.constant<Method>('HEAD')),
+    cuts: fc.array(anywhere, { maxLength: 6 }),
+  })
+  .map((p) => {
+    const body = p.framing.chunked ? p.chunkedBody : p.rawBody;
+    const lines = [...p.framing.lines(body.length), ...p.others, ...p.connection];
+    let wire = `${p.interims.join('')}${p.status}${p.headEnd}${lines.map((l) => `${l}${p.headEnd}`).join('')}\r\n${body}${p.tail}`;
+    for (const m of p.mutations) {
+      const at = m.at % (wire.length + 1);
+      const byte = String.fromCharCode(m.byte);
+      if (m.op === 'insert') wire = wire.slice(0, at) + byte + wire.slice(at);
+      else if (m.op === 'replace') wire = wire.slice(0, at) + byte + wire.slice(at + 1);
+      else wire = wire.slice(0, at) + wire.slice(at + 1);
+    }
+    const cuts = [...new Set(p.cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
+    return { wire, method: p.method, cuts };
+  });
 
 describe('differential: Gatehouse against llhttp, generated responses', () => {
   it('whatever Gatehouse accepts, llhttp accepts with the same status, body and end of message', async () => {
@@ -486,7 +645,8 @@ describe('differential: Gatehouse against llhttp, generated responses', () => {
       fc.asyncProperty(responseCase, async ({ wire, method, cuts }) => {
         const { gatehouse, disagreement } = await compare(wire, method, cuts);
         if (gatehouse.ok) accepted++;
-        if (disagreement !== undefined) throw new Error(`Gatehouse accepted (${method}, cuts ${JSON.stringify(cuts)}) what llhttp frames otherwise: ${disagreement}`);
+        if (disagreement !== undefined)
+          throw new Error(`Gatehouse accepted (${method}, cuts ${JSON.stringify(cuts)}) what llhttp frames otherwise: ${disagreement}`);
       }),
       { seed, numRuns },
     );

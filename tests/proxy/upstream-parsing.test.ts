@@ -101,7 +101,11 @@ describe('chunked body decoding', () => {
     ['a quoted extension value with ; = and quoted-pairs', '5;a="x; y=\\"z\\" \\\\"\r\nhello\r\n0\r\n\r\n', 'hello'],
     ['obs-text in a quoted extension', '5;a="caf\xE9"\r\nhello\r\n0\r\n\r\n', 'hello'],
     ['trailers with OWS, an empty value and obs-text', '5\r\nhello\r\n0\r\nX-A: \t1 \t\r\nX-Empty:\r\nX-B:caf\xE9\r\n\r\n', 'hello'],
-    ['trailers whose names only start like a framing field', '5\r\nhello\r\n0\r\nContent-Lengths: 1\r\nTransfer-Encodin: x\r\nContent-Length-X: 2\r\n\r\n', 'hello'],
+    [
+      'trailers whose names only start like a framing field',
+      '5\r\nhello\r\n0\r\nContent-Lengths: 1\r\nTransfer-Encodin: x\r\nContent-Length-X: 2\r\n\r\n',
+      'hello',
+    ],
   ])('accepts %s', (_label, text, body) => {
     const input = Buffer.from(text, 'latin1');
     for (const size of [input.length, 1]) expect(decodeAll(input, size)).toEqual({ body, end: input.length, done: true });
@@ -139,7 +143,7 @@ describe('chunked body decoding', () => {
     // Trailers are field lines (RFC 9112 §7.1.2, §5): a name, a colon, a value; no obs-fold (§5.2).
     ['a trailer line without a colon', '0\r\nnocolon\r\n\r\n'],
     ['a folded trailer line', '0\r\nX-T: a\r\n b\r\n\r\n'],
-    ['a space before a trailer\'s colon', '0\r\nX-T : a\r\n\r\n'],
+    ["a space before a trailer's colon", '0\r\nX-T : a\r\n\r\n'],
     ['a trailer with an empty name', '0\r\n: a\r\n\r\n'],
     ['a NUL in a trailer value', '0\r\nX-T: a\0b\r\n\r\n'],
     ['a Content-Length trailer', '0\r\ncontent-LENGTH: 5\r\n\r\n'],
@@ -153,15 +157,31 @@ describe('values Gatehouse writes into the upstream request head', () => {
   // The client writes header values as they are, so nothing Gatehouse adds may carry CR or LF.
   const warnings: unknown[] = [];
   const log = { warn: (o: unknown) => warnings.push(o) } as unknown as Logger;
-  const route = { forwardAccessToken: true, identityHeaders: [['x-user-sub', 'sub'], ['x-user-email', 'email']] } as unknown as Route;
+  const route = {
+    forwardAccessToken: true,
+    identityHeaders: [
+      ['x-user-sub', 'sub'],
+      ['x-user-email', 'email'],
+    ],
+  } as unknown as Route;
 
   it('an access token or claim with CR/LF is dropped and logged, never written', () => {
-    const lines = identityHeaderLines(route, { accessToken: 'abc\r\nx-user-admin: true', claims: { sub: 'u1', email: 'a@b\r\nx-evil: 1' } }, 'req-1', log);
+    const lines = identityHeaderLines(
+      route,
+      { accessToken: 'abc\r\nx-user-admin: true', claims: { sub: 'u1', email: 'a@b\r\nx-evil: 1' } },
+      'req-1',
+      log,
+    );
     expect(lines).toEqual(['x-user-sub', 'u1']);
     expect(warnings).toHaveLength(2);
   });
 
   it('a well-formed token is relayed as a Bearer credential', () => {
-    expect(identityHeaderLines(route, { accessToken: 'eyJ.abc-_~+/=', claims: { sub: 'u1' } }, 'req-2', log)).toEqual(['authorization', 'Bearer eyJ.abc-_~+/=', 'x-user-sub', 'u1']);
+    expect(identityHeaderLines(route, { accessToken: 'eyJ.abc-_~+/=', claims: { sub: 'u1' } }, 'req-2', log)).toEqual([
+      'authorization',
+      'Bearer eyJ.abc-_~+/=',
+      'x-user-sub',
+      'u1',
+    ]);
   });
 });

@@ -16,12 +16,20 @@ function call(pool: UpstreamPool, path: string, timeoutMs = 5000): Promise<Outco
   return new Promise((resolve) => {
     let status = 0;
     const chunks: Buffer[] = [];
-    pool.request({ method: 'GET', path, headers: [], body: { kind: 'none' }, timeoutMs }, {
-      onResponseStart: (head: ResponseHead) => { status = head.status; },
-      onResponseData: (chunk) => { chunks.push(Buffer.from(chunk)); return true; },
-      onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
-      onResponseError: (error) => resolve({ error }),
-    });
+    pool.request(
+      { method: 'GET', path, headers: [], body: { kind: 'none' }, timeoutMs },
+      {
+        onResponseStart: (head: ResponseHead) => {
+          status = head.status;
+        },
+        onResponseData: (chunk) => {
+          chunks.push(Buffer.from(chunk));
+          return true;
+        },
+        onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
+        onResponseError: (error) => resolve({ error }),
+      },
+    );
   });
 }
 
@@ -121,7 +129,9 @@ describe('upstream pool', () => {
     const inFlight = call(pool, '/slow');
     await new Promise((r) => setTimeout(r, 10));
     let closed = false;
-    const closing = pool.close().then(() => { closed = true; });
+    const closing = pool.close().then(() => {
+      closed = true;
+    });
     await new Promise((r) => setTimeout(r, 5));
     expect(closed).toBe(false);
     expect((await inFlight).status).toBe(200);

@@ -11,14 +11,19 @@ import type { ResponseHead } from '../../src/proxy/upstream/response-head.ts';
  */
 
 describe('request head: the writer checks every byte before writing one', () => {
-  const write = (headers: string[], body: RequestBody = NO_BODY, method = 'GET', target = '/a') => serializeRequestHead(method, target, 'backend:80', headers, body);
+  const write = (headers: string[], body: RequestBody = NO_BODY, method = 'GET', target = '/a') =>
+    serializeRequestHead(method, target, 'backend:80', headers, body);
 
   it('writes Host, then the list, then the framing it derives from the body', () => {
     expect(write(['x-a', '1'])).toBe('GET /a HTTP/1.1\r\nhost: backend:80\r\nx-a: 1\r\n\r\n');
-    expect(write([], { kind: 'length', length: 12, stream: new PassThrough() }, 'POST')).toBe('POST /a HTTP/1.1\r\nhost: backend:80\r\ncontent-length: 12\r\n\r\n');
+    expect(write([], { kind: 'length', length: 12, stream: new PassThrough() }, 'POST')).toBe(
+      'POST /a HTTP/1.1\r\nhost: backend:80\r\ncontent-length: 12\r\n\r\n',
+    );
     expect(write([], { kind: 'length', length: 0, stream: null }, 'POST')).toContain('\r\ncontent-length: 0\r\n');
     expect(write([], { kind: 'chunked', stream: new PassThrough() }, 'POST')).toContain('\r\ntransfer-encoding: chunked\r\n');
-    expect(serializeRequestHead('GET', '/ws', 'b', [], NO_BODY, 'websocket')).toBe('GET /ws HTTP/1.1\r\nhost: b\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+    expect(serializeRequestHead('GET', '/ws', 'b', [], NO_BODY, 'websocket')).toBe(
+      'GET /ws HTTP/1.1\r\nhost: b\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
+    );
   });
 
   it.each([
@@ -106,12 +111,20 @@ function call(pool: UpstreamPool, method: string, body: RequestBody, headers: st
   return new Promise((resolve) => {
     let status = 0;
     const chunks: Buffer[] = [];
-    pool.request({ method, path, headers, body, timeoutMs: 3000 }, {
-      onResponseStart: (head: ResponseHead) => { status = head.status; },
-      onResponseData: (chunk) => { chunks.push(Buffer.from(chunk)); return true; },
-      onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
-      onResponseError: (error) => resolve({ error }),
-    });
+    pool.request(
+      { method, path, headers, body, timeoutMs: 3000 },
+      {
+        onResponseStart: (head: ResponseHead) => {
+          status = head.status;
+        },
+        onResponseData: (chunk) => {
+          chunks.push(Buffer.from(chunk));
+          return true;
+        },
+        onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
+        onResponseError: (error) => resolve({ error }),
+      },
+    );
   });
 }
 
@@ -208,17 +221,22 @@ describe('upgrade: a 101 hands the connection over, anything else is a response 
     const pool = createUpstreamPool(backend.origin);
     const before = backend.conns.length;
     const got = await new Promise<{ head: ResponseHead; socket: Socket; rest: Buffer }>((resolve, reject) => {
-      pool.upgrade({ path: '/ws', headers: ['sec-websocket-key', 'abc'], protocol: 'websocket', timeoutMs: 2000 }, {
-        onUpgrade: (head, socket, rest) => resolve({ head, socket, rest }),
-        onResponseStart: () => reject(new Error('not upgraded')),
-        onResponseData: () => true,
-        onResponseEnd: () => reject(new Error('not upgraded')),
-        onResponseError: reject,
-      });
+      pool.upgrade(
+        { path: '/ws', headers: ['sec-websocket-key', 'abc'], protocol: 'websocket', timeoutMs: 2000 },
+        {
+          onUpgrade: (head, socket, rest) => resolve({ head, socket, rest }),
+          onResponseStart: () => reject(new Error('not upgraded')),
+          onResponseData: () => true,
+          onResponseEnd: () => reject(new Error('not upgraded')),
+          onResponseError: reject,
+        },
+      );
     });
     expect(got.head.status).toBe(101);
     expect(got.rest.toString()).toBe('first-bytes');
-    expect(backend.conns[before]?.bytes()).toBe(`GET /ws HTTP/1.1\r\nhost: ${new URL(backend.origin).host}\r\nsec-websocket-key: abc\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n`);
+    expect(backend.conns[before]?.bytes()).toBe(
+      `GET /ws HTTP/1.1\r\nhost: ${new URL(backend.origin).host}\r\nsec-websocket-key: abc\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n`,
+    );
     // The tunnel is the caller's: the pool is done with it, and closing the pool leaves it open.
     await pool.close();
     expect(got.socket.destroyed).toBe(false);
@@ -231,13 +249,24 @@ describe('upgrade: a 101 hands the connection over, anything else is a response 
     const out = await new Promise<Outcome>((resolve) => {
       let status = 0;
       let body = '';
-      pool.upgrade({ path: '/decline', headers: [], protocol: 'websocket', timeoutMs: 2000 }, {
-        onUpgrade: (_h, s) => { s.destroy(); resolve({ status: 101 }); },
-        onResponseStart: (head) => { status = head.status; },
-        onResponseData: (c) => { body += c.toString(); return true; },
-        onResponseEnd: () => resolve({ status, body }),
-        onResponseError: (error) => resolve({ error }),
-      });
+      pool.upgrade(
+        { path: '/decline', headers: [], protocol: 'websocket', timeoutMs: 2000 },
+        {
+          onUpgrade: (_h, s) => {
+            s.destroy();
+            resolve({ status: 101 });
+          },
+          onResponseStart: (head) => {
+            status = head.status;
+          },
+          onResponseData: (c) => {
+            body += c.toString();
+            return true;
+          },
+          onResponseEnd: () => resolve({ status, body }),
+          onResponseError: (error) => resolve({ error }),
+        },
+      );
     });
     expect(out).toEqual({ status: 426, body: 'nope' });
     await until(() => backend.conns[before]?.closed === true);

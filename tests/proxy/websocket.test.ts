@@ -16,18 +16,23 @@ describe('WebSocket upgrades on /api/*', () => {
         if (req.url?.startsWith('/idle/hang')) return true;
         if (!req.url?.startsWith('/decline')) return false;
         // A chunked refusal: Gatehouse must relay it as a well-formed HTTP response.
-        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nX-Reason: policy\r\n\r\n5\r\nnope!\r\n0\r\n\r\n');
+        socket.end(
+          'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nX-Reason: policy\r\n\r\n5\r\nnope!\r\n0\r\n\r\n',
+        );
         return true;
       },
     });
     const down = await closedPortUrl();
     stack = await startProxyStack({
-      yaml: mappingsYaml([
-        { frontendHost: '*', backend: backend.url },
-        { frontendHost: '*', pathPrefix: '/nows', backend: backend.url, websocket: false },
-        { frontendHost: '*', pathPrefix: '/idle', backend: backend.url, timeoutMs: 300 },
-        { frontendHost: '*', pathPrefix: '/down', backend: down },
-      ], 'allowedOrigins: ["https://spa.example.com"]\n'),
+      yaml: mappingsYaml(
+        [
+          { frontendHost: '*', backend: backend.url },
+          { frontendHost: '*', pathPrefix: '/nows', backend: backend.url, websocket: false },
+          { frontendHost: '*', pathPrefix: '/idle', backend: backend.url, timeoutMs: 300 },
+          { frontendHost: '*', pathPrefix: '/down', backend: down },
+        ],
+        'allowedOrigins: ["https://spa.example.com"]\n',
+      ),
     });
     ws = stack.url.replace('http:', 'ws:');
     accessToken = (await stack.gh.app.sessions.load(parseSessionSecret(stack.sessionValue)))?.tokens.accessToken ?? '';
@@ -94,7 +99,9 @@ describe('WebSocket upgrades on /api/*', () => {
     const index = backend.sockets.length;
     const client2 = await mustOpen('/api/chat');
     const server = await backend.waitForSocket(index);
-    const serverClosed = new Promise<{ code: number; reason: string }>((resolve) => server.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const serverClosed = new Promise<{ code: number; reason: string }>((resolve) =>
+      server.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     client2.close(4002, 'client done');
     expect(await serverClosed).toEqual({ code: 4002, reason: 'client done' });
   });
@@ -137,12 +144,23 @@ describe('WebSocket upgrades on /api/*', () => {
   });
 
   it('without a session: HTTP 401 unauthorized on the socket, no backend connection', async () => {
-    await expectErrorUnforwarded(() => backend.connections, () => upgradeRefusal(openWs(`${ws}/api/chat`)), 401, 'unauthorized');
+    await expectErrorUnforwarded(
+      () => backend.connections,
+      () => upgradeRefusal(openWs(`${ws}/api/chat`)),
+      401,
+      'unauthorized',
+    );
   });
 
   it('Origin must be same-origin or allowed: otherwise 403 origin_not_allowed before any backend connect', async () => {
     const connections = backend.connections;
-    for (const origin of ['https://evil.example', 'null', `${stack.url}.evil.example`, 'https://spa.example.com.evil.example', stack.url.replace('127.0.0.1', 'localhost')]) {
+    for (const origin of [
+      'https://evil.example',
+      'null',
+      `${stack.url}.evil.example`,
+      'https://spa.example.com.evil.example',
+      stack.url.replace('127.0.0.1', 'localhost'),
+    ]) {
       expectError(await upgradeRefusal(open('/api/chat', { origin }), origin), 403, 'origin_not_allowed', origin);
     }
     expect(backend.connections).toBe(connections);
@@ -153,13 +171,24 @@ describe('WebSocket upgrades on /api/*', () => {
   });
 
   it('a mapping with websocket: false refuses the upgrade and never connects', async () => {
-    await expectErrorUnforwarded(() => backend.connections, () => upgradeRefusal(open('/api/nows/chat')), 404, 'not_found');
+    await expectErrorUnforwarded(
+      () => backend.connections,
+      () => upgradeRefusal(open('/api/nows/chat')),
+      404,
+      'not_found',
+    );
   });
 
   it('refuses a non-WebSocket upgrade (h2c) with 400 bad_request', async () => {
-    const h2c = `GET /api/chat HTTP/1.1\r\nHost: ${new URL(stack.url).host}\r\nCookie: ${stack.sessionCookie}\r\n`
-      + 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
-    await expectErrorUnforwarded(() => backend.connections, () => sendRaw(stack.url, h2c), 400, 'bad_request');
+    const h2c =
+      `GET /api/chat HTTP/1.1\r\nHost: ${new URL(stack.url).host}\r\nCookie: ${stack.sessionCookie}\r\n` +
+      'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
+    await expectErrorUnforwarded(
+      () => backend.connections,
+      () => sendRaw(stack.url, h2c),
+      400,
+      'bad_request',
+    );
   });
 
   it('relays a backend that declines the upgrade as a well-formed HTTP response', async () => {

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allowedRsv, closeFrame, createFrameTracker, VIOLATIONS, type FrameTracker, type FrameViolation } from '../../src/proxy/ws-frames.ts';
+import {
+  allowedRsv,
+  closeFrame,
+  createFrameTracker,
+  VIOLATIONS,
+  type FrameTracker,
+  type FrameViolation,
+} from '../../src/proxy/ws-frames.ts';
 
 interface Spec {
   opcode: number;
@@ -66,8 +73,12 @@ describe('frame tracker: boundaries', () => {
 
   it('follows frames across arbitrary chunk splits', () => {
     const frames = [
-      frame({ opcode: 0x1, length: 10 }), frame({ opcode: 0x2, length: 200, fin: false }), frame({ opcode: 0x9, length: 0 }),
-      frame({ opcode: 0x0, length: 70_000, fin: false }), frame({ opcode: 0x0, length: 126 }), frame({ opcode: 0x8, length: 2 }),
+      frame({ opcode: 0x1, length: 10 }),
+      frame({ opcode: 0x2, length: 200, fin: false }),
+      frame({ opcode: 0x9, length: 0 }),
+      frame({ opcode: 0x0, length: 70_000, fin: false }),
+      frame({ opcode: 0x0, length: 126 }),
+      frame({ opcode: 0x8, length: 2 }),
     ];
     const all = Buffer.concat(frames);
     const ends = new Set<number>();
@@ -88,7 +99,13 @@ describe('frame tracker: boundaries', () => {
   it('keeps a header split inside its extended length and mask', () => {
     const f = frame({ opcode: 0x2, length: 0x12345, masked: true });
     const tracker = client();
-    for (const cut of [[0, 1], [1, 3], [3, 9], [9, 13], [13, 14]]) {
+    for (const cut of [
+      [0, 1],
+      [1, 3],
+      [3, 9],
+      [9, 13],
+      [13, 14],
+    ]) {
       tracker.advance(f.subarray(cut[0], cut[1]), false);
       expect(tracker.atBoundary()).toBe(false);
     }
@@ -170,25 +187,57 @@ describe('frame tracker: illegal frames (RFC 6455 §5.2, §5.4, §5.5; RFC 7692 
   // [name, side, legal frames first, illegal frame, violation, rsv]
   const rows: ReadonlyArray<[string, 'client' | 'server', Spec[], Spec, FrameViolation, { first: number; other: number }?]> = [
     ['64-bit length with the top bit set', 'server', [], { opcode: 0x2, length: 0, declared: 1n << 63n }, VIOLATIONS.lengthTopBit],
-    ['64-bit length with the top bit set, masked', 'client', [], { opcode: 0x2, length: 0, declared: 0xffff_ffff_ffff_ffffn, masked: true }, VIOLATIONS.lengthTopBit],
+    [
+      '64-bit length with the top bit set, masked',
+      'client',
+      [],
+      { opcode: 0x2, length: 0, declared: 0xffff_ffff_ffff_ffffn, masked: true },
+      VIOLATIONS.lengthTopBit,
+    ],
     ['64-bit length beyond 2^53 - 1', 'server', [], { opcode: 0x2, length: 0, declared: 1n << 53n }, VIOLATIONS.tooLong],
     ['ping over 125 bytes', 'server', [], { opcode: 0x9, length: 126 }, VIOLATIONS.longControl],
     ['close with a 64-bit length', 'client', [], { opcode: 0x8, length: 10, form: 64, masked: true }, VIOLATIONS.longControl],
     ['fragmented ping', 'server', [], { opcode: 0x9, length: 1, fin: false }, VIOLATIONS.fragmentedControl],
     ['fragmented close', 'client', [], { opcode: 0x8, length: 2, fin: false, masked: true }, VIOLATIONS.fragmentedControl],
-    ...[0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf].map((op): [string, 'server', Spec[], Spec, FrameViolation] =>
-      [`reserved opcode 0x${op.toString(16)}`, 'server', [], { opcode: op, length: 1 }, VIOLATIONS.reservedOpcode]),
+    ...[0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf].map((op): [string, 'server', Spec[], Spec, FrameViolation] => [
+      `reserved opcode 0x${op.toString(16)}`,
+      'server',
+      [],
+      { opcode: op, length: 1 },
+      VIOLATIONS.reservedOpcode,
+    ]),
     ['RSV1 without an extension', 'server', [], { opcode: 0x1, length: 1, rsv: 0x40 }, VIOLATIONS.rsv],
     ['RSV2 without an extension', 'client', [], { opcode: 0x2, length: 1, rsv: 0x20, masked: true }, VIOLATIONS.rsv],
     ['RSV3 without an extension', 'server', [], { opcode: 0x9, length: 1, rsv: 0x10 }, VIOLATIONS.rsv],
     ['RSV2 with permessage-deflate', 'server', [], { opcode: 0x1, length: 1, rsv: 0x20 }, VIOLATIONS.rsv, deflate],
     ['RSV1 on a ping with permessage-deflate', 'server', [], { opcode: 0x9, length: 1, rsv: 0x40 }, VIOLATIONS.rsv, deflate],
-    ['RSV1 on a continuation with permessage-deflate', 'client',
-      [{ opcode: 0x1, length: 1, fin: false, rsv: 0x40, masked: true }], { opcode: 0x0, length: 1, rsv: 0x40, masked: true }, VIOLATIONS.rsv, deflate],
+    [
+      'RSV1 on a continuation with permessage-deflate',
+      'client',
+      [{ opcode: 0x1, length: 1, fin: false, rsv: 0x40, masked: true }],
+      { opcode: 0x0, length: 1, rsv: 0x40, masked: true },
+      VIOLATIONS.rsv,
+      deflate,
+    ],
     ['an unmasked client frame', 'client', [], { opcode: 0x1, length: 3 }, VIOLATIONS.unmasked],
     ['a masked server frame', 'server', [], { opcode: 0x1, length: 3, masked: true }, VIOLATIONS.masked],
-    ['a continuation with no message', 'server', [{ opcode: 0x1, length: 2 }], { opcode: 0x0, length: 1 }, VIOLATIONS.unexpectedContinuation],
-    ['a new message inside a fragmented one', 'server', [{ opcode: 0x2, length: 2, fin: false }, { opcode: 0x9, length: 0 }], { opcode: 0x1, length: 1 }, VIOLATIONS.unfinishedMessage],
+    [
+      'a continuation with no message',
+      'server',
+      [{ opcode: 0x1, length: 2 }],
+      { opcode: 0x0, length: 1 },
+      VIOLATIONS.unexpectedContinuation,
+    ],
+    [
+      'a new message inside a fragmented one',
+      'server',
+      [
+        { opcode: 0x2, length: 2, fin: false },
+        { opcode: 0x9, length: 0 },
+      ],
+      { opcode: 0x1, length: 1 },
+      VIOLATIONS.unfinishedMessage,
+    ],
   ];
 
   it.each(rows)('%s (%s) is refused before any of it is relayed', (_name, side, legal, illegal, violation, rsv) => {
@@ -197,7 +246,9 @@ describe('frame tracker: illegal frames (RFC 6455 §5.2, §5.4, §5.5; RFC 7692 
     const bad = frame(illegal);
     // Whole, in one chunk with the legal frames: relay up to where the illegal frame begins.
     const whole = make(rsv);
-    expect(whole.advance(Buffer.concat([prefix, bad, frame({ opcode: 0x1, length: 1, masked: side === 'client' })]), false)).toBe(prefix.length);
+    expect(whole.advance(Buffer.concat([prefix, bad, frame({ opcode: 0x1, length: 1, masked: side === 'client' })]), false)).toBe(
+      prefix.length,
+    );
     expect(whole.error).toBe(violation);
     expect(whole.atBoundary()).toBe(true);
     expect(whole.advance(Buffer.from([0x81, 0x00]), false)).toBe(0);
@@ -222,7 +273,11 @@ describe('frame tracker: illegal frames (RFC 6455 §5.2, §5.4, §5.5; RFC 7692 
 
   it.each([
     ['permessage-deflate: RSV1 on first data frames only', 'permessage-deflate', { first: 0x40, other: 0 }],
-    ['permessage-deflate with parameters', 'permessage-deflate; client_max_window_bits=10; server_no_context_takeover', { first: 0x40, other: 0 }],
+    [
+      'permessage-deflate with parameters',
+      'permessage-deflate; client_max_window_bits=10; server_no_context_takeover',
+      { first: 0x40, other: 0 },
+    ],
     ['an extension Gatehouse does not know: every bit', 'x-webkit-deflate-frame', { first: 0x70, other: 0x70 }],
     ['a known and an unknown one: every bit', 'permessage-deflate, x-custom', { first: 0x70, other: 0x70 }],
     ['none', undefined, { first: 0, other: 0 }],
@@ -233,7 +288,11 @@ describe('frame tracker: illegal frames (RFC 6455 §5.2, §5.4, §5.5; RFC 7692 
 
   it('with permessage-deflate, RSV1 on the first frame of a message is legal', () => {
     const tracker = server(deflate);
-    const bytes = Buffer.concat([frame({ opcode: 0x1, length: 5, rsv: 0x40, fin: false }), frame({ opcode: 0x0, length: 5 }), frame({ opcode: 0x2, length: 3, rsv: 0x40 })]);
+    const bytes = Buffer.concat([
+      frame({ opcode: 0x1, length: 5, rsv: 0x40, fin: false }),
+      frame({ opcode: 0x0, length: 5 }),
+      frame({ opcode: 0x2, length: 3, rsv: 0x40 }),
+    ]);
     expect(tracker.advance(bytes, false)).toBe(bytes.length);
     expect(tracker.error).toBeUndefined();
   });

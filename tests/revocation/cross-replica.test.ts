@@ -6,8 +6,18 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { useReplicas } from '../helpers/replicas.ts';
 import {
-  jsonOf, makeSigningKey, nowSeconds, openWs, readSession, sessionCookieOf, signJwt, sleep, storeKeyOf, waitUntil,
-  type OpenWs, type SigningKey,
+  jsonOf,
+  makeSigningKey,
+  nowSeconds,
+  openWs,
+  readSession,
+  sessionCookieOf,
+  signJwt,
+  sleep,
+  storeKeyOf,
+  waitUntil,
+  type OpenWs,
+  type SigningKey,
 } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
@@ -67,9 +77,12 @@ describe('revocation across replicas', () => {
     const { cookie } = await login('kim');
     const socket = await warmOnB(cookie.header);
     const since = Date.now();
-    const res = await jsonOf(await fetch(`${stage.a.url}/admin/sessions/${storeKeyOf(cookie.value)}`, {
-      method: 'DELETE', headers: { 'x-admin-token': ADMIN_TOKEN },
-    }));
+    const res = await jsonOf(
+      await fetch(`${stage.a.url}/admin/sessions/${storeKeyOf(cookie.value)}`, {
+        method: 'DELETE',
+        headers: { 'x-admin-token': ADMIN_TOKEN },
+      }),
+    );
     expect(res.status).toBe(200);
     await expectEndedOnB(cookie.header, socket, since);
     expect(await readSession(stage.redis, stage.a, cookie.value)).toBeUndefined();
@@ -98,9 +111,12 @@ describe('revocation across replicas', () => {
     expect(await status(stage.b, { authorization: `Bearer ${accessToken}` })).toBe(200);
 
     const since = Date.now();
-    const res = await jsonOf(await fetch(`${stage.a.url}/admin/users/dan/revoke`, {
-      method: 'POST', headers: { 'x-admin-token': ADMIN_TOKEN },
-    }));
+    const res = await jsonOf(
+      await fetch(`${stage.a.url}/admin/users/dan/revoke`, {
+        method: 'POST',
+        headers: { 'x-admin-token': ADMIN_TOKEN },
+      }),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ revoked: 'user', sub: 'dan', sessions: 2 });
     await expectEndedOnB(second.cookie.header, socket, since);
@@ -117,7 +133,12 @@ describe('revocation across replicas', () => {
     expect(await status(stage.a, { cookie: again.cookie.header })).toBe(200);
     await sleep(1000 - (Date.now() % 1000) + 20);
     const later = await signJwt(rsa, {
-      iss: stage.idp.issuer, aud: API_AUDIENCE, sub: 'dan', iat: nowSeconds(), exp: nowSeconds() + 60, jti: randomUUID(),
+      iss: stage.idp.issuer,
+      aud: API_AUDIENCE,
+      sub: 'dan',
+      iat: nowSeconds(),
+      exp: nowSeconds() + 60,
+      jti: randomUUID(),
     });
     expect(await status(stage.b, { authorization: `Bearer ${later}` })).toBe(200);
   });
@@ -132,11 +153,16 @@ describe('revocation across replicas', () => {
     const since = Date.now();
     await stage.a.app.blocklist.revokeJti(stored?.record['atJti'] as string, Date.now() + 60_000);
     const seen: Array<string | undefined> = [];
-    await waitUntil(async () => {
-      expect(await status(stage.b, { cookie: cookie.header }, '/api/xr/jti')).toBe(200);
-      seen.push(header(stage.backend.last(), 'authorization'));
-      return seen.at(-1) !== revoked;
-    }, SLA_MS, 'B to stop forwarding the revoked token', 10);
+    await waitUntil(
+      async () => {
+        expect(await status(stage.b, { cookie: cookie.header }, '/api/xr/jti')).toBe(200);
+        seen.push(header(stage.backend.last(), 'authorization'));
+        return seen.at(-1) !== revoked;
+      },
+      SLA_MS,
+      'B to stop forwarding the revoked token',
+      10,
+    );
     expect(Date.now() - since).toBeLessThan(SLA_MS);
     for (let i = 0; i < 3; i++) {
       expect(await status(stage.b, { cookie: cookie.header }, '/api/xr/jti')).toBe(200);

@@ -82,7 +82,7 @@ describe('reads under way when a revocation lands', () => {
     return blocklist;
   }
 
-  it('a session destroyed on A while B reads it is not served from B\'s cache afterwards', async () => {
+  it("a session destroyed on A while B reads it is not served from B's cache afterwards", async () => {
     const a = await sessionsOn(await redisStore());
     const { secret: id, session } = await a.create({ claims: { sub: 'ida' }, tokens: { accessToken: 'at-1' } });
     const b = withHeldGets(await redisStore(), () => session.storeKey);

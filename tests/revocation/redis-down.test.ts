@@ -4,7 +4,15 @@ import { startBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import {
-  jsonOf, makeSigningKey, nowSeconds, sessionCookieOf, signJwt, storeKeyOf, upgradeStatus, waitUntil, type SigningKey,
+  jsonOf,
+  makeSigningKey,
+  nowSeconds,
+  sessionCookieOf,
+  signJwt,
+  storeKeyOf,
+  upgradeStatus,
+  waitUntil,
+  type SigningKey,
 } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { useStage } from '../helpers/stage.ts';
@@ -28,17 +36,24 @@ describe('Redis unavailable', () => {
     ownRedis: true,
     idp: { jwks: { keys: [rsa.privateJwk] } },
     backends: { backend: startBackend },
-    yaml: ({ backend }) => mappingsYaml([
-      { frontendHost: '*', pathPrefix: '/ws', backend: backend.url },
-      { frontendHost: '*', backend: backend.url },
-    ]),
+    yaml: ({ backend }) =>
+      mappingsYaml([
+        { frontendHost: '*', pathPrefix: '/ws', backend: backend.url },
+        { frontendHost: '*', backend: backend.url },
+      ]),
     gatehouse: { env },
     more: { b: { env } },
   }));
 
-  const bearer = () => signJwt(rsa, {
-    iss: stage.idp.issuer, aud: API_AUDIENCE, sub: 'svc', iat: nowSeconds(), exp: nowSeconds() + 60, jti: randomUUID(),
-  });
+  const bearer = () =>
+    signJwt(rsa, {
+      iss: stage.idp.issuer,
+      aud: API_AUDIENCE,
+      sub: 'svc',
+      iat: nowSeconds(),
+      exp: nowSeconds() + 60,
+      jti: randomUUID(),
+    });
   const call = async (gh: TestGatehouse, headers: Record<string, string>) => jsonOf(await fetch(`${gh.url}/api/rd`, { headers }));
   const expectStoreUnavailable = (res: { status: number; body: Record<string, unknown> }) => {
     expectError(res, 503, 'session_store_unavailable');
@@ -55,7 +70,8 @@ describe('Redis unavailable', () => {
     await stage.redis.call('CLIENT', 'PAUSE', '3500', 'ALL');
     const pausedAt = Date.now();
     const [session, bearerRes] = await Promise.all([
-      call(stage.more.b, { cookie: cookie.header }), call(stage.more.b, { authorization: `Bearer ${token}` }),
+      call(stage.more.b, { cookie: cookie.header }),
+      call(stage.more.b, { authorization: `Bearer ${token}` }),
     ]);
     expectStoreUnavailable(session);
     expectStoreUnavailable(bearerRes);
@@ -87,9 +103,12 @@ describe('Redis unavailable', () => {
         expectStoreUnavailable(await call(gh, { authorization: `Bearer ${token}` }));
         expect(await upgradeStatus(`${gh.url}/api/ws/rd`, cookie.header)).toBe(503);
       }
-      const admin = await jsonOf(await fetch(`${stage.gh.url}/admin/sessions/${storeKeyOf(cookie.value)}`, {
-        method: 'DELETE', headers: { 'x-admin-token': ADMIN_TOKEN },
-      }));
+      const admin = await jsonOf(
+        await fetch(`${stage.gh.url}/admin/sessions/${storeKeyOf(cookie.value)}`, {
+          method: 'DELETE',
+          headers: { 'x-admin-token': ADMIN_TOKEN },
+        }),
+      );
       expectStoreUnavailable(admin);
       expect(stage.backends.backend.requests.length).toBe(callsBefore);
     } finally {

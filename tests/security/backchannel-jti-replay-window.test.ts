@@ -35,7 +35,16 @@ describe('back-channel logout token replay across the acceptance window', () => 
     await sessions.start();
     key = await makeSigningKey('RS256');
     const jwks = createLocalJWKSet({ keys: [key.publicJwk] } as JSONWebKeySet);
-    handle = createBackchannelLogout({ keys: () => jwks, issuer: ISSUER, clientId: CLIENT_ID, algorithm: 'RS256', sessions, store, log, now });
+    handle = createBackchannelLogout({
+      keys: () => jwks,
+      issuer: ISSUER,
+      clientId: CLIENT_ID,
+      algorithm: 'RS256',
+      sessions,
+      store,
+      log,
+      now,
+    });
   });
   afterEach(async () => {
     await store.close();
@@ -45,7 +54,10 @@ describe('back-channel logout token replay across the acceptance window', () => 
   const logoutToken = (iatSeconds: number, sid: string) =>
     signJwt(key, { iss: ISSUER, aud: CLIENT_ID, iat: iatSeconds, jti: randomUUID(), sub: 'zoe', sid, events: { [EVENT]: {} } });
   const rejected = async (token: string) => {
-    const err = await handle(token).then(() => undefined, (e: unknown) => e);
+    const err = await handle(token).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     return err instanceof GatehouseError && err.code === 'invalid_logout_token';
   };
 

@@ -5,8 +5,17 @@ import { Browser } from '../helpers/browser.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { useReplicas } from '../helpers/replicas.ts';
 import {
-  idpMetadata, jsonOf, makeSigningKey, nowSeconds, openWs, readSession, sessionCookieOf, signJwt, unsignedJwt,
-  waitUntil, type SigningKey,
+  idpMetadata,
+  jsonOf,
+  makeSigningKey,
+  nowSeconds,
+  openWs,
+  readSession,
+  sessionCookieOf,
+  signJwt,
+  unsignedJwt,
+  waitUntil,
+  type SigningKey,
 } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
@@ -38,7 +47,8 @@ describe('back-channel logout', () => {
     const cookie = sessionCookieOf(browser, stage.a);
     const stored = await readSession(stage.redis, stage.a, cookie.value);
     const sid = stored?.record['sid'];
-    if (typeof sid !== 'string') throw new Error('the session holds no sid (the IdP puts one in ID tokens when backchannel_logout_session_required)');
+    if (typeof sid !== 'string')
+      throw new Error('the session holds no sid (the IdP puts one in ID tokens when backchannel_logout_session_required)');
     return { browser, cookie, stored, sid };
   }
 
@@ -56,8 +66,14 @@ describe('back-channel logout', () => {
   const logoutClaims = (sub: string, sid: string | undefined, over: Record<string, unknown> = {}): JWTPayload => {
     const iat = nowSeconds();
     const base: Record<string, unknown> = {
-      iss: stage.idp.issuer, aud: stage.idp.clientId, iat, exp: iat + 120, jti: randomUUID(), sub,
-      ...(sid ? { sid } : {}), events: { [EVENT]: {} },
+      iss: stage.idp.issuer,
+      aud: stage.idp.clientId,
+      iat,
+      exp: iat + 120,
+      jti: randomUUID(),
+      sub,
+      ...(sid ? { sid } : {}),
+      events: { [EVENT]: {} },
     };
     for (const [k, v] of Object.entries(over)) {
       if (v === undefined) delete base[k];
@@ -156,24 +172,35 @@ describe('back-channel logout', () => {
     const hostile: Array<[string, () => Promise<string | undefined>]> = [
       ['alg none (BCL-ALGNONE)', async () => unsignedJwt(logoutClaims('hank', victim.sid), { kid: rsa.kid })],
       ['signed by an unknown key', async () => signJwt(stranger, logoutClaims('hank', victim.sid))],
-      ['signed by an unknown key claiming the IdP key id', async () => signJwt(stranger, logoutClaims('hank', victim.sid), { kid: rsa.kid })],
-      ['ES256 with the IdP\'s own EC key when RS256 is registered', async () => signJwt(ec, logoutClaims('hank', victim.sid))],
-      ['HS256 keyed with the IdP public key', async () => {
-        const pem = await exportSPKI(rsa.publicKey);
-        return new SignJWT(logoutClaims('hank', victim.sid)).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).sign(new TextEncoder().encode(pem));
-      }],
+      [
+        'signed by an unknown key claiming the IdP key id',
+        async () => signJwt(stranger, logoutClaims('hank', victim.sid), { kid: rsa.kid }),
+      ],
+      ["ES256 with the IdP's own EC key when RS256 is registered", async () => signJwt(ec, logoutClaims('hank', victim.sid))],
+      [
+        'HS256 keyed with the IdP public key',
+        async () => {
+          const pem = await exportSPKI(rsa.publicKey);
+          return new SignJWT(logoutClaims('hank', victim.sid))
+            .setProtectedHeader({ alg: 'HS256', kid: rsa.kid })
+            .sign(new TextEncoder().encode(pem));
+        },
+      ],
       ['wrong audience', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { aud: 'another-client' }))],
       ['no audience', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { aud: undefined }))],
       ['wrong issuer', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iss: 'https://evil.example' }))],
       ['issuer with a trailing slash', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iss: `${stage.idp.issuer}/` }))],
       ['a nonce present', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { nonce: 'n-0S6_WzA2Mj' }))],
       ['no events claim', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: undefined }))],
-      ['another event only', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { 'http://schemas.openid.net/event/foobar': {} } }))],
+      [
+        'another event only',
+        async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { 'http://schemas.openid.net/event/foobar': {} } })),
+      ],
       ['the event member a string', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { [EVENT]: 'yes' } }))],
       ['the event member null', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { [EVENT]: null } }))],
       ['the event member an array', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { events: { [EVENT]: [] } }))],
-      ['sid not a string (with the user\'s sub)', async () => signJwt(rsa, logoutClaims('hank', undefined, { sid: 42 }))],
-      ['sub not a string (with the session\'s sid)', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { sub: { id: 'hank' } }))],
+      ["sid not a string (with the user's sub)", async () => signJwt(rsa, logoutClaims('hank', undefined, { sid: 42 }))],
+      ["sub not a string (with the session's sid)", async () => signJwt(rsa, logoutClaims('hank', victim.sid, { sub: { id: 'hank' } }))],
       ['neither sid nor sub', async () => signJwt(rsa, logoutClaims('hank', undefined, { sub: undefined }))],
       ['no jti', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { jti: undefined }))],
       ['no iat', async () => signJwt(rsa, logoutClaims('hank', victim.sid, { iat: undefined }))],
@@ -192,7 +219,7 @@ describe('back-channel logout', () => {
       expect(await apiStatus(stage.b, victim.cookie.header)).toBe(200);
     });
 
-    it('a sid with another user\'s sub does not end the session', async () => {
+    it("a sid with another user's sub does not end the session", async () => {
       const res = await postLogoutToken(await signJwt(rsa, logoutClaims('mallory', victim.sid)));
       await res.body?.cancel();
       expect([200, 400]).toContain(res.status);

@@ -20,7 +20,9 @@ describe('backend Set-Cookie for Gatehouse cookie names is dropped', () => {
     });
     // The WebSocket handshake (101) carries headers too.
     const wss = new WebSocketServer({ server: backend });
-    wss.on('headers', (headers) => headers.push('Set-Cookie: __Host-gh_session=planted-on-upgrade; Path=/; Secure', 'Set-Cookie: app=ws; Path=/'));
+    wss.on('headers', (headers) =>
+      headers.push('Set-Cookie: __Host-gh_session=planted-on-upgrade; Path=/; Secure', 'Set-Cookie: app=ws; Path=/'),
+    );
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     gh = await startGatehouse({
@@ -33,7 +35,7 @@ describe('backend Set-Cookie for Gatehouse cookie names is dropped', () => {
     await new Promise<void>((r) => backend.close(() => r()));
   });
 
-  it('keeps the backend\'s own cookies and drops the ones named like Gatehouse\'s', async () => {
+  it("keeps the backend's own cookies and drops the ones named like Gatehouse's", async () => {
     const res = await fetch(`${gh.url}/api/x`);
     expect(res.status).toBe(200);
     expect(res.headers.getSetCookie()).toEqual(['app=1; Path=/']);

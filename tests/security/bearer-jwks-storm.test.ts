@@ -36,7 +36,8 @@ describe('bearer tokens with random kids', () => {
     });
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
     gh = await startGatehouse({
-      idp, redisUrl: inject('redisUrl'),
+      idp,
+      redisUrl: inject('redisUrl'),
       yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n`,
       env: { API_AUDIENCE, OIDC_JWKS_ENDPOINT: `http://127.0.0.1:${(relay.address() as AddressInfo).port}/jwks` },
     });
@@ -56,7 +57,9 @@ describe('bearer tokens with random kids', () => {
     const started = Date.now();
     const statuses: number[] = [];
     for (let batch = 0; batch < 20; batch++) {
-      const tokens = await Promise.all(Array.from({ length: 50 }, () => signJwt({ ...attacker, alg: 'ES256' }, claims(), { kid: randomUUID() })));
+      const tokens = await Promise.all(
+        Array.from({ length: 50 }, () => signJwt({ ...attacker, alg: 'ES256' }, claims(), { kid: randomUUID() })),
+      );
       const responses = await Promise.all(tokens.map((t) => fetch(`${gh.url}/api/storm/x`, { headers: { authorization: `Bearer ${t}` } })));
       for (const r of responses) {
         statuses.push(r.status);

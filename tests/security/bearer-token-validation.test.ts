@@ -4,7 +4,15 @@ import { decodeJwt, exportSPKI, SignJWT, type JWTPayload } from 'jose';
 import { header, startBackend, startWsBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
 import {
-  jsonOf, makeSigningKey, nowSeconds, readSession, sessionCookieOf, signJwt, unsignedJwt, upgradeStatus, type SigningKey,
+  jsonOf,
+  makeSigningKey,
+  nowSeconds,
+  readSession,
+  sessionCookieOf,
+  signJwt,
+  unsignedJwt,
+  upgradeStatus,
+  type SigningKey,
 } from '../helpers/token-kit.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { useStage } from '../helpers/stage.ts';
@@ -29,10 +37,11 @@ describe('bearer tokens on /api', () => {
   const stage = useStage(() => ({
     idp: { jwtAccessTokenAudience: API_AUDIENCE, jwks: { keys: [rsa.privateJwk, ec.privateJwk] } },
     backends: { backend: startBackend, wsBackend: startWsBackend },
-    yaml: ({ backend, wsBackend }) => mappingsYaml([
-      { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
-      { frontendHost: '*', backend: backend.url },
-    ]),
+    yaml: ({ backend, wsBackend }) =>
+      mappingsYaml([
+        { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+        { frontendHost: '*', backend: backend.url },
+      ]),
     gatehouse: { env: { API_AUDIENCE, API_TOKEN_ALGORITHMS: 'RS256', TOKEN_CLOCK_TOLERANCE_SECONDS: '5' } },
     more: { noBearer: {} },
   }));
@@ -40,8 +49,15 @@ describe('bearer tokens on /api', () => {
   const claims = (over: Record<string, unknown> = {}): JWTPayload => {
     const iat = nowSeconds();
     const base: Record<string, unknown> = {
-      iss: stage.idp.issuer, aud: API_AUDIENCE, sub: 'svc-reporting', email: 'reporting@example.test', name: 'Reporting',
-      iat, exp: iat + 120, jti: randomUUID(), client_id: 'reporting-cli',
+      iss: stage.idp.issuer,
+      aud: API_AUDIENCE,
+      sub: 'svc-reporting',
+      email: 'reporting@example.test',
+      name: 'Reporting',
+      iat,
+      exp: iat + 120,
+      jti: randomUUID(),
+      client_id: 'reporting-cli',
     };
     for (const [k, v] of Object.entries(over)) {
       if (v === undefined) delete base[k];
@@ -80,7 +96,10 @@ describe('bearer tokens on /api', () => {
   });
 
   it('the clock leeway is honoured: 2 s past exp (or 2 s before nbf) with a 5 s tolerance still passes', async () => {
-    for (const [path, over] of [['/bearer/leeway-exp', { exp: nowSeconds() - 2 }], ['/bearer/leeway-nbf', { nbf: nowSeconds() + 2 }]] as const) {
+    for (const [path, over] of [
+      ['/bearer/leeway-exp', { exp: nowSeconds() - 2 }],
+      ['/bearer/leeway-nbf', { nbf: nowSeconds() + 2 }],
+    ] as const) {
       const res = await call(path, await signJwt(rsa, claims(over)));
       await res.body?.cancel();
       expect(res.status).toBe(200);
@@ -100,33 +119,50 @@ describe('bearer tokens on /api', () => {
     ['no audience', () => signJwt(rsa, claims({ aud: undefined }))],
     ['an ID token (aud = the client id)', () => signJwt(rsa, claims({ aud: stage.idp.clientId }))],
     ['alg none', async () => unsignedJwt(claims(), { kid: rsa.kid })],
-    ['alg none with the real signature kept', async () => {
-      const real = await signJwt(rsa, claims());
-      const [, payload, signature] = real.split('.');
-      return `${Buffer.from(JSON.stringify({ alg: 'none', kid: rsa.kid })).toString('base64url')}.${payload}.${signature}`;
-    }],
+    [
+      'alg none with the real signature kept',
+      async () => {
+        const real = await signJwt(rsa, claims());
+        const [, payload, signature] = real.split('.');
+        return `${Buffer.from(JSON.stringify({ alg: 'none', kid: rsa.kid })).toString('base64url')}.${payload}.${signature}`;
+      },
+    ],
     ['signed by an unknown key', () => signJwt(stranger, claims())],
     ['signed by an unknown key claiming the IdP key id', () => signJwt(stranger, claims(), { kid: rsa.kid })],
     ['signed by an unknown key with no kid', () => new SignJWT(claims()).setProtectedHeader({ alg: 'RS256' }).sign(stranger.privateKey)],
-    ['HS256 keyed with the IdP public key (PEM)', async () => {
-      const pem = await exportSPKI(rsa.publicKey);
-      return new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).sign(new TextEncoder().encode(pem));
-    }],
-    ['HS256 keyed with the IdP public JWK', async () =>
-      new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).sign(new TextEncoder().encode(JSON.stringify(rsa.publicJwk)))],
-    ['ES256 with the IdP\'s own EC key, outside API_TOKEN_ALGORITHMS', () => signJwt(ec, claims())],
-    ['a payload altered after signing', async () => {
-      const [h, , s] = (await signJwt(rsa, claims())).split('.');
-      return `${h}.${Buffer.from(JSON.stringify(claims({ sub: 'admin' }))).toString('base64url')}.${s}`;
-    }],
+    [
+      'HS256 keyed with the IdP public key (PEM)',
+      async () => {
+        const pem = await exportSPKI(rsa.publicKey);
+        return new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: rsa.kid }).sign(new TextEncoder().encode(pem));
+      },
+    ],
+    [
+      'HS256 keyed with the IdP public JWK',
+      async () =>
+        new SignJWT(claims())
+          .setProtectedHeader({ alg: 'HS256', kid: rsa.kid })
+          .sign(new TextEncoder().encode(JSON.stringify(rsa.publicJwk))),
+    ],
+    ["ES256 with the IdP's own EC key, outside API_TOKEN_ALGORITHMS", () => signJwt(ec, claims())],
+    [
+      'a payload altered after signing',
+      async () => {
+        const [h, , s] = (await signJwt(rsa, claims())).split('.');
+        return `${h}.${Buffer.from(JSON.stringify(claims({ sub: 'admin' }))).toString('base64url')}.${s}`;
+      },
+    ],
     ['not a JWT', async () => 'opaque-token-value'],
   ];
 
-  it.each(refused.map(([name, make], i) => [name, make, `/bearer/refused-${i}`] as const))('%s → 401 unauthorized, backend never called', async (_name, make, path) => {
-    const res = await jsonOf(await call(path, await make()));
-    expectError(res, 401, 'unauthorized');
-    expect(callsTo(path)).toBe(0);
-  });
+  it.each(refused.map(([name, make], i) => [name, make, `/bearer/refused-${i}`] as const))(
+    '%s → 401 unauthorized, backend never called',
+    async (_name, make, path) => {
+      const res = await jsonOf(await call(path, await make()));
+      expectError(res, 401, 'unauthorized');
+      expect(callsTo(path)).toBe(0);
+    },
+  );
 
   it('a revoked jti is refused, even right after the same token was accepted (and cached)', async () => {
     const jti = randomUUID();
@@ -152,7 +188,12 @@ describe('bearer tokens on /api', () => {
 
   it('malformed Authorization headers and other schemes are 401', async () => {
     const token = await signJwt(rsa, claims());
-    for (const [i, value] of [`Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer', `Bearer ${token}.extra`, `Token ${token}`].entries()) {
+    for (const [i, value] of [
+      `Basic ${Buffer.from('a:b').toString('base64')}`,
+      'Bearer',
+      `Bearer ${token}.extra`,
+      `Token ${token}`,
+    ].entries()) {
       const res = await jsonOf(await fetch(`${stage.gh.url}/api/bearer/malformed-${i}`, { headers: { authorization: value } }));
       expectError(res, 401, 'unauthorized');
       expect(callsTo(`/bearer/malformed-${i}`)).toBe(0);
@@ -162,7 +203,9 @@ describe('bearer tokens on /api', () => {
   it('WebSocket upgrades apply the same rules', async () => {
     const wsUrl = `${stage.gh.url}/api/ws/bearer`;
     expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${await signJwt(rsa, claims())}` })).toBe(101);
-    expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${await signJwt(stranger, claims(), { kid: rsa.kid })}` })).toBe(401);
+    expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${await signJwt(stranger, claims(), { kid: rsa.kid })}` })).toBe(
+      401,
+    );
     expect(await upgradeStatus(wsUrl, undefined, { authorization: `Bearer ${unsignedJwt(claims())}` })).toBe(401);
   });
 

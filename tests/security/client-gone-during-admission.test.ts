@@ -53,7 +53,10 @@ describe('a client gone while admission awaits the session store', () => {
     // Past the pause and the route timeout: whatever was started has had every chance to end.
     await new Promise((r) => setTimeout(r, 2500));
     expect(served).toBe(0);
-    const reloaded = await Promise.race([gh.app.reload(gh.config).then(() => 'done'), new Promise((r) => setTimeout(() => r('pending'), 3000))]);
+    const reloaded = await Promise.race([
+      gh.app.reload(gh.config).then(() => 'done'),
+      new Promise((r) => setTimeout(() => r('pending'), 3000)),
+    ]);
     expect(reloaded).toBe('done');
   });
 });

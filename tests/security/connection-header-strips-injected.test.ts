@@ -22,7 +22,18 @@ describe('Connection header naming injected headers', () => {
   ])('Connection: %s', async (connection) => {
     const res = await send(stack.url, {
       path: '/api/x',
-      headers: ['Cookie', `${stack.sessionCookie}; theme=dark`, 'Connection', connection, 'Authorization', 'Bearer forged', 'X-User-Id', 'admin', 'X-Forwarded-For', '10.0.0.1'],
+      headers: [
+        'Cookie',
+        `${stack.sessionCookie}; theme=dark`,
+        'Connection',
+        connection,
+        'Authorization',
+        'Bearer forged',
+        'X-User-Id',
+        'admin',
+        'X-Forwarded-For',
+        '10.0.0.1',
+      ],
     });
     expect(res.status).toBe(200);
     const rec = stack.backend.last();
@@ -38,7 +49,10 @@ describe('Connection header naming injected headers', () => {
   });
 
   it('a header the client names in Connection and Gatehouse does not own is removed', async () => {
-    await send(stack.url, { path: '/api/x', headers: ['Cookie', stack.sessionCookie, 'Connection', 'X-Debug-Token', 'X-Debug-Token', 'secret'] });
+    await send(stack.url, {
+      path: '/api/x',
+      headers: ['Cookie', stack.sessionCookie, 'Connection', 'X-Debug-Token', 'X-Debug-Token', 'secret'],
+    });
     expect(stack.backend.last().headers.has('x-debug-token')).toBe(false);
   });
 });

@@ -116,7 +116,9 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
         }
       });
       socket.on('error', reject);
-      socket.write(`GET /api/ws-optional/x HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${mallory}; ${alice}\r\n\r\n`);
+      socket.write(
+        `GET /api/ws-optional/x HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: ${mallory}; ${alice}\r\n\r\n`,
+      );
     });
     expect(head).toMatch(/^HTTP\/1\.1 101 /);
     expect(head).toContain(`\r\nset-cookie: ${SESSION_COOKIE}=; Path=/`);
@@ -146,7 +148,13 @@ describe('a duplicated session cookie (cookie tossing) gives no session', () => 
   ])('a lookalike name (%s, sent as UTF-8 bytes) beside the real cookie: the real session is used', async (_label, lookalike) => {
     const malloryValue = mallory.slice(SESSION_COOKIE.length + 1);
     const host = new URL(stack.url).host;
-    const res = await sendRaw(stack.url, Buffer.from(`GET /api/x HTTP/1.1\r\nHost: ${host}\r\nCookie: ${lookalike(malloryValue)}; ${alice}\r\nConnection: close\r\n\r\n`, 'utf8'));
+    const res = await sendRaw(
+      stack.url,
+      Buffer.from(
+        `GET /api/x HTTP/1.1\r\nHost: ${host}\r\nCookie: ${lookalike(malloryValue)}; ${alice}\r\nConnection: close\r\n\r\n`,
+        'utf8',
+      ),
+    );
     expect(res.status).toBe(200);
     expect(res.head).not.toMatch(/^set-cookie:/im);
     const seen = JSON.parse(res.body) as Echoed;

@@ -11,8 +11,16 @@ describe('dot segments, empty segments and path parameters', () => {
   const layout = usePolicyLayout();
 
   it.each([
-    '/api/./admin', '/api/%2e/admin', '/api//admin', '/api/public//admin', '/api/admin;x=1', '/api/admin;/users',
-    '/api/public;/../admin', '/api/.', '/api/admin/./users', '/api///admin',
+    '/api/./admin',
+    '/api/%2e/admin',
+    '/api//admin',
+    '/api/public//admin',
+    '/api/admin;x=1',
+    '/api/admin;/users',
+    '/api/public;/../admin',
+    '/api/.',
+    '/api/admin/./users',
+    '/api///admin',
   ])('%s → 400 invalid_path, no backend called', async (path) => {
     const before = layout.received();
     expectError(await send(layout.gh.url, { path }), 400, 'invalid_path', path);

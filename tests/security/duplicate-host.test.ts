@@ -30,8 +30,11 @@ describe('duplicate Host header', () => {
 
   it('on a WebSocket upgrade too: 400 invalid_host, no backend connection', async () => {
     const connections = proxy.backends.ws.connections;
-    const res = await sendRaw(proxy.url, 'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    const res = await sendRaw(
+      proxy.url,
+      'GET /api/chat HTTP/1.1\r\nHost: ws.example.com\r\nHost: admin.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     expectError(res, 400, 'invalid_host');
     expect(proxy.backends.ws.connections).toBe(connections);
   });

@@ -10,8 +10,12 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  */
 describe('dot-dot traversal out of a public route', () => {
   let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  beforeAll(async () => {
+    layout = await startPolicyLayout();
+  });
+  afterAll(async () => {
+    await layout?.close();
+  });
 
   it.each([
     '/api/public/../admin/users',
@@ -27,7 +31,13 @@ describe('dot-dot traversal out of a public route', () => {
     '/api/public/../admin?x=1',
     '/api/x/../../admin',
   ])('%s → 400 invalid_path, no backend called', async (path) => {
-    await expectErrorUnforwarded(() => layout.received(), () => send(layout.gh.url, { path }), 400, 'invalid_path', path);
+    await expectErrorUnforwarded(
+      () => layout.received(),
+      () => send(layout.gh.url, { path }),
+      400,
+      'invalid_path',
+      path,
+    );
   });
 
   it('the same path without traversal still works (the check is not a blanket refusal)', async () => {

@@ -10,8 +10,12 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  */
 describe('encoded slash and backslash', () => {
   let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  beforeAll(async () => {
+    layout = await startPolicyLayout();
+  });
+  afterAll(async () => {
+    await layout?.close();
+  });
 
   it.each([
     '/api/orders%2F..%2Fadmin',
@@ -23,7 +27,13 @@ describe('encoded slash and backslash', () => {
     '/api/public/%252fadmin',
     '/api/public/a%2f%2e%2e%2fadmin',
   ])('%s → 400 invalid_path, no backend called', async (path) => {
-    await expectErrorUnforwarded(() => layout.received(), () => send(layout.gh.url, { path }), 400, 'invalid_path', path);
+    await expectErrorUnforwarded(
+      () => layout.received(),
+      () => send(layout.gh.url, { path }),
+      400,
+      'invalid_path',
+      path,
+    );
   });
 
   it('an encoded slash in the query is opaque and allowed', async () => {

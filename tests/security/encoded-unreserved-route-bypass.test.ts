@@ -11,15 +11,30 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  */
 describe('percent-encoded unreserved characters in the path', () => {
   let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  beforeAll(async () => {
+    layout = await startPolicyLayout();
+  });
+  afterAll(async () => {
+    await layout?.close();
+  });
 
-  it.each(['/api/%61dmin/users', '/api/%41DMIN/users', '/api/a%64min', '/api/admi%6E', '/api/priv%61te/data', '/api/%70ublic/../admin', '/api/admin%2Dx'])(
-    '%s → 400 invalid_path, never the public catch-all',
-    async (path) => {
-      await expectErrorUnforwarded(() => layout.received(), () => send(layout.gh.url, { path }), 400, 'invalid_path', path);
-    },
-  );
+  it.each([
+    '/api/%61dmin/users',
+    '/api/%41DMIN/users',
+    '/api/a%64min',
+    '/api/admi%6E',
+    '/api/priv%61te/data',
+    '/api/%70ublic/../admin',
+    '/api/admin%2Dx',
+  ])('%s → 400 invalid_path, never the public catch-all', async (path) => {
+    await expectErrorUnforwarded(
+      () => layout.received(),
+      () => send(layout.gh.url, { path }),
+      400,
+      'invalid_path',
+      path,
+    );
+  });
 
   it('percent-encoding of reserved and non-ASCII characters is still forwarded byte for byte', async () => {
     await expectForwardedAs(layout.gh.url, '/api/files/a%20b%3A%C3%A9', layout.catchAll, '/files/a%20b%3A%C3%A9');

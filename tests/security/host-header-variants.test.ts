@@ -16,24 +16,36 @@ describe('Host header variants', () => {
     ],
   });
 
-  it.each(['app.example.com', 'APP.EXAMPLE.COM', 'App.Example.Com', 'app.example.com.', 'APP.example.com.', 'app.example.com:80', 'app.example.com.:80'])(
-    'Host: %s routes to the app.example.com mapping',
-    async (host) => {
-      const before = proxy.backend.requests.length;
-      const res = await send(proxy.url, { path: '/api/x', headers: ['Host', host] });
-      expect(res.status).toBe(200);
-      expect(proxy.backend.requests.length).toBe(before + 1);
-    },
-  );
+  it.each([
+    'app.example.com',
+    'APP.EXAMPLE.COM',
+    'App.Example.Com',
+    'app.example.com.',
+    'APP.example.com.',
+    'app.example.com:80',
+    'app.example.com.:80',
+  ])('Host: %s routes to the app.example.com mapping', async (host) => {
+    const before = proxy.backend.requests.length;
+    const res = await send(proxy.url, { path: '/api/x', headers: ['Host', host] });
+    expect(res.status).toBe(200);
+    expect(proxy.backend.requests.length).toBe(before + 1);
+  });
 
-  it.each(['evil@app.example.com', 'app.example.com:abc', 'app.example.com:0', 'app.example.com:99999', 'app.example.com/x', 'app example.com', '[::1', 'app.example.com:80:80', ''])(
-    'Host: %j → 400 invalid_host, no backend called',
-    async (host) => {
-      const before = proxy.backend.requests.length + proxy.backends.other.requests.length;
-      expectError(await send(proxy.url, { path: '/api/x', headers: ['Host', host] }), 400, 'invalid_host', host);
-      expect(proxy.backend.requests.length + proxy.backends.other.requests.length).toBe(before);
-    },
-  );
+  it.each([
+    'evil@app.example.com',
+    'app.example.com:abc',
+    'app.example.com:0',
+    'app.example.com:99999',
+    'app.example.com/x',
+    'app example.com',
+    '[::1',
+    'app.example.com:80:80',
+    '',
+  ])('Host: %j → 400 invalid_host, no backend called', async (host) => {
+    const before = proxy.backend.requests.length + proxy.backends.other.requests.length;
+    expectError(await send(proxy.url, { path: '/api/x', headers: ['Host', host] }), 400, 'invalid_host', host);
+    expect(proxy.backend.requests.length + proxy.backends.other.requests.length).toBe(before);
+  });
 
   it('a missing Host on HTTP/1.1 is refused with 400 before anything is forwarded', async () => {
     const before = proxy.backend.requests.length + proxy.backends.other.requests.length;

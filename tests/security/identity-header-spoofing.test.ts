@@ -3,9 +3,28 @@ import { send, type RecordedRequest } from '../helpers/backends.ts';
 import { useProxyStack } from '../helpers/proxy-stack.ts';
 
 const SPOOFED = [
-  'X-User-Id', 'admin', 'X-User-Email', 'ceo@corp.example', 'X-User-Roles', 'admin', 'X-User-Sub', 'admin',
-  'X-User-Name', 'CEO', 'X_User_Email', 'ceo@corp.example', 'x-user_sub', 'admin', 'X_USER_ROLES', 'admin',
-  'x-user-email', 'second@corp.example', 'X-Roles', 'admin', 'X_Roles', 'admin',
+  'X-User-Id',
+  'admin',
+  'X-User-Email',
+  'ceo@corp.example',
+  'X-User-Roles',
+  'admin',
+  'X-User-Sub',
+  'admin',
+  'X-User-Name',
+  'CEO',
+  'X_User_Email',
+  'ceo@corp.example',
+  'x-user_sub',
+  'admin',
+  'X_USER_ROLES',
+  'admin',
+  'x-user-email',
+  'second@corp.example',
+  'X-Roles',
+  'admin',
+  'X_Roles',
+  'admin',
 ];
 
 const identityLike = (rec: RecordedRequest) =>
@@ -35,16 +54,17 @@ describe('identity header spoofing', () => {
     expect(rec.headers.get('x-user-name')).toEqual(['Alice']);
   });
 
-  it.each([['/api/public/x', true], ['/api/public/x', false], ['/api/optional/x', false]] as const)(
-    'anonymous %s (session cookie sent: %s): no identity header at all',
-    async (path, withCookie) => {
-      const res = await send(stack.url, { path, headers: [...(withCookie ? ['Cookie', stack.sessionCookie] : []), ...SPOOFED] });
-      expect(res.status).toBe(200);
-      expect(identityLike(stack.backend.last())).toEqual([]);
-    },
-  );
+  it.each([
+    ['/api/public/x', true],
+    ['/api/public/x', false],
+    ['/api/optional/x', false],
+  ] as const)('anonymous %s (session cookie sent: %s): no identity header at all', async (path, withCookie) => {
+    const res = await send(stack.url, { path, headers: [...(withCookie ? ['Cookie', stack.sessionCookie] : []), ...SPOOFED] });
+    expect(res.status).toBe(200);
+    expect(identityLike(stack.backend.last())).toEqual([]);
+  });
 
-  it('custom identityHeaders: the configured names are Gatehouse\'s alone, in either spelling', async () => {
+  it("custom identityHeaders: the configured names are Gatehouse's alone, in either spelling", async () => {
     const res = await send(stack.url, { path: '/api/custom/x', headers: ['Cookie', stack.sessionCookie, ...SPOOFED] });
     expect(res.status).toBe(200);
     const rec = stack.backend.last();

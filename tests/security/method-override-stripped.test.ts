@@ -13,7 +13,12 @@ describe('method override headers', () => {
 
   it.each(OVERRIDES)('%s is not forwarded and the method stays what it was', async (name) => {
     for (const method of ['GET', 'POST']) {
-      const res = await send(proxy.url, { method, path: '/api/users/1', headers: [name, 'DELETE', name.toLowerCase(), 'PUT'], ...(method === 'POST' ? { body: '{}' } : {}) });
+      const res = await send(proxy.url, {
+        method,
+        path: '/api/users/1',
+        headers: [name, 'DELETE', name.toLowerCase(), 'PUT'],
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
       expect(res.status).toBe(200);
       const rec = proxy.backend.last();
       expect(rec.method).toBe(method);

@@ -13,11 +13,15 @@ describe('TRACE, TRACK and CONNECT on /api', () => {
   it('TRACE /api/public/x → 405 method_not_allowed, no backend called', async () => {
     const before = layout.received();
     expectError(await send(layout.gh.url, { method: 'TRACE', path: '/api/public/x' }), 405, 'method_not_allowed');
-    expectError(await send(layout.gh.url, { method: 'TRACE', path: '/api/admin/x', headers: ['Cookie', 'a=b'] }), 405, 'method_not_allowed');
+    expectError(
+      await send(layout.gh.url, { method: 'TRACE', path: '/api/admin/x', headers: ['Cookie', 'a=b'] }),
+      405,
+      'method_not_allowed',
+    );
     expect(layout.received()).toBe(before);
   });
 
-  it('TRACK (unknown to Node\'s parser) is refused with 400 and never forwarded', async () => {
+  it("TRACK (unknown to Node's parser) is refused with 400 and never forwarded", async () => {
     const before = layout.received();
     const res = await sendRaw(layout.gh.url, `TRACK /api/public/x HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`);
     expect(res.status).toBe(400);

@@ -4,8 +4,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODES } from '../../src/errors.ts';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
 import { sendRaw } from '../helpers/backends.ts';
-import { ResponseReader, startReferenceParser, type ParsedRequest, type ParseResult, type RawResponse, type ReferenceParser } from '../helpers/raw-http.ts';
-import { bodyOf, startRecordingBackend, type BackendRecord, type RecordedAnswer, type RecordingBackend } from '../helpers/recording-backend.ts';
+import {
+  ResponseReader,
+  startReferenceParser,
+  type ParsedRequest,
+  type ParseResult,
+  type RawResponse,
+  type ReferenceParser,
+} from '../helpers/raw-http.ts';
+import {
+  bodyOf,
+  startRecordingBackend,
+  type BackendRecord,
+  type RecordedAnswer,
+  type RecordingBackend,
+} from '../helpers/recording-backend.ts';
 import { mappingsYaml, SESSION_COOKIE, startProxyStack, type ProxyStack } from '../helpers/proxy-stack.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
@@ -81,7 +94,10 @@ beforeAll(async () => {
   host = new URL(stack.url).host;
   ghPort = Number(new URL(stack.url).port);
   const bobCookie = await stack.loginAs('bob');
-  for (const [user, cookie] of [['alice', stack.sessionCookie], ['bob', bobCookie]] as const) {
+  for (const [user, cookie] of [
+    ['alice', stack.sessionCookie],
+    ['bob', bobCookie],
+  ] as const) {
     const value = cookie.slice(SESSION_COOKIE.length + 1);
     const token = (await stack.gh.app.sessions.load(parseSessionSecret(value)))?.tokens.accessToken;
     if (!token) throw new Error(`no access token for ${user}`);
@@ -99,24 +115,46 @@ afterAll(async () => {
 
 type Framing =
   | { readonly kind: 'none' }
-  | { readonly kind: 'cl'; readonly fit: 'exact' | 'short' | 'long'; readonly delta: number; readonly style: 'plain' | 'dup' | 'list' | 'zeros' | 'plus' | 'spaced' | 'upper' }
   | {
-    readonly kind: 'te';
-    readonly style: 'chunked' | 'Chunked' | 'spaced' | 'tab' | 'list' | 'gzip' | 'identity' | 'xchunked' | 'two-lines' | 'identity-chunked' | 'chunked-identity';
-    readonly cl: 'none' | 'before' | 'after';
-    readonly sizes: readonly number[];
-    /** Chunk extension on every chunk (RFC 9112 §7.1.1); node:http refuses whitespace before a name. */
-    readonly ext: string;
-    readonly upperHex: boolean;
-    readonly trailers: readonly string[];
-    readonly broken: boolean;
-  };
+      readonly kind: 'cl';
+      readonly fit: 'exact' | 'short' | 'long';
+      readonly delta: number;
+      readonly style: 'plain' | 'dup' | 'list' | 'zeros' | 'plus' | 'spaced' | 'upper';
+    }
+  | {
+      readonly kind: 'te';
+      readonly style:
+        | 'chunked'
+        | 'Chunked'
+        | 'spaced'
+        | 'tab'
+        | 'list'
+        | 'gzip'
+        | 'identity'
+        | 'xchunked'
+        | 'two-lines'
+        | 'identity-chunked'
+        | 'chunked-identity';
+      readonly cl: 'none' | 'before' | 'after';
+      readonly sizes: readonly number[];
+      /** Chunk extension on every chunk (RFC 9112 §7.1.1); node:http refuses whitespace before a name. */
+      readonly ext: string;
+      readonly upperHex: boolean;
+      readonly trailers: readonly string[];
+      readonly broken: boolean;
+    };
 
 type Content =
   | { readonly kind: 'empty' }
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
   | { readonly kind: 'big'; readonly size: number; readonly fill: number }
-  | { readonly kind: 'smuggle'; readonly variant: 'get' | 'get-then-post-prefix' | 'chunked-post'; readonly viaApi: boolean; readonly delay: number; readonly postLength: number };
+  | {
+      readonly kind: 'smuggle';
+      readonly variant: 'get' | 'get-then-post-prefix' | 'chunked-post';
+      readonly viaApi: boolean;
+      readonly delay: number;
+      readonly postLength: number;
+    };
 
 interface RequestSpec {
   readonly method: string;
@@ -146,23 +184,63 @@ interface ConnectionSpec {
   readonly requests: readonly RequestSpec[];
   /** Where the byte stream is split into writes (per mille of its length) and how long to pause there. */
   readonly splits: ReadonlyArray<{ readonly at: number; readonly pause: number }>;
-  readonly end: { readonly kind: 'wait' } | { readonly kind: 'abort'; readonly at: number } | { readonly kind: 'leave'; readonly after: number };
+  readonly end:
+    { readonly kind: 'wait' } | { readonly kind: 'abort'; readonly at: number } | { readonly kind: 'leave'; readonly after: number };
 }
 
 const CONNECTION_TOKENS = [
-  'close', 'keep-alive', 'Keep-Alive', 'upgrade', 'Upgrade',
-  'content-length', 'Content-Length', 'CONTENT-LENGTH', 'transfer-encoding', 'Transfer-Encoding', 'host', 'Host',
-  'x-user-sub', 'X-User-Sub', 'x_user_sub', 'authorization', 'Authorization', 'cookie', 'x-probe', 'expect',
-  'te', 'trailer', 'proxy-connection', 'x-forwarded-for', 'x-request-id', 'x-junk', 'foo', '',
+  'close',
+  'keep-alive',
+  'Keep-Alive',
+  'upgrade',
+  'Upgrade',
+  'content-length',
+  'Content-Length',
+  'CONTENT-LENGTH',
+  'transfer-encoding',
+  'Transfer-Encoding',
+  'host',
+  'Host',
+  'x-user-sub',
+  'X-User-Sub',
+  'x_user_sub',
+  'authorization',
+  'Authorization',
+  'cookie',
+  'x-probe',
+  'expect',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'x-forwarded-for',
+  'x-request-id',
+  'x-junk',
+  'foo',
+  '',
 ] as const;
 const SEPARATORS = [', ', ',', ' , ', ',,', '\t,\t', ' ,'] as const;
 
 const EXTRAS: ReadonlyArray<readonly [string, string]> = [
-  ['x-user-sub', 'root'], ['X-User-Sub', 'root'], ['X_User_Sub', 'root'], ['x-user-email', 'root@evil.test'],
-  ['Authorization', 'Bearer root'], ['x-forwarded-for', '6.6.6.6'], ['x-forwarded-host', 'evil.test'], ['x-request-id', 'forged-7'],
-  ['Proxy-Connection', 'keep-alive'], ['Keep-Alive', 'timeout=99'], ['TE', 'trailers'], ['Trailer', 'x-user-sub'],
-  ['Expect', '100-continue'], ['expect', '100-Continue'], ['Expect', 'fancy'], ['Upgrade', 'websocket'], ['Upgrade', 'h2c'],
-  ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='], ['Sec-WebSocket-Version', '13'], ['X-HTTP-Method-Override', 'DELETE'],
+  ['x-user-sub', 'root'],
+  ['X-User-Sub', 'root'],
+  ['X_User_Sub', 'root'],
+  ['x-user-email', 'root@evil.test'],
+  ['Authorization', 'Bearer root'],
+  ['x-forwarded-for', '6.6.6.6'],
+  ['x-forwarded-host', 'evil.test'],
+  ['x-request-id', 'forged-7'],
+  ['Proxy-Connection', 'keep-alive'],
+  ['Keep-Alive', 'timeout=99'],
+  ['TE', 'trailers'],
+  ['Trailer', 'x-user-sub'],
+  ['Expect', '100-continue'],
+  ['expect', '100-Continue'],
+  ['Expect', 'fancy'],
+  ['Upgrade', 'websocket'],
+  ['Upgrade', 'h2c'],
+  ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+  ['Sec-WebSocket-Version', '13'],
+  ['X-HTTP-Method-Override', 'DELETE'],
   ['x-junk', 'a b\tc'],
 ];
 
@@ -176,12 +254,13 @@ function mostly<T>(common: T, rare: readonly T[], odds = 8): fc.Arbitrary<T> {
   return fc.oneof({ weight: odds, arbitrary: fc.constant(common) }, { weight: 1, arbitrary: fc.constantFrom(...rare) });
 }
 
-const clArb = (fit: fc.Arbitrary<'exact' | 'short' | 'long'>): fc.Arbitrary<Framing> => fc.record({
-  kind: fc.constant('cl' as const),
-  fit,
-  delta: fc.integer({ min: 1, max: 60 }),
-  style: mostly('plain' as const, ['dup', 'list', 'zeros', 'plus', 'spaced', 'upper'] as const, 3),
-});
+const clArb = (fit: fc.Arbitrary<'exact' | 'short' | 'long'>): fc.Arbitrary<Framing> =>
+  fc.record({
+    kind: fc.constant('cl' as const),
+    fit,
+    delta: fc.integer({ min: 1, max: 60 }),
+    style: mostly('plain' as const, ['dup', 'list', 'zeros', 'plus', 'spaced', 'upper'] as const, 3),
+  });
 
 const teArb: fc.Arbitrary<Framing> = fc.record({
   kind: fc.constant('te' as const),
@@ -197,7 +276,10 @@ const teArb: fc.Arbitrary<Framing> = fc.record({
   trailers: fc.oneof(
     { weight: 6, arbitrary: fc.constant([]) },
     { weight: 2, arbitrary: fc.subarray(['x-trailer: 1', 'x-user-sub: root'], { minLength: 1 }) },
-    { weight: 1, arbitrary: fc.subarray(['x-trailer: 1', 'x-user-sub: root', 'content-length: 5', 'transfer-encoding: chunked'], { minLength: 1 }) },
+    {
+      weight: 1,
+      arbitrary: fc.subarray(['x-trailer: 1', 'x-user-sub: root', 'content-length: 5', 'transfer-encoding: chunked'], { minLength: 1 }),
+    },
   ),
   broken: mostly(false, [true], 20),
 });
@@ -213,7 +295,14 @@ const smuggleArb: fc.Arbitrary<Content> = fc.record({
 const bodyArb: fc.Arbitrary<Content> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Content>({ kind: 'empty' }) },
   { weight: 8, arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 1500 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('big' as const), size: fc.integer({ min: 16_000, max: 300_000 }), fill: fc.integer({ min: 0, max: 255 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('big' as const),
+      size: fc.integer({ min: 16_000, max: 300_000 }),
+      fill: fc.integer({ min: 0, max: 255 }),
+    }),
+  },
   { weight: 3, arbitrary: smuggleArb },
 );
 
@@ -222,7 +311,10 @@ const bodyArb: fc.Arbitrary<Content> = fc.oneof(
  * their bodies are compared byte for byte), the rest the hostile combinations, which it or Gatehouse refuses.
  */
 const messageArb: fc.Arbitrary<{ framing: Framing; content: Content }> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ framing: fc.constant<Framing>({ kind: 'none' }), content: fc.constant<Content>({ kind: 'empty' }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ framing: fc.constant<Framing>({ kind: 'none' }), content: fc.constant<Content>({ kind: 'empty' }) }),
+  },
   // No framing and a body: the body is the next request (or garbage) as far as any parser is concerned.
   { weight: 1, arbitrary: fc.record({ framing: fc.constant<Framing>({ kind: 'none' }), content: fc.oneof(smuggleArb, bodyArb) }) },
   { weight: 7, arbitrary: fc.record({ framing: clArb(fc.constant('exact')), content: bodyArb }) },
@@ -230,28 +322,42 @@ const messageArb: fc.Arbitrary<{ framing: Framing; content: Content }> = fc.oneo
   { weight: 5, arbitrary: fc.record({ framing: teArb, content: bodyArb }) },
 );
 
-const requestArb: fc.Arbitrary<RequestSpec> = fc.record({
-  method: fc.constantFrom('GET', 'GET', 'POST', 'POST', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'),
-  version: fc.oneof({ weight: 12, arbitrary: fc.constant('1.1' as const) }, { weight: 1, arbitrary: fc.constant('1.0' as const) }),
-  route: fc.constantFrom('auth', 'auth', 'open'),
-  delay: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 25 }) }),
-  early: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
-  chunkedAnswer: fc.boolean(),
-  host: fc.oneof({ weight: 16, arbitrary: fc.constant('ok' as const) }, { weight: 1, arbitrary: fc.constantFrom('missing', 'twice', 'upper', 'other') }),
-  cookie: fc.oneof({ weight: 12, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
-  connection: fc.oneof({ weight: 5, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: fc.array(connectionValueArb, { minLength: 1, maxLength: 2 }) }),
-  extras: fc.oneof({ weight: 2, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.subarray([...EXTRAS], { maxLength: 4 }) }),
-  message: messageArb,
-  after: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: smuggleArb }),
-  rotate: fc.nat(20),
-}).map(({ message, ...rest }) => ({ ...rest, ...message }));
+const requestArb: fc.Arbitrary<RequestSpec> = fc
+  .record({
+    method: fc.constantFrom('GET', 'GET', 'POST', 'POST', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'),
+    version: fc.oneof({ weight: 12, arbitrary: fc.constant('1.1' as const) }, { weight: 1, arbitrary: fc.constant('1.0' as const) }),
+    route: fc.constantFrom('auth', 'auth', 'open'),
+    delay: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 25 }) }),
+    early: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    chunkedAnswer: fc.boolean(),
+    host: fc.oneof(
+      { weight: 16, arbitrary: fc.constant('ok' as const) },
+      { weight: 1, arbitrary: fc.constantFrom('missing', 'twice', 'upper', 'other') },
+    ),
+    cookie: fc.oneof({ weight: 12, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    connection: fc.oneof(
+      { weight: 5, arbitrary: fc.constant([]) },
+      { weight: 2, arbitrary: fc.array(connectionValueArb, { minLength: 1, maxLength: 2 }) },
+    ),
+    extras: fc.oneof({ weight: 2, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.subarray([...EXTRAS], { maxLength: 4 }) }),
+    message: messageArb,
+    after: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: smuggleArb }),
+    rotate: fc.nat(20),
+  })
+  .map(({ message, ...rest }) => ({ ...rest, ...message }));
 
 const connectionArb: fc.Arbitrary<ConnectionSpec> = fc.record({
   user: fc.constantFrom('alice', 'alice', 'bob', 'bob', 'anon'),
   startDelay: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 20 }) }),
   sequential: fc.boolean(),
   requests: fc.array(requestArb, { minLength: 1, maxLength: 4 }),
-  splits: fc.array(fc.record({ at: fc.integer({ min: 0, max: 999 }), pause: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 4 }) }) }), { maxLength: 4 }),
+  splits: fc.array(
+    fc.record({
+      at: fc.integer({ min: 0, max: 999 }),
+      pause: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 4 }) }),
+    }),
+    { maxLength: 4 },
+  ),
   end: fc.oneof(
     { weight: 6, arbitrary: fc.constant({ kind: 'wait' as const }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('abort' as const), at: fc.integer({ min: 0, max: 999 }) }) },
@@ -331,7 +437,8 @@ function requestBytes(spec: RequestSpec, b: Builder): Buffer {
   let body = content;
   const f = spec.framing;
   if (f.kind === 'cl') {
-    const declared = f.fit === 'exact' ? content.length : f.fit === 'short' ? Math.max(0, content.length - f.delta) : content.length + f.delta;
+    const declared =
+      f.fit === 'exact' ? content.length : f.fit === 'short' ? Math.max(0, content.length - f.delta) : content.length + f.delta;
     const d = String(declared);
     if (f.style === 'plain') lines.push(['Content-Length', d]);
     else if (f.style === 'dup') lines.push(['Content-Length', d], ['Content-Length', d]);
@@ -343,8 +450,17 @@ function requestBytes(spec: RequestSpec, b: Builder): Buffer {
   } else if (f.kind === 'te') {
     body = f.style === 'identity' ? content : chunked(content, f);
     const te: Record<typeof f.style, string[]> = {
-      chunked: ['chunked'], Chunked: ['Chunked'], spaced: [' chunked '], tab: ['\tchunked'], list: ['chunked, chunked'], gzip: ['gzip, chunked'],
-      identity: ['identity'], xchunked: ['xchunked'], 'two-lines': ['chunked', 'chunked'], 'identity-chunked': ['identity', 'chunked'], 'chunked-identity': ['chunked', 'identity'],
+      chunked: ['chunked'],
+      Chunked: ['Chunked'],
+      spaced: [' chunked '],
+      tab: ['\tchunked'],
+      list: ['chunked, chunked'],
+      gzip: ['gzip, chunked'],
+      identity: ['identity'],
+      xchunked: ['xchunked'],
+      'two-lines': ['chunked', 'chunked'],
+      'identity-chunked': ['identity', 'chunked'],
+      'chunked-identity': ['chunked', 'identity'],
     };
     const cl: readonly [string, string] = ['Content-Length', String(body.length)];
     if (f.cl === 'before') lines.push(cl);
@@ -476,7 +592,8 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
   const problems: string[] = [];
 
   const byNonce = new Map<string, BackendRecord>();
-  const describeRecord = (r: BackendRecord) => `${r.method} ${r.url} (x-user-sub ${JSON.stringify(r.headers.get('x-user-sub') ?? [])}, upstream connection ${r.connection}, body ${bodyOf(r).length} bytes${r.complete ? '' : ', incomplete'})`;
+  const describeRecord = (r: BackendRecord) =>
+    `${r.method} ${r.url} (x-user-sub ${JSON.stringify(r.headers.get('x-user-sub') ?? [])}, upstream connection ${r.connection}, body ${bodyOf(r).length} bytes${r.complete ? '' : ', incomplete'})`;
 
   // (a) + (b): every request the backend parsed is one a client sent, once, with its body and its sender's identity.
   for (const r of records) {
@@ -485,21 +602,31 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
       continue;
     }
     const probe = r.headers.get('x-probe');
-    if (probe && (probe.length !== 1 || probe[0] !== r.nonce)) problems.push(`backend request ${describeRecord(r)} carries x-probe ${JSON.stringify(probe)}`);
+    if (probe && (probe.length !== 1 || probe[0] !== r.nonce))
+      problems.push(`backend request ${describeRecord(r)} carries x-probe ${JSON.stringify(probe)}`);
     if (byNonce.has(r.nonce)) problems.push(`the backend parsed ${r.nonce} twice: ${describeRecord(r)}`);
     byNonce.set(r.nonce, r);
     const msg = everSent.get(r.nonce);
     if (!msg || msg.kind === 'expectation-failed') {
-      problems.push(`SMUGGLED: the backend parsed ${describeRecord(r)}, but ${r.nonce} was never a request a client sent (only inside a body)`);
+      problems.push(
+        `SMUGGLED: the backend parsed ${describeRecord(r)}, but ${r.nonce} was never a request a client sent (only inside a body)`,
+      );
       continue;
     }
-    if (r.method !== msg.method || r.url !== msg.url.slice('/api'.length)) problems.push(`${r.nonce}: the backend got ${r.method} ${r.url}, the client sent ${msg.method} ${msg.url}`);
+    if (r.method !== msg.method || r.url !== msg.url.slice('/api'.length))
+      problems.push(`${r.nonce}: the backend got ${r.method} ${r.url}, the client sent ${msg.method} ${msg.url}`);
     const body = bodyOf(r);
     if (r.complete) {
-      if (!msg.complete) problems.push(`${r.nonce}: the backend got a whole body (${body.length} bytes) of a request the client never finished (${msg.body.length} bytes sent)`);
-      else if (!body.equals(msg.body)) problems.push(`${r.nonce}: body differs: backend ${describeBytes(body, 200)}, client ${describeBytes(msg.body, 200)}`);
+      if (!msg.complete)
+        problems.push(
+          `${r.nonce}: the backend got a whole body (${body.length} bytes) of a request the client never finished (${msg.body.length} bytes sent)`,
+        );
+      else if (!body.equals(msg.body))
+        problems.push(`${r.nonce}: body differs: backend ${describeBytes(body, 200)}, client ${describeBytes(msg.body, 200)}`);
     } else if (body.length > msg.body.length || !body.equals(msg.body.subarray(0, body.length))) {
-      problems.push(`${r.nonce}: the backend's (unfinished) body is not a prefix of the client's: backend ${describeBytes(body, 200)}, client ${describeBytes(msg.body, 200)}`);
+      problems.push(
+        `${r.nonce}: the backend's (unfinished) body is not a prefix of the client's: backend ${describeBytes(body, 200)}, client ${describeBytes(msg.body, 200)}`,
+      );
     }
     if (msg.kind === 'upgrade' && body.length > 0) problems.push(`${r.nonce}: an upgrade request reached the backend with a body`);
     const hostHeader = r.headers.get('host') ?? [];
@@ -510,11 +637,19 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
     const sub = r.headers.get('x-user-sub') ?? [];
     const authorization = r.headers.get('authorization') ?? [];
     if (route === 'open') {
-      if (sub.length > 0 || authorization.length > 0) problems.push(`${r.nonce}: auth:none request reached the backend with identity ${JSON.stringify({ sub, authorization })}`);
+      if (sub.length > 0 || authorization.length > 0)
+        problems.push(`${r.nonce}: auth:none request reached the backend with identity ${JSON.stringify({ sub, authorization })}`);
     } else if (user === undefined) {
       problems.push(`${r.nonce}: an auth:required request without a session reached the backend: ${describeRecord(r)}`);
-    } else if (sub.length !== 1 || sub[0] !== user || authorization.length !== 1 || authorization[0] !== `Bearer ${identities[user].token}`) {
-      problems.push(`${r.nonce}: sent by ${user}, reached the backend as ${JSON.stringify(sub)} with ${authorization.length === 1 && authorization[0] === `Bearer ${identities.alice.token}` ? "alice's token" : authorization.length === 1 && authorization[0] === `Bearer ${identities.bob.token}` ? "bob's token" : JSON.stringify(authorization)}`);
+    } else if (
+      sub.length !== 1 ||
+      sub[0] !== user ||
+      authorization.length !== 1 ||
+      authorization[0] !== `Bearer ${identities[user].token}`
+    ) {
+      problems.push(
+        `${r.nonce}: sent by ${user}, reached the backend as ${JSON.stringify(sub)} with ${authorization.length === 1 && authorization[0] === `Bearer ${identities.alice.token}` ? "alice's token" : authorization.length === 1 && authorization[0] === `Bearer ${identities.bob.token}` ? "bob's token" : JSON.stringify(authorization)}`,
+      );
     }
     for (let i = 1; i < r.rawHeaders.length; i += 2) {
       if (/root/i.test(r.rawHeaders[i] as string)) problems.push(`${r.nonce}: the backend got ${r.rawHeaders[i - 1]}: ${r.rawHeaders[i]}`);
@@ -542,7 +677,9 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
         answered.add(answer.nonce);
         const expected = nonceOf(msgs[k]);
         if (answer.nonce !== expected || recorded !== expected) {
-          problems.push(`${label}: answer ${k} is the backend's answer to ${answer.nonce} (${answer.method} ${answer.url}, x-user-sub ${JSON.stringify(answer.sub)}), but request ${k} was ${expected ?? 'nothing'}`);
+          problems.push(
+            `${label}: answer ${k} is the backend's answer to ${answer.nonce} (${answer.method} ${answer.url}, x-user-sub ${JSON.stringify(answer.sub)}), but request ${k} was ${expected ?? 'nothing'}`,
+          );
         } else if (!byNonce.has(expected)) {
           problems.push(`${label}: answer ${k} names ${expected}, which the backend has no record of`);
         }
@@ -558,23 +695,38 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
       const nonce = nonceOf(msgs[k]);
       if (typeof code === 'string') {
         const known = (CODES as Record<string, { status: number } | undefined>)[code];
-        if (!known || known.status !== res.status) problems.push(`${label}: answer ${k} is ${res.status} ${code}, not a Gatehouse error code with that status`);
-        else if (res.status >= 500) problems.push(`${label}: answer ${k} to ${nonce ?? 'nothing'} is ${res.status} ${code}, though the backend is healthy`);
-        if (nonce !== undefined && byNonce.has(nonce)) problems.push(`${label}: ${nonce} was refused with ${res.status} ${code}, but the backend got it`);
+        if (!known || known.status !== res.status)
+          problems.push(`${label}: answer ${k} is ${res.status} ${code}, not a Gatehouse error code with that status`);
+        else if (res.status >= 500)
+          problems.push(`${label}: answer ${k} to ${nonce ?? 'nothing'} is ${res.status} ${code}, though the backend is healthy`);
+        if (nonce !== undefined && byNonce.has(nonce))
+          problems.push(`${label}: ${nonce} was refused with ${res.status} ${code}, but the backend got it`);
         return;
       }
       // node:http's own answers: 400 on a parse error (the last thing on the connection), 417 for an unknown Expect.
       if (res.status === 417) {
-        if (msgs[k]?.kind !== 'expectation-failed') problems.push(`${label}: answer ${k} is 417 but request ${k} was ${nonce ?? 'nothing'}`);
+        if (msgs[k]?.kind !== 'expectation-failed')
+          problems.push(`${label}: answer ${k} is 417 but request ${k} was ${nonce ?? 'nothing'}`);
         return;
       }
-      if ((res.status === 400 || res.status === 431 || res.status === 413) && k === run.reader.responses.length - 1 && res.body.length === 0) return;
-      problems.push(`${label}: answer ${k} came neither from the backend nor from Gatehouse's error path: ${res.status} ${describeBytes(res.body, 200)}`);
+      if (
+        (res.status === 400 || res.status === 431 || res.status === 413) &&
+        k === run.reader.responses.length - 1 &&
+        res.body.length === 0
+      )
+        return;
+      problems.push(
+        `${label}: answer ${k} came neither from the backend nor from Gatehouse's error path: ${res.status} ${describeBytes(res.body, 200)}`,
+      );
     });
-    if (run.reader.responses.length > msgs.length + 1) problems.push(`${label}: ${run.reader.responses.length} answers to ${msgs.length} requests`);
+    if (run.reader.responses.length > msgs.length + 1)
+      problems.push(`${label}: ${run.reader.responses.length} answers to ${msgs.length} requests`);
     if (run.reader.garbage !== undefined) problems.push(`${label}: bytes that are no response: ${JSON.stringify(run.reader.garbage)}`);
     if (run.reader.switched) problems.push(`${label}: got 101 Switching Protocols`);
-    if (run.hung) problems.push(`${label}: ${answersDue(run.parsed)} requests complete, ${run.reader.responses.length} answered within ${ANSWER_TIMEOUT_MS} ms, connection still open`);
+    if (run.hung)
+      problems.push(
+        `${label}: ${answersDue(run.parsed)} requests complete, ${run.reader.responses.length} answered within ${ANSWER_TIMEOUT_MS} ms, connection still open`,
+      );
     const received = Buffer.concat(run.received).toString('latin1');
     for (const other of ['alice', 'bob'] as const) {
       if (other === run.spec.user) continue;
@@ -603,20 +755,28 @@ async function runCase(specs: readonly ConnectionSpec[]): Promise<void> {
     const stream = Buffer.concat(parts);
     const limit = spec.end.kind === 'abort' ? Math.floor((spec.end.at / 1000) * stream.length) : stream.length;
     const run: ConnectionRun = {
-      index, spec, stream, starts, limit, parsed: { messages: [], error: undefined },
+      index,
+      spec,
+      stream,
+      starts,
+      limit,
+      parsed: { messages: [], error: undefined },
       reader: new ResponseReader((i) => run.parsed.messages[i]?.method),
-      received: [], hung: false,
+      received: [],
+      hung: false,
     };
     return run;
   });
   // What each client said, as node:http reads it: the reference every invariant is checked against.
-  await Promise.all(runs.map(async (run) => {
-    run.parsed = await reference.parse(run.stream.subarray(0, run.limit));
-    for (const msg of run.parsed.messages) {
-      const nonce = nonceOf(msg);
-      if (nonce !== undefined) everSent.set(nonce, msg);
-    }
-  }));
+  await Promise.all(
+    runs.map(async (run) => {
+      run.parsed = await reference.parse(run.stream.subarray(0, run.limit));
+      for (const msg of run.parsed.messages) {
+        const nonce = nonceOf(msg);
+        if (nonce !== undefined) everSent.set(nonce, msg);
+      }
+    }),
+  );
   // A fresh upstream pool per case: what one case did to a connection cannot surface in another, so a
   // failure replays from its seed and shrinks to the case that caused it.
   await backend.dropConnections();
@@ -652,8 +812,19 @@ async function runCase(specs: readonly ConnectionSpec[]): Promise<void> {
     }
   }
   if (problems.length > 0) {
-    const streams = runs.map((run) => `  connection ${run.index} (${run.spec.user}${run.spec.end.kind === 'wait' ? '' : `, ${run.spec.end.kind}s after ${run.limit} bytes`}): ${describeBytes(run.stream.subarray(0, run.limit), 1500)}\n    read by node:http as ${JSON.stringify(run.parsed.messages.map((m) => `${m.kind} ${m.method} ${m.url} ${m.body.length}${m.complete ? '' : ' incomplete'}`))}${run.parsed.error ? ` then ${run.parsed.error}` : ''}\n    answers: ${JSON.stringify(run.reader.responses.map((r) => `${r.status} ${r.headers.get('x-recorded-nonce')?.[0] ?? r.body.toString('utf8').slice(0, 60)}`))}`);
-    throw new Error(`${problems.join('\n')}\n-- what the clients sent (execution ${execution}, FUZZ_SEED=${SEED}):\n${streams.join('\n')}\n-- what the backend parsed:\n${backend.records.slice(from).map((r) => `  ${r.method} ${r.url} conn ${r.connection} body ${bodyOf(r).length}${r.complete ? '' : ' incomplete'} sub ${JSON.stringify(r.headers.get('x-user-sub') ?? [])}`).join('\n')}`);
+    const streams = runs.map(
+      (run) =>
+        `  connection ${run.index} (${run.spec.user}${run.spec.end.kind === 'wait' ? '' : `, ${run.spec.end.kind}s after ${run.limit} bytes`}): ${describeBytes(run.stream.subarray(0, run.limit), 1500)}\n    read by node:http as ${JSON.stringify(run.parsed.messages.map((m) => `${m.kind} ${m.method} ${m.url} ${m.body.length}${m.complete ? '' : ' incomplete'}`))}${run.parsed.error ? ` then ${run.parsed.error}` : ''}\n    answers: ${JSON.stringify(run.reader.responses.map((r) => `${r.status} ${r.headers.get('x-recorded-nonce')?.[0] ?? r.body.toString('utf8').slice(0, 60)}`))}`,
+    );
+    throw new Error(
+      `${problems.join('\n')}\n-- what the clients sent (execution ${execution}, FUZZ_SEED=${SEED}):\n${streams.join('\n')}\n-- what the backend parsed:\n${backend.records
+        .slice(from)
+        .map(
+          (r) =>
+            `  ${r.method} ${r.url} conn ${r.connection} body ${bodyOf(r).length}${r.complete ? '' : ' incomplete'} sub ${JSON.stringify(r.headers.get('x-user-sub') ?? [])}`,
+        )
+        .join('\n')}`,
+    );
   }
 }
 
@@ -669,10 +840,12 @@ async function rawAnswers(bytes: string, count: number, timeoutMs = 5_000): Prom
     chunks.push(c);
     reader.push(c);
   });
-  const closed = new Promise<void>((resolve) => socket.once('close', () => {
-    reader.end();
-    resolve();
-  }));
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      reader.end();
+      resolve();
+    }),
+  );
   socket.write(bytes, 'latin1');
   const deadline = Date.now() + timeoutMs;
   while (reader.responses.length < count && !socket.destroyed && Date.now() < deadline) {
@@ -691,7 +864,10 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     // The issue's request as sent: a body that is itself a request, behind a Content-Length the client asks to drop.
     const smuggled = 'GET /smuggled-admin HTTP/1.1\r\nHost: backend\r\nx-user-sub: root\r\nContent-Length: 0\r\n\r\n\r\n';
     expect(smuggled.length).toBe(86);
-    const res = await sendRaw(stack.url, `POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nCookie: ${identities.alice.cookie}\r\nConnection: close, content-length\r\nContent-Length: 86\r\n\r\n${smuggled}`);
+    const res = await sendRaw(
+      stack.url,
+      `POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nCookie: ${identities.alice.cookie}\r\nConnection: close, content-length\r\nContent-Length: 86\r\n\r\n${smuggled}`,
+    );
     await backend.settle(50, 2_000);
     expect(backend.records.slice(from).map((r) => `${r.method} ${r.url}`)).toEqual([]);
     expectError(res, 400, 'bad_request', res.raw.slice(0, 300));
@@ -716,7 +892,10 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     const bob = await rawAnswers(`GET /api/profile HTTP/1.1\r\nHost: ${host}\r\nCookie: ${identities.bob.cookie}\r\n\r\n`, 1);
     const alice2 = await rawAnswers(`GET /api/next HTTP/1.1\r\nHost: ${host}\r\nCookie: ${identities.alice.cookie}\r\n\r\n`, 1);
     await backend.settle(50, 2_000);
-    for (const [what, got] of [['first', alice1], ['second', alice2]] as const) {
+    for (const [what, got] of [
+      ['first', alice1],
+      ['second', alice2],
+    ] as const) {
       expect(got.received, `Alice's ${what} connection received Bob's token`).not.toContain(identities.bob.token);
       expect(got.received, `Alice's ${what} connection received an answer made for Bob`).not.toMatch(/"sub":\["bob"\]|x-user-sub: bob/);
     }
@@ -733,7 +912,10 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     // Refused at once (no Host), while the first request waits 150 ms for the backend.
     const upgrade = `GET /api/p/zq9101x1z HTTP/1.1\r\nCookie: ${identities.alice.cookie}\r\nx-probe: zq9101x1z\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
     const { responses } = await rawAnswers(first + upgrade, 2);
-    const answers = responses.map((r) => `${r.status} ${r.headers.get('x-recorded-nonce')?.[0] ?? (JSON.parse(r.body.toString('utf8') || '{}') as { error?: string }).error}`);
+    const answers = responses.map(
+      (r) =>
+        `${r.status} ${r.headers.get('x-recorded-nonce')?.[0] ?? (JSON.parse(r.body.toString('utf8') || '{}') as { error?: string }).error}`,
+    );
     // In order, or nothing: never the upgrade's refusal where the first request's answer belongs.
     expect(answers[0] ?? '200 zq9101x0z', JSON.stringify(answers)).toBe('200 zq9101x0z');
   });
@@ -751,11 +933,17 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     const carol = await stack.loginAs('carol');
     const from = backend.records.length;
     // node:http reads the POST whole, then refuses what follows and destroys the connection in the same tick.
-    const res = await sendRaw(stack.url, `POST /api/p/zqcarolx0z HTTP/1.1\r\nHost: ${host}\r\nCookie: ${carol}\r\nx-probe: zqcarolx0z\r\nContent-Length: 5\r\n\r\nhello\x01\x02 not a request\r\n\r\n`);
+    const res = await sendRaw(
+      stack.url,
+      `POST /api/p/zqcarolx0z HTTP/1.1\r\nHost: ${host}\r\nCookie: ${carol}\r\nx-probe: zqcarolx0z\r\nContent-Length: 5\r\n\r\nhello\x01\x02 not a request\r\n\r\n`,
+    );
     try {
       expect(res.status).toBe(400);
       await sleep(300);
-      const open = backend.records.slice(from).filter((r) => !r.settled).map((r) => `${r.method} ${r.url} body ${bodyOf(r).length}${r.complete ? '' : ' incomplete'}`);
+      const open = backend.records
+        .slice(from)
+        .filter((r) => !r.settled)
+        .map((r) => `${r.method} ${r.url} body ${bodyOf(r).length}${r.complete ? '' : ' incomplete'}`);
       expect(open).toEqual([]);
     } finally {
       // Should this regress, what it leaves open would hold the next test up to the route timeout.
@@ -763,36 +951,47 @@ describe('one client request becomes at most one upstream request (issue 10)', (
     }
   });
 
-  it(`generated hostile clients: ${NUM_RUNS} cases (FUZZ_RUNS), seed ${SEED} (FUZZ_SEED)`, async () => {
-    console.log(`one-client-request-one-upstream-request: FUZZ_SEED=${SEED} FUZZ_RUNS=${NUM_RUNS}${REPLAY_PATH ? ` FUZZ_PATH=${REPLAY_PATH}` : ''}`);
-    const started = Date.now();
-    let cases = 0;
-    let requests = 0;
-    const property = fc.asyncProperty(caseArb, async (specs) => {
-      cases++;
-      requests += specs.reduce((n, c) => n + c.requests.length, 0);
-      const t0 = Date.now();
-      await runCase(specs);
-      if (process.env['FUZZ_VERBOSE'] && Date.now() - t0 > 300) console.log(`slow case ${executions}: ${Date.now() - t0} ms ${JSON.stringify(specs.map((c) => ({ user: c.user, end: c.end, seq: c.sequential, reqs: c.requests.map((r) => `${r.method} ${r.framing.kind}${r.framing.kind === 'cl' ? `:${r.framing.fit}:${r.framing.style}` : r.framing.kind === 'te' ? `:${r.framing.style}:${r.framing.cl}` : ''} ${r.content.kind}${r.after ? '+after' : ''} conn=${JSON.stringify(r.connection)} ${r.extras.map((e) => e[0]).join(',')}`) })))}`);
-    });
-    try {
-      await fc.assert(property, {
-        numRuns: NUM_RUNS,
-        seed: SEED,
-        ...(REPLAY_PATH ? { path: REPLAY_PATH } : {}),
-        endOnFailure: REPLAY_PATH !== undefined || process.env['FUZZ_NO_SHRINK'] !== undefined,
-        includeErrorInReport: true,
-        // A failure that is a hang shrinks slowly: report what was found before the test's own timeout strikes.
-        interruptAfterTimeLimit: TEST_TIMEOUT_MS - 10_000,
-        markInterruptAsFailure: true,
+  it(
+    `generated hostile clients: ${NUM_RUNS} cases (FUZZ_RUNS), seed ${SEED} (FUZZ_SEED)`,
+    async () => {
+      console.log(
+        `one-client-request-one-upstream-request: FUZZ_SEED=${SEED} FUZZ_RUNS=${NUM_RUNS}${REPLAY_PATH ? ` FUZZ_PATH=${REPLAY_PATH}` : ''}`,
+      );
+      const started = Date.now();
+      let cases = 0;
+      let requests = 0;
+      const property = fc.asyncProperty(caseArb, async (specs) => {
+        cases++;
+        requests += specs.reduce((n, c) => n + c.requests.length, 0);
+        const t0 = Date.now();
+        await runCase(specs);
+        if (process.env['FUZZ_VERBOSE'] && Date.now() - t0 > 300)
+          console.log(
+            `slow case ${executions}: ${Date.now() - t0} ms ${JSON.stringify(specs.map((c) => ({ user: c.user, end: c.end, seq: c.sequential, reqs: c.requests.map((r) => `${r.method} ${r.framing.kind}${r.framing.kind === 'cl' ? `:${r.framing.fit}:${r.framing.style}` : r.framing.kind === 'te' ? `:${r.framing.style}:${r.framing.cl}` : ''} ${r.content.kind}${r.after ? '+after' : ''} conn=${JSON.stringify(r.connection)} ${r.extras.map((e) => e[0]).join(',')}`) })))}`,
+          );
       });
-    } catch (err) {
-      throw new Error(`Replay with FUZZ_SEED=${SEED}${REPLAY_PATH ? ` FUZZ_PATH=${REPLAY_PATH}` : ''} (fast-check's path below replays the shrunk case alone).\n${(err as Error).message}`);
-    }
-    console.log(
-      `one-client-request-one-upstream-request: ${cases} cases, ${requests} generated requests in ${Date.now() - started} ms; ` +
-        `node:http read ${tally.parsed} requests, ${tally.forwarded} reached the backend (${tally.forwardedWithBody} with a body), ` +
-        `${tally.answeredByBackend} answers from the backend, other answers ${JSON.stringify(Object.fromEntries([...tally.refused].sort((a, b) => b[1] - a[1])))}`,
-    );
-  }, TEST_TIMEOUT_MS);
+      try {
+        await fc.assert(property, {
+          numRuns: NUM_RUNS,
+          seed: SEED,
+          ...(REPLAY_PATH ? { path: REPLAY_PATH } : {}),
+          endOnFailure: REPLAY_PATH !== undefined || process.env['FUZZ_NO_SHRINK'] !== undefined,
+          includeErrorInReport: true,
+          // A failure that is a hang shrinks slowly: report what was found before the test's own timeout strikes.
+          interruptAfterTimeLimit: TEST_TIMEOUT_MS - 10_000,
+          markInterruptAsFailure: true,
+        });
+      } catch (err) {
+        throw new Error(
+          `Replay with FUZZ_SEED=${SEED}${REPLAY_PATH ? ` FUZZ_PATH=${REPLAY_PATH}` : ''} (fast-check's path below replays the shrunk case alone).\n${(err as Error).message}`,
+        );
+      }
+      console.log(
+        `one-client-request-one-upstream-request: ${cases} cases, ${requests} generated requests in ${Date.now() - started} ms; ` +
+          `node:http read ${tally.parsed} requests, ${tally.forwarded} reached the backend (${tally.forwardedWithBody} with a body), ` +
+          `${tally.answeredByBackend} answers from the backend, other answers ${JSON.stringify(Object.fromEntries([...tally.refused].sort((a, b) => b[1] - a[1])))}`,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

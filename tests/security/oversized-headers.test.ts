@@ -8,7 +8,10 @@ describe('oversized request heads', () => {
 
   it.each([
     ['a 20 KB Cookie', () => `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nCookie: a=${'x'.repeat(20_000)}\r\n\r\n`],
-    ['2,000 header lines', () => `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\n${Array.from({ length: 2000 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`],
+    [
+      '2,000 header lines',
+      () => `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\n${Array.from({ length: 2000 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`,
+    ],
     ['a 64 KB URL', () => `GET /api/${'a'.repeat(64 * 1024)} HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`],
   ])('%s → 431, nothing forwarded', async (_name, raw) => {
     const before = proxy.backend.requests.length;

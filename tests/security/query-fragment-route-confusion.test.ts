@@ -11,15 +11,27 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  */
 describe('query and fragment do not pick the route', () => {
   let layout: PolicyLayout;
-  beforeAll(async () => { layout = await startPolicyLayout(); });
-  afterAll(async () => { await layout?.close(); });
+  beforeAll(async () => {
+    layout = await startPolicyLayout();
+  });
+  afterAll(async () => {
+    await layout?.close();
+  });
 
-  it.each(['/api/private/data?x=/public', '/api/private/data?/public', '/api/private/data?redirect=/api/public/x', '/api/private/x?%23/public'])(
-    '%s → 401 unauthorized (the private mapping), no backend called',
-    async (path) => {
-      await expectErrorUnforwarded(() => layout.received(), () => send(layout.gh.url, { path }), 401, 'unauthorized', path);
-    },
-  );
+  it.each([
+    '/api/private/data?x=/public',
+    '/api/private/data?/public',
+    '/api/private/data?redirect=/api/public/x',
+    '/api/private/x?%23/public',
+  ])('%s → 401 unauthorized (the private mapping), no backend called', async (path) => {
+    await expectErrorUnforwarded(
+      () => layout.received(),
+      () => send(layout.gh.url, { path }),
+      401,
+      'unauthorized',
+      path,
+    );
+  });
 
   it('an encoded # stays opaque: /api/private%23/public is neither /private nor /public', async () => {
     const publicBefore = layout.publicBackend.requests.length;
@@ -28,8 +40,16 @@ describe('query and fragment do not pick the route', () => {
     expect(layout.publicBackend.requests.length).toBe(publicBefore);
   });
 
-  it.each(['/api/private/data#/public', '/api/public#/../admin', '/api/private?x=1#/public'])('a raw # in %s → 400 invalid_path', async (path) => {
-    const raw = `GET ${path} HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`;
-    await expectErrorUnforwarded(() => layout.received(), () => sendRaw(layout.gh.url, raw), 400, 'invalid_path');
-  });
+  it.each(['/api/private/data#/public', '/api/public#/../admin', '/api/private?x=1#/public'])(
+    'a raw # in %s → 400 invalid_path',
+    async (path) => {
+      const raw = `GET ${path} HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`;
+      await expectErrorUnforwarded(
+        () => layout.received(),
+        () => sendRaw(layout.gh.url, raw),
+        400,
+        'invalid_path',
+      );
+    },
+  );
 });

@@ -17,7 +17,10 @@ describe('request smuggling framings', () => {
     ['TE + CL', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n${smuggled}`],
     ['TE: xchunked', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`],
     ['TE: chunked, identity', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`],
-    ['two TE lines (identity, chunked)', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+    [
+      'two TE lines (identity, chunked)',
+      `POST /api/a HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    ],
     ['Content-Length: 1, 2', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1, 2\r\n\r\nab`],
     ['two different Content-Length lines', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`],
     ['space before the colon', `POST /api/a HTTP/1.1\r\nHost: {host}\r\nContent-Length : 3\r\n\r\nabc`],
@@ -34,14 +37,20 @@ describe('request smuggling framings', () => {
   });
 
   it('closes the connection after refusing framing Node itself accepted', async () => {
-    const res = await sendRaw(proxy.url, `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
+    const res = await sendRaw(
+      proxy.url,
+      `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
     expectError(res, 400, 'bad_request');
     expect(res.head).toMatch(/\r\nconnection: close/i);
   });
 
   it('a chunked body with a smuggled request after it reaches the backend as exactly one request', async () => {
     const before = proxy.backend.requests.length;
-    const res = await sendRaw(proxy.url, `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`);
+    const res = await sendRaw(
+      proxy.url,
+      `POST /api/a HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`,
+    );
     expect(res.status).toBe(200);
     // The pooled connection is reused: the next request must arrive as itself.
     const next = await send(proxy.url, { path: '/api/after' });

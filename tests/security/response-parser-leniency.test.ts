@@ -17,8 +17,16 @@ const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
 /** [label, path, the backend's whole response]. Each is written in one piece, as one segment on loopback. */
 const RED_TEAM: ReadonlyArray<readonly [string, string, string]> = [
   // llhttp reads these until the connection closes (the final coding is not `chunked`); Gatehouse decoded chunks.
-  ['Transfer-Encoding: chunked<NBSP>', '/te-nbsp-after', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xA0\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
-  ['Transfer-Encoding: <NBSP>chunked', '/te-nbsp-before', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \xA0chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  [
+    'Transfer-Encoding: chunked<NBSP>',
+    '/te-nbsp-after',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xA0\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  ],
+  [
+    'Transfer-Encoding: <NBSP>chunked',
+    '/te-nbsp-before',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: \xA0chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  ],
   ['Transfer-Encoding: chunked,,', '/te-empty-members', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,,\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
   // llhttp refuses these outright.
   ['chunk size "5 6"', '/size-space-digit', `${CHUNKED_HEAD}5 6\r\nhello\r\n0\r\n\r\n`],

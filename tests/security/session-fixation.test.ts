@@ -9,7 +9,13 @@ const SESSION = '__Host-gh_session';
 
 describe('session fixation and session ids the server never issued (OWASP Session Management)', () => {
   const stage = useStage({
-    backends: { backend: () => startBackend((_req, res) => { res.end('{}'); return true; }) },
+    backends: {
+      backend: () =>
+        startBackend((_req, res) => {
+          res.end('{}');
+          return true;
+        }),
+    },
     yaml: ({ backend }) => `defaultBackend: "${backend.url}"\nmappings: []\n`,
   });
 

@@ -12,7 +12,9 @@ describe('requests no mapping matches', () => {
   let cookie: string;
   beforeAll(async () => {
     const { secret: id } = await proxy.gh.app.sessions.create({
-      claims: { sub: 'alice' }, tokens: { accessToken: 'alice-token' }, accessTokenExpiresAt: Date.now() + 3600_000,
+      claims: { sub: 'alice' },
+      tokens: { accessToken: 'alice-token' },
+      accessTokenExpiresAt: Date.now() + 3600_000,
     });
     cookie = `${SESSION_COOKIE}=${id}`;
   });

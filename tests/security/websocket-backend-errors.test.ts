@@ -9,13 +9,14 @@ import { expectError } from '../helpers/expect-error.ts';
  */
 describe('WebSocket backend failures', () => {
   const proxy = useBareProxy({
-    backend: () => startWsBackend({
-      reject: (req, socket) => {
-        if (req.url !== '/reset-during-handshake') return false;
-        socket.destroy();
-        return true;
-      },
-    }),
+    backend: () =>
+      startWsBackend({
+        reject: (req, socket) => {
+          if (req.url !== '/reset-during-handshake') return false;
+          socket.destroy();
+          return true;
+        },
+      }),
     backends: { down: closedPort },
     routes: (url, { down }) => [
       { frontendHost: '*', backend: url, auth: 'none' },
@@ -56,7 +57,9 @@ describe('WebSocket backend failures', () => {
     const u = new URL(proxy.url);
     const sock = connect(Number(u.port), u.hostname);
     await new Promise((r) => sock.once('connect', r));
-    sock.write(`GET /api/chat HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    sock.write(
+      `GET /api/chat HTTP/1.1\r\nHost: ${u.host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
     sock.resetAndDestroy();
     await new Promise((r) => setTimeout(r, 100));
     expect((await send(proxy.url, { path: '/healthz' })).status).toBe(200);

@@ -21,7 +21,7 @@ describe('cross-site WebSocket hijacking', () => {
     'http://spa.example.com',
     'https://spa.example.com:8443',
     'file://',
-  ])('Origin %s with the victim\'s cookie → 403 origin_not_allowed, socket closed, no backend connect', async (origin) => {
+  ])("Origin %s with the victim's cookie → 403 origin_not_allowed, socket closed, no backend connect", async (origin) => {
     const connections = stack.backend.connections;
     const out = await openWs(wsUrl(), { origin, headers: { cookie: stack.sessionCookie } });
     expect(out.ok).toBe(false);
@@ -31,9 +31,12 @@ describe('cross-site WebSocket hijacking', () => {
     expect(stack.backend.connections).toBe(connections);
   });
 
-  it.each([() => stack.url, () => 'https://spa.example.com', () => 'HTTPS://SPA.EXAMPLE.COM'])('the app\'s own and allowed origins connect (%#)', async (origin) => {
-    const out = await openWs(wsUrl(), { origin: origin(), headers: { cookie: stack.sessionCookie } });
-    expect(out.ok).toBe(true);
-    if (out.ok) out.ws.close();
-  });
+  it.each([() => stack.url, () => 'https://spa.example.com', () => 'HTTPS://SPA.EXAMPLE.COM'])(
+    "the app's own and allowed origins connect (%#)",
+    async (origin) => {
+      const out = await openWs(wsUrl(), { origin: origin(), headers: { cookie: stack.sessionCookie } });
+      expect(out.ok).toBe(true);
+      if (out.ok) out.ws.close();
+    },
+  );
 });

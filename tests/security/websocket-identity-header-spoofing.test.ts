@@ -19,7 +19,7 @@ describe('identity headers on the WebSocket upgrade request', () => {
       headers: {
         cookie: `${stack.sessionCookie}; theme=dark; __Host-gh_login=x`,
         'x-user-email': 'ceo@corp.example',
-        'x_user_email': 'ceo@corp.example',
+        x_user_email: 'ceo@corp.example',
         'x-user-id': 'admin',
         'x-user-sub': 'admin',
         authorization: 'Bearer forged',

@@ -52,18 +52,26 @@ describe('illegal WebSocket frames', () => {
     ['a continuation frame with no message to continue', [], clientFrame(0x0, 'x')],
     ['a new message inside a fragmented one', [clientFrame(0x1, 'part', { fin: false })], clientFrame(0x1, 'new')],
     ['RSV1 on a ping, with permessage-deflate', [], clientFrame(0x9, 'x', { rsv: 0x40 }), true],
-    ['RSV1 on a continuation frame, with permessage-deflate', [clientFrame(0x1, 'a', { fin: false, rsv: 0x40 })], clientFrame(0x0, 'b', { rsv: 0x40 }), true],
+    [
+      'RSV1 on a continuation frame, with permessage-deflate',
+      [clientFrame(0x1, 'a', { fin: false, rsv: 0x40 })],
+      clientFrame(0x0, 'b', { rsv: 0x40 }),
+      true,
+    ],
     ['RSV2 with permessage-deflate', [], clientFrame(0x1, 'x', { rsv: 0x20 }), true],
   ];
 
-  it.each(fromClient)('from the client, %s: close 1002 to the client, the backend is cut off before the frame', async (_name, legal, illegal, deflate) => {
-    const { client, server } = await connect(deflate === true);
-    for (const f of legal) client.send(f);
-    await received(server, total(legal), 'the legal frames');
-    client.send(illegal);
-    await expectClosed1002(client, server, []);
-    expect(server.bytes().equals(Buffer.concat(legal)), 'the backend never saw the illegal frame').toBe(true);
-  });
+  it.each(fromClient)(
+    'from the client, %s: close 1002 to the client, the backend is cut off before the frame',
+    async (_name, legal, illegal, deflate) => {
+      const { client, server } = await connect(deflate === true);
+      for (const f of legal) client.send(f);
+      await received(server, total(legal), 'the legal frames');
+      client.send(illegal);
+      await expectClosed1002(client, server, []);
+      expect(server.bytes().equals(Buffer.concat(legal)), 'the backend never saw the illegal frame').toBe(true);
+    },
+  );
 
   const fromBackend: ReadonlyArray<[string, Buffer[], Buffer, boolean?]> = [
     ['a 64-bit length with the top bit set', [text('first')], frame({ opcode: 0x2, declaredLength: (1n << 63n) + 1n })],
@@ -84,13 +92,16 @@ describe('illegal WebSocket frames', () => {
     ['RSV3 with permessage-deflate', [], text('x', { rsv: 0x10 }), true],
   ];
 
-  it.each(fromBackend)('from the backend, %s: the legal frames, then close 1002 to the client; the backend is cut off', async (_name, legal, illegal, deflate) => {
-    const { client, server } = await connect(deflate === true);
-    for (const f of legal) server.send(f);
-    await received(client, total(legal), 'the legal frames');
-    server.send(illegal);
-    await expectClosed1002(client, server, legal);
-  });
+  it.each(fromBackend)(
+    'from the backend, %s: the legal frames, then close 1002 to the client; the backend is cut off',
+    async (_name, legal, illegal, deflate) => {
+      const { client, server } = await connect(deflate === true);
+      for (const f of legal) server.send(f);
+      await received(client, total(legal), 'the legal frames');
+      server.send(illegal);
+      await expectClosed1002(client, server, legal);
+    },
+  );
 
   it.each([false, true])('a legal conversation passes byte for byte both ways (permessage-deflate: %s)', async (deflate) => {
     const { client, server } = await connect(deflate);

@@ -12,11 +12,17 @@ describe('non-WebSocket upgrades', () => {
 
   const ws = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
   it.each([
-    ['h2c with HTTP2-Settings', 'GET /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n'],
+    [
+      'h2c with HTTP2-Settings',
+      'GET /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+    ],
     ['Upgrade: foo', 'GET /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n'],
     ['Upgrade: websocket, h2c', `GET /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket, h2c\r\n${ws}\r\n`],
     ['websocket on HTTP/1.0', `GET /api/x HTTP/1.0\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${ws}\r\n`],
-    ['websocket with POST', `POST /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n${ws}\r\n`],
+    [
+      'websocket with POST',
+      `POST /api/x HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n${ws}\r\n`,
+    ],
   ])('%s → 400 bad_request, no backend connection', async (_name, raw) => {
     const connections = proxy.backend.connections;
     const res = await sendRaw(proxy.url, raw.replace('{host}', proxy.host));

@@ -60,7 +60,9 @@ describe('a WebSocket and the lifetime of its session', () => {
     const cookie = await stack.loginAs('sid');
     const ws = await open(cookie);
     let closedAt = 0;
-    ws.once('close', () => { closedAt = Date.now(); });
+    ws.once('close', () => {
+      closedAt = Date.now();
+    });
     const end = closed(ws, IDLE_SECONDS * 1000 + 2000);
     await sleep(300);
     const session = await stack.gh.app.sessions.load(parseSessionSecret(cookie.slice(cookie.indexOf('=') + 1)), { fresh: true });
@@ -72,14 +74,16 @@ describe('a WebSocket and the lifetime of its session', () => {
     expectError(await me(cookie), 401, 'unauthorized');
   });
 
-  it('is closed with 1008 at the session\'s absolute end, however active it is', async () => {
+  it("is closed with 1008 at the session's absolute end, however active it is", async () => {
     const cookie = await stack.loginAs('abe');
     const session = await stack.gh.app.sessions.load(parseSessionSecret(cookie.slice(cookie.indexOf('=') + 1)));
     const expiresAt = session?.expiresAt ?? 0;
     expect(expiresAt).toBeGreaterThan(Date.now());
     const ws = await open(cookie);
     let closedAt = 0;
-    ws.once('close', () => { closedAt = Date.now(); });
+    ws.once('close', () => {
+      closedAt = Date.now();
+    });
     const end = closed(ws, MAX_AGE_SECONDS * 1000 + 2000);
     await chat(ws, MAX_AGE_SECONDS * 1000 + 1500);
     const { code } = await end;

@@ -36,7 +36,10 @@ describe('a revoked WebSocket whose relay is stalled mid-frame', () => {
       await sleep(50);
     }
     client.socket.resume();
-    const [clientEnded, serverEnded] = await Promise.all([client.endsWithin(2500 - (Date.now() - loggedOutAt)), server.endsWithin(2500 - (Date.now() - loggedOutAt))]);
+    const [clientEnded, serverEnded] = await Promise.all([
+      client.endsWithin(2500 - (Date.now() - loggedOutAt)),
+      server.endsWithin(2500 - (Date.now() - loggedOutAt)),
+    ]);
 
     expect(server.texts().filter((t) => t.startsWith('after logout'))).toEqual([]);
     expect(serverEnded).toBe(true);

@@ -19,7 +19,7 @@ import { expectError } from '../helpers/expect-error.ts';
  * revocation overlapped its admission. The identity resolver is a stand-in that holds its answer at that
  * point, the one moment real timing cannot pin down; everything else is the real handler and relay.
  */
-describe('a revocation during an upgrade\'s admission', () => {
+describe("a revocation during an upgrade's admission", () => {
   let backend: TestWsBackend;
   let server: Server;
   let url: string;
@@ -28,12 +28,23 @@ describe('a revocation during an upgrade\'s admission', () => {
   let release: () => void = () => {};
   let answers: Array<Principal | undefined> = [];
   let hold = false;
-  const principal: Principal = { kind: 'session', claims: { sub: 'alice' }, accessToken: 't', sessionKey: 'S1', expiresAt: Date.now() + 3_600_000, issuedAt: Date.now() };
+  const principal: Principal = {
+    kind: 'session',
+    claims: { sub: 'alice' },
+    accessToken: 't',
+    sessionKey: 'S1',
+    expiresAt: Date.now() + 3_600_000,
+    issuedAt: Date.now(),
+  };
 
   beforeAll(async () => {
     backend = await startWsBackend();
     const config = loadConfig({
-      NODE_ENV: 'test', APP_BASE_URL: 'http://127.0.0.1:1', OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'u', OIDC_CLIENT_SECRET: 'u',
+      NODE_ENV: 'test',
+      APP_BASE_URL: 'http://127.0.0.1:1',
+      OIDC_ISSUER: 'http://127.0.0.1:9/unused',
+      OIDC_CLIENT_ID: 'u',
+      OIDC_CLIENT_SECRET: 'u',
       REDIS_URL: 'redis://127.0.0.1:9',
       GATEHOUSE_CONFIG: writeConfigFile(`mappings:\n  - frontendHost: "*"\n    backend: "${backend.url}"\n    auth: required\n`),
     });
@@ -86,7 +97,7 @@ describe('a revocation during an upgrade\'s admission', () => {
     expect(backend.upgrades.length).toBe(before);
   });
 
-  it('the revocation was someone else\'s: the WebSocket opens', async () => {
+  it("the revocation was someone else's: the WebSocket opens", async () => {
     const out = await upgradeWhileRevoking(principal);
     expect(out.ok).toBe(true);
     if (out.ok) out.ws.terminate();

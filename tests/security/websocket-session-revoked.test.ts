@@ -27,7 +27,11 @@ describe('WebSockets of an ended session', () => {
   });
 
   const session = async (sub: string) => {
-    const { secret: id, session: s } = await a.app.sessions.create({ claims: { sub }, tokens: { accessToken: `${sub}-token` }, accessTokenExpiresAt: Date.now() + 3600_000 });
+    const { secret: id, session: s } = await a.app.sessions.create({
+      claims: { sub },
+      tokens: { accessToken: `${sub}-token` },
+      accessTokenExpiresAt: Date.now() + 3600_000,
+    });
     return { cookie: `__Host-gh_session=${id}`, key: s.storeKey };
   };
   const connect = async (gh: TestGatehouse, cookie: string) => {
@@ -36,7 +40,7 @@ describe('WebSockets of an ended session', () => {
     return out.ws;
   };
 
-  it('closes the session\'s sockets on both replicas with 1008 and leaves others open', async () => {
+  it("closes the session's sockets on both replicas with 1008 and leaves others open", async () => {
     const victim = await session('victim');
     const bystander = await session('bystander');
     const onA = await connect(a, victim.cookie);
@@ -61,7 +65,10 @@ describe('WebSockets of an ended session', () => {
       s.resume();
     });
     await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
-    const gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, timeoutMs: 10_000 }]), { REDIS_KEY_PREFIX: `wsrev${process.pid}:` });
+    const gh = await startBareGatehouse(
+      mappingsYaml([{ frontendHost: '*', backend: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, timeoutMs: 10_000 }]),
+      { REDIS_KEY_PREFIX: `wsrev${process.pid}:` },
+    );
     try {
       const victim = await session('early');
       const pending = openWs(`${gh.url.replace('http:', 'ws:')}/api/ws`, { headers: { cookie: victim.cookie } });

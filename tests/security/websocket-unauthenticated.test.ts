@@ -40,13 +40,21 @@ describe('WebSocket upgrade without a valid session', () => {
     const connections = () => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
     const before = await connections();
     // allowHalfOpen: these clients read the 401 and Gatehouse's FIN, and never send their own.
-    const clients = await Promise.all(Array.from({ length: 5 }, () => new Promise<Socket>((resolve) => {
-      const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
-      socket.on('error', () => {});
-      socket.on('data', () => {});
-      socket.once('end', () => resolve(socket));
-      socket.write(`GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
-    })));
+    const clients = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+            socket.on('error', () => {});
+            socket.on('data', () => {});
+            socket.once('end', () => resolve(socket));
+            socket.write(
+              `GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+            );
+          }),
+      ),
+    );
     // Past Gatehouse's grace after the refusal, its side of each is gone.
     await new Promise((r) => setTimeout(r, 2500));
     // (Fewer, not equal: keep-alive connections of earlier tests may have closed meanwhile.)

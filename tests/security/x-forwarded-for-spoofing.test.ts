@@ -4,8 +4,22 @@ import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
 
 const SPOOF = [
-  'X-Forwarded-For', '203.0.113.7', 'X-Forwarded-For', '10.0.0.1', 'X-Forwarded-Host', 'admin.internal', 'X-Forwarded-Proto', 'https',
-  'X-Forwarded-Port', '443', 'Forwarded', 'for=127.0.0.1;proto=https;host=admin.internal', 'X-Real-IP', '127.0.0.1', 'X-Forwarded-Server', 'x',
+  'X-Forwarded-For',
+  '203.0.113.7',
+  'X-Forwarded-For',
+  '10.0.0.1',
+  'X-Forwarded-Host',
+  'admin.internal',
+  'X-Forwarded-Proto',
+  'https',
+  'X-Forwarded-Port',
+  '443',
+  'Forwarded',
+  'for=127.0.0.1;proto=https;host=admin.internal',
+  'X-Real-IP',
+  '127.0.0.1',
+  'X-Forwarded-Server',
+  'x',
 ];
 
 /**
@@ -38,8 +52,11 @@ describe('forwarding headers from clients', () => {
     for (const h of ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-server']) expect(rec.headers.has(h), h).toBe(false);
   });
 
-  it('TRUST_PROXY=127.0.0.1: the proxy\'s chain is kept and the peer appended', async () => {
-    const res = await send(behindProxy.url, { path: '/api/x', headers: ['X-Forwarded-For', '203.0.113.7', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'app.example.com'] });
+  it("TRUST_PROXY=127.0.0.1: the proxy's chain is kept and the peer appended", async () => {
+    const res = await send(behindProxy.url, {
+      path: '/api/x',
+      headers: ['X-Forwarded-For', '203.0.113.7', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'app.example.com'],
+    });
     expect(res.status).toBe(200);
     const rec = backend.last();
     expect(rec.headers.get('x-forwarded-for')).toEqual(['203.0.113.7, 127.0.0.1']);

@@ -14,7 +14,11 @@ const asSecret = (value: string): SessionSecret => {
 const IDLE_SECONDS = 900;
 const MAX_AGE_SECONDS = 3600;
 
-interface Tokens { accessToken: string; refreshToken?: string; idToken?: string }
+interface Tokens {
+  accessToken: string;
+  refreshToken?: string;
+  idToken?: string;
+}
 
 describe('what a read of Redis yields (sessions at rest)', () => {
   const stage = useStage({
@@ -75,7 +79,7 @@ describe('what a read of Redis yields (sessions at rest)', () => {
     expect(openTokens(asSecret(cookie), otherKey, record.tok)).toBeUndefined();
   });
 
-  it('a record copied under another id\'s key is refused: the tokens are bound to the id that created them', async () => {
+  it("a record copied under another id's key is refused: the tokens are bound to the id that created them", async () => {
     const attackerId = randomBytes(32).toString('base64url');
     const attackerKey = `${prefix}s:${createHash('sha256').update(attackerId).digest('base64url')}`;
     await stage.redis.set(attackerKey, raw, 'PX', 60_000);

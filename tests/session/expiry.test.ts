@@ -19,7 +19,9 @@ class RecordingBrowser extends Browser {
   }
 }
 
-interface Me { session: { expiresAt: string; idleExpiresAt: string } }
+interface Me {
+  session: { expiresAt: string; idleExpiresAt: string };
+}
 
 describe('session expiry: idle (rolling) and absolute (OWASP Session Management)', () => {
   const stage = useStage({

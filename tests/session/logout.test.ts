@@ -21,7 +21,9 @@ describe('logout (POST /auth/logout)', () => {
   };
 
   beforeAll(async () => {
-    const discovery = await (await fetch(`${stage.idp.issuer}/.well-known/openid-configuration`)).json() as { end_session_endpoint: string };
+    const discovery = (await (await fetch(`${stage.idp.issuer}/.well-known/openid-configuration`)).json()) as {
+      end_session_endpoint: string;
+    };
     endSessionEndpoint = discovery.end_session_endpoint;
   });
 
@@ -30,7 +32,8 @@ describe('logout (POST /auth/logout)', () => {
     expect(await stage.redis.exists(storeKey(cookie))).toBe(1);
 
     const res = await browser.fetch(`${stage.gh.url}/auth/logout`, {
-      method: 'POST', headers: { origin: stage.gh.url, 'sec-fetch-site': 'same-origin' },
+      method: 'POST',
+      headers: { origin: stage.gh.url, 'sec-fetch-site': 'same-origin' },
     });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { ok: boolean; logoutUrl: string };
@@ -73,14 +76,17 @@ describe('logout (POST /auth/logout)', () => {
     expect(res.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=;`) && /Max-Age=0/.test(c))).toBe(true);
   });
 
-  it.each(['GET', 'PUT', 'DELETE'])('%s /auth/logout is 405 method_not_allowed with Allow: POST, and the session survives', async (method) => {
-    const { cookie } = await loggedIn();
-    const res = await fetch(`${stage.gh.url}/auth/logout`, { method, headers: { cookie: `${SESSION}=${cookie}` } });
-    await expectError(res, 405, 'method_not_allowed');
-    expect(res.headers.get('allow')).toBe('POST');
-    expect(res.headers.getSetCookie().filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
-    expect((await me(cookie)).status).toBe(200);
-  });
+  it.each(['GET', 'PUT', 'DELETE'])(
+    '%s /auth/logout is 405 method_not_allowed with Allow: POST, and the session survives',
+    async (method) => {
+      const { cookie } = await loggedIn();
+      const res = await fetch(`${stage.gh.url}/auth/logout`, { method, headers: { cookie: `${SESSION}=${cookie}` } });
+      await expectError(res, 405, 'method_not_allowed');
+      expect(res.headers.get('allow')).toBe('POST');
+      expect(res.headers.getSetCookie().filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
+      expect((await me(cookie)).status).toBe(200);
+    },
+  );
 
   it.each([
     ['Origin: https://evil.example', { origin: 'https://evil.example' }],

@@ -16,7 +16,13 @@ describe('session manager: what unknown cookies cannot do', () => {
 
   const manager = async (cacheMaxEntries: number) => {
     store = createMemoryStore();
-    const sessions = createSessionManager({ store, log: createLogger({ level: 'silent' }), idleTtlSeconds: 600, maxAgeSeconds: 3600, cacheMaxEntries });
+    const sessions = createSessionManager({
+      store,
+      log: createLogger({ level: 'silent' }),
+      idleTtlSeconds: 600,
+      maxAgeSeconds: 3600,
+      cacheMaxEntries,
+    });
     await sessions.start();
     return sessions;
   };

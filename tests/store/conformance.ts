@@ -31,17 +31,26 @@ const PAST_TTL = TTL + 200;
 
 /** Waits for the subscription, then publishes probes until one reached every handler: SUBSCRIBE is acked asynchronously. */
 async function untilDelivered(
-  publisher: Store, subscribers: readonly Store[], channel: string, seen: () => readonly string[][],
+  publisher: Store,
+  subscribers: readonly Store[],
+  channel: string,
+  seen: () => readonly string[][],
 ): Promise<void> {
-  await vi.waitFor(() => {
-    for (const s of subscribers) expect(s.subscriptionEpoch()).not.toBe(0);
-  }, { timeout: 5000, interval: 20 });
-  await vi.waitFor(async () => {
-    const probe = `probe-${randomUUID()}`;
-    await publisher.publish(channel, probe).catch(() => undefined);
-    await sleep(20);
-    for (const got of seen()) expect(got).toContain(probe);
-  }, { timeout: 5000, interval: 50 });
+  await vi.waitFor(
+    () => {
+      for (const s of subscribers) expect(s.subscriptionEpoch()).not.toBe(0);
+    },
+    { timeout: 5000, interval: 20 },
+  );
+  await vi.waitFor(
+    async () => {
+      const probe = `probe-${randomUUID()}`;
+      await publisher.publish(channel, probe).catch(() => undefined);
+      await sleep(20);
+      for (const got of seen()) expect(got).toContain(probe);
+    },
+    { timeout: 5000, interval: 50 },
+  );
 }
 
 /**
@@ -190,7 +199,7 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
         expect(await store.acquireLock('job', TTL)).toBeDefined();
       });
 
-      it('only the owner releases: a handle whose lock expired and passed on cannot release the new owner\'s', async () => {
+      it("only the owner releases: a handle whose lock expired and passed on cannot release the new owner's", async () => {
         const first = await store.acquireLock('job', TTL);
         await fx.elapse(PAST_TTL);
         const second = await store.acquireLock('job', TTL * 10);
@@ -212,7 +221,7 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
         expect(await store.acquireLock('job', TTL)).toBeUndefined();
       });
 
-      it('a renewal by a handle that lost the lock fails and leaves the new owner\'s lock as it is', async () => {
+      it("a renewal by a handle that lost the lock fails and leaves the new owner's lock as it is", async () => {
         const first = await store.acquireLock('job', TTL);
         await fx.elapse(PAST_TTL);
         expect(await first?.renew()).toBe(false);
@@ -228,7 +237,7 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
     });
 
     describe('bus', () => {
-      it('delivers a message to every subscriber on every replica, the publisher\'s own included, once each', async () => {
+      it("delivers a message to every subscriber on every replica, the publisher's own included, once each", async () => {
         const peer = await fx.replica();
         const got = { own: [] as string[], ownSecond: [] as string[], peer: [] as string[], otherChannel: [] as string[] };
         await store.subscribe('news', (m) => got.own.push(m));
@@ -238,11 +247,14 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
         await untilDelivered(store, [store, peer], 'news', () => [got.own, got.ownSecond, got.peer]);
 
         await store.publish('news', 'hello');
-        await vi.waitFor(() => {
-          expect(got.own.filter((m) => m === 'hello')).toHaveLength(1);
-          expect(got.ownSecond.filter((m) => m === 'hello')).toHaveLength(1);
-          expect(got.peer.filter((m) => m === 'hello')).toHaveLength(1);
-        }, { timeout: 5000, interval: 20 });
+        await vi.waitFor(
+          () => {
+            expect(got.own.filter((m) => m === 'hello')).toHaveLength(1);
+            expect(got.ownSecond.filter((m) => m === 'hello')).toHaveLength(1);
+            expect(got.peer.filter((m) => m === 'hello')).toHaveLength(1);
+          },
+          { timeout: 5000, interval: 20 },
+        );
         await sleep(50);
         expect(got.own.filter((m) => m === 'hello')).toHaveLength(1);
         expect(got.otherChannel).toEqual([]);
@@ -279,15 +291,21 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
           await expect(rx.store.get('k')).rejects.toThrow();
           await rx.startServer();
 
-          await vi.waitFor(() => {
-            expect(rx.store.subscriptionEpoch()).not.toBe(0);
-            expect(rx.store.subscriptionEpoch()).not.toBe(before);
-          }, { timeout: 10_000, interval: 50 });
+          await vi.waitFor(
+            () => {
+              expect(rx.store.subscriptionEpoch()).not.toBe(0);
+              expect(rx.store.subscriptionEpoch()).not.toBe(before);
+            },
+            { timeout: 10_000, interval: 50 },
+          );
           await untilDelivered(rx.store, [rx.store], 'news', () => [got]);
-          await vi.waitFor(async () => {
-            await rx.store.set('k', 'back', TTL * 10);
-            expect(await rx.store.get('k')).toBe('back');
-          }, { timeout: 10_000, interval: 100 });
+          await vi.waitFor(
+            async () => {
+              await rx.store.set('k', 'back', TTL * 10);
+              expect(await rx.store.get('k')).toBe('back');
+            },
+            { timeout: 10_000, interval: 100 },
+          );
         });
       });
     }

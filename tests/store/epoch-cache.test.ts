@@ -7,7 +7,9 @@ function heldRead<V>() {
   let calls = 0;
   const read = () => {
     calls++;
-    return new Promise<V | undefined>((resolve) => { answer = resolve; });
+    return new Promise<V | undefined>((resolve) => {
+      answer = resolve;
+    });
   };
   return { read, answer: (v: V | undefined) => answer(v), calls: () => calls };
 }
@@ -50,7 +52,7 @@ describe('epoch cache', () => {
     expect(cache.get('k')).toBe('v');
   });
 
-  it("a read under way when this process writes the key does not replace the write", async () => {
+  it('a read under way when this process writes the key does not replace the write', async () => {
     const { cache } = setup();
     const held = heldRead<string>();
     const reading = cache.load('k', held.read);

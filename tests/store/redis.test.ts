@@ -62,12 +62,18 @@ describe('redis store key prefix', () => {
       await fx.store.subscribe('news', (m) => heard.mine.push(m));
       await other.subscribe('news', (m) => heard.other.push(m));
       // Both subscriptions are live once each hears its own deployment's message.
-      for (const [store, got] of [[fx.store, heard.mine], [other, heard.other]] as const) {
-        await vi.waitFor(async () => {
-          await store.publish('news', 'ping');
-          await sleep(20);
-          expect(got).toContain('ping');
-        }, { timeout: 5000, interval: 50 });
+      for (const [store, got] of [
+        [fx.store, heard.mine],
+        [other, heard.other],
+      ] as const) {
+        await vi.waitFor(
+          async () => {
+            await store.publish('news', 'ping');
+            await sleep(20);
+            expect(got).toContain('ping');
+          },
+          { timeout: 5000, interval: 50 },
+        );
       }
       await fx.store.publish('news', 'only-mine');
       await vi.waitFor(() => expect(heard.mine).toContain('only-mine'), { timeout: 5000, interval: 20 });

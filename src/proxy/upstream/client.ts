@@ -201,8 +201,14 @@ class OriginPool implements UpstreamPool {
 
   /** The head is written and checked before anything else: a request it refuses never takes a connection. */
   private open(
-    method: string, path: string, headers: readonly string[], body: RequestBody, protocol: string | undefined, timeoutMs: number,
-    handler: UpstreamHandler, upgrader: UpgradeHandler | undefined,
+    method: string,
+    path: string,
+    headers: readonly string[],
+    body: RequestBody,
+    protocol: string | undefined,
+    timeoutMs: number,
+    handler: UpstreamHandler,
+    upgrader: UpgradeHandler | undefined,
   ): UpstreamControl {
     let head: string;
     try {
@@ -269,7 +275,10 @@ class OriginPool implements UpstreamPool {
     let socket: Socket;
     if (this.tls) {
       const tls = tlsConnect({
-        host: this.host, port: this.port, servername: isIP(this.host) ? undefined : this.host, ALPNProtocols: ['http/1.1'],
+        host: this.host,
+        port: this.port,
+        servername: isIP(this.host) ? undefined : this.host,
+        ALPNProtocols: ['http/1.1'],
         ...(this.tlsSession ? { session: this.tlsSession } : {}),
       });
       let established = false;
@@ -322,7 +331,11 @@ class OriginPool implements UpstreamPool {
 }
 
 function invalidRequest(err: unknown): UpstreamError {
-  return new UpstreamError('UPSTREAM_INVALID_REQUEST', err instanceof RequestHeadError ? err.message : 'the request cannot be written', err);
+  return new UpstreamError(
+    'UPSTREAM_INVALID_REQUEST',
+    err instanceof RequestHeadError ? err.message : 'the request cannot be written',
+    err,
+  );
 }
 
 /** One socket to the backend, with its listeners attached once for as long as the pool owns it. */
@@ -460,7 +473,15 @@ class Exchange implements UpstreamControl {
   /** The chunked decoder's output, made only for chunked responses. */
   private decoded: ((chunk: Buffer) => void) | undefined;
 
-  constructor(pool: OriginPool, method: string, body: RequestBody, headText: string, timeoutMs: number, handler: UpstreamHandler, upgrader: UpgradeHandler | undefined) {
+  constructor(
+    pool: OriginPool,
+    method: string,
+    body: RequestBody,
+    headText: string,
+    timeoutMs: number,
+    handler: UpstreamHandler,
+    upgrader: UpgradeHandler | undefined,
+  ) {
     this.pool = pool;
     this.method = method;
     this.body = body;
@@ -571,7 +592,8 @@ class Exchange implements UpstreamControl {
         if (end === -1 || end - i > this.pool.maxHeadBytes) {
           if (buf.length - i > this.pool.maxHeadBytes) return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', 'response head too large'));
           // A head with bare LF line ends would never show CRLF CRLF: refuse it now rather than at the timeout.
-          if (hasBareLf(buf, Math.max(i, searchFrom))) return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', 'bare LF in the response head'));
+          if (hasBareLf(buf, Math.max(i, searchFrom)))
+            return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', 'bare LF in the response head'));
           this.headBuf = i === 0 ? buf : buf.subarray(i);
           return;
         }
@@ -579,7 +601,9 @@ class Exchange implements UpstreamControl {
         try {
           head = parseResponseHead(buf.toString('latin1', i, end), this.method === 'HEAD');
         } catch (err) {
-          return this.fail(new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ResponseHeadError ? err.message : 'unparsable response head', err));
+          return this.fail(
+            new UpstreamError('UPSTREAM_PROTOCOL', err instanceof ResponseHeadError ? err.message : 'unparsable response head', err),
+          );
         }
         i = end + 4;
         searchFrom = 0;
@@ -710,7 +734,13 @@ class Exchange implements UpstreamControl {
     const conn = this.conn;
     // A kept-alive connection the backend closed while it sat idle fails before any answer: for a request
     // without a body that is safe to repeat, try once more on a new connection.
-    const retry = err.code === 'UPSTREAM_RESET' && conn?.used === true && !this.answered && !this.retried && bodyStream(this.body) === null && RETRYABLE_METHODS.has(this.method);
+    const retry =
+      err.code === 'UPSTREAM_RESET' &&
+      conn?.used === true &&
+      !this.answered &&
+      !this.retried &&
+      bodyStream(this.body) === null &&
+      RETRYABLE_METHODS.has(this.method);
     this.conn = null;
     if (conn) conn.destroy();
     if (retry) {
@@ -729,12 +759,15 @@ class Exchange implements UpstreamControl {
 
   checkDeadline(now: number): void {
     if (this.paused) {
-      if (now - this.pausedAt >= CONSUMER_STALL_MS) this.fail(new UpstreamError('UPSTREAM_CONSUMER_STALLED', `the response was not read for ${CONSUMER_STALL_MS} ms`));
+      if (now - this.pausedAt >= CONSUMER_STALL_MS)
+        this.fail(new UpstreamError('UPSTREAM_CONSUMER_STALLED', `the response was not read for ${CONSUMER_STALL_MS} ms`));
       return;
     }
     if (now < this.deadline) return;
-    if (this.state === QUEUED || this.state === WAIT_HEAD) this.fail(new UpstreamError('UPSTREAM_HEADERS_TIMEOUT', `no response head within ${this.timeoutMs} ms`));
-    else if (this.state === BODY) this.fail(new UpstreamError('UPSTREAM_BODY_TIMEOUT', `the response body stalled for ${this.timeoutMs} ms`));
+    if (this.state === QUEUED || this.state === WAIT_HEAD)
+      this.fail(new UpstreamError('UPSTREAM_HEADERS_TIMEOUT', `no response head within ${this.timeoutMs} ms`));
+    else if (this.state === BODY)
+      this.fail(new UpstreamError('UPSTREAM_BODY_TIMEOUT', `the response body stalled for ${this.timeoutMs} ms`));
   }
 
   // --- UpstreamControl ---------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ export function serializeRequestHead(
     const name = headers[i] as string;
     const value = headers[i + 1] as string;
     if (!TOKEN.test(name)) throw new RequestHeadError('invalid header name');
-    if (isWriterOwned(name)) throw new RequestHeadError(`${name.toLowerCase()} is written by the upstream client, not taken from the header list`);
+    if (isWriterOwned(name))
+      throw new RequestHeadError(`${name.toLowerCase()} is written by the upstream client, not taken from the header list`);
     if (!FIELD_VALUE.test(value)) throw new RequestHeadError(`invalid value for ${name}`);
     head += `${name}: ${value}\r\n`;
   }
@@ -80,7 +81,8 @@ export function serializeRequestHead(
     case 'none':
       break;
     case 'length':
-      if (!Number.isSafeInteger(body.length) || body.length < 0 || body.length > MAX_LENGTH) throw new RequestHeadError('invalid body length');
+      if (!Number.isSafeInteger(body.length) || body.length < 0 || body.length > MAX_LENGTH)
+        throw new RequestHeadError('invalid body length');
       if (body.length > 0 && body.stream === null) throw new RequestHeadError('a body length without a body');
       head += `content-length: ${body.length}\r\n`;
       break;

@@ -35,7 +35,6 @@ const LENGTH = /^\d{1,15}$/;
 const TE_CHUNKED = /^[\t ]*chunked *$/i;
 const NO_TOKENS: readonly string[] = [];
 
-
 /**
  * `text` is the head as latin1, without its final CRLF CRLF. `headRequest` says the request was HEAD
  * (its response never has a body, whatever the headers say). Throws ResponseHeadError on anything not
