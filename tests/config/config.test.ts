@@ -176,7 +176,9 @@ mappings:
     'orders.internal:8080',
     'http://orders.internal/?q=1',
   ])('backend %s', (backend) => {
-    lineFor(problems({}, `mappings:\n  - frontendHost: app.example.com\n    backend: "${backend}"\n`), `${SOURCE} /mappings/0/backend: `);
+    expect(
+      lineFor(problems({}, `mappings:\n  - frontendHost: app.example.com\n    backend: "${backend}"\n`), `${SOURCE} /mappings/0/backend: `),
+    ).not.toBe('');
   });
 
   it('two mappings for the same host, port and prefix', () => {

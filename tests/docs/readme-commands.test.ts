@@ -66,8 +66,10 @@ describe('package.json scripts', () => {
     expect(existsSync(join(ROOT, 'src/main.ts'))).toBe(true);
   });
 
-  it('test type-checks, then runs vitest', () => {
-    expect(scripts['test']).toBe('tsc --noEmit && vitest run');
+  it('test type-checks, checks formatting and lint, then runs vitest', () => {
+    expect(scripts['test']).toBe('tsc --noEmit && npm run lint && vitest run');
+    expect(scripts['lint']).toBe('prettier --check "**/*.ts" && oxlint --deny-warnings');
+    expect(readme).toContain('`npm run format`');
   });
 
   it('bench runs a file that exists', () => {

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createDevIdp, type DevIdp, type DevIdpOptions } from '../../src/dev/idp.ts';
 
@@ -41,7 +42,8 @@ export async function startIdp(options: {
   /** Private JWKs the IdP signs with (so a test can also sign hostile tokens with the real key). */
   jwks?: { keys: Array<Record<string, unknown>> };
 }): Promise<TestIdp> {
-  let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+  // oxlint-disable-next-line prefer-const -- assigned once the IdP exists, which needs this server's port first
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let server: Server = createServer((req, res) => handler?.(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
@@ -65,7 +67,7 @@ export async function startIdp(options: {
   const idp = await createDevIdp(opts);
   handler = idp.callback;
   const events = new Map<string, number>();
-  const emitter = idp.provider as unknown as import('node:events').EventEmitter;
+  const emitter = idp.provider as unknown as EventEmitter;
   for (const name of COUNTED) emitter.on(name, () => events.set(name, (events.get(name) ?? 0) + 1));
   const stop = () =>
     new Promise<void>((resolve) => {

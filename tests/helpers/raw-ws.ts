@@ -171,7 +171,7 @@ export function openRawWs(baseUrl: string, path: string, headers: Record<string,
       socket.off('data', onData);
       socket.off('error', reject);
       const head = data.subarray(0, end).toString('latin1');
-      if (!/^HTTP\/1\.1 101 /.test(head) || !head.toLowerCase().includes(`\r\nsec-websocket-accept: ${acceptFor(key).toLowerCase()}`)) {
+      if (!head.startsWith('HTTP/1.1 101 ') || !head.toLowerCase().includes(`\r\nsec-websocket-accept: ${acceptFor(key).toLowerCase()}`)) {
         socket.destroy();
         return reject(new Error(`handshake refused: ${head}`));
       }

@@ -269,6 +269,7 @@ export function storeConformance(name: string, make: () => Promise<StoreFixture>
       });
     });
 
+    // oxlint-disable-next-line vitest/no-conditional-tests -- only a store with a server has one to restart (not memory)
     if (options.restartable) {
       const restartable = options.restartable;
       describe('after the server restarts (backends with a server only)', () => {
