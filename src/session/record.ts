@@ -1,10 +1,17 @@
 import { GatehouseError } from '../errors.ts';
+import { openTokens, type SessionSecret } from './crypto.ts';
 
 export interface UserClaims {
   readonly sub: string;
   readonly email?: string;
   readonly name?: string;
   readonly [claim: string]: unknown;
+}
+
+export interface SessionTokens {
+  readonly accessToken: string;
+  readonly refreshToken?: string;
+  readonly idToken?: string;
 }
 
 /** What the store holds (tokens sealed). `ver` grows on every content write so a slow writer never overwrites a newer session. */
@@ -54,4 +61,28 @@ export function parseRecord(raw: string): SessionRecord {
   if (typeof tok !== 'string') throw unreadable('tok');
   // The parsed object itself, not a copy: a rewrite (touch, refresh) keeps any field a newer version added.
   return value as unknown as SessionRecord;
+}
+
+/**
+ * The tokens sealed in a record, opened with the session's secret. Undefined when they do not open (tampered,
+ * moved to another key, another secret) or what opens is not a token set.
+ */
+export function openRecordTokens(secret: SessionSecret, storeKey: string, record: SessionRecord): SessionTokens | undefined {
+  const opened = openTokens(secret, storeKey, record.tok);
+  if (opened === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(opened);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value) || typeof value['accessToken'] !== 'string') return undefined;
+  const { accessToken, refreshToken, idToken } = value;
+  if ((refreshToken !== undefined && typeof refreshToken !== 'string') || (idToken !== undefined && typeof idToken !== 'string'))
+    return undefined;
+  return {
+    accessToken,
+    ...(typeof refreshToken === 'string' ? { refreshToken } : {}),
+    ...(typeof idToken === 'string' ? { idToken } : {}),
+  };
 }

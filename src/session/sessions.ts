@@ -2,17 +2,11 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createEpochCache } from '../store/epoch-cache.ts';
 import type { Bus, KeyValue } from '../store/store.ts';
-import { detachedSecret, newSessionSecret, openTokens, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
-import { parseRecord, type SessionRecord, type UserClaims } from './record.ts';
+import { detachedSecret, newSessionSecret, sealTokens, storeKeyOf, type SessionSecret } from './crypto.ts';
+import { openRecordTokens, parseRecord, type SessionRecord, type SessionTokens, type UserClaims } from './record.ts';
 
-export type { UserClaims } from './record.ts';
+export type { SessionTokens, UserClaims } from './record.ts';
 export type { SessionSecret } from './crypto.ts';
-
-export interface SessionTokens {
-  readonly accessToken: string;
-  readonly refreshToken?: string;
-  readonly idToken?: string;
-}
 
 export interface Session {
   /**
@@ -192,12 +186,12 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     const at = now();
     if (at >= record.expiresAt || at >= record.lastSeenAt + idleMs) return undefined;
-    const opened = openTokens(secret, key, record.tok);
-    if (opened === undefined) {
+    const tokens = openRecordTokens(secret, key, record);
+    if (tokens === undefined) {
       log.warn({ session: key }, 'session tokens did not decrypt with the presented id');
       return undefined;
     }
-    return { session: toSession(key, record, JSON.parse(opened) as SessionTokens), raw, touching: false };
+    return { session: toSession(key, record, tokens), raw, touching: false };
   };
 
   const storeFailure = (err: unknown) =>
@@ -304,8 +298,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         if (raw === null) return undefined;
         const record = parseRecord(raw);
         const current = (): Session | undefined => {
-          const opened = openTokens(secret, session.storeKey, record.tok);
-          return opened === undefined ? undefined : toSession(session.storeKey, record, JSON.parse(opened) as SessionTokens);
+          const tokens = openRecordTokens(secret, session.storeKey, record);
+          return tokens === undefined ? undefined : toSession(session.storeKey, record, tokens);
         };
         if (record.ver !== session.version) return current();
         const at = now();
