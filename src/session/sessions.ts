@@ -240,8 +240,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       const key = known ?? storeKeyOf(secret);
       const fresh = loadOptions?.fresh === true;
       if (!fresh) {
-        const hit = cache.get(key);
-        if (live(hit, now())) return hit.session;
+        const at = now();
+        const hit = cache.get(key, at);
+        if (live(hit, at)) return hit.session;
         if (hit) cache.delete(key);
       }
       const session = (await cache.load(key, () => read(secret, key), { join: !fresh }))?.session;
@@ -253,8 +254,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (secret === undefined) return undefined;
       const key = storeKeys.get(secret);
       if (key === undefined) return undefined;
-      const hit = cache.get(key);
-      return live(hit, now()) ? hit.session : undefined;
+      const at = now();
+      const hit = cache.get(key, at);
+      return live(hit, at) ? hit.session : undefined;
     },
 
     touch(session) {

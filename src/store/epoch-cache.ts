@@ -9,7 +9,8 @@
  */
 export interface EpochCache<V> {
   /** The value filled under the current epoch less than maxAgeMs ago, else undefined. Allocates nothing. */
-  get(key: string): V | undefined;
+  /** `at`: the caller's own now(), when it has one (the hot path reads the clock once). */
+  get(key: string, at?: number): V | undefined;
   /** The value held for `key` whatever its age or epoch (to update in place what a caller holds). */
   held(key: string): V | undefined;
   /**
@@ -80,11 +81,11 @@ export function createEpochCache<V>(options: EpochCacheOptions): EpochCache<V> {
   };
 
   return {
-    get(key) {
+    get(key, at) {
       const hit = entries.get(key);
       if (hit === undefined) return undefined;
       const epoch = subscriptionEpoch();
-      if (hit.epoch === epoch && epoch !== 0 && now() - hit.at < maxAgeMs) return hit.value;
+      if (hit.epoch === epoch && epoch !== 0 && (at ?? now()) - hit.at < maxAgeMs) return hit.value;
       entries.delete(key);
       return undefined;
     },
