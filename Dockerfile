@@ -13,9 +13,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# config.schema.json is read at start-up (src/config/load.ts); public/ is the SPA served at /.
+# config.schema.json is read at start-up (src/config/load.ts). The repository's demo page (public/) is not
+# copied: production serves your SPA from PUBLIC_DIR (e.g. a derived image's `COPY dist /app/spa` with
+# PUBLIC_DIR=/app/spa, or a mounted volume), and nothing at / without it.
 COPY config.schema.json ./
-COPY public ./public
 COPY src ./src
 
 # Routing comes from the operator: mount config.yml at /etc/gatehouse/config.yml (read-only is enough).

@@ -30,7 +30,6 @@ export interface AppDeps {
   /** A store the caller owns (tests share one); otherwise built from config.redis. */
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
-  readonly publicDir?: string;
   readonly now?: () => number;
 }
 
@@ -156,7 +155,6 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       : {}),
     runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
-    ...(deps.publicDir ? { publicDir: deps.publicDir } : {}),
   });
 
   const server = createServer(

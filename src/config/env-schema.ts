@@ -163,6 +163,13 @@ export const ENV_SCHEMA = {
       default: 300,
       description: 'Longest time a client may take to send a whole request (headers and body); 0: no limit. Raise it for long uploads.',
     },
+    PUBLIC_DIR: {
+      type: 'string',
+      minLength: 1,
+      description:
+        "Directory of your SPA's build (it must hold index.html), served at /: index.html for navigations, " +
+        'hashed assets cached as immutable. Unset: the demo page in development, no page at all in production.',
+    },
     SHUTDOWN_TIMEOUT_MS: {
       type: 'integer',
       minimum: 0,

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.ts';
@@ -138,6 +140,22 @@ function isLoopbackUrl(url: string): boolean {
   return host === 'localhost' || host === '[::1]' || host.startsWith('127.');
 }
 
+/** The repository's demo page: what `npm start` serves, never a production deployment. */
+const DEMO_DIR = fileURLToPath(new URL('../../public', import.meta.url));
+
+/**
+ * The SPA directory: PUBLIC_DIR when set (it must be a directory holding index.html), else the demo page
+ * outside production. In production without PUBLIC_DIR nothing is served at /: the demo says "any username
+ * and password work", which no production deployment should show.
+ */
+function spaDirectory(value: string | undefined, nodeEnv: string, problems: string[]): string | undefined {
+  if (value === undefined) return nodeEnv === 'production' ? undefined : DEMO_DIR;
+  const dir = resolve(value);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) problems.push(`env PUBLIC_DIR: ${dir} is not a directory`);
+  else if (!existsSync(resolve(dir, 'index.html'))) problems.push(`env PUBLIC_DIR: ${dir} has no index.html (the page navigations get)`);
+  return dir;
+}
+
 /**
  * Environment + config.yml → one validated, deep-frozen Config.
  * Throws ConfigError listing every problem, each naming the variable or the file and field.
@@ -199,6 +217,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     if (!ok) problems.push(`env ALLOWED_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
   }
   const trustProxy = parseTrustProxy(e.TRUST_PROXY as string, problems);
+  const publicDir = spaDirectory(e.PUBLIC_DIR as string | undefined, nodeEnv, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -220,6 +239,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       trustProxy,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS as number,
       requestTimeoutMs: (e.REQUEST_TIMEOUT_SECONDS as number) * 1000,
+      publicDir,
     },
     oidc: {
       issuer: issuer as string,

@@ -43,6 +43,8 @@ export interface Config {
     readonly trustProxy: TrustProxy;
     readonly shutdownTimeoutMs: number;
     readonly requestTimeoutMs: number;
+    /** The SPA served at / (PUBLIC_DIR, or the demo page outside production); undefined: none. */
+    readonly publicDir: string | undefined;
   };
   readonly oidc: {
     readonly issuer: string;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { basename } from 'node:path';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
 import type { LoginFlow } from '../auth/login.ts';
@@ -25,7 +25,6 @@ export interface ExpressDeps {
   readonly readiness: Readiness;
   /** The current config snapshot (origins, trusted proxies); each request keeps the one it started with. */
   readonly runtime: () => PolicyRuntime;
-  readonly publicDir?: string;
   /** Extra handlers mounted before security headers (the dev IdP's pages). */
   readonly mounts?: readonly Mount[];
   readonly adminRoutes?: express.Router;
@@ -50,6 +49,19 @@ function pathOf(originalUrl: string): string {
   } catch {
     return '-';
   }
+}
+
+/**
+ * A file name carrying a content hash (`index-D8xF2k1Q.js`, `main.3f9a1c2b.css`): at least eight characters of
+ * base64url after a dot or dash, one of them a digit, then the extension. Such a name changes whenever its
+ * content does, so it may be cached for good; a name that only looks like one (`app-settings.js` has no digit)
+ * falls back to revalidation, the safe side.
+ */
+const HASHED_ASSET = /[.-](?=[A-Za-z0-9_]*\d)[A-Za-z0-9_]{8,}\.[A-Za-z0-9]+$/;
+
+/** index.html and unhashed files are revalidated on every use; hashed assets are immutable for a year. */
+function setSpaCaching(res: ServerResponse, path: string): void {
+  res.setHeader('cache-control', HASHED_ASSET.test(basename(path)) ? 'public, max-age=31536000, immutable' : 'no-cache');
 }
 
 /** Everything that is not /api/*: probes, /auth, /admin, and the SPA. */
@@ -129,17 +141,19 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   );
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
 
-  const publicDir = deps.publicDir ?? fileURLToPath(new URL('../../public', import.meta.url));
-  // redirect:false: no directory redirects, so //evil.example/.. can never become a Location header.
-  app.use(express.static(publicDir, { redirect: false, index: 'index.html', dotfiles: 'ignore' }));
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    // Only navigations (Accept names text/html) get the SPA shell; a missing asset stays a 404.
-    if ((req.method === 'GET' || req.method === 'HEAD') && !RESERVED.test(req.path) && (req.headers.accept ?? '').includes('text/html')) {
-      res.sendFile('index.html', { root: publicDir });
-      return;
-    }
-    next();
-  });
+  const publicDir = config.server.publicDir;
+  if (publicDir !== undefined) {
+    // redirect:false: no directory redirects, so //evil.example/.. can never become a Location header.
+    app.use(express.static(publicDir, { redirect: false, index: 'index.html', dotfiles: 'ignore', setHeaders: setSpaCaching }));
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      // Only navigations (Accept names text/html) get the SPA shell; a missing asset stays a 404.
+      if ((req.method === 'GET' || req.method === 'HEAD') && !RESERVED.test(req.path) && (req.headers.accept ?? '').includes('text/html')) {
+        res.sendFile('index.html', { root: publicDir, headers: { 'cache-control': 'no-cache' } });
+        return;
+      }
+      next();
+    });
+  }
 
   app.use(() => {
     throw new GatehouseError('not_found');

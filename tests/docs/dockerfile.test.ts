@@ -70,12 +70,14 @@ describe('Dockerfile', () => {
         .filter((p) => !p.startsWith('--'));
       return parts.slice(0, -1);
     });
-    for (const needed of ['package.json', 'package-lock.json', 'config.schema.json', 'public', 'src']) expect(sources).toContain(needed);
+    for (const needed of ['package.json', 'package-lock.json', 'config.schema.json', 'src']) expect(sources).toContain(needed);
+    // The demo page never ships: production serves PUBLIC_DIR or nothing at /.
+    expect(sources).not.toContain('public');
     expect(sources.filter((s) => !existsSync(join(ROOT, s)))).toEqual([]);
     expect(sources.filter((s) => !inContext(s))).toEqual([]);
   });
 
   it('keeps secrets, git history, tests and local modules out of the build context', () => {
-    for (const path of ['.env', '.git', 'node_modules', 'tests', 'config.yml']) expect(inContext(path), path).toBe(false);
+    for (const path of ['.env', '.git', 'node_modules', 'tests', 'config.yml', 'public']) expect(inContext(path), path).toBe(false);
   });
 });
