@@ -1,12 +1,17 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { createApp } from './app.ts';
+import { runCheck } from './cli/check.ts';
+import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
 import { loadConfig, wantsDevSetup } from './config/load.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import type { DevSetup } from './dev/setup.ts';
 
 /** env → config → app → listen → signals. */
-async function main(): Promise<void> {
+async function main(configPath: string | undefined): Promise<void> {
   const env: Record<string, string | undefined> = { ...process.env };
+  if (configPath !== undefined) env['GATEHOUSE_CONFIG'] = configPath;
   const log = createLogger({
     level: env['LOG_LEVEL'] && /^(fatal|error|warn|info|debug|trace|silent)$/.test(env['LOG_LEVEL']) ? env['LOG_LEVEL'] : 'info',
   });
@@ -68,7 +73,37 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((err: unknown) => {
+/** The command line first (an unknown flag never starts a server), then the command. */
+async function run(): Promise<void> {
+  let command: Command;
+  try {
+    command = parseCommand(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`gatehouse: ${err.message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (command.kind === 'help') process.stdout.write(USAGE);
+  else if (command.kind === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`gatehouse ${pkg.version}\n`);
+  } else if (command.kind === 'check') {
+    const env = { ...process.env };
+    const devEnv = wantsDevSetup(env) ? (await import('./dev/setup.ts')).devEnv : undefined;
+    const code = await runCheck({
+      env,
+      configPath: command.configPath,
+      connect: command.connect,
+      ...(devEnv ? { devEnv } : {}),
+      out: (text) => process.stdout.write(text),
+    });
+    // A client that never connected may keep a reconnect timer for a while: the verdict is out, so is the process.
+    process.exit(code);
+  } else await main(command.configPath);
+}
+
+run().catch((err: unknown) => {
   if (err instanceof ConfigError) {
     process.stderr.write(`gatehouse: ${err.message}\n`);
   } else {

@@ -9,6 +9,8 @@ export interface OidcClient {
   /** Resolves once discovery has succeeded (or rejects after timeoutMs). */
   whenReady(timeoutMs: number): Promise<void>;
   isReady(): boolean;
+  /** One discovery attempt, without retries or keeping its result: rejects with its cause (`gatehouse check --connect`). */
+  discoverOnce(): Promise<void>;
   /** The client configuration; throws idp_unavailable while discovery has not succeeded. */
   configuration(): client.Configuration;
   close(): void;
@@ -87,6 +89,9 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
       });
     },
     isReady: () => current !== undefined,
+    discoverOnce: async () => {
+      await discover();
+    },
     configuration() {
       if (!current) throw new GatehouseError('idp_unavailable', { logDetail: 'identity provider metadata not loaded yet' });
       return current;

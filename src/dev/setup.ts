@@ -15,6 +15,16 @@ export interface DevSetup {
   close(): Promise<void>;
 }
 
+/** The environment the dev setup gives start-up for its IdP (also what `gatehouse check` assumes in dev mode). */
+export function devEnv(baseUrl: string): Record<string, string> {
+  return {
+    OIDC_ISSUER: baseUrl + DEV_IDP_PATH,
+    OIDC_CLIENT_ID: DEV_CLIENT_ID,
+    OIDC_CLIENT_SECRET: DEV_CLIENT_SECRET,
+    OIDC_PROMPT: 'consent',
+  };
+}
+
 /**
  * `npm start` with no OIDC_ISSUER: the embedded IdP (served by Gatehouse itself under /dev-idp, so one port
  * is all a newcomer needs) and the demo backend. Never called in production (main.ts and createDevIdp both refuse).
@@ -40,13 +50,7 @@ export async function startDevSetup(options: { baseUrl: string; backendPort: num
   });
   idp.provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP error'));
   return {
-    env: {
-      OIDC_ISSUER: issuer,
-      OIDC_CLIENT_ID: DEV_CLIENT_ID,
-      OIDC_CLIENT_SECRET: DEV_CLIENT_SECRET,
-      OIDC_PROMPT: 'consent',
-      DEMO_BACKEND_URL: backend.url,
-    },
+    env: { ...devEnv(options.baseUrl), DEMO_BACKEND_URL: backend.url },
     mount: { path: DEV_IDP_PATH, handler: idp.callback },
     backend,
     close: () => backend.close(),

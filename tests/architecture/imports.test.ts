@@ -30,6 +30,8 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
   ['proxy/', 'admin/'],
   ['http/'],
   ['app.ts'],
+  // The command line: `gatehouse check` builds what start-up builds (config, store, IdP client) without the app.
+  ['cli/'],
   ['main.ts'],
 ];
 const DEV = 'dev/';
