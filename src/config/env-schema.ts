@@ -152,7 +152,7 @@ export const ENV_SCHEMA = {
     },
     TRUST_PROXY: {
       type: 'string',
-      pattern: '^(false|[0-9]{1,2}|[0-9A-Fa-f:./, ]+)$',
+      // Its forms are checked by parseTrustProxy in load.ts, whose message lists them (a pattern's would not).
       default: 'false',
       description: 'Which peers may set X-Forwarded-*: false, a hop count, or comma-separated IPs/CIDRs. Never "true".',
     },

@@ -104,7 +104,15 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
-    for (const e of doc.errors) problems.push(`${source}: YAML error at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
+    // The yaml library's prettyErrors message ends with a code frame (the line and a caret): kept, indented.
+    for (const e of doc.errors) {
+      const [first, ...frame] = e.message.trimEnd().split('\n');
+      const shownFrame = frame
+        .filter((l) => l.trim() !== '')
+        .map((l) => `\n      | ${l}`)
+        .join('');
+      problems.push(`${source}: YAML error at line ${e.linePos?.[0].line ?? '?'}: ${first ?? ''}${shownFrame}`);
+    }
     return { allowedOrigins: [], mappings: [] };
   }
   const data = interpolate(doc.toJS() ?? {}, env, '', problems, source);
@@ -117,9 +125,19 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
   return data;
 }
 
+const TRUST_PROXY_FORMS =
+  'accepted: false (nobody), a hop count (1 = the direct peer), or comma-separated IPs/CIDRs (10.0.0.0/8, 192.168.1.10)';
+
 function parseTrustProxy(value: string, problems: string[]): TrustProxy {
   if (value === 'false') return { kind: 'none' };
-  if (/^[0-9]+$/.test(value)) return { kind: 'hops', hops: Number(value) };
+  if (value === 'true') {
+    problems.push(`env TRUST_PROXY: "true" is not accepted: it would let any client forge its address and scheme; ${TRUST_PROXY_FORMS}`);
+    return { kind: 'none' };
+  }
+  if (/^[0-9]+$/.test(value)) {
+    if (Number(value) > 99) problems.push(`env TRUST_PROXY: ${value} hops is more than any real chain of proxies (at most 99)`);
+    return { kind: 'hops', hops: Number(value) };
+  }
   const list = value
     .split(',')
     .map((s) => s.trim())
@@ -129,7 +147,7 @@ function parseTrustProxy(value: string, problems: string[]): TrustProxy {
     const family = isIP(addr ?? '');
     const max = family === 6 ? 128 : 32;
     if (!family || (bits !== undefined && !(/^[0-9]+$/.test(bits) && Number(bits) <= max))) {
-      problems.push(`env TRUST_PROXY: "${entry}" is not an IP address or CIDR`);
+      problems.push(`env TRUST_PROXY: "${entry}" is not an IP address or CIDR; ${TRUST_PROXY_FORMS}`);
     }
   }
   return { kind: 'addresses', list };
