@@ -62,6 +62,8 @@ export interface HostileOp {
   login: Mutation;
   /** How the refresh_token grant misbehaves. */
   refresh: Mutation;
+  /** `iss-suffix`: the discovery document names the issuer + "/INVALID" (a URL still; OIDF `oidcc-client-test-discovery-issuer-mismatch`). */
+  discovery: 'valid' | 'iss-suffix';
   /** The algorithm honest ID tokens are signed with. */
   alg: 'RS256' | 'ES256';
   /** The `sub` the next login gets. */
@@ -165,6 +167,7 @@ export async function startHostileOp(): Promise<HostileOp> {
     env: { OIDC_ISSUER: issuer, OIDC_CLIENT_ID: clientId, OIDC_CLIENT_SECRET: clientSecret },
     login: 'valid',
     refresh: 'valid',
+    discovery: 'valid',
     alg: 'RS256',
     user: 'alice',
     accessTokenTtlSeconds: 60,
@@ -309,7 +312,7 @@ export async function startHostileOp(): Promise<HostileOp> {
       case 'GET /.well-known/openid-configuration':
         counts.discovery++;
         return json(res, 200, {
-          issuer,
+          issuer: op.discovery === 'iss-suffix' ? `${issuer}/INVALID` : issuer,
           authorization_endpoint: `${issuer}/authorize`,
           token_endpoint: `${issuer}/token`,
           userinfo_endpoint: `${issuer}/userinfo`,

@@ -7,13 +7,14 @@ import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startHostileOp, type HostileOp, type Mutation } from '../helpers/hostile-op.ts';
 import { mappingsYaml } from '../helpers/proxy-stack.ts';
 import { retryOnPortRace } from '../helpers/stage.ts';
-import { redisClient } from '../helpers/token-kit.ts';
+import { redisClient, waitUntil } from '../helpers/token-kit.ts';
 
 /**
- * The hostile-OP catalogue at the callback (security-cases.md section B, cases 14–28, 31, 35): one OP that answers
+ * The hostile-OP catalogue at the callback (security-cases.md section B, cases 14–28, 30, 31, 35): one OP that answers
  * the code exchange wrongly in one way per case. Each refused login answers 502 `idp_error`, sets no session
  * cookie and writes no session; each honest variant logs in. `rs` pins RS256 (the default), `es` pins ES256 on the
- * same OP, for the cases that need an EC-signed token.
+ * same OP, for the cases that need an EC-signed token. Case 30 (a discovery document naming another issuer) starts a
+ * Gatehouse of its own, which never offers a login.
  */
 describe('hostile OP at login', () => {
   const redisUrl = inject('redisUrl');
@@ -167,6 +168,24 @@ describe('hostile OP at login', () => {
     ] satisfies Array<[Mutation, string, string]>)('refused: %s (%s)', async (mutation, _case, code) => {
       await expectRefused(es, mutation, `code exchange: ${code}`);
     });
+  });
+
+  it('discovery naming another issuer (case 30): no login offered, not ready, the log names the error', async () => {
+    op.discovery = 'iss-suffix';
+    const gh = await retryOnPortRace(() => startGatehouse({ redisUrl, yaml: 'mappings: []\n', env: { ...op.env } }));
+    try {
+      await waitUntil(() => gh.logs.some((l) => l['msg'] === 'identity provider discovery failed'), 5000, 'a failed discovery');
+      const failed = gh.logs.find((l) => l['msg'] === 'identity provider discovery failed');
+      expect((failed?.['err'] as { code?: string } | undefined)?.code).toBe('OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED');
+      await expectError(await fetch(`${gh.url}/auth/login`, { redirect: 'manual' }), 503, 'idp_unavailable');
+      const ready = await fetch(`${gh.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { checks: Record<string, string> }).checks['idp']).toBe('fail');
+      expect(gh.app.oidc.isReady()).toBe(false);
+    } finally {
+      op.discovery = 'valid';
+      await gh.close();
+    }
   });
 
   describe('key rotation (case 27)', () => {
