@@ -110,8 +110,9 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
  * error other than `invalid_grant`), so the refresh token may still be good and the session is kept for a later
  * try; false when the IdP refused the grant (`invalid_grant`) or answered 200 with a response that fails validation
  * (signature, `alg`, `iss`, `aud`, `azp`, `exp`, `iat`, `sub`, `token_type`, JSON shape, an ID token that changed
- * identity: {@link checkRefreshedIdToken}). An answer we refuse is not an outage: the IdP has taken the refresh token
- * we sent (and, rotating, replaced it with one we refuse to trust), so sending it again is reuse.
+ * identity: {@link checkRefreshedIdToken}), and for any failure not recognised (fail closed). An answer we refuse is not
+ * an outage: the IdP has taken the refresh token we sent (and, rotating, replaced it with one we refuse to trust), so
+ * sending it again is reuse.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.14.2
  */
