@@ -1,3 +1,4 @@
+import { decodeJwt, type JWTPayload } from 'jose';
 import * as client from 'openid-client';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
@@ -108,23 +109,112 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
  * message text. `invalid_grant`: the IdP refused the code or refresh token (invalid, expired, revoked, reused);
  * `access_denied`: the user or the IdP declined; `failed`: anything else (unreachable, a malformed answer, another
  * OAuth error, or a GatehouseError such as idp_unavailable before discovery).
+ *
+ * `transient` sorts a failed refresh: true when the IdP could not be reached or did not answer (a transport error,
+ * a timeout, idp_unavailable before discovery, an HTTP status other than 200 without an OAuth error, or an OAuth
+ * error other than `invalid_grant`), so the refresh token may still be good and the session is kept for a later
+ * try; false when the IdP refused the grant (`invalid_grant`) or answered 200 with a response that fails validation
+ * (signature, `alg`, `iss`, `aud`, `azp`, `exp`, `iat`, `sub`, `token_type`, JSON shape, an ID token that changed
+ * identity: {@link checkRefreshedIdToken}), and for any failure not recognised (fail closed). An answer we refuse is not
+ * an outage: the IdP has taken the refresh token we sent (and, rotating, replaced it with one we refuse to trust), so
+ * sending it again is reuse.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.14.2
  */
 export interface IdpFailure {
   readonly kind: 'invalid_grant' | 'access_denied' | 'failed';
+  /** Whether a refresh that failed this way may be tried again with the same refresh token (see above). */
+  readonly transient: boolean;
   /** openid-client's (or the transport's) error code, for the log. */
   readonly code: string | undefined;
   /** The OAuth `error` the IdP answered with, for the log. */
   readonly error: string | undefined;
+  /** One line for the log: the code, the OAuth error, the HTTP status or the ID token claim that decided. */
+  readonly reason: string;
+}
+
+/** What {@link checkRefreshedIdToken} throws: a refreshed ID token that names another identity than the login's. */
+export class IdTokenChangedError extends Error {
+  readonly code = 'GATEHOUSE_ID_TOKEN_CHANGED';
+  /** The claim that differs. */
+  readonly claim: string;
+  constructor(claim: string) {
+    super(`refreshed ID token changed its ${claim}`);
+    this.name = 'IdTokenChangedError';
+    this.claim = claim;
+  }
+}
+
+/** Node's system error codes (ECONNREFUSED, ECONNRESET, ...) and undici's (UND_ERR_SOCKET, ...): the transport failed. */
+const TRANSPORT_CODE = /^(E[A-Z0-9]+|UND_ERR_[A-Z_]+)$/;
+
+/** openid-client's codes for an IdP that did not answer in time, or a call we gave up on. */
+const GAVE_UP = new Set(['OAUTH_TIMEOUT', 'OAUTH_ABORT']);
+
+/**
+ * openid-client's codes for an HTTP answer of the wrong status or content type (its `cause` is the Response), and for
+ * a 401 with a WWW-Authenticate challenge (the client's credentials, not the user's grant).
+ */
+const UNEXPECTED_ANSWER = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_RESPONSE_IS_NOT_JSON']);
+
+function statusOf(value: unknown): number | undefined {
+  const status = typeof value === 'object' && value !== null ? (value as { status?: unknown }).status : undefined;
+  return typeof status === 'number' ? status : undefined;
 }
 
 /** The one place openid-client errors are classified (login, refresh and logout all ask here). */
 export function classifyIdpError(err: unknown): IdpFailure {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; error?: unknown };
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; error?: unknown; cause?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
   const error = typeof e.error === 'string' ? e.error : undefined;
-  const kind = code === 'OAUTH_RESPONSE_BODY_ERROR' && (error === 'invalid_grant' || error === 'access_denied') ? error : 'failed';
-  return { kind, code, error };
+  const kind: IdpFailure['kind'] =
+    code === 'OAUTH_RESPONSE_BODY_ERROR' && (error === 'invalid_grant' || error === 'access_denied') ? error : 'failed';
+  const base = { kind, code, error };
+  if (err instanceof GatehouseError) return { ...base, transient: err.code === 'idp_unavailable', reason: err.code };
+  if (code === 'OAUTH_RESPONSE_BODY_ERROR') return { ...base, transient: error !== 'invalid_grant', reason: `${code} (${error ?? '?'})` };
+  if (code !== undefined && (TRANSPORT_CODE.test(code) || GAVE_UP.has(code) || code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE')) {
+    return { ...base, transient: true, reason: code };
+  }
+  // fetch() rejects with a bare TypeError ("fetch failed") when the connection fails; openid-client passes it on.
+  // Its own TypeErrors carry a code (ERR_INVALID_ARG_*): a call we got wrong, which no retry mends.
+  if (err instanceof TypeError && code === undefined) {
+    const cause = (e.cause as { code?: unknown } | undefined)?.code;
+    return { ...base, transient: true, reason: `fetch failed${typeof cause === 'string' ? ` (${cause})` : ''}` };
+  }
+  if (code !== undefined && UNEXPECTED_ANSWER.has(code)) {
+    const status = statusOf(e.cause);
+    // Only a 200 that fails validation is a refused answer; any other status means the IdP did not answer the request.
+    return { ...base, transient: status !== undefined && status !== 200, reason: `${code} (HTTP ${status ?? '?'})` };
+  }
+  if (err instanceof IdTokenChangedError) return { ...base, transient: false, reason: `ID token changed its ${err.claim}` };
+  return { ...base, transient: false, reason: code ?? (err instanceof Error ? err.name : 'error') };
+}
+
+/**
+ * Refuses a refreshed ID token that does not continue the session's identity: its `iss`, `sub`, `aud` and `azp` must
+ * be those of the ID token issued at login (`azp` absent then means absent now). openid-client checks the token on
+ * its own (signature, `iss` against the issuer, `aud` containing the client, `exp`, `iat`) but cannot know the
+ * original. Throws an {@link IdTokenChangedError}, which {@link classifyIdpError} reads as fatal.
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#RefreshTokenResponse
+ */
+export function checkRefreshedIdToken(
+  claims: client.IDToken | undefined,
+  original: { readonly sub: string; readonly idToken: string | undefined },
+): void {
+  if (!claims) return;
+  const changed = (claim: string) => new IdTokenChangedError(claim);
+  if (claims.sub !== original.sub) throw changed('sub');
+  if (original.idToken === undefined) return;
+  let before: JWTPayload;
+  try {
+    before = decodeJwt(original.idToken);
+  } catch {
+    // The stored token was verified at login: unreadable now means a record we did not write.
+    throw changed('shape (the login ID token is unreadable)');
+  }
+  if (claims.iss !== before.iss) throw changed('iss');
+  if (JSON.stringify([claims.aud].flat()) !== JSON.stringify([before.aud].flat())) throw changed('aud');
+  if (claims['azp'] !== before.azp) throw changed('azp');
 }
 
 /**

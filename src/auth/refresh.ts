@@ -3,7 +3,7 @@ import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
 import type { Bus, LockHandle, Locks } from '../store/store.ts';
-import { classifyIdpError, type OidcClient } from './oidc.ts';
+import { checkRefreshedIdToken, classifyIdpError, type OidcClient } from './oidc.ts';
 import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
 type Outcome = 'ok' | 'expired' | 'unavailable';
@@ -115,25 +115,22 @@ export function createTokenRefresher(deps: {
       let result: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
       try {
         result = await client.refreshTokenGrant(oidc.configuration(), refreshToken);
+        checkRefreshedIdToken(result.claims(), { sub: fresh.sub, idToken: fresh.tokens.idToken });
       } catch (err) {
         const failure = classifyIdpError(err);
-        if (failure.kind === 'invalid_grant') {
+        if (!failure.transient) {
+          // Refused once, ended once: the token we sent is spent or dead, so no later request may send it again.
           await sessions.destroy(fresh.storeKey);
           outcome = 'expired';
-          throw new GatehouseError('session_expired', { cause: err, logDetail: 'refresh token rejected (invalid_grant)' });
+          log.warn({ session: fresh.storeKey, reason: failure.reason }, 'token refresh refused; session ended');
+          throw new GatehouseError('session_expired', { cause: err, logDetail: `refresh refused: ${failure.reason}` });
         }
-        log.warn(
-          { session: fresh.storeKey, err: { code: failure.code, error: failure.error } },
-          'token refresh failed; keeping the session for a later retry',
-        );
+        log.warn({ session: fresh.storeKey, reason: failure.reason }, 'token refresh failed; keeping the session for a later retry');
         if (stillValid(fresh, revokedJti)) return fresh;
-        throw new GatehouseError('idp_unavailable', { cause: err, logDetail: 'refresh failed and the access token has expired' });
-      }
-      const idClaims = result.claims();
-      if (idClaims && idClaims.sub !== fresh.sub) {
-        await sessions.destroy(fresh.storeKey);
-        outcome = 'expired';
-        throw new GatehouseError('session_expired', { logDetail: 'refreshed ID token names another subject' });
+        throw new GatehouseError('idp_unavailable', {
+          cause: err,
+          logDetail: `refresh failed (${failure.reason}) and the access token has expired`,
+        });
       }
       const at = now();
       const jti = peekJwtClaims(result.access_token)?.jti;
