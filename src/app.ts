@@ -64,7 +64,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   if (deps.store) store = deps.store;
   else if (config.redis.url) {
     const redis = createRedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, log });
-    if (!(await redis.ready(5000)))
+    // Five silent seconds read as a hang: say what is awaited, once it is clear the answer is not immediate.
+    if (!(await redis.ready(250))) {
+      const where = URL.canParse(config.redis.url) ? new URL(config.redis.url).host : 'REDIS_URL';
+      log.info(`waiting for Redis at ${where} (REDIS_URL)…`);
+    }
+    if (!(await redis.ready(4750)))
       log.error('redis is not reachable yet; /readyz reports it and requests needing sessions answer 503 until it is');
     store = redis;
   } else {

@@ -4,6 +4,7 @@ import { createApp } from './app.ts';
 import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
 import { loadConfig, wantsDevSetup } from './config/load.ts';
+import { routingLines } from './config/routing-summary.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import type { DevSetup } from './dev/setup.ts';
@@ -38,6 +39,7 @@ async function main(configPath: string | undefined): Promise<void> {
     );
   }
   log.info({ address: `${address.address}:${address.port}`, baseUrl: config.server.baseUrl, devMode: dev }, 'gatehouse listening');
+  log.info({ routes: routingLines(config.routing) }, `routing: ${config.routing.mappings.length} mapping(s)`);
 
   let stopping = false;
   const stop = (signal: string) => {

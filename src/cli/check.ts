@@ -1,6 +1,7 @@
 import { createOidcClient } from '../auth/oidc.ts';
 import { loadConfig, wantsDevSetup } from '../config/load.ts';
-import type { Config, MappingConfig } from '../config/types.ts';
+import { routingLines } from '../config/routing-summary.ts';
+import type { Config } from '../config/types.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createRedisStore } from '../store/redis.ts';
@@ -58,17 +59,9 @@ function describe(config: Config, configPath: string, dev: boolean): string {
     `  store     ${redis.url ? withoutPassword(redis.url) : 'in memory (this process only)'}`,
     `  SPA       ${server.publicDir ?? 'none (nothing is served at /)'}`,
     '  routing   (longest path prefix first; at equal length a mapping naming the port wins)',
-    ...routing.mappings.map((m, i) => `    #${i}  ${route(m)}`),
+    ...routingLines(routing).map((line) => `    ${line}`),
   ];
-  if (routing.defaultBackend) lines.push(`    default  any host, any /api path → ${routing.defaultBackend} (auth none)`);
-  if (routing.mappings.length === 0 && !routing.defaultBackend) lines.push('    (none: every /api request answers 404 not_found)');
   return `${lines.join('\n')}\n`;
-}
-
-function route(m: MappingConfig): string {
-  const where = `${m.frontendHost}${m.frontendPort === undefined ? '' : `:${m.frontendPort}`} /api${m.pathPrefix ?? ''}`;
-  const traits = [`auth ${m.auth}`, m.websocket ? 'websocket' : 'no websocket', `timeout ${m.timeoutMs} ms`];
-  return `${where} → ${m.backend} (${traits.join(', ')})`;
 }
 
 function withoutPassword(url: string): string {
