@@ -168,8 +168,17 @@ export function createTokenRefresher(deps: {
       check.unref();
     });
 
-  /** What a request gets: the refresh's result, or at its deadline the session as it is (if still valid) or idp_unavailable. */
-  const answerBy = (pending: Promise<Session>, session: Session, revokedJti: string | undefined): Promise<Session> =>
+  /**
+   * What a request gets: the refresh's result, or at its deadline the session as it is (if still valid) or
+   * idp_unavailable. A result that does not serve this request (a refresh joined from the background that found
+   * nothing to do while the token was still valid) goes to `again`.
+   */
+  const answerBy = (
+    pending: Promise<Session>,
+    session: Session,
+    revokedJti: string | undefined,
+    again: ((s: Session) => Promise<Session>) | undefined,
+  ): Promise<Session> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (stillValid(session, revokedJti)) resolve(session);
@@ -178,7 +187,7 @@ export function createTokenRefresher(deps: {
       pending.then(
         (s) => {
           clearTimeout(timer);
-          resolve(s);
+          resolve(again && needsRefresh(s, revokedJti) && !stillValid(s, revokedJti) ? again(s) : s);
         },
         (err: unknown) => {
           clearTimeout(timer);
@@ -305,6 +314,25 @@ export function createTokenRefresher(deps: {
     throw new GatehouseError('idp_unavailable', { logDetail: 'refresh did not complete' });
   }
 
+  function ensureFresh(secret: SessionSecret, session: Session, revokedJti: string | undefined, retry: boolean): Promise<Session> {
+    if (!needsRefresh(session, revokedJti)) return Promise.resolve(session);
+    const key = session.storeKey;
+    let pending = inflight.get(key);
+    if (!pending) {
+      if (!mayStart(key)) {
+        if (stillValid(session, revokedJti)) return Promise.resolve(session);
+        return Promise.reject(new GatehouseError('idp_unavailable', { logDetail: 'token refresh is backing off after IdP failures' }));
+      }
+      pending = refresh(secret, session, revokedJti).finally(() => inflight.delete(key));
+      // Nobody may be waiting (a still-valid token was served at once): its failure is already logged.
+      pending.catch(() => undefined);
+      inflight.set(key, pending);
+    }
+    // Stale-while-revalidate: a token that still works is forwarded now; the refresh lands for later requests.
+    if (stillValid(session, revokedJti)) return Promise.resolve(session);
+    return answerBy(pending, session, revokedJti, retry ? (s) => ensureFresh(secret, s, revokedJti, false) : undefined);
+  }
+
   return {
     start: () =>
       store.subscribe(CHANNEL, (message) => {
@@ -313,24 +341,7 @@ export function createTokenRefresher(deps: {
         for (const wake of [...(waiters.get(key) ?? [])]) wake(outcome as Outcome);
       }),
     isDue: (session) => needsRefresh(session, undefined),
-    ensureFresh(secret, session, revokedJti) {
-      if (!needsRefresh(session, revokedJti)) return Promise.resolve(session);
-      const key = session.storeKey;
-      let pending = inflight.get(key);
-      if (!pending) {
-        if (!mayStart(key)) {
-          if (stillValid(session, revokedJti)) return Promise.resolve(session);
-          return Promise.reject(new GatehouseError('idp_unavailable', { logDetail: 'token refresh is backing off after IdP failures' }));
-        }
-        pending = refresh(secret, session, revokedJti).finally(() => inflight.delete(key));
-        // Nobody may be waiting (a still-valid token was served at once): its failure is already logged.
-        pending.catch(() => undefined);
-        inflight.set(key, pending);
-      }
-      // Stale-while-revalidate: a token that still works is forwarded now; the refresh lands for later requests.
-      if (stillValid(session, revokedJti)) return Promise.resolve(session);
-      return answerBy(pending, session, revokedJti);
-    },
+    ensureFresh: (secret, session, revokedJti) => ensureFresh(secret, session, revokedJti, true),
     async settled() {
       while (inflight.size > 0) await Promise.allSettled([...inflight.values()]);
     },
