@@ -8,7 +8,7 @@ import { createIdentityResolver } from './auth/identity.ts';
 import { createIssuerKeys } from './auth/jwks.ts';
 import { createLoginFlow } from './auth/login.ts';
 import { createTokenRefresher } from './auth/refresh.ts';
-import { createOidcClient, type OidcClient } from './auth/oidc.ts';
+import { createOidcClient, refreshCallTimeoutSeconds, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
@@ -97,7 +97,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log,
     now,
     skewSeconds: config.oidc.refreshSkewSeconds,
-    waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000 + 2000,
+    waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000,
+    callLimitMs: refreshCallTimeoutSeconds(config.oidc.httpTimeoutSeconds) * 1000,
   });
   await refresher.start();
   const issuerKeys = createIssuerKeys(oidc);
@@ -123,7 +124,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log,
     now,
   });
-  const readiness = createReadiness({ store, idpReady: oidc.isReady });
+  const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health });
   let runtime = createRuntime(config);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
@@ -223,7 +224,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         const sweep = setInterval(() => server.closeIdleConnections(), 50);
         websockets.closeAll(1001, 'server shutting down');
         const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
-        await Promise.race([drained, deadline]);
+        // A refresh still running may already have rotated the refresh token at the IdP: give it the same deadline.
+        await Promise.race([Promise.all([drained, refresher.settled()]), deadline]);
         clearInterval(sweep);
         server.closeAllConnections();
         oidc.close();

@@ -14,7 +14,22 @@ export interface OidcClient {
   discoverOnce(): Promise<void>;
   /** The client configuration; throws idp_unavailable while discovery has not succeeded. */
   configuration(): client.Configuration;
+  /**
+   * The same client for refresh-token grants, whose calls may run to `refreshCallTimeoutSeconds` (longer than
+   * `httpTimeoutSeconds`); close() aborts the calls still running.
+   */
+  refreshConfiguration(): client.Configuration;
   close(): void;
+}
+
+/**
+ * How long one refresh-token grant may run: never shorter than 30 s nor than three HTTP timeouts. A refresh that
+ * was sent may have rotated the refresh token at the IdP, so it is left to finish rather than abandoned at the
+ * request's deadline (abandoning it and resending the old token is what a rotating IdP revokes the grant for).
+ * @see https://www.rfc-editor.org/rfc/rfc9700#section-4.14.2
+ */
+export function refreshCallTimeoutSeconds(httpTimeoutSeconds: number): number {
+  return Math.max(30, 3 * httpTimeoutSeconds);
 }
 
 /**
@@ -25,7 +40,9 @@ export interface OidcClient {
  */
 export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient {
   let current: client.Configuration | undefined;
+  let forRefresh: client.Configuration | undefined;
   let closed = false;
+  const closing = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const waiters: Array<() => void> = [];
 
@@ -36,6 +53,29 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
   };
   const clientAuth = oidc.clientSecret ? client.ClientSecretBasic(oidc.clientSecret) : client.None();
   const execute = oidc.allowInsecureIssuer ? [client.allowInsecureRequests] : [];
+
+  const secure = (configuration: client.Configuration, timeoutSeconds: number) => {
+    if (oidc.allowInsecureIssuer) client.allowInsecureRequests(configuration);
+    client.enableNonRepudiationChecks(configuration);
+    configuration.timeout = timeoutSeconds;
+    return configuration;
+  };
+
+  function refreshClient(configuration: client.Configuration): client.Configuration {
+    const metadata = JSON.parse(JSON.stringify(configuration.serverMetadata())) as client.ServerMetadata;
+    const refreshing = secure(
+      new client.Configuration(metadata, oidc.clientId, clientMetadata, clientAuth),
+      refreshCallTimeoutSeconds(oidc.httpTimeoutSeconds),
+    );
+    refreshing[client.customFetch] = (url, options) =>
+      fetch(url, {
+        ...options,
+        // FetchBody is what fetch takes; only TypeScript's Uint8Array<ArrayBufferLike> variance tells them apart.
+        body: options.body as BodyInit | null | undefined,
+        signal: options.signal ? AbortSignal.any([options.signal, closing.signal]) : closing.signal,
+      });
+    return refreshing;
+  }
 
   async function discover(): Promise<client.Configuration> {
     const discovered = await client.discovery(new URL(oidc.issuer), oidc.clientId, clientMetadata, clientAuth, {
@@ -52,16 +92,15 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
             clientMetadata,
             clientAuth,
           );
-    if (oidc.allowInsecureIssuer) client.allowInsecureRequests(configuration);
-    client.enableNonRepudiationChecks(configuration);
-    configuration.timeout = oidc.httpTimeoutSeconds;
-    return configuration;
+    return secure(configuration, oidc.httpTimeoutSeconds);
   }
 
   async function attempt(delayMs: number): Promise<void> {
     if (closed) return;
     try {
-      current = await discover();
+      const discovered = await discover();
+      forRefresh = refreshClient(discovered);
+      current = discovered;
       log.info({ issuer: oidc.issuer }, 'identity provider metadata loaded');
       for (const w of waiters.splice(0)) w();
     } catch (err) {
@@ -97,8 +136,13 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
       if (!current) throw new GatehouseError('idp_unavailable', { logDetail: 'identity provider metadata not loaded yet' });
       return current;
     },
+    refreshConfiguration() {
+      if (!forRefresh) throw new GatehouseError('idp_unavailable', { logDetail: 'identity provider metadata not loaded yet' });
+      return forRefresh;
+    },
     close() {
       closed = true;
+      closing.abort();
       if (timer) clearTimeout(timer);
     },
   };

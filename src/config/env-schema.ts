@@ -66,7 +66,15 @@ export const ENV_SCHEMA = {
       default: 'RS256',
       description: 'The only algorithm accepted on ID tokens (never none, never HMAC).',
     },
-    OIDC_HTTP_TIMEOUT_SECONDS: { type: 'integer', minimum: 1, maximum: 120, default: 10, description: 'Timeout of each call to the IdP.' },
+    OIDC_HTTP_TIMEOUT_SECONDS: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 120,
+      default: 10,
+      description:
+        'Timeout of each call to the IdP, and how long a request whose access token has expired waits for its refresh. ' +
+        'A refresh token grant itself runs up to max(30, 3 × this) seconds: one that may have reached the IdP is never abandoned.',
+    },
     OIDC_ALLOW_INSECURE_ISSUER: {
       type: 'boolean',
       default: false,

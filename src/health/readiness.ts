@@ -1,8 +1,13 @@
+import type { IdpRefreshHealth } from '../auth/refresh.ts';
 import type { Store } from '../store/store.ts';
 
 export interface ReadinessReport {
   readonly ok: boolean;
-  readonly checks: Readonly<Record<string, 'ok' | 'fail'>>;
+  readonly checks: Readonly<Record<string, 'ok' | 'fail' | 'degraded'>>;
+  /** Why a check is `degraded`, when one is. */
+  readonly details?: {
+    readonly idp: { readonly refreshFailures: number; readonly lastFailureAt?: string; readonly retryAt?: string };
+  };
 }
 
 export interface Readiness {
@@ -25,16 +30,34 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   });
 }
 
-/** Ready means: the session store answers, and the IdP metadata is loaded (logins and refreshes can work). */
-export function createReadiness(deps: { store: Pick<Store, 'ping'>; idpReady: () => boolean; timeoutMs?: number }): Readiness {
+/**
+ * Ready means: the session store answers, and the IdP metadata is loaded (logins and refreshes can work).
+ * Failing refreshes make the IdP check `degraded`, never `fail`: every replica sees the same IdP, so taking them
+ * out of the load balancer would turn sessions that still hold a valid access token into an outage.
+ */
+export function createReadiness(deps: {
+  store: Pick<Store, 'ping'>;
+  idpReady: () => boolean;
+  idpRefresh?: () => IdpRefreshHealth;
+  timeoutMs?: number;
+}): Readiness {
   return {
     async check() {
       const storeOk = await withTimeout(deps.store.ping(), deps.timeoutMs ?? 1000).then(
         () => true,
         () => false,
       );
-      const checks = { store: storeOk ? 'ok' : 'fail', idp: deps.idpReady() ? 'ok' : 'fail' } as const;
-      return { ok: storeOk && checks.idp === 'ok', checks };
+      const refresh = deps.idpRefresh?.();
+      const idpReady = deps.idpReady();
+      const degraded = idpReady && refresh?.state === 'degraded';
+      const checks = { store: storeOk ? 'ok' : 'fail', idp: idpReady ? (degraded ? 'degraded' : 'ok') : 'fail' } as const;
+      if (!degraded || !refresh) return { ok: storeOk && idpReady, checks };
+      const idp = {
+        refreshFailures: refresh.consecutiveFailures,
+        ...(refresh.lastFailureAt !== undefined ? { lastFailureAt: new Date(refresh.lastFailureAt).toISOString() } : {}),
+        ...(refresh.retryAt !== undefined ? { retryAt: new Date(refresh.retryAt).toISOString() } : {}),
+      };
+      return { ok: storeOk && idpReady, checks, details: { idp } };
     },
   };
 }

@@ -106,13 +106,15 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     const report = await deps.readiness.check();
     res.setHeader('cache-control', 'no-store');
     if (report.ok) {
-      res.json({ ok: true, checks: report.checks });
+      res.json({ ok: true, checks: report.checks, ...(report.details ? { details: report.details } : {}) });
       return;
     }
     const failed = Object.entries(report.checks)
       .filter(([, v]) => v === 'fail')
       .map(([k]) => k);
-    res.status(503).json({ ok: false, error: 'not_ready', failed, checks: report.checks });
+    res
+      .status(503)
+      .json({ ok: false, error: 'not_ready', failed, checks: report.checks, ...(report.details ? { details: report.details } : {}) });
   });
 
   for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);

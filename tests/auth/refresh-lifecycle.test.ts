@@ -93,8 +93,8 @@ describe('access token refresh before proxying', () => {
     const [first] = tokensSeenOn('/seq/');
     expect(first).toBe(`Bearer ${before?.tokens.accessToken}`);
 
-    // 1 s skew: from a second before expiry on, the next use must refresh first.
-    clocks.gh.advanceTo(expiryOf(before) - 500);
+    // Past expiry the next use must refresh first (inside the skew it would be served the old token at once).
+    clocks.gh.advanceTo(expiryOf(before) + 300);
     // The upgrade is the first use after the refresh point: it refreshes too (same admission as HTTP).
     const socket = await openWs(`${gh.url}/api/ws/seq`, cookie.header);
     const upgrade = wsBackend.upgrades.findLast((u) => u.url === '/ws/seq');
@@ -132,7 +132,7 @@ describe('access token refresh before proxying', () => {
 
     // The IdP no longer honours the refresh token (revoked by an operator, expired, reused elsewhere).
     expect(await revokeAtIdp(idp, stored?.tokens.refreshToken as string)).toBe(200);
-    clocks.gh.advanceTo(expiryOf(stored) - 500);
+    clocks.gh.advanceTo(expiryOf(stored) + 300);
 
     const first = await jsonOf(await fetch(`${gh.url}/api/ig/1`, { headers: { cookie: cookie.header } }));
     expectError(first, 401, 'session_expired');
@@ -195,6 +195,8 @@ describe('access token refresh before proxying', () => {
     } finally {
       await flakyIdp.start();
     }
+    // Two failed refreshes: this session backs off for at most 2 s (refresh.ts: 1 s doubling, equal jitter).
+    clocks.flaky.advance(2000);
 
     const recovered = await fetch(`${flaky.url}/api/down/3`, { headers: { cookie: cookie.header } });
     await recovered.body?.cancel();

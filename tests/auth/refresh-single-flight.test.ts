@@ -50,8 +50,8 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
     expect((await fetch(`${b.url}/api/x`, { headers: { cookie } })).status).toBe(200);
     const firstToken = seenTokens.at(-1);
     const grantsBefore = idp.events.get('grant.success') ?? 0;
-    // 0.8 s before expiry, within the 1 s skew: the token is still valid, and every request must wait for the refresh.
-    clock.advance(TOKEN_TTL_SECONDS * 1000 - 800);
+    // Just past expiry: a still-valid token would be served at once (stale-while-revalidate); an expired one waits.
+    clock.advance(TOKEN_TTL_SECONDS * 1000 + 200);
     const responses = await Promise.all(
       Array.from({ length: 50 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/api/x`, { headers: { cookie } })),
     );
@@ -61,7 +61,7 @@ describe('single-flight refresh across two replicas sharing Redis', () => {
     expect(new Set(last50).size).toBe(1);
     expect(last50[0]).not.toBe(firstToken);
     // The rotated refresh token was stored: a second expiry refreshes again, once, without invalid_grant.
-    clock.advance(TOKEN_TTL_SECONDS * 1000 - 800);
+    clock.advance(TOKEN_TTL_SECONDS * 1000 + 200);
     const again = await Promise.all(Array.from({ length: 10 }, (_, i) => fetch(`${(i % 2 ? a : b).url}/api/x`, { headers: { cookie } })));
     expect(again.map((r) => r.status)).toEqual(Array(10).fill(200));
     expect((idp.events.get('grant.success') ?? 0) - grantsBefore).toBe(2);

@@ -41,13 +41,16 @@ export async function startIdp(options: {
   backchannelLogoutPath?: string;
   /** Private JWKs the IdP signs with (so a test can also sign hostile tokens with the real key). */
   jwks?: { keys: Array<Record<string, unknown>> };
+  /** A forwarder (pausable-forwarder.ts) that fronts the IdP: the issuer is its URL, so every call to the IdP goes through it. */
+  behind?: { readonly url: string; setTarget(port: number): void };
 }): Promise<TestIdp> {
   // oxlint-disable-next-line prefer-const -- assigned once the IdP exists, which needs this server's port first
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let server: Server = createServer((req, res) => handler?.(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
+  options.behind?.setTarget(port);
+  const issuer = options.behind?.url ?? `http://127.0.0.1:${port}`;
   const clientId = 'gatehouse-test';
   const clientSecret = 'gatehouse-test-secret-0123456789abcdef';
   const opts: DevIdpOptions = {
