@@ -12,6 +12,7 @@ import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
@@ -49,7 +50,15 @@ export interface App {
    */
   reload(next: Config): Promise<void>;
   listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting, closes WebSockets (1001), drains in-flight requests up to the deadline, then closes pools and the store. */
+  /**
+   * The first step of a shutdown, taken by SIGTERM before the delay (SHUTDOWN_DELAY_SECONDS): /readyz answers 503
+   * from now on and every response says `Connection: close`, while new connections are still served.
+   */
+  beginShutdown(): void;
+  /**
+   * Begins the shutdown if it has not begun, stops accepting, closes WebSockets (1001), lets in-flight requests
+   * finish up to the deadline (each response saying `Connection: close`), then closes pools and the store.
+   */
   close(): Promise<void>;
 }
 
@@ -119,7 +128,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log,
     now,
   });
-  const readiness = createReadiness({ store, idpReady: oidc.isReady });
+  let shuttingDown = false;
+  const readiness = createReadiness({ store, idpReady: oidc.isReady, shuttingDown: () => shuttingDown });
   let runtime = createRuntime(config);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
@@ -169,13 +179,16 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       requireHostHeader: false,
     },
     (req: IncomingMessage, res: ServerResponse) => {
+      if (drain.draining) drain.respond(req, res);
       pipelining.track(req, res);
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);
     },
   );
   const pipelining = createPipelining(server);
+  const drain = createDrain(server, pipelining);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    drain.detach(req.socket);
     // An upgrade behind responses still owed on its connection would be answered before them: the client's
     // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
     if (pipelining.owed(req.socket) > 0) {
@@ -185,6 +198,10 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     upgrade(req, socket, head);
   });
 
+  const beginShutdown = () => {
+    shuttingDown = true;
+    drain.begin();
+  };
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -211,18 +228,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       oidc.start();
       return server.address() as AddressInfo;
     },
+    beginShutdown,
     close() {
       closing ??= (async () => {
-        const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-        // closeIdleConnections() only closes what is idle now; keep-alive connections whose last response
-        // finishes during the drain would otherwise stay open until the client drops them.
-        server.closeIdleConnections();
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        beginShutdown();
+        const drained = drain.stopAccepting();
         websockets.closeAll(1001, 'server shutting down');
         const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
         await Promise.race([drained, deadline]);
-        clearInterval(sweep);
-        server.closeAllConnections();
+        drain.end();
         oidc.close();
         await runtime.close();
         if (ownsStore) await store.close();

@@ -100,7 +100,9 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     const failed = Object.entries(report.checks)
       .filter(([, v]) => v === 'fail')
       .map(([k]) => k);
-    res.status(503).json({ ok: false, error: 'not_ready', failed, checks: report.checks });
+    res
+      .status(503)
+      .json({ ok: false, error: 'not_ready', failed, checks: report.checks, ...(report.reason ? { reason: report.reason } : {}) });
   });
 
   for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);
