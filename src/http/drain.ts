@@ -78,10 +78,12 @@ export function createDrain(server: Server, pipelining: Pipelining, options: Dra
     socket.once('close', forget);
   });
 
+  const stillQuiet = (socket: Socket) => pipelining.owed(socket) === 0 && quiet.get(socket)?.bytesRead === socket.bytesRead;
   // node:http's closeIdleConnections() would close a connection whose next request is on the wire (or whose
   // client connected and has not written yet); here a connection must owe nothing and read nothing for graceMs.
   const closeQuiet = () => {
     const now = Date.now();
+    const due: Socket[] = [];
     for (const socket of sockets) {
       if (pipelining.owed(socket) > 0) {
         quiet.delete(socket);
@@ -89,8 +91,14 @@ export function createDrain(server: Server, pipelining: Pipelining, options: Dra
       }
       const seen = quiet.get(socket);
       if (seen === undefined || seen.bytesRead !== socket.bytesRead) quiet.set(socket, { bytesRead: socket.bytesRead, since: now });
-      else if (now - seen.since >= graceMs) socket.destroy();
+      else if (now - seen.since >= graceMs) due.push(socket);
     }
+    // Timers run before the event loop polls for I/O: after a stall, a request that arrived meanwhile is read
+    // only in this iteration's poll phase. Closing after it (setImmediate) never judges a connection on stale bytes.
+    if (due.length > 0)
+      setImmediate(() => {
+        for (const socket of due) if (stillQuiet(socket)) socket.destroy();
+      });
   };
 
   return {
