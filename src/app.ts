@@ -17,6 +17,7 @@ import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { createAdmission } from './policy/admit.ts';
+import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
 import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
@@ -57,7 +58,8 @@ export interface App {
   beginShutdown(): void;
   /**
    * Begins the shutdown if it has not begun, stops accepting, closes WebSockets (1001), lets in-flight requests
-   * finish up to the deadline (each response saying `Connection: close`), then closes pools and the store.
+   * finish up to the deadline (each response saying `Connection: close`), ends event streams still open then
+   * with their last chunk, closes the connections left, then closes pools and the store.
    */
   close(): Promise<void>;
 }
@@ -143,7 +145,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   const admit = createAdmission(identity);
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log) });
+  const streams = createEventStreams();
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log), streams });
   const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
   const express = createExpressApp({
     config,
@@ -236,6 +239,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         websockets.closeAll(1001, 'server shutting down');
         const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
         await Promise.race([drained, deadline]);
+        await streams.endAll(250);
         drain.end();
         oidc.close();
         await runtime.close();

@@ -127,6 +127,36 @@ describe('draining keep-alive connections: every request a client wrote is answe
     expect(closedIn, JSON.stringify(tally)).toBeLessThan(2000);
   });
 
+  it('an event stream still open at the deadline ends cleanly (last chunk), not cut', async () => {
+    const events = await startBackend((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.write('data: hello\n\n');
+      return true;
+    });
+    const gh = await startGatehouse({
+      yaml: `mappings:\n  - frontendHost: "*"\n    backend: "${events.url}"\n    auth: none\n`,
+      env: { OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', SHUTDOWN_TIMEOUT_MS: '300' },
+    });
+    try {
+      const res = await fetch(`${gh.url}/api/events`);
+      expect(res.headers.get('content-type')).toBe('text/event-stream');
+      const body = res.text().then(
+        (text) => ({ text }),
+        (err: unknown) => ({ cut: String(err) }),
+      );
+      await events.waitForRequests(1);
+      await sleep(50);
+      const started = Date.now();
+      await gh.close();
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(await body).toEqual({ text: 'data: hello\n\n' });
+      // The backend's exchange was abandoned with it, not left open.
+      await events.waitForAbort(0, 2000);
+    } finally {
+      await events.close();
+    }
+  });
+
   it('SIGTERM: /readyz is 503 at once while /api still serves for SHUTDOWN_DELAY_SECONDS, no request is reset, exit 0', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
