@@ -10,6 +10,7 @@ import { createLoginFlow } from './auth/login.ts';
 import { createTokenRefresher } from './auth/refresh.ts';
 import { createOidcClient, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
+import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
 import { createDrain } from './http/drain.ts';
@@ -192,6 +193,11 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const drain = createDrain(server, pipelining);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     drain.detach(req.socket);
+    // WebSockets were closed with 1001 when the drain began; one opened after would outlive it.
+    if (closing !== undefined) {
+      refuseUpgrade(socket, new GatehouseError('shutting_down'));
+      return;
+    }
     // An upgrade behind responses still owed on its connection would be answered before them: the client's
     // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
     if (pipelining.owed(req.socket) > 0) {

@@ -127,6 +127,33 @@ describe('draining keep-alive connections: every request a client wrote is answe
     expect(closedIn, JSON.stringify(tally)).toBeLessThan(2000);
   });
 
+  it('a WebSocket upgrade on a kept-alive connection after the drain began: 503 shutting_down with Connection: close', async () => {
+    const gh = await startGatehouse({
+      yaml: yaml(),
+      env: { OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', SHUTDOWN_TIMEOUT_MS: '2000' },
+    });
+    const socket = connect(gh.port, '127.0.0.1');
+    const reader = new ResponseReader(() => 'GET');
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => {});
+    socket.write(`GET /api/item HTTP/1.1\r\nhost: 127.0.0.1:${gh.port}\r\n\r\n`);
+    for (let i = 0; i < 100 && reader.responses.length === 0; i++) await sleep(10);
+    expect(says(reader.responses[0] as RawResponse, 'connection')).toBe('keep-alive');
+    const closing = gh.close();
+    socket.write(
+      `GET /api/ws HTTP/1.1\r\nhost: 127.0.0.1:${gh.port}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
+        'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n',
+    );
+    await ended;
+    await closing;
+    expect(reader.responses).toHaveLength(2);
+    const refused = reader.responses[1] as RawResponse;
+    expect(refused.status).toBe(503);
+    expect(says(refused, 'connection')).toBe('close');
+    expect((JSON.parse(refused.body.toString('utf8')) as { error: string }).error).toBe('shutting_down');
+  });
+
   it('an event stream still open at the deadline ends cleanly (last chunk), not cut', async () => {
     const events = await startBackend((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
