@@ -12,6 +12,8 @@ import { ResponseReader, type RawResponse } from '../helpers/raw-http.ts';
 interface Tally {
   written: number;
   answered: number;
+  /** Clients that have had an answer: their connection was accepted (before that it may sit in the backlog). */
+  started: number;
   /** Answers saying Connection: close. */
   closing: number;
   /** Connections the server closed after promising keep-alive: a client may have had its next request on the wire. */
@@ -19,7 +21,14 @@ interface Tally {
   failures: string[];
 }
 
-const newTally = (): Tally => ({ written: 0, answered: 0, closing: 0, closedAfterKeepAlive: 0, failures: [] });
+const newTally = (): Tally => ({ written: 0, answered: 0, started: 0, closing: 0, closedAfterKeepAlive: 0, failures: [] });
+
+/** Closing a listener resets the connections still in its backlog (never accepted, never read): start once all are in. */
+async function allStarted(tally: Tally, clients: number): Promise<void> {
+  for (let i = 0; i < 400 && tally.started < clients; i++) await sleep(25);
+  expect(tally.started, JSON.stringify(tally)).toBe(clients);
+  await sleep(100);
+}
 
 const says = (r: RawResponse, name: string) => (r.headers.get(name) ?? []).join(',').toLowerCase();
 
@@ -29,6 +38,7 @@ const says = (r: RawResponse, name: string) => (r.headers.get(name) ?? []).join(
  * Resolves when the client stops: refused, told not to connect, or `stop()`.
  */
 async function client(port: number, tally: Tally, o: { depth: number; mayConnect: () => boolean; stop: () => boolean }): Promise<void> {
+  let answeredOnce = false;
   while (o.mayConnect() && !o.stop()) {
     const refused = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
@@ -57,6 +67,10 @@ async function client(port: number, tally: Tally, o: { depth: number; mayConnect
           const r = reader.responses[seen] as RawResponse;
           seen++;
           tally.answered++;
+          if (!answeredOnce) {
+            answeredOnce = true;
+            tally.started++;
+          }
           if (r.status !== 200) tally.failures.push(`status ${r.status}`);
           if (says(r, 'connection').includes('close')) {
             closing = true;
@@ -107,11 +121,11 @@ describe('draining keep-alive connections: every request a client wrote is answe
       env: { OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused', SHUTDOWN_TIMEOUT_MS: '5000' },
     });
     const tally = newTally();
-    const hardStop = Date.now() + 4000;
+    const hardStop = Date.now() + 15_000;
     const stop = () => Date.now() > hardStop;
     let open = true;
     const clients = Array.from({ length: 8 }, (_, i) => client(gh.port, tally, { depth: i < 2 ? 2 : 1, mayConnect: () => open, stop }));
-    await sleep(300);
+    await allStarted(tally, 8);
     // Only the connections open now are drained: none is opened after the listener closes.
     open = false;
     const started = Date.now();
@@ -199,13 +213,13 @@ describe('draining keep-alive connections: every request a client wrote is answe
       REDIS_URL: inject('redisUrl'),
       REDIS_KEY_PREFIX: `drain-${port}:`,
       GATEHOUSE_CONFIG: writeConfigFile(yaml()),
-      SHUTDOWN_DELAY_SECONDS: '1',
+      SHUTDOWN_DELAY_SECONDS: '2',
       SHUTDOWN_TIMEOUT_MS: '3000',
       LOG_LEVEL: 'warn',
     });
     try {
       let ready = 0;
-      for (let i = 0; i < 100 && ready !== 200; i++) {
+      for (let i = 0; i < 400 && ready !== 200; i++) {
         ready = await fetch(`${url}/readyz`).then(
           (r) => r.status,
           () => 0,
@@ -218,15 +232,15 @@ describe('draining keep-alive connections: every request a client wrote is answe
       let routed = true;
       const readyzDuringDelay: Array<{ status: number; reason?: string }> = [];
       const tally = newTally();
-      const hardStop = Date.now() + 6000;
+      const hardStop = Date.now() + 15_000;
       const clients = Array.from({ length: 8 }, (_, i) =>
         client(port, tally, { depth: i < 2 ? 2 : 1, mayConnect: () => routed, stop: () => Date.now() > hardStop }),
       );
-      await sleep(300);
+      await allStarted(tally, 8);
       const answeredBefore = tally.answered;
       main.child.kill('SIGTERM');
       const signalledAt = Date.now();
-      while (routed && Date.now() - signalledAt < 900) {
+      while (routed && Date.now() - signalledAt < 1500) {
         const r = await fetch(`${url}/readyz`);
         const body = (await r.json()) as { reason?: string };
         if (r.status === 503) {
@@ -234,6 +248,7 @@ describe('draining keep-alive connections: every request a client wrote is answe
           readyzDuringDelay.push({ status: r.status, ...(body.reason ? { reason: body.reason } : {}) });
         } else await sleep(20);
       }
+      routed = false;
       const code = await Promise.race([main.exited, sleep(8000).then(() => 'timeout' as const)]);
       await Promise.all(clients);
 
