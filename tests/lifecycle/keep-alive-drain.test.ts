@@ -141,6 +141,33 @@ describe('draining keep-alive connections: every request a client wrote is answe
     expect(closedIn, JSON.stringify(tally)).toBeLessThan(2000);
   });
 
+  it('app.beginShutdown(): /readyz 503 shutting down at once; /api still served, new connections too, each answer closing', async () => {
+    const gh = await startGatehouse({ yaml: yaml(), env: { OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused' } });
+    try {
+      const before = await fetch(`${gh.url}/api/item`);
+      expect(before.headers.get('connection')).toBe('keep-alive');
+      await before.text();
+      gh.app.beginShutdown();
+      const ready = await fetch(`${gh.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        ok: false,
+        error: 'not_ready',
+        failed: ['shutdown'],
+        checks: { shutdown: 'fail' },
+        reason: 'shutting down',
+      });
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${gh.url}/api/item`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('ok');
+        expect(res.headers.get('connection')).toBe('close');
+      }
+    } finally {
+      await gh.close();
+    }
+  });
+
   it('a WebSocket upgrade on a kept-alive connection after the drain began: 503 shutting_down with Connection: close', async () => {
     const gh = await startGatehouse({
       yaml: yaml(),
