@@ -10,12 +10,15 @@ import { createLoginFlow } from './auth/login.ts';
 import { createTokenRefresher } from './auth/refresh.ts';
 import { createOidcClient, refreshCallTimeoutSeconds, type OidcClient } from './auth/oidc.ts';
 import type { Config } from './config/types.ts';
+import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { createAdmission } from './policy/admit.ts';
+import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
 import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
@@ -48,7 +51,16 @@ export interface App {
    */
   reload(next: Config): Promise<void>;
   listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting, closes WebSockets (1001), drains in-flight requests up to the deadline, then closes pools and the store. */
+  /**
+   * The first step of a shutdown, taken by SIGTERM before the delay (SHUTDOWN_DELAY_SECONDS): /readyz answers 503
+   * from now on and every response says `Connection: close`, while new connections are still served.
+   */
+  beginShutdown(): void;
+  /**
+   * Begins the shutdown if it has not begun, stops accepting, closes WebSockets (1001), lets in-flight requests
+   * finish up to the deadline (each response saying `Connection: close`), ends event streams still open then
+   * with their last chunk, closes the connections left, then closes pools and the store.
+   */
   close(): Promise<void>;
 }
 
@@ -124,7 +136,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log,
     now,
   });
-  const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health });
+  let shuttingDown = false;
+  const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health, shuttingDown: () => shuttingDown });
   let runtime = createRuntime(config);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
@@ -138,7 +151,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   const admit = createAdmission(identity);
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log) });
+  const streams = createEventStreams();
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log), streams });
   const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
   const express = createExpressApp({
     config,
@@ -173,13 +187,21 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       requireHostHeader: false,
     },
     (req: IncomingMessage, res: ServerResponse) => {
+      if (drain.draining) drain.respond(req, res);
       pipelining.track(req, res);
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);
     },
   );
   const pipelining = createPipelining(server);
+  const drain = createDrain(server, pipelining);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    drain.detach(req.socket);
+    // WebSockets were closed with 1001 when the drain began; one opened after would outlive it.
+    if (closing !== undefined) {
+      refuseUpgrade(socket, new GatehouseError('shutting_down'));
+      return;
+    }
     // An upgrade behind responses still owed on its connection would be answered before them: the client's
     // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
     if (pipelining.owed(req.socket) > 0) {
@@ -189,6 +211,10 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     upgrade(req, socket, head);
   });
 
+  const beginShutdown = () => {
+    shuttingDown = true;
+    drain.begin();
+  };
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -215,19 +241,17 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       oidc.start();
       return server.address() as AddressInfo;
     },
+    beginShutdown,
     close() {
       closing ??= (async () => {
-        const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-        // closeIdleConnections() only closes what is idle now; keep-alive connections whose last response
-        // finishes during the drain would otherwise stay open until the client drops them.
-        server.closeIdleConnections();
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        beginShutdown();
+        const drained = drain.stopAccepting();
         websockets.closeAll(1001, 'server shutting down');
         const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
         // A refresh still running may already have rotated the refresh token at the IdP: give it the same deadline.
         await Promise.race([Promise.all([drained, refresher.settled()]), deadline]);
-        clearInterval(sweep);
-        server.closeAllConnections();
+        await streams.endAll(250);
+        drain.end();
         oidc.close();
         await runtime.close();
         if (ownsStore) await store.close();

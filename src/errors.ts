@@ -25,6 +25,7 @@ export const CODES = {
   session_store_unavailable: { status: 503, message: 'The session store is unavailable.' },
   backend_unavailable: { status: 503, message: 'The backend is unavailable.' },
   not_ready: { status: 503, message: 'Not ready.' },
+  shutting_down: { status: 503, message: 'The server is shutting down; retry on a new connection.' },
   gateway_timeout: { status: 504, message: 'The backend did not answer in time.' },
 } as const;
 

@@ -42,12 +42,26 @@ async function main(configPath: string | undefined): Promise<void> {
   log.info({ routes: routingLines(config.routing) }, `routing: ${config.routing.mappings.length} mapping(s)`);
 
   let stopping = false;
+  let drainNow: (() => void) | undefined;
+  // SIGTERM is the orchestrator's: not ready at once, still serving while the load balancer catches up, then the
+  // drain. SIGINT is a person at a terminal: drain at once. A second signal during the delay cuts it short.
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      drainNow?.();
+      return;
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    void app
-      .close()
+    const delayMs = signal === 'SIGTERM' ? config.server.shutdownDelayMs : 0;
+    log.info({ signal, delayMs }, 'shutting down');
+    app.beginShutdown();
+    void new Promise<void>((resolve) => {
+      drainNow = resolve;
+      setTimeout(resolve, delayMs);
+    })
+      .then(() => {
+        log.info('draining');
+        return app.close();
+      })
       .then(() => devSetup?.close())
       .then(() => {
         log.info('stopped');

@@ -183,7 +183,15 @@ export const ENV_SCHEMA = {
       minimum: 0,
       maximum: 600000,
       default: 10000,
-      description: 'How long in-flight requests may run after SIGTERM.',
+      description: 'How long in-flight requests may run once the drain begins (after SHUTDOWN_DELAY_SECONDS).',
+    },
+    SHUTDOWN_DELAY_SECONDS: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 300,
+      default: 5,
+      description:
+        'After SIGTERM: how long /readyz answers 503 while connections are still served, before the listener closes and the drain begins. 0: drain at once.',
     },
     DEV_BACKEND_PORT: {
       type: 'integer',

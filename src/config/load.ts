@@ -256,6 +256,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       origin: new URL(baseUrl).origin,
       trustProxy,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS as number,
+      shutdownDelayMs: (e.SHUTDOWN_DELAY_SECONDS as number) * 1000,
       requestTimeoutMs: (e.REQUEST_TIMEOUT_SECONDS as number) * 1000,
       publicDir,
     },

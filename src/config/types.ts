@@ -42,6 +42,8 @@ export interface Config {
     readonly origin: string;
     readonly trustProxy: TrustProxy;
     readonly shutdownTimeoutMs: number;
+    /** SIGTERM → this long not ready but serving, so the load balancer stops sending before the listener closes. */
+    readonly shutdownDelayMs: number;
     readonly requestTimeoutMs: number;
     /** The SPA served at / (PUBLIC_DIR, or the demo page outside production); undefined: none. */
     readonly publicDir: string | undefined;

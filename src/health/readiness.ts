@@ -8,6 +8,8 @@ export interface ReadinessReport {
   readonly details?: {
     readonly idp: { readonly refreshFailures: number; readonly lastFailureAt?: string; readonly retryAt?: string };
   };
+  /** Why the replica is not ready whatever its checks say (it is shutting down). */
+  readonly reason?: string;
 }
 
 export interface Readiness {
@@ -31,7 +33,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Ready means: the session store answers, and the IdP metadata is loaded (logins and refreshes can work).
+ * Ready means: the session store answers, and the IdP metadata is loaded (logins and refreshes can work), and
+ * the process is not shutting down: from SIGTERM on, /readyz answers 503 at once so the load balancer stops
+ * sending new connections while Gatehouse still serves them (SHUTDOWN_DELAY_SECONDS).
  * Failing refreshes make the IdP check `degraded`, never `fail`: every replica sees the same IdP, so taking them
  * out of the load balancer would turn sessions that still hold a valid access token into an outage.
  */
@@ -39,10 +43,12 @@ export function createReadiness(deps: {
   store: Pick<Store, 'ping'>;
   idpReady: () => boolean;
   idpRefresh?: () => IdpRefreshHealth;
+  shuttingDown?: () => boolean;
   timeoutMs?: number;
 }): Readiness {
   return {
     async check() {
+      if (deps.shuttingDown?.()) return { ok: false, checks: { shutdown: 'fail' }, reason: 'shutting down' };
       const storeOk = await withTimeout(deps.store.ping(), deps.timeoutMs ?? 1000).then(
         () => true,
         () => false,

@@ -112,9 +112,14 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     const failed = Object.entries(report.checks)
       .filter(([, v]) => v === 'fail')
       .map(([k]) => k);
-    res
-      .status(503)
-      .json({ ok: false, error: 'not_ready', failed, checks: report.checks, ...(report.details ? { details: report.details } : {}) });
+    res.status(503).json({
+      ok: false,
+      error: 'not_ready',
+      failed,
+      checks: report.checks,
+      ...(report.details ? { details: report.details } : {}),
+      ...(report.reason ? { reason: report.reason } : {}),
+    });
   });
 
   for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);

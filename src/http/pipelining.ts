@@ -13,11 +13,14 @@ export interface Pipelining {
   track(req: IncomingMessage, res: ServerResponse): void;
   /** Responses not finished yet on this connection. */
   owed(socket: Socket): number;
+  /** The response to the last request read on this connection, while it is owed. */
+  last(socket: Socket): ServerResponse | undefined;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
 const OWED = Symbol('responses owed');
-type Counted = Socket & { [OWED]?: number };
+const LAST = Symbol('last response owed');
+type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined };
 
 function owed(socket: Socket): number {
   return (socket as Counted)[OWED] ?? 0;
@@ -27,6 +30,7 @@ function owed(socket: Socket): number {
 function settled(this: ServerResponse): void {
   const socket = this.req.socket as Counted;
   socket[OWED] = owed(socket) - 1;
+  if (socket[LAST] === this) socket[LAST] = undefined;
 }
 
 /**
@@ -44,9 +48,11 @@ export function createPipelining(server: Server): Pipelining {
     track(req, res) {
       const socket = req.socket as Counted;
       socket[OWED] = owed(socket) + 1;
+      socket[LAST] = res;
       // 'close' comes once per response (after its end, or with the connection), so `on` is enough.
       res.on('close', settled);
     },
     owed,
+    last: (socket) => (socket as Counted)[LAST],
   };
 }

@@ -60,6 +60,42 @@ export function upstreamFailure(err: UpstreamError): GatehouseError {
   }
 }
 
+/**
+ * The event streams (`text/event-stream`) being relayed. An event stream has no natural end a drain could wait
+ * for; at the shutdown deadline each is ended with its last chunk, as if the backend had ended it, so the browser's
+ * EventSource sees a clean end (and reconnects elsewhere) rather than a cut connection.
+ */
+export interface EventStreams {
+  /** Ends every event stream being relayed (the backend exchanges are abandoned); resolves once written, or after `capMs`. */
+  endAll(capMs: number): Promise<void>;
+}
+
+interface EventStreamSet extends EventStreams {
+  readonly open: Set<Exchange>;
+}
+
+/** One registry per app: the HTTP proxy registers into it, app.close() ends what is left at its deadline. */
+export function createEventStreams(): EventStreams {
+  const open = new Set<Exchange>();
+  const streams: EventStreamSet = {
+    open,
+    async endAll(capMs) {
+      const written = [...open].map((e) => e.endStream());
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(written), new Promise<void>((resolve) => (timer = setTimeout(resolve, capMs)))]);
+      clearTimeout(timer);
+    },
+  };
+  return streams;
+}
+
+const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i;
+
+function isEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'content-type') return EVENT_STREAM.test(headers[i + 1] as string);
+  return false;
+}
+
 export interface ForwardRequest {
   readonly pool: UpstreamPool;
   readonly method: string;
@@ -72,6 +108,8 @@ export interface ForwardRequest {
   readonly responseHeaders: readonly string[];
   /** Cookie names a backend's Set-Cookie may not touch. */
   readonly ownCookies: readonly string[];
+  /** Where an event-stream response is registered while it is relayed. */
+  readonly streams: EventStreams | undefined;
 }
 
 /**
@@ -108,6 +146,7 @@ function requestBody(req: IncomingMessage, framing: 'none' | 'chunked' | number)
 class Exchange implements UpstreamHandler {
   control: UpstreamControl | undefined;
   private finished = false;
+  private streaming = false;
   private status = 0;
   private readonly res: ServerResponse;
   private readonly f: ForwardRequest;
@@ -131,12 +170,30 @@ class Exchange implements UpstreamHandler {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
     this.onDone(this.status);
+  }
+
+  /** Ends the response as the backend ending it would, and abandons the backend's; resolves once written. */
+  endStream(): Promise<void> {
+    const { res } = this;
+    if (this.finished || res.destroyed) return Promise.resolve();
+    // Finished first: the abort must not reach onResponseError, which would cut the response instead.
+    this.finish();
+    this.control?.abort();
+    return new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      res.end();
+    });
   }
 
   onResponseStart(head: ResponseHead): void {
     this.status = head.status;
     this.res.writeHead(head.status, filterResponseHeaders(head.headers, head.connectionTokens, this.f.responseHeaders, this.f.ownCookies));
+    if (this.f.streams && isEventStream(head.headers)) {
+      this.streaming = true;
+      (this.f.streams as EventStreamSet).open.add(this);
+    }
   }
 
   onResponseData(chunk: Buffer): boolean {

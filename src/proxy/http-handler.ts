@@ -5,7 +5,7 @@ import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
-import { forward } from './forward.ts';
+import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -15,6 +15,8 @@ export interface ProxyDeps {
   readonly admit: Admit;
   readonly log: Logger;
   readonly access: AccessLog;
+  /** Event-stream responses are registered here so a shutdown can end them cleanly at its deadline. */
+  readonly streams?: EventStreams;
 }
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
@@ -76,6 +78,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
             timeoutMs: a.route.timeoutMs,
             responseHeaders: a.responseHeaders ? ['x-request-id', ctx.id, ...a.responseHeaders] : ['x-request-id', ctx.id],
             ownCookies: rt.ownCookies,
+            streams: deps.streams,
           },
           fail,
           done,

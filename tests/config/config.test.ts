@@ -63,6 +63,7 @@ describe('loadConfig: defaults and immutability', () => {
       origin: 'https://app.example.com',
       trustProxy: { kind: 'none' },
       shutdownTimeoutMs: 10000,
+      shutdownDelayMs: 5000,
     });
     expect(config.session).toEqual({
       cookieName: '__Host-gh_session',

@@ -36,7 +36,13 @@ describe('npm start with no configuration: embedded dev IdP, demo backend, in-me
   it('starts, logs alice in through the dev IdP, proxies /api to the demo backend with her identity, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     const url = `http://localhost:${port}`;
-    const started = startMain({ PORT: String(port), HOST: '127.0.0.1', DEV_BACKEND_PORT: '0', GATEHOUSE_CONFIG: `${ROOT}config.yml` });
+    const started = startMain({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DEV_BACKEND_PORT: '0',
+      GATEHOUSE_CONFIG: `${ROOT}config.yml`,
+      SHUTDOWN_DELAY_SECONDS: '0',
+    });
     children.push(started.child);
     await waitReady(url, started, 20_000);
     expect(started.output()).toMatch(/DEVELOPMENT MODE/);

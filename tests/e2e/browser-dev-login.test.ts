@@ -20,6 +20,7 @@ describe('npm start in a real browser (headless Chromium)', () => {
       HOST: '127.0.0.1',
       DEV_BACKEND_PORT: '0',
       LOG_LEVEL: 'warn',
+      SHUTDOWN_DELAY_SECONDS: '0',
     };
     child = spawn(process.execPath, ['src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const deadline = Date.now() + 15_000;

@@ -66,6 +66,7 @@ describe('SIGHUP reloads config.yml', () => {
       REDIS_KEY_PREFIX: `reload-${port}:`,
       GATEHOUSE_CONFIG: configPath,
       LOG_LEVEL: 'info',
+      SHUTDOWN_DELAY_SECONDS: '0',
     });
     child = main.child;
     const deadline = Date.now() + 20_000;
