@@ -14,7 +14,8 @@ import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
-import type { Logger } from './observability/logger.ts';
+import { GatehouseError, refuseUpgrade } from './errors.ts';
+import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -51,6 +52,15 @@ export interface App {
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Stops accepting, closes WebSockets (1001), drains in-flight requests up to the deadline, then closes pools and the store. */
   close(): Promise<void>;
+}
+
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+function refuseConnect(req: IncomingMessage, socket: Duplex, log: Logger): void {
+  const id = requestIdFrom(req.headers['x-request-id']);
+  // The target of a CONNECT is host:port (authority-form), which names no path and may be anything: kept out of the log.
+  log.info({ reqId: id, method: 'CONNECT', status: 405, code: 'method_not_allowed' }, 'request');
+  refuseUpgrade(socket, new GatehouseError('method_not_allowed', { headers: ['Allow', ALLOWED_METHODS] }), id);
 }
 
 function isApi(url: string | undefined): boolean {
@@ -183,6 +193,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       return;
     }
     upgrade(req, socket, head);
+  });
+  // Without a 'connect' listener node:http drops a CONNECT without a word; Gatehouse tunnels nothing, so it
+  // answers 405 like any other refused method (RFC 9110 §9.3.6 lets a server refuse to establish a tunnel).
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    if (pipelining.owed(req.socket) > 0) {
+      socket.destroy();
+      return;
+    }
+    refuseConnect(req, socket, log);
   });
 
   let closing: Promise<void> | undefined;

@@ -135,7 +135,7 @@ function destroyLater(socket: Duplex): void {
   socket.destroy();
 }
 
-/** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
+/** Refuses a WebSocket upgrade or a CONNECT with a real HTTP response on the raw socket, then closes it. */
 export function refuseUpgrade(socket: Duplex, err: unknown, requestId?: string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
   const text = JSON.stringify(body);
