@@ -16,12 +16,14 @@ import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { requestIdFrom, type Logger } from './observability/logger.ts';
+import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
 import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from './proxy/websocket.ts';
 import { createSessionManager, type SessionManager } from './session/sessions.ts';
+import { observeAnswers } from './store/answers.ts';
 import { createMemoryStore } from './store/memory.ts';
 import { createRedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
@@ -82,6 +84,9 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log.warn('REDIS_URL is not set: sessions live in this process only, are lost on restart and are not shared between replicas');
     store = createMemoryStore();
   }
+  const outages = createOutageLog(log);
+  // Every part gets the store through observeAnswers: the first command that resolves after a Redis outage ends it in the log.
+  store = observeAnswers(store, () => outages.succeeded('redis'));
 
   const sessions = createSessionManager({
     store,
@@ -143,11 +148,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
 
   const admit = createAdmission(identity);
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log) });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log) });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now });
   const express = createExpressApp({
     config,
     log,
+    outages,
     login,
     sessions,
     readiness,
