@@ -33,7 +33,7 @@ describe('createOutageLog', () => {
       code: 'session_store_unavailable',
     });
     expect(lines[0]?.['reqId']).toBe('r1');
-    expect((lines[0]?.['err'] as { message: string; stack: string }).message).toBe('Connection is closed.');
+    expect(lines[0]?.['err']).toMatchObject({ message: 'Connection is closed.' });
 
     for (let i = 0; i < 500; i++) {
       t += 10;
