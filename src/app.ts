@@ -16,7 +16,8 @@ import { createExpressApp, type Mount } from './http/express-app.ts';
 import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
-import type { Logger } from './observability/logger.ts';
+import { requestIdFrom, type Logger } from './observability/logger.ts';
+import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
@@ -24,6 +25,7 @@ import { createRuntime, type Runtime } from './proxy/runtime.ts';
 import { createBlocklist, type Blocklist } from './revocation/blocklist.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from './proxy/websocket.ts';
 import { createSessionManager, type SessionManager } from './session/sessions.ts';
+import { observeAnswers } from './store/answers.ts';
 import { createMemoryStore } from './store/memory.ts';
 import { createRedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
@@ -64,6 +66,15 @@ export interface App {
   close(): Promise<void>;
 }
 
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+function refuseConnect(req: IncomingMessage, socket: Duplex, log: Logger): void {
+  const id = requestIdFrom(req.headers['x-request-id']);
+  // The target of a CONNECT is host:port (authority-form), which names no path and may be anything: kept out of the log.
+  log.info({ reqId: id, method: 'CONNECT', status: 405, code: 'method_not_allowed' }, 'request');
+  refuseUpgrade(socket, new GatehouseError('method_not_allowed', { headers: ['Allow', ALLOWED_METHODS] }), id);
+}
+
 function isApi(url: string | undefined): boolean {
   return url !== undefined && url.startsWith('/api') && (url.length === 4 || url[4] === '/' || url[4] === '?');
 }
@@ -88,6 +99,9 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     log.warn('REDIS_URL is not set: sessions live in this process only, are lost on restart and are not shared between replicas');
     store = createMemoryStore();
   }
+  const outages = createOutageLog(log);
+  // Every part gets the store through observeAnswers: the first command that resolves after a Redis outage ends it in the log.
+  store = observeAnswers(store, () => outages.succeeded('redis'));
 
   const sessions = createSessionManager({
     store,
@@ -152,11 +166,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
 
   const admit = createAdmission(identity);
   const streams = createEventStreams();
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, access: createAccessLog(log), streams });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, registry: websockets, now });
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now });
   const express = createExpressApp({
     config,
     log,
+    outages,
     login,
     sessions,
     readiness,
@@ -209,6 +224,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       return;
     }
     upgrade(req, socket, head);
+  });
+  // Without a 'connect' listener node:http drops a CONNECT without a word; Gatehouse tunnels nothing, so it
+  // answers 405 like any other refused method (RFC 9110 §9.3.6 lets a server refuse to establish a tunnel).
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    if (pipelining.owed(req.socket) > 0) {
+      socket.destroy();
+      return;
+    }
+    refuseConnect(req, socket, log);
   });
 
   const beginShutdown = () => {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 /**
  * Every error a client can see. The key is the stable `error` value of the JSON body;
@@ -112,6 +112,7 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
     return;
   }
   const text = JSON.stringify(body);
+  lingerAfterAnswer(res);
   res.statusCode = status;
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
@@ -120,6 +121,52 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
   // Appended, not set: a Set-Cookie the route already chose (clearing the login binding) must stay.
   if (headers) for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i] as string, headers[i + 1] as string);
   res.end(text);
+}
+
+/** How long, and how much of the rest of a request body, a closing connection reads after its answer. */
+export const LINGER = { maxMs: 5000, maxBytes: 4 * 1024 * 1024 } as const;
+
+/**
+ * nginx's lingering_close, for an answer sent before its request's body was read to the end (a 401 to a large
+ * upload, a backend's early answer). When node:http then closes the connection (the client sent `Connection:
+ * close`, or the answer says so), the unread bytes in the kernel's receive buffer turn the close into a TCP
+ * reset, and a reset makes the client's kernel discard the answer it had not read yet: the client sees
+ * ECONNRESET or EPIPE instead of the 401. So the socket is kept open (its write side ended) and the rest of the
+ * body is read and discarded until it ends, for at most `LINGER.maxMs` and `LINGER.maxBytes`, and only then
+ * closed. A connection kept alive reads the rest of the body anyway, as the framing of the next request.
+ * Call before the answer ends.
+ */
+export function lingerAfterAnswer(res: ServerResponse): void {
+  if (!res.req.complete) res.once('finish', lingerIfClosing);
+}
+
+function lingerIfClosing(this: ServerResponse): void {
+  const req: IncomingMessage = this.req;
+  const socket = req.socket;
+  if (req.complete || socket.destroyed) return;
+  // node:http destroys a closing connection once its FIN is out: socket.destroySoon() left socket.destroy as a
+  // 'finish' listener. A kept-alive connection has none: node:http reads the body on (req._dump()) unless
+  // something had started reading it (a backend that answered early stopped taking it), so it is resumed here.
+  if (!socket.writableEnded || !socket.listeners('finish').includes(socket.destroy)) {
+    req.resume();
+    return;
+  }
+  socket.removeListener('finish', socket.destroy);
+  let read = 0;
+  const close = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(close, LINGER.maxMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  req.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > LINGER.maxBytes) close();
+  });
+  req.once('end', close);
+  req.once('error', close);
+  req.resume();
 }
 
 /**
@@ -136,7 +183,7 @@ function destroyLater(socket: Duplex): void {
   socket.destroy();
 }
 
-/** Refuses a WebSocket upgrade with a real HTTP response on the raw socket, then closes it. */
+/** Refuses a WebSocket upgrade or a CONNECT with a real HTTP response on the raw socket, then closes it. */
 export function refuseUpgrade(socket: Duplex, err: unknown, requestId?: string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
   const text = JSON.stringify(body);

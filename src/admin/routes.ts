@@ -9,6 +9,22 @@ import type { SessionManager } from '../session/sessions.ts';
 const SESSION_KEY = /^[A-Za-z0-9_-]{43}$/;
 const SUBJECT = /^[\x21-\x7e]{1,255}$/;
 
+/**
+ * A revocation whose blocklist write Redis did not confirm: its 503 says so (`revocation: 'unconfirmed'`). The
+ * write may still take effect (a frozen Redis runs what it was sent when it resumes) or never (a disconnected one
+ * never got it); revoking again is harmless, so the caller retries until a 200.
+ */
+function unconfirmed(err: unknown): never {
+  if (err instanceof GatehouseError && err.code === 'session_store_unavailable') {
+    throw new GatehouseError('session_store_unavailable', {
+      cause: err.cause,
+      ...(err.logDetail === undefined ? {} : { logDetail: err.logDetail }),
+      details: { revocation: 'unconfirmed' },
+    });
+  }
+  throw err;
+}
+
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
@@ -49,7 +65,7 @@ export function createAdminRoutes(deps: {
   router.delete('/sessions/:storeKey', async (req: Request, res: Response) => {
     const key = String(req.params['storeKey']);
     if (!SESSION_KEY.test(key)) throw new GatehouseError('bad_request', { logDetail: 'malformed session store key' });
-    await deps.blocklist.revokeSession(key, now() + deps.maxSessionAgeMs);
+    await deps.blocklist.revokeSession(key, now() + deps.maxSessionAgeMs).catch(unconfirmed);
     await deps.sessions.destroy(key);
     deps.log.warn({ session: key, by: 'admin' }, 'session revoked');
     res.json({ revoked: 'session', id: key, storeKey: key });
@@ -59,7 +75,7 @@ export function createAdminRoutes(deps: {
     const sub = String(req.params['sub']);
     if (!SUBJECT.test(sub)) throw new GatehouseError('bad_request', { logDetail: 'malformed subject' });
     const notBefore = now();
-    await deps.blocklist.revokeUser(sub, notBefore, deps.maxSessionAgeMs);
+    await deps.blocklist.revokeUser(sub, notBefore, deps.maxSessionAgeMs).catch(unconfirmed);
     const destroyed = await deps.sessions.destroyUser(sub);
     deps.log.warn({ sub, destroyed, by: 'admin' }, 'user revoked');
     res.json({ revoked: 'user', sub, sessions: destroyed, notBefore: new Date(notBefore).toISOString() });

@@ -40,6 +40,8 @@ export function createAuthRoutes(deps: {
   sessions: SessionManager;
   origins: () => OriginPolicy;
   backchannelLogout: (logoutToken: unknown) => Promise<number>;
+  /** A login completed: the IdP answered its token request (ends an IdP outage in the log). */
+  idpAnswered?: () => void;
 }): Router {
   const { config, login, sessions } = deps;
   const cookie: CookieAttributes = {
@@ -74,6 +76,7 @@ export function createAuthRoutes(deps: {
         binding: single(readCookie(req.headers.cookie, bindingName)),
         previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
       });
+      deps.idpAnswered?.();
       res.setHeader('set-cookie', [
         serializeSessionCookie(sessionCookie, result.secret, cookie, config.session.maxAgeSeconds),
         clearCookie(bindingName, bindingAttrs),

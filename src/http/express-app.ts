@@ -7,6 +7,7 @@ import type { Config } from '../config/types.ts';
 import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { OutageLog } from '../observability/outage-log.ts';
 import { createRequestContext, type RequestContext } from '../policy/context.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
@@ -20,6 +21,8 @@ export interface Mount {
 export interface ExpressDeps {
   readonly config: Config;
   readonly log: Logger;
+  /** Where Redis and IdP failures go: one line per outage interval, not one per failed request. */
+  readonly outages: OutageLog;
   readonly login: LoginFlow;
   readonly sessions: SessionManager;
   readonly readiness: Readiness;
@@ -144,6 +147,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       sessions: deps.sessions,
       origins: () => deps.runtime().origins,
       backchannelLogout: deps.backchannelLogout,
+      idpAnswered: () => deps.outages.succeeded('idp'),
     }),
   );
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
@@ -171,7 +175,8 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     const mapped = asGatehouseError(err);
     ctx.error = mapped;
     // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
-    if (mapped.status >= 500) log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
+    if (mapped.status >= 500 && !deps.outages.failed(mapped, ctx.id))
+      log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
     sendError(res, mapped, ctx.id);
   });
   return app;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, lingerAfterAnswer } from '../errors.ts';
 import { filterResponseHeaders } from './headers.ts';
 import {
   createUpstreamPool,
@@ -207,6 +207,8 @@ class Exchange implements UpstreamHandler {
   }
 
   onResponseEnd(): void {
+    // A backend may answer before it read the whole body (a 401 or 413 to an upload).
+    lingerAfterAnswer(this.res);
     this.res.end();
     this.finish();
   }

@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { OutageLog } from '../observability/outage-log.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
 import { forward, type EventStreams } from './forward.ts';
@@ -14,6 +15,8 @@ export interface ProxyDeps {
   /** The admission pipeline (policy/admit.ts), with the identity resolver bound. */
   readonly admit: Admit;
   readonly log: Logger;
+  /** Where Redis and IdP failures go: one line per outage interval, not one per 503 (the access line records each). */
+  readonly outages: OutageLog;
   readonly access: AccessLog;
   /** Event-stream responses are registered here so a shutdown can end them cleanly at its deadline. */
   readonly streams?: EventStreams;
@@ -21,7 +24,7 @@ export interface ProxyDeps {
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
 export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { admit, log, access } = deps;
+  const { admit, log, outages, access } = deps;
   const identityLines = createIdentityLinesMemo(log);
   return (req, res) => {
     const rt = deps.runtime();
@@ -50,7 +53,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (!res.headersSent) res.setHeader('x-request-id', ctx.id);
       const known = asGatehouseError(err);
       ctx.error = known;
-      if (known.status >= 500)
+      if (known.status >= 500 && !outages.failed(known, ctx.id))
         log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, ctx.id);
       done(known.status);

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { asGatehouseError, endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { OutageLog } from '../observability/outage-log.ts';
 import type { Admission, Admit, Principal } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
 import type { SessionManager, SessionSecret } from '../session/sessions.ts';
@@ -288,11 +289,13 @@ export function createUpgradeHandler(deps: {
   /** To roll a session's idle timeout while its WebSockets carry traffic, and to see when it idles out all the same. */
   sessions: Pick<SessionManager, 'peek' | 'load' | 'touch'>;
   log: Logger;
+  /** Where Redis and IdP failures go: one line per outage interval, not one per refused upgrade. */
+  outages: OutageLog;
   registry: WsRegistry;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
-  const { admit, sessions, log, registry } = deps;
+  const { admit, sessions, log, outages, registry } = deps;
   // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
   const touch = (cookie: SessionSecret): void => {
     const cached = sessions.peek(cookie);
@@ -318,7 +321,7 @@ export function createUpgradeHandler(deps: {
       const known = asGatehouseError(err);
       ctx.error = known;
       log.info({ reqId: ctx.id, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
-      if (known.status >= 500) log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
+      if (known.status >= 500 && !outages.failed(known, ctx.id)) log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
       refuseUpgrade(socket, known, ctx.id);
     };
     if (!/^\/api(\/|\?|$)/.test(url)) return refuse(new GatehouseError('not_found'));

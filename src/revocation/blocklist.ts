@@ -30,6 +30,8 @@ export interface Blocklist {
 
 const CHANNEL = 'revocation';
 
+function ignore(): void {}
+
 type Kind = 's' | 'j' | 'u';
 
 /**
@@ -100,13 +102,19 @@ export function createBlocklist(deps: {
 
   const write = async (kind: Kind, id: string, value: string, ttlMs: number, message: string) => {
     if (ttlMs <= 0) return;
+    const stored = store.set(`rv:${kind}:${id}`, value, ttlMs);
+    // Sent right behind the SET, not after its answer: on one connection Redis runs them in this order, so a
+    // revocation sent to a frozen Redis, which answers neither in time but runs both when it resumes, then
+    // reaches every replica's cache at once instead of after the cache's maximum age.
+    const published = store.publish(CHANNEL, message);
     try {
-      await store.set(`rv:${kind}:${id}`, value, ttlMs);
+      await stored;
     } catch (err) {
+      published.catch(ignore);
       throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'revocation write failed' });
     }
     apply(message);
-    await store.publish(CHANNEL, message).catch((err: unknown) => log.error({ err }, 'revocation publish failed'));
+    await published.catch((err: unknown) => log.error({ err }, 'revocation publish failed'));
   };
 
   return {

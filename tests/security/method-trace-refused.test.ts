@@ -28,12 +28,22 @@ describe('TRACE, TRACK and CONNECT on /api', () => {
     expect(layout.received()).toBe(before);
   });
 
-  it('CONNECT is never tunnelled to a backend', async () => {
+  it('CONNECT is answered 405 method_not_allowed with Allow, on /api, elsewhere and in authority form, and never tunnelled', async () => {
     const before = layout.received();
-    const res = await sendRaw(layout.gh.url, `CONNECT /api/public/x HTTP/1.1\r\nHost: ${new URL(layout.gh.url).host}\r\n\r\n`);
-    expect(res.status === 0 || (res.status >= 400 && res.status < 500), res.raw).toBe(true);
-    const authority = await sendRaw(layout.gh.url, 'CONNECT backend.internal:443 HTTP/1.1\r\nHost: backend.internal:443\r\n\r\n');
-    expect(authority.status === 0 || (authority.status >= 400 && authority.status < 500), authority.raw).toBe(true);
+    const host = new URL(layout.gh.url).host;
+    const requests = [
+      `CONNECT /api/public/x HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      `CONNECT /auth/login HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      'CONNECT backend.internal:443 HTTP/1.1\r\nHost: backend.internal:443\r\n\r\n',
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nX-Request-Id: connect-1\r\n\r\n',
+    ];
+    for (const bytes of requests) {
+      const res = await sendRaw(layout.gh.url, bytes);
+      expectError(res, 405, 'method_not_allowed', bytes.split('\r\n', 1)[0]);
+      expect(res.head).toMatch(/\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS(\r\n|$)/);
+      expect(res.head).toMatch(/\r\nConnection: close\r\n/);
+    }
     expect(layout.received()).toBe(before);
+    expect(layout.gh.logs.some((l) => l['reqId'] === 'connect-1' && l['status'] === 405 && l['code'] === 'method_not_allowed')).toBe(true);
   });
 });

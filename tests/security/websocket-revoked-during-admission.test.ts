@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityResolver, Principal } from '../../src/auth/identity.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createOutageLog } from '../../src/observability/outage-log.ts';
 import { createAdmission } from '../../src/policy/admit.ts';
 import { createRuntime } from '../../src/proxy/runtime.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from '../../src/proxy/websocket.ts';
@@ -65,7 +66,10 @@ describe("a revocation during an upgrade's admission", () => {
     const sessions = { peek: () => undefined, load: async () => undefined, touch: () => {} };
     const log = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
     server = createServer();
-    server.on('upgrade', createUpgradeHandler({ runtime: () => rt, admit: createAdmission(identity), sessions, log, registry }));
+    server.on(
+      'upgrade',
+      createUpgradeHandler({ runtime: () => rt, admit: createAdmission(identity), sessions, log, outages: createOutageLog(log), registry }),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/api/chat`;
   });
