@@ -5,8 +5,8 @@ import type { ClientFacts } from '../policy/trust-proxy.ts';
 import { removeCookies } from '../session/cookie.ts';
 import { listTokens } from './upstream/grammar.ts';
 
-/** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
-const ALWAYS_DROPPED = new Set([
+/** Hop-by-hop fields (RFC 9110 §7.6.1, and the legacy ones proxies still meet): one connection's, never relayed. */
+const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'te',
@@ -14,9 +14,14 @@ const ALWAYS_DROPPED = new Set([
   'transfer-encoding',
   'upgrade',
   'proxy-connection',
-  'proxy-authorization',
   'proxy-authenticate',
   'http2-settings',
+];
+
+/** Never forwarded from the client: hop-by-hop, forwarding facts Gatehouse sets itself, and routing overrides. */
+const ALWAYS_DROPPED = new Set([
+  ...HOP_BY_HOP,
+  'proxy-authorization',
   'host',
   'expect',
   'x-forwarded-for',
@@ -39,17 +44,7 @@ const ALWAYS_DROPPED = new Set([
   'x-http-method',
 ]);
 
-const RESPONSE_DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-  'proxy-authenticate',
-  'http2-settings',
-]);
+const RESPONSE_DROPPED = new Set(HOP_BY_HOP);
 
 const SAFE_VALUE = /^[\x20-\x7e\t]*$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;

@@ -1,6 +1,7 @@
 import { inject } from 'vitest';
 import { parseSessionSecret } from '../../src/session/crypto.ts';
-import { closedPortUrl, startBackend, type TestBackend } from './backends.ts';
+import { closedPortUrl, send, startBackend, type TestBackend } from './backends.ts';
+import { expectErrorUnforwarded } from './expect-error.ts';
 import { Browser } from './browser.ts';
 import { startGatehouse, type TestGatehouse } from './gatehouse.ts';
 import { closeOnError, startAll, useStarted, type Closable, type Server, type StartedAll, type Starters } from './hooks.ts';
@@ -240,6 +241,8 @@ export interface PolicyLayout {
   readonly catchAll: TestBackend;
   /** Requests all three backends received so far. */
   received(): number;
+  /** GET `path` is answered `status` with the stable `code`, and no backend saw anything of it. */
+  refuses(path: string, status: number, code: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -256,12 +259,14 @@ export async function startPolicyLayout(env: Record<string, string> = {}): Promi
     ]),
     env,
   );
+  const received = () => publicBackend.requests.length + adminBackend.requests.length + catchAll.requests.length;
   return {
     gh,
     publicBackend,
     adminBackend,
     catchAll,
-    received: () => publicBackend.requests.length + adminBackend.requests.length + catchAll.requests.length,
+    received,
+    refuses: (path, status, code) => expectErrorUnforwarded(received, () => send(gh.url, { path }), status, code, path),
     async close() {
       await gh.close();
       await Promise.all([publicBackend.close(), adminBackend.close(), catchAll.close()]);
@@ -286,6 +291,7 @@ export function usePolicyLayout(env: Record<string, string> = {}): Omit<PolicyLa
       return get().catchAll;
     },
     received: () => get().received(),
+    refuses: (path, status, code) => get().refuses(path, status, code),
   };
 }
 
