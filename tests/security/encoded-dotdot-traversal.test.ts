@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { expectForwardedAs } from '../helpers/expect-forwarded.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-DOTDOT (catalogue #73; Envoy CVE-2019-9901): a public route's prefix with a dot-dot segment, raw or
  * percent-encoded, must never reach /admin under the public route's policy. Gatehouse answers 400 before routing.
  */
 describe('dot-dot traversal out of a public route', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => {
-    layout = await startPolicyLayout();
-  });
-  afterAll(async () => {
-    await layout?.close();
-  });
+  const layout = usePolicyLayout();
 
   it.each([
     '/api/public/../admin/users',

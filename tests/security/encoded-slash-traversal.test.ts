@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { expectForwardedAs } from '../helpers/expect-forwarded.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-ENCSLASH (catalogue #74; Envoy CVE-2021-29492): an encoded `/` or `\` lets a backend that decodes
  * once see a different path than the router did. Gatehouse refuses them (and never decodes twice).
  */
 describe('encoded slash and backslash', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => {
-    layout = await startPolicyLayout();
-  });
-  afterAll(async () => {
-    await layout?.close();
-  });
+  const layout = usePolicyLayout();
 
   it.each([
     '/api/orders%2F..%2Fadmin',

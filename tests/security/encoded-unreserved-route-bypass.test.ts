@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { expectForwardedAs } from '../helpers/expect-forwarded.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * `/api/%61dmin` is `/api/admin` to any backend that normalises percent-encoded unreserved characters
@@ -8,13 +8,7 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  * misses the /admin mapping and lands on the public catch-all. Gatehouse refuses these paths outright.
  */
 describe('percent-encoded unreserved characters in the path', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => {
-    layout = await startPolicyLayout();
-  });
-  afterAll(async () => {
-    await layout?.close();
-  });
+  const layout = usePolicyLayout();
 
   it.each([
     '/api/%61dmin/users',

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sendRaw } from '../helpers/backends.ts';
 import { expectErrorUnforwarded } from '../helpers/expect-error.ts';
 import { expectForwardedAs } from '../helpers/expect-forwarded.ts';
-import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts';
+import { usePolicyLayout } from '../helpers/proxy-stack.ts';
 
 /**
  * PATH-QUERY-FRAG (catalogue #77; oauth2-proxy GHSA-7rh7-c77v-6434, GHSA-pxq7-h93f-9jrg): routing and the
@@ -10,13 +10,7 @@ import { startPolicyLayout, type PolicyLayout } from '../helpers/proxy-stack.ts'
  * in the request-target is refused.
  */
 describe('query and fragment do not pick the route', () => {
-  let layout: PolicyLayout;
-  beforeAll(async () => {
-    layout = await startPolicyLayout();
-  });
-  afterAll(async () => {
-    await layout?.close();
-  });
+  const layout = usePolicyLayout();
 
   it.each([
     '/api/private/data?x=/public',
