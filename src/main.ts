@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createApp } from './app.ts';
 import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
+import { runOperate } from './cli/operate.ts';
 import { loadConfig, wantsDevSetup } from './config/load.ts';
 import { routingLines } from './config/routing-summary.ts';
 import { ConfigError } from './errors.ts';
@@ -116,6 +117,15 @@ async function run(): Promise<void> {
     });
     // A client that never connected may keep a reconnect timer for a while: the verdict is out, so is the process.
     process.exit(code);
+  } else if (command.kind === 'operate') {
+    process.exitCode = await runOperate({
+      action: command.action,
+      url: command.url,
+      json: command.json,
+      env: process.env,
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   } else await main(command.configPath);
 }
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { writeConfigFile } from '../helpers/gatehouse.ts';
+import { startGatehouse, writeConfigFile, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startIdp, type TestIdp } from '../helpers/idp.ts';
 import { ROOT } from '../helpers/main-process.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -128,5 +128,64 @@ describe('gatehouse check', () => {
       expect(run.stdout).toContain(`IdP       NOT reachable (http://127.0.0.1:${closed}/idp): `);
       expect(run.code).toBe(3);
     });
+  });
+});
+
+describe('operator commands against a running Gatehouse', () => {
+  const ADMIN_TOKEN = 'operator-token-0123456789abcdefghijklmnop';
+  let gh: TestGatehouse;
+  beforeAll(async () => {
+    // An issuer nothing answers on: the IdP check fails, so /readyz is 503 while the admin API works.
+    gh = await startGatehouse({
+      redisUrl: inject('redisUrl'),
+      env: { OIDC_ISSUER: 'http://127.0.0.1:9/unused', OIDC_CLIENT_ID: 'u', ADMIN_TOKEN },
+    });
+  });
+  afterAll(async () => {
+    await gh?.close();
+  });
+  const operator = (args: readonly string[], env: Record<string, string> = {}) =>
+    gatehouse(args, { GATEHOUSE_URL: gh.url, GATEHOUSE_ADMIN_TOKEN: ADMIN_TOKEN, ...env });
+
+  it('health shows each check and exits 4 while not ready; --json gives the server body', async () => {
+    const run = await operator(['health']);
+    expect(run.code).toBe(4);
+    expect(run.stdout).toMatch(/^not ready\n {2}store {5}ok\n {2}idp {7}fail\n$/);
+    const json = await operator(['health', '--json']);
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: 'not_ready', failed: ['idp'] });
+  });
+
+  it('sessions revoke ends the session everywhere (exit 0), users revoke ends every session of the user', async () => {
+    const a = await gh.app.sessions.create({ claims: { sub: 'cli-user' }, tokens: { accessToken: 'a' } });
+    const b = await gh.app.sessions.create({ claims: { sub: 'cli-user' }, tokens: { accessToken: 'b' } });
+    const one = await operator(['sessions', 'revoke', a.session.storeKey]);
+    expect(one).toMatchObject({ code: 0, stdout: `session ${a.session.storeKey} revoked on every replica\n` });
+    expect(await gh.app.sessions.load(a.secret, { fresh: true })).toBeUndefined();
+    expect(await gh.app.sessions.load(b.secret, { fresh: true })).toBeDefined();
+    const all = await operator(['users', 'revoke', 'cli-user', '--json']);
+    expect(all.code).toBe(0);
+    expect(JSON.parse(all.stdout)).toMatchObject({ revoked: 'user', sub: 'cli-user', sessions: 2 });
+    expect(await gh.app.sessions.load(b.secret, { fresh: true })).toBeUndefined();
+  });
+
+  it('a refused call says why with the stable code (exit 4); the token comes from the environment only', async () => {
+    const wrong = await operator(['sessions', 'revoke', 'K'.repeat(43)], { GATEHOUSE_ADMIN_TOKEN: 'not-the-token' });
+    expect(wrong.code).toBe(4);
+    expect(wrong.stdout).toBe('refused: unauthorized (HTTP 401): A valid session is required.\n');
+    const malformed = await operator(['sessions', 'revoke', 'not-a-store-key']);
+    expect(malformed.code).toBe(4);
+    expect(malformed.stdout).toContain('refused: bad_request (HTTP 400)');
+    const missing = await gatehouse(['users', 'revoke', 'x'], { GATEHOUSE_URL: gh.url });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('GATEHOUSE_ADMIN_TOKEN is not set');
+    expect((await gatehouse(['users', 'revoke', 'x', '--token', 't'], {})).code).toBe(2);
+  });
+
+  it('a Gatehouse that does not answer is exit 3, naming the URL', async () => {
+    const closed = await freePort();
+    const run = await operator(['health', '--url', `http://127.0.0.1:${closed}`]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(`cannot reach http://127.0.0.1:${closed}: ECONNREFUSED`);
   });
 });
