@@ -15,15 +15,18 @@ export interface Drain {
   /** Whether {@link Drain.begin} was called: every response from then on says `Connection: close`. */
   readonly draining: boolean;
   /**
-   * Starts draining: the last response owed on each connection, and every later one, says `Connection: close`;
-   * connections quiet for the grace period are closed. The listener stays open (see {@link Drain.stopAccepting}).
+   * Starts draining: the last response owed on each connection, and every later one, says `Connection: close`.
+   * The listener stays open and no connection is closed yet (see {@link Drain.stopAccepting}).
    */
   begin(): void;
   /** Called by the server's request handler, before `Pipelining.track`, for each request read while draining. */
   respond(req: IncomingMessage, res: ServerResponse): void;
   /** A connection handed to the upgrade handler is no HTTP connection any more: its owner closes it. */
   detach(socket: Socket): void;
-  /** Closes the listener; resolves once every connection (WebSockets included) has closed. */
+  /**
+   * Closes the listener and from then on closes connections quiet for the grace period; resolves once every
+   * connection (WebSockets included) has closed.
+   */
   stopAccepting(): Promise<void>;
   /** Stops the sweep and destroys every connection left (the deadline has passed). */
   end(): void;
@@ -112,8 +115,6 @@ export function createDrain(server: Server, pipelining: Pipelining, options: Dra
         const res = pipelining.last(socket);
         if (res) closeAfter(res);
       }
-      closeQuiet();
-      sweep = setInterval(closeQuiet, options.sweepIntervalMs ?? 50).unref();
     },
     respond(req, res) {
       const previous = pipelining.last(req.socket);
@@ -125,6 +126,12 @@ export function createDrain(server: Server, pipelining: Pipelining, options: Dra
       quiet.delete(socket);
     },
     stopAccepting() {
+      // Not from begin(): during SHUTDOWN_DELAY_SECONDS the load balancer still sends, and a client still writing
+      // its request headers, or connected and about to write, must not be taken for an idle connection.
+      if (sweep === undefined) {
+        closeQuiet();
+        sweep = setInterval(closeQuiet, options.sweepIntervalMs ?? 50).unref();
+      }
       // http.Server#close() would first close every connection node:http deems idle, the very reset avoided here:
       // closing the net.Server underneath stops the listener alone, and calls back once no connection is left.
       return new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));

@@ -168,6 +168,27 @@ describe('draining keep-alive connections: every request a client wrote is answe
     }
   });
 
+  it('during the delay a slow client is not taken for an idle connection: a request sent 600 ms after connecting, in two parts, is answered', async () => {
+    const gh = await startGatehouse({ yaml: yaml(), env: { OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'unused' } });
+    try {
+      gh.app.beginShutdown();
+      const socket = connect(gh.port, '127.0.0.1');
+      const reader = new ResponseReader(() => 'GET');
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
+      socket.on('error', () => {});
+      await sleep(600);
+      socket.write(`GET /api/item HTTP/1.1\r\nhost: 127.0.0.1:${gh.port}\r\n`);
+      await sleep(600);
+      socket.write('\r\n');
+      for (let i = 0; i < 200 && reader.responses.length === 0; i++) await sleep(10);
+      expect(reader.responses[0]?.status).toBe(200);
+      expect(says(reader.responses[0] as RawResponse, 'connection')).toBe('close');
+      socket.destroy();
+    } finally {
+      await gh.close();
+    }
+  });
+
   it('a WebSocket upgrade on a kept-alive connection after the drain began: 503 shutting_down with Connection: close', async () => {
     const gh = await startGatehouse({
       yaml: yaml(),
