@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { decodeJwt, type JWTPayload } from 'jose';
 import * as client from 'openid-client';
 import type { Config } from '../config/types.ts';
@@ -19,6 +20,12 @@ export interface OidcClient {
    * `httpTimeoutSeconds`); close() aborts the calls still running.
    */
   refreshConfiguration(): client.Configuration;
+  /**
+   * The refresh_token grant on the refresh configuration. A failure after the token endpoint answered 2xx (the ID
+   * token's keys could not be fetched, say) rejects with a {@link TokenEndpointAnsweredError}: the IdP has taken
+   * the refresh token by then, so the failure is no outage to retry through.
+   */
+  refreshGrant(refreshToken: string): ReturnType<typeof client.refreshTokenGrant>;
   close(): void;
 }
 
@@ -61,19 +68,27 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
     return configuration;
   };
 
+  // Per refresh_token grant call: whether its token endpoint has answered 2xx (set by the refresh fetch above).
+  const grantCalls = new AsyncLocalStorage<{ answered: boolean }>();
+
   function refreshClient(configuration: client.Configuration): client.Configuration {
     const metadata = JSON.parse(JSON.stringify(configuration.serverMetadata())) as client.ServerMetadata;
     const refreshing = secure(
       new client.Configuration(metadata, oidc.clientId, clientMetadata, clientAuth),
       refreshCallTimeoutSeconds(oidc.httpTimeoutSeconds),
     );
-    refreshing[client.customFetch] = (url, options) =>
-      fetch(url, {
+    const tokenEndpoint = metadata.token_endpoint;
+    refreshing[client.customFetch] = async (url, options) => {
+      const res = await fetch(url, {
         ...options,
         // FetchBody is what fetch takes; only TypeScript's Uint8Array<ArrayBufferLike> variance tells them apart.
         body: options.body as BodyInit | null | undefined,
         signal: options.signal ? AbortSignal.any([options.signal, closing.signal]) : closing.signal,
       });
+      const call = grantCalls.getStore();
+      if (call && res.ok && url === tokenEndpoint) call.answered = true;
+      return res;
+    };
     return refreshing;
   }
 
@@ -140,6 +155,17 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
       if (!forRefresh) throw new GatehouseError('idp_unavailable', { logDetail: 'identity provider metadata not loaded yet' });
       return forRefresh;
     },
+    async refreshGrant(refreshToken) {
+      if (!forRefresh) throw new GatehouseError('idp_unavailable', { logDetail: 'identity provider metadata not loaded yet' });
+      const configuration = forRefresh;
+      const call = { answered: false };
+      try {
+        return await grantCalls.run(call, () => client.refreshTokenGrant(configuration, refreshToken));
+      } catch (err) {
+        // Only what would read as an outage needs the wrapper: a refused answer is fatal (and named) on its own.
+        throw call.answered && classifyIdpError(err).transient ? new TokenEndpointAnsweredError(err) : err;
+      }
+    },
     close() {
       closed = true;
       closing.abort();
@@ -178,6 +204,17 @@ export interface IdpFailure {
 }
 
 /** What {@link checkRefreshedIdToken} throws: a refreshed ID token that names another identity than the login's. */
+/**
+ * A refresh that failed after the token endpoint answered 2xx: the refresh token is spent (a rotating IdP has already
+ * issued its successor), so {@link classifyIdpError} reads it as fatal whatever failed afterwards.
+ */
+export class TokenEndpointAnsweredError extends Error {
+  constructor(cause: unknown) {
+    super('the token endpoint answered, then the refresh failed', { cause });
+    this.name = 'TokenEndpointAnsweredError';
+  }
+}
+
 export class IdTokenChangedError extends Error {
   readonly code = 'GATEHOUSE_ID_TOKEN_CHANGED';
   /** The claim that differs. */
@@ -215,6 +252,9 @@ export function classifyIdpError(err: unknown): IdpFailure {
     code === 'OAUTH_RESPONSE_BODY_ERROR' && (error === 'invalid_grant' || error === 'access_denied') ? error : 'failed';
   const base = { kind, code, error };
   if (err instanceof GatehouseError) return { ...base, transient: err.code === 'idp_unavailable', reason: err.code };
+  if (err instanceof TokenEndpointAnsweredError) {
+    return { ...base, transient: false, reason: `token endpoint answered, then ${classifyIdpError(err.cause).reason}` };
+  }
   if (code === 'OAUTH_RESPONSE_BODY_ERROR') return { ...base, transient: error !== 'invalid_grant', reason: `${code} (${error ?? '?'})` };
   if (code !== undefined && (TRANSPORT_CODE.test(code) || GAVE_UP.has(code) || code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE')) {
     return { ...base, transient: true, reason: code };

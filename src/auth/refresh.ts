@@ -237,7 +237,7 @@ export function createTokenRefresher(deps: {
       }
       let result: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
       try {
-        result = await client.refreshTokenGrant(oidc.refreshConfiguration(), refreshToken);
+        result = await oidc.refreshGrant(refreshToken);
         checkRefreshedIdToken(result.claims(), { sub: fresh.sub, idToken: fresh.tokens.idToken });
       } catch (err) {
         const failure = classifyIdpError(err);

@@ -19,6 +19,8 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
  */
 export type Mutation =
   | 'valid'
+  /** An honest token response, but the JWKS endpoint drops every connection (the ID token's keys cannot be fetched). */
+  | 'jwks-down'
   | 'bad-sig'
   | 'alg-none'
   | 'hs256-client-secret'
@@ -362,6 +364,7 @@ export async function startHostileOp(): Promise<HostileOp> {
       }
       case 'GET /jwks':
         counts.jwks++;
+        if (op.refresh === 'jwks-down') return void res.socket?.destroy();
         return json(res, 200, { keys: [...rsa.map((k) => k.publicJwk), ec.publicJwk, ...JUNK_KEYS] });
       default:
         return json(res, 404, { error: 'not_found' });

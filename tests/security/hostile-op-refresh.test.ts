@@ -173,3 +173,49 @@ describe('hostile OP at refresh', () => {
     },
   );
 });
+
+/**
+ * The token endpoint answers 200 and the IdP has rotated the refresh token, then checking the new ID token fails
+ * for want of the IdP's keys (its JWKS endpoint drops the connection): the refresh token we hold is spent, so the
+ * failure is no outage to retry through. A Gatehouse of its own, so its refresh client has fetched no keys yet.
+ */
+describe('hostile OP at refresh: a failure after the token endpoint answered', () => {
+  let op: HostileOp;
+  let backend: TestBackend;
+  let gh: TestGatehouse;
+  const clock = testClock();
+
+  beforeAll(async () => {
+    op = await startHostileOp();
+    op.accessTokenTtlSeconds = TOKEN_TTL_SECONDS;
+    backend = await startBackend();
+    const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
+    gh = await retryOnPortRace(() =>
+      startGatehouse({ redisUrl: inject('redisUrl'), yaml, env: { ...op.env, TOKEN_REFRESH_SKEW_SECONDS: '5' }, now: clock.now }),
+    );
+    await gh.app.oidc.whenReady(10_000);
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([op?.close(), backend?.close()]);
+  });
+
+  it('ends the session once instead of sending the spent refresh token again', async () => {
+    const browser = new Browser();
+    expect((await browser.login(gh.url)).callbackStatus).toBe(302);
+    const api = (path: string) => browser.fetch(`${gh.url}/api${path}`);
+    const refreshes = op.counts.refresh;
+    op.refresh = 'jwks-down';
+    try {
+      clock.advance((TOKEN_TTL_SECONDS + 1) * 1000);
+      await expectError(await api('/jwks-down/1'), 401, 'session_expired');
+      clock.advance(60_000);
+      await expectError(await api('/jwks-down/2'), 401, 'unauthorized');
+      expect(op.counts.refresh - refreshes, 'refresh calls').toBe(1);
+      const logged = gh.logs.findLast((l) => l['msg'] === 'token refresh refused; session ended');
+      expect(String(logged?.['reason'])).toMatch(/^token endpoint answered, then fetch failed/);
+    } finally {
+      op.refresh = 'valid';
+    }
+  });
+});
