@@ -8,6 +8,9 @@ import { accessTokenExpiry, peekJwtClaims } from './tokens.ts';
 
 type Outcome = 'ok' | 'expired' | 'unavailable';
 
+/** Waits between attempts to store refreshed tokens while the session store fails (about 7.5 s in all). */
+const STORE_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+
 /** How token refresh is faring at the IdP, as this process saw it (for /readyz and the logs). */
 export interface IdpRefreshHealth {
   /** `degraded` from the first failed refresh until the next one succeeds. */
@@ -255,18 +258,30 @@ export function createTokenRefresher(deps: {
       }
       const at = now();
       const jti = peekJwtClaims(result.access_token)?.jti;
-      const updated = await sessions.replaceTokens(
-        secret,
-        fresh,
-        {
-          accessToken: result.access_token,
-          // RFC 6749 §6: a new refresh token replaces the old one; none returned means the old one stays valid.
-          ...((result.refresh_token ?? refreshToken) ? { refreshToken: result.refresh_token ?? refreshToken } : {}),
-          ...((result.id_token ?? fresh.tokens.idToken) ? { idToken: result.id_token ?? fresh.tokens.idToken } : {}),
-        },
-        accessTokenExpiry(result.expiresIn(), result.access_token, at),
-        jti,
-      );
+      const tokens = {
+        accessToken: result.access_token,
+        // RFC 6749 §6: a new refresh token replaces the old one; none returned means the old one stays valid.
+        ...((result.refresh_token ?? refreshToken) ? { refreshToken: result.refresh_token ?? refreshToken } : {}),
+        ...((result.id_token ?? fresh.tokens.idToken) ? { idToken: result.id_token ?? fresh.tokens.idToken } : {}),
+      };
+      const expiresAt = accessTokenExpiry(result.expiresIn(), result.access_token, at);
+      // The IdP has rotated the refresh token: losing this write to a Redis hiccup would leave the session holding a
+      // spent one, which the next refresh would send as reuse. So the write is retried while the lock is renewed.
+      let updated: Session | undefined;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          updated = await sessions.replaceTokens(secret, fresh, tokens, expiresAt, jti);
+          break;
+        } catch (err) {
+          const delay = STORE_RETRY_DELAYS_MS[attempt];
+          if (!(err instanceof GatehouseError) || err.code !== 'session_store_unavailable' || delay === undefined) {
+            log.error({ session: fresh.storeKey }, 'refreshed tokens could not be stored; the next refresh sends a spent refresh token');
+            throw err;
+          }
+          log.warn({ session: fresh.storeKey, retryInMs: delay }, 'refreshed tokens not stored yet (session store); retrying');
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
       if (!updated) {
         outcome = 'expired';
         throw new GatehouseError('session_expired', { logDetail: 'session ended during refresh' });
