@@ -64,11 +64,15 @@ function describe(config: Config, configPath: string, dev: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * A Redis URL fit to print: scheme, host, port and path only. A password may sit in the userinfo or, for ioredis, in a
+ * `?password=` parameter: the userinfo is masked and the query left out.
+ */
 function withoutPassword(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.href;
+    const user = parsed.username || parsed.password ? `${parsed.username}${parsed.password ? ':***' : ''}@` : '';
+    return `${parsed.protocol}//${user}${parsed.host}${parsed.pathname}${parsed.search ? '?…' : ''}`;
   } catch {
     return '(unparseable URL)';
   }

@@ -72,6 +72,10 @@ describe('gatehouse check', () => {
     expect(run.stdout).toContain('#0  app.example.com /api/orders → http://127.0.0.1:9511 (auth optional, websocket, timeout 30000 ms)');
     expect(run.stdout).toContain('redis://:***@127.0.0.1:9/0');
     expect(run.stdout).not.toContain('s3cret');
+    const inQuery = await gatehouse(['check'], { ...base(), REDIS_URL: 'redis://127.0.0.1:9/0?password=hunter2' });
+    expect(inQuery.code).toBe(0);
+    expect(inQuery.stdout).toContain('store     redis://127.0.0.1:9/0?…');
+    expect(inQuery.stdout).not.toContain('hunter2');
   });
 
   it('reports every problem, naming its source and field, with exit code 1 (--config overrides GATEHOUSE_CONFIG)', async () => {
