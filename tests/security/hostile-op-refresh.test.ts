@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { header, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
-import { testClock } from '../helpers/clock.ts';
+import { testClock, type TestClock } from '../helpers/clock.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { startHostileOp, type HostileOp, type Mutation } from '../helpers/hostile-op.ts';
@@ -10,6 +10,19 @@ import { retryOnPortRace } from '../helpers/stage.ts';
 
 /** The OP's access tokens live this long; only Gatehouse's clock moves past it, so the OP never refuses what it issued. */
 const TOKEN_TTL_SECONDS = 60;
+
+/** A hostile OP, a backend behind a catch-all mapping, and a Gatehouse on `clock` (its own refresh client). */
+async function startHostileStack(clock: TestClock): Promise<{ op: HostileOp; backend: TestBackend; gh: TestGatehouse }> {
+  const op = await startHostileOp();
+  op.accessTokenTtlSeconds = TOKEN_TTL_SECONDS;
+  const backend = await startBackend();
+  const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
+  const gh = await retryOnPortRace(() =>
+    startGatehouse({ redisUrl: inject('redisUrl'), yaml, env: { ...op.env, TOKEN_REFRESH_SKEW_SECONDS: '5' }, now: clock.now }),
+  );
+  await gh.app.oidc.whenReady(10_000);
+  return { op, backend, gh };
+}
 
 /**
  * Issue 15 §2 and catalogue cases 32–33 (REFRESH-ISS-AUD-AZP): a refresh the IdP answers wrongly ends the session,
@@ -25,14 +38,7 @@ describe('hostile OP at refresh', () => {
   const clock = testClock();
 
   beforeAll(async () => {
-    op = await startHostileOp();
-    op.accessTokenTtlSeconds = TOKEN_TTL_SECONDS;
-    backend = await startBackend();
-    const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
-    gh = await retryOnPortRace(() =>
-      startGatehouse({ redisUrl: inject('redisUrl'), yaml, env: { ...op.env, TOKEN_REFRESH_SKEW_SECONDS: '5' }, now: clock.now }),
-    );
-    await gh.app.oidc.whenReady(10_000);
+    ({ op, backend, gh } = await startHostileStack(clock));
   });
   afterAll(async () => {
     await gh?.close();
@@ -186,14 +192,7 @@ describe('hostile OP at refresh: a failure after the token endpoint answered', (
   const clock = testClock();
 
   beforeAll(async () => {
-    op = await startHostileOp();
-    op.accessTokenTtlSeconds = TOKEN_TTL_SECONDS;
-    backend = await startBackend();
-    const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
-    gh = await retryOnPortRace(() =>
-      startGatehouse({ redisUrl: inject('redisUrl'), yaml, env: { ...op.env, TOKEN_REFRESH_SKEW_SECONDS: '5' }, now: clock.now }),
-    );
-    await gh.app.oidc.whenReady(10_000);
+    ({ op, backend, gh } = await startHostileStack(clock));
   });
   afterAll(async () => {
     await gh?.close();
