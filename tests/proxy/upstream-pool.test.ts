@@ -1,36 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUpstreamPool, type UpstreamError, type UpstreamPool } from '../../src/proxy/upstream/client.ts';
-import type { ResponseHead } from '../../src/proxy/upstream/response-head.ts';
+import { createUpstreamPool, type UpstreamPool } from '../../src/proxy/upstream/client.ts';
+import { collectUpstream, type UpstreamOutcome } from '../helpers/upstream-call.ts';
 
 /** The pool on its own, against a real loopback backend: queueing, limits, idle closing, shutdown. */
 
-interface Outcome {
-  readonly status?: number;
-  readonly body?: string;
-  readonly error?: UpstreamError;
-}
-
-function call(pool: UpstreamPool, path: string, timeoutMs = 5000): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let status = 0;
-    const chunks: Buffer[] = [];
-    pool.request(
-      { method: 'GET', path, headers: [], body: { kind: 'none' }, timeoutMs },
-      {
-        onResponseStart: (head: ResponseHead) => {
-          status = head.status;
-        },
-        onResponseData: (chunk) => {
-          chunks.push(Buffer.from(chunk));
-          return true;
-        },
-        onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
-        onResponseError: (error) => resolve({ error }),
-      },
-    );
-  });
+function call(pool: UpstreamPool, path: string, timeoutMs = 5000): Promise<UpstreamOutcome> {
+  return collectUpstream(pool, { method: 'GET', path, headers: [], body: { kind: 'none' }, timeoutMs });
 }
 
 describe('upstream pool', () => {

@@ -1,9 +1,10 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createUpstreamPool, type UpstreamError, type UpstreamPool } from '../../src/proxy/upstream/client.ts';
+import { createUpstreamPool, type UpstreamPool } from '../../src/proxy/upstream/client.ts';
 import { NO_BODY, RequestHeadError, serializeRequestHead, type RequestBody } from '../../src/proxy/upstream/request-head.ts';
 import type { ResponseHead } from '../../src/proxy/upstream/response-head.ts';
+import { collectUpstream, type UpstreamOutcome } from '../helpers/upstream-call.ts';
 
 /**
  * The upstream writer owns what it writes (issue 10): framing headers come from the body it is given, never
@@ -101,31 +102,8 @@ async function startRecorder(onData?: (socket: Socket, all: string) => void): Pr
   };
 }
 
-interface Outcome {
-  readonly status?: number;
-  readonly body?: string;
-  readonly error?: UpstreamError;
-}
-
-function call(pool: UpstreamPool, method: string, body: RequestBody, headers: string[] = [], path = '/up'): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let status = 0;
-    const chunks: Buffer[] = [];
-    pool.request(
-      { method, path, headers, body, timeoutMs: 3000 },
-      {
-        onResponseStart: (head: ResponseHead) => {
-          status = head.status;
-        },
-        onResponseData: (chunk) => {
-          chunks.push(Buffer.from(chunk));
-          return true;
-        },
-        onResponseEnd: () => resolve({ status, body: Buffer.concat(chunks).toString() }),
-        onResponseError: (error) => resolve({ error }),
-      },
-    );
-  });
+function call(pool: UpstreamPool, method: string, body: RequestBody, headers: string[] = [], path = '/up'): Promise<UpstreamOutcome> {
+  return collectUpstream(pool, { method, path, headers, body, timeoutMs: 3000 });
 }
 
 const until = async (check: () => boolean, ms = 2000) => {
@@ -246,7 +224,7 @@ describe('upgrade: a 101 hands the connection over, anything else is a response 
   it('a declined upgrade is relayed as a response, and its connection is closed afterwards', async () => {
     const pool = createUpstreamPool(backend.origin);
     const before = backend.conns.length;
-    const out = await new Promise<Outcome>((resolve) => {
+    const out = await new Promise<UpstreamOutcome>((resolve) => {
       let status = 0;
       let body = '';
       pool.upgrade(
