@@ -1,5 +1,6 @@
 import { createOidcClient } from '../auth/oidc.ts';
 import { loadConfig, wantsDevSetup } from '../config/load.ts';
+import { printableUrl } from '../config/validate.ts';
 import { routingLines } from '../config/routing-summary.ts';
 import type { Config } from '../config/types.ts';
 import { ConfigError } from '../errors.ts';
@@ -56,26 +57,12 @@ function describe(config: Config, configPath: string, dev: boolean): string {
     `  config    ${configPath}`,
     `  listen    ${server.host}:${server.port}, base URL ${server.baseUrl}`,
     `  IdP       ${oidc.issuer} (client ${oidc.clientId})`,
-    `  store     ${redis.url ? withoutPassword(redis.url) : 'in memory (this process only)'}`,
+    `  store     ${redis.url ? printableUrl(redis.url) : 'in memory (this process only)'}`,
     `  SPA       ${server.publicDir ?? 'none (nothing is served at /)'}`,
     '  routing   (longest path prefix first; at equal length a mapping naming the port wins)',
     ...routingLines(routing).map((line) => `    ${line}`),
   ];
   return `${lines.join('\n')}\n`;
-}
-
-/**
- * A Redis URL fit to print: scheme, host, port and path only. A password may sit in the userinfo or, for ioredis, in a
- * `?password=` parameter: the userinfo is masked and the query left out.
- */
-function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const user = parsed.username || parsed.password ? `${parsed.username}${parsed.password ? ':***' : ''}@` : '';
-    return `${parsed.protocol}//${user}${parsed.host}${parsed.pathname}${parsed.search ? '?…' : ''}`;
-  } catch {
-    return '(unparseable URL)';
-  }
 }
 
 async function connect(config: Config, dev: boolean, out: (text: string) => void): Promise<boolean> {
@@ -86,10 +73,10 @@ async function connect(config: Config, dev: boolean, out: (text: string) => void
     try {
       if (!(await store.ready(3000))) throw new Error('no connection within 3 s');
       await store.ping();
-      out(`  redis     reachable (${withoutPassword(config.redis.url)})\n`);
+      out(`  redis     reachable (${printableUrl(config.redis.url)})\n`);
     } catch (err) {
       ok = false;
-      out(`  redis     NOT reachable (${withoutPassword(config.redis.url)}): ${causeOf(err)}\n`);
+      out(`  redis     NOT reachable (${printableUrl(config.redis.url)}): ${causeOf(err)}\n`);
     } finally {
       await store.close();
     }

@@ -30,9 +30,26 @@ const SECRET_FIELD = /secret|token|password/i;
 /** What a field's value is, quoted for a message, or only its length for a secret (and a URL's password hidden). */
 function shown(field: string, value: unknown): string {
   if (typeof value === 'string' && SECRET_FIELD.test(field)) return `${value.length} characters`;
-  if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(value))
-    return JSON.stringify(value.replace(/:[^/@:]*@/, ':***@'));
+  if (typeof value === 'string' && URL.canParse(value)) {
+    const url = new URL(value);
+    // Only a URL that may carry a secret is rewritten; any other value is quoted exactly as it was given.
+    if (url.username || url.password || url.search) return JSON.stringify(printableUrl(value));
+  }
   return JSON.stringify(value);
+}
+
+/**
+ * A URL fit to print in a message or a report: scheme, host, port and path. A password may sit in the userinfo or,
+ * for ioredis, in a `?password=` parameter: the password is masked and a query shown only as `?…`.
+ */
+export function printableUrl(url: string): string {
+  if (!URL.canParse(url)) return '(unparseable URL)';
+  const parsed = new URL(url);
+  const query = parsed.search !== '';
+  if (parsed.password) parsed.password = '***';
+  parsed.search = '';
+  parsed.hash = '';
+  return `${parsed.href}${query ? '?…' : ''}`;
 }
 
 /**
