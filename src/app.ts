@@ -210,6 +210,13 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   );
   const pipelining = createPipelining(server);
   const drain = createDrain(server, pipelining);
+  // An upgrade or CONNECT behind responses still owed on its connection would be answered before them: the client's
+  // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
+  const outOfStep = (req: IncomingMessage, socket: Duplex): boolean => {
+    if (pipelining.owed(req.socket) === 0) return false;
+    socket.destroy();
+    return true;
+  };
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     drain.detach(req.socket);
     // WebSockets were closed with 1001 when the drain began; one opened after would outlive it.
@@ -217,22 +224,13 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       refuseUpgrade(socket, new GatehouseError('shutting_down'));
       return;
     }
-    // An upgrade behind responses still owed on its connection would be answered before them: the client's
-    // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).
-    if (pipelining.owed(req.socket) > 0) {
-      socket.destroy();
-      return;
-    }
+    if (outOfStep(req, socket)) return;
     upgrade(req, socket, head);
   });
   // Without a 'connect' listener node:http drops a CONNECT without a word; Gatehouse tunnels nothing, so it
   // answers 405 like any other refused method (RFC 9110 §9.3.6 lets a server refuse to establish a tunnel).
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    if (pipelining.owed(req.socket) > 0) {
-      socket.destroy();
-      return;
-    }
-    refuseConnect(req, socket, log);
+    if (!outOfStep(req, socket)) refuseConnect(req, socket, log);
   });
 
   const beginShutdown = () => {

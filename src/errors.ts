@@ -71,8 +71,8 @@ export interface ErrorBody {
 }
 
 /**
- * Any thrown value as a GatehouseError: itself when it is one. An http-errors value (what body-parser and
- * serve-static throw: a numeric `status` and a boolean `expose`) with a 4xx status becomes `not_found` (404) or
+ * Any thrown value as a GatehouseError: itself when it is one. A value with a numeric 4xx `status` (what
+ * body-parser, serve-static and the router's URIError for a malformed %-escape throw) becomes `not_found` (404) or
  * `bad_request`; anything else is `internal_error`. The original is kept as the cause, for the log.
  */
 export function asGatehouseError(err: unknown): GatehouseError {
