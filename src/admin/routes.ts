@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { SessionManager } from '../session/sessions.ts';
+import { createAdminGuard } from './auth.ts';
 
 /** A session store key: SHA-256, base64url. */
 const SESSION_KEY = /^[A-Za-z0-9_-]{43}$/;
@@ -25,10 +25,6 @@ function unconfirmed(err: unknown): never {
   throw err;
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
 /**
  * The operator API, authorised by `X-Admin-Token` only (never by a browser session, which also rules out
  * CSRF). Only mounted when ADMIN_TOKEN is set. Revocations here hold on every replica within the
@@ -43,22 +39,9 @@ export function createAdminRoutes(deps: {
   now?: () => number;
 }): Router {
   const now = deps.now ?? Date.now;
-  const expected = digest(deps.adminToken);
   const router = Router();
 
-  router.use((req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('cache-control', 'no-store');
-    const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
-    // Secrets in URLs end up in logs and histories: a token in the query string is refused outright.
-    if (/[?&](token|admin_token|x-admin-token)=/i.test(search))
-      throw new GatehouseError('unauthorized', { logDetail: 'admin token in the query string' });
-    const given = req.headers['x-admin-token'];
-    // Hash both sides so the comparison is constant-time regardless of the length the caller sent.
-    if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
-      throw new GatehouseError('unauthorized', { logDetail: 'missing or wrong admin token' });
-    }
-    next();
-  });
+  router.use(createAdminGuard({ adminToken: deps.adminToken }));
 
   // The session's store key (Session.storeKey, what logs show as `session`), never the cookie value. The
   // parameter was documented as `:id`; the path is the same, so callers of /admin/sessions/:id are unaffected.
