@@ -8,6 +8,7 @@ import { loadConfig, wantsDevSetup } from './config/load.ts';
 import { routingLines } from './config/routing-summary.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
+import { compilePolicy } from './policy/runtime.ts';
 import type { DevSetup } from './dev/setup.ts';
 
 /** env → config → app → listen → signals. */
@@ -76,6 +77,8 @@ async function main(configPath: string | undefined): Promise<void> {
     let next: typeof config;
     try {
       next = loadConfig(env, { devMode: dev });
+      // What start-up compiles (route rules, patterns): a problem there keeps the running configuration too.
+      compilePolicy(next);
     } catch (err) {
       log.error(
         { problems: err instanceof ConfigError ? err.problems : [String(err)] },
