@@ -82,6 +82,8 @@ function isApi(url: string | undefined): boolean {
 /** The composition root: every part is built here from the config and the injected dependencies. */
 export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const { log } = deps;
+  // First: a route rule that does not compile is a config error, thrown before any connection is opened.
+  let runtime = createRuntime(config);
   const ownsStore = deps.store === undefined;
   let store: Store;
   if (deps.store) store = deps.store;
@@ -152,7 +154,6 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
   let shuttingDown = false;
   const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health, shuttingDown: () => shuttingDown });
-  let runtime = createRuntime(config);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
   blocklist.onRevoke((r) => {
