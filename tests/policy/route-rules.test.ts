@@ -85,41 +85,48 @@ describe('route rules', () => {
   const reached = () => backend().requests.length;
   const call = (method: string, path: string, headers: string[] = []) =>
     send(stage.gh.url, { method, path, headers, ...(method === 'POST' || method === 'PUT' ? { body: '{}' } : {}) });
-  const ok = async (method: string, path: string, headers: string[] = []) => {
+  const expectForwarded = async (method: string, path: string, headers: string[] = []) => {
     const before = reached();
     const res = await call(method, path, headers);
     expect(res.status, `${method} ${path}`).toBe(200);
     expect(reached(), `${method} ${path} reached the backend`).toBe(before + 1);
     return backend().last();
   };
-  const refused = (method: string, path: string, headers: string[], status: number, code: string) =>
+  const expectRefused = (method: string, path: string, headers: string[], status: number, code: string) =>
     expectErrorUnforwarded(reached, () => call(method, path, headers), status, code, `${method} ${path}`);
 
   describe('auth override', () => {
     it('auth: none in an auth: required mapping forwards anonymously, and forged identity headers never pass', async () => {
-      const rec = await ok('GET', '/api/public/prices', ['X-User-Email', 'ceo@corp', 'X-User-Sub', 'root', 'X_User_Sub', 'root']);
+      const rec = await expectForwarded('GET', '/api/public/prices', [
+        'X-User-Email',
+        'ceo@corp',
+        'X-User-Sub',
+        'root',
+        'X_User_Sub',
+        'root',
+      ]);
       expect([...rec.headers.keys()].filter((h) => h.startsWith('x-user') || h.startsWith('x_user'))).toEqual([]);
       // A session is not even looked up there: the cookie never turns into identity headers or a token.
-      const withSession = await ok('GET', '/api/public/prices', as('root'));
+      const withSession = await expectForwarded('GET', '/api/public/prices', as('root'));
       expect([...withSession.headers.keys()].filter((h) => h.startsWith('x-user') || h === 'authorization')).toEqual([]);
     });
 
     it('auth: required in an auth: none mapping demands a session or token there, and only there', async () => {
-      await refused('GET', '/api/open/private/x', [], 401, 'unauthorized');
-      const rec = await ok('GET', '/api/open/private/x', as('alice'));
+      await expectRefused('GET', '/api/open/private/x', [], 401, 'unauthorized');
+      const rec = await expectForwarded('GET', '/api/open/private/x', as('alice'));
       expect(header(rec, 'x-user-sub')).toBe('alice');
-      await ok('GET', '/api/open/elsewhere');
+      await expectForwarded('GET', '/api/open/elsewhere');
     });
 
     it('auth: optional forwards anonymous callers and identifies the others', async () => {
-      const anonymous = await ok('GET', '/api/maybe');
+      const anonymous = await expectForwarded('GET', '/api/maybe');
       expect(anonymous.headers.has('x-user-sub')).toBe(false);
-      expect(header(await ok('GET', '/api/maybe', as('alice')), 'x-user-sub')).toBe('alice');
+      expect(header(await expectForwarded('GET', '/api/maybe', as('alice')), 'x-user-sub')).toBe('alice');
     });
 
     it("a request no rule matches gets the mapping's own settings (auth: required)", async () => {
-      await refused('GET', '/api/orders/1', [], 401, 'unauthorized');
-      await ok('GET', '/api/orders/1', as('alice'));
+      await expectRefused('GET', '/api/orders/1', [], 401, 'unauthorized');
+      await expectForwarded('GET', '/api/orders/1', as('alice'));
     });
   });
 
@@ -132,71 +139,71 @@ describe('route rules', () => {
         expect(res.headers['allow']).toBe('GET, HEAD');
         expect(reached()).toBe(before);
       }
-      await ok('GET', '/api/admin/users/1', as('alice'));
-      await ok('HEAD', '/api/admin/users/1', as('alice'));
+      await expectForwarded('GET', '/api/admin/users/1', as('alice'));
+      await expectForwarded('HEAD', '/api/admin/users/1', as('alice'));
     });
 
     it('first match wins: POST meets the claims rule, never the GET-only rule below it', async () => {
-      await ok('POST', '/api/admin/users', as('root'));
-      await refused('POST', '/api/admin/users', as('alice'), 403, 'forbidden');
+      await expectForwarded('POST', '/api/admin/users', as('root'));
+      await expectRefused('POST', '/api/admin/users', as('alice'), 403, 'forbidden');
     });
   });
 
   describe('requireClaims', () => {
     it('an array claim matches by membership (session): unmet is 403 forbidden and the backend is not called', async () => {
-      await ok('DELETE', '/api/admin/users/7', as('root'));
-      await refused('DELETE', '/api/admin/users/7', as('alice'), 403, 'forbidden');
+      await expectForwarded('DELETE', '/api/admin/users/7', as('root'));
+      await expectRefused('DELETE', '/api/admin/users/7', as('alice'), 403, 'forbidden');
     });
 
     it('bearer tokens carry claims too: an array or a scalar claim equal to the value passes, others are 403', async () => {
-      await ok('DELETE', '/api/admin/x', await bearer({ groups: ['ops', 'admin'] }));
-      await ok('DELETE', '/api/admin/x', await bearer({ groups: 'admin' }));
-      await refused('DELETE', '/api/admin/x', await bearer({ groups: ['administrators'] }), 403, 'forbidden');
-      await refused('DELETE', '/api/admin/x', await bearer({ groups: 'admin,ops' }), 403, 'forbidden');
-      await refused('DELETE', '/api/admin/x', await bearer({}), 403, 'forbidden');
+      await expectForwarded('DELETE', '/api/admin/x', await bearer({ groups: ['ops', 'admin'] }));
+      await expectForwarded('DELETE', '/api/admin/x', await bearer({ groups: 'admin' }));
+      await expectRefused('DELETE', '/api/admin/x', await bearer({ groups: ['administrators'] }), 403, 'forbidden');
+      await expectRefused('DELETE', '/api/admin/x', await bearer({ groups: 'admin,ops' }), 403, 'forbidden');
+      await expectRefused('DELETE', '/api/admin/x', await bearer({}), 403, 'forbidden');
     });
 
     it('a list of values means any of them; every claim named must match, with its type', async () => {
-      await ok('GET', '/api/multi', await bearer({ groups: ['billing'], tier: 2 }));
-      await ok('GET', '/api/multi', await bearer({ groups: 'ops', tier: 2 }));
-      await refused('GET', '/api/multi', await bearer({ groups: ['billing'], tier: '2' }), 403, 'forbidden');
-      await refused('GET', '/api/multi', await bearer({ groups: ['billing'] }), 403, 'forbidden');
-      await refused('GET', '/api/multi', as('root'), 403, 'forbidden');
+      await expectForwarded('GET', '/api/multi', await bearer({ groups: ['billing'], tier: 2 }));
+      await expectForwarded('GET', '/api/multi', await bearer({ groups: 'ops', tier: 2 }));
+      await expectRefused('GET', '/api/multi', await bearer({ groups: ['billing'], tier: '2' }), 403, 'forbidden');
+      await expectRefused('GET', '/api/multi', await bearer({ groups: ['billing'] }), 403, 'forbidden');
+      await expectRefused('GET', '/api/multi', as('root'), 403, 'forbidden');
     });
 
     it('the scope claim is a space-separated list', async () => {
-      await ok('GET', '/api/scoped', await bearer({ scope: 'orders:read orders:write' }));
-      await refused('GET', '/api/scoped', await bearer({ scope: 'orders:read' }), 403, 'forbidden');
-      await refused('GET', '/api/scoped', await bearer({ scope: 'orders:writer' }), 403, 'forbidden');
+      await expectForwarded('GET', '/api/scoped', await bearer({ scope: 'orders:read orders:write' }));
+      await expectRefused('GET', '/api/scoped', await bearer({ scope: 'orders:read' }), 403, 'forbidden');
+      await expectRefused('GET', '/api/scoped', await bearer({ scope: 'orders:writer' }), 403, 'forbidden');
     });
 
     it('under auth: optional an anonymous caller is 401 (logging in could help), a caller without the claim 403', async () => {
-      await refused('GET', '/api/maybe-admin', [], 401, 'unauthorized');
-      await refused('GET', '/api/maybe-admin', as('alice'), 403, 'forbidden');
-      await ok('GET', '/api/maybe-admin', as('root'));
+      await expectRefused('GET', '/api/maybe-admin', [], 401, 'unauthorized');
+      await expectRefused('GET', '/api/maybe-admin', as('alice'), 403, 'forbidden');
+      await expectForwarded('GET', '/api/maybe-admin', as('root'));
     });
   });
 
   describe('emailDomains', () => {
     it('needs a verified address in the domain, compared case-insensitively', async () => {
-      await ok('GET', '/api/corp/wiki', as('root'));
-      await refused('GET', '/api/corp/wiki', as('alice'), 403, 'forbidden');
+      await expectForwarded('GET', '/api/corp/wiki', as('root'));
+      await expectRefused('GET', '/api/corp/wiki', as('alice'), 403, 'forbidden');
       // mallory's example.com address is not verified at the IdP: it could be anyone's.
-      await refused('GET', '/api/corp/wiki', as('mallory'), 403, 'forbidden');
-      await ok('GET', '/api/corp/wiki', await bearer({ email: 'Svc@EXAMPLE.COM', email_verified: true }));
-      await refused('GET', '/api/corp/wiki', await bearer({ email: 'svc@sub.example.com', email_verified: true }), 403, 'forbidden');
-      await refused('GET', '/api/corp/wiki', await bearer({ email: 'svc@example.com', email_verified: 'true' }), 403, 'forbidden');
+      await expectRefused('GET', '/api/corp/wiki', as('mallory'), 403, 'forbidden');
+      await expectForwarded('GET', '/api/corp/wiki', await bearer({ email: 'Svc@EXAMPLE.COM', email_verified: true }));
+      await expectRefused('GET', '/api/corp/wiki', await bearer({ email: 'svc@sub.example.com', email_verified: true }), 403, 'forbidden');
+      await expectRefused('GET', '/api/corp/wiki', await bearer({ email: 'svc@example.com', email_verified: 'true' }), 403, 'forbidden');
     });
   });
 
   describe('path spellings routing treats alike meet the same rule', () => {
     it.each(['/api/admin/x', '/api/Admin/x', '/api/ADMIN/X/', '/api/admin/x/', '/api/admin', '/api/admin/'])('%s', async (path) => {
-      await refused('POST', path, as('alice'), 403, 'forbidden');
-      await refused('PUT', path, as('root'), 405, 'method_not_allowed');
+      await expectRefused('POST', path, as('alice'), 403, 'forbidden');
+      await expectRefused('PUT', path, as('root'), 405, 'method_not_allowed');
     });
 
     it('/api/Public/x/ is the public rule too', async () => {
-      await ok('GET', '/api/Public/prices/');
+      await expectForwarded('GET', '/api/Public/prices/');
     });
   });
 
