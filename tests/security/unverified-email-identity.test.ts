@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { header, send, startBackend } from '../helpers/backends.ts';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseSessionSecret } from '../../src/session/crypto.ts';
+import { header, send, startBackend, type TestBackend } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
 import { expectErrorUnforwarded } from '../helpers/expect-error.ts';
+import { startGatehouse, type TestGatehouse } from '../helpers/gatehouse.ts';
+import { startHostileOp, type HostileOp } from '../helpers/hostile-op.ts';
 import { mappingsYaml } from '../helpers/proxy-stack.ts';
-import { useStage } from '../helpers/stage.ts';
+import { retryOnPortRace, useStage } from '../helpers/stage.ts';
 import { makeSigningKey, nowSeconds, sessionCookieOf, signJwt, type SigningKey } from '../helpers/token-kit.ts';
 
 const API_AUDIENCE = 'https://api.email.test';
@@ -104,5 +107,49 @@ describe('an unverified email is never an identity', () => {
       await expectErrorUnforwarded(reached, get(await bearer({ email, email_verified: true })), 403, 'forbidden', email);
     }
     await forwarded('/api/corp/x', ['Cookie', cookies.get('victor') as string]);
+  });
+});
+
+/**
+ * The login keeps `email_verified` beside the address it speaks for: an ID token naming an address without
+ * vouching for it, and a userinfo answer vouching for another, must not add up to a verified first address.
+ */
+describe('email_verified from another source never vouches for the ID token address', () => {
+  const redisUrl = inject('redisUrl');
+  let op: HostileOp;
+  let backend: TestBackend;
+  let gh: TestGatehouse;
+  beforeAll(async () => {
+    op = await startHostileOp();
+    backend = await startBackend();
+    gh = await retryOnPortRace(() =>
+      startGatehouse({ redisUrl, yaml: mappingsYaml([{ frontendHost: '*', backend: backend.url }]), env: { ...op.env } }),
+    );
+    await gh.app.oidc.whenReady(10_000);
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([op?.close(), backend?.close()]);
+  });
+
+  it('x-user-email is withheld; the session keeps the ID token address, unverified', async () => {
+    op.login = 'email-verified-elsewhere';
+    op.user = 'eve';
+    const browser = new Browser();
+    try {
+      const start = await browser.fetch(`${gh.url}/auth/login`);
+      const authorize = await browser.fetch(start.headers.get('location') ?? '');
+      const callback = await browser.fetch(authorize.headers.get('location') ?? '');
+      expect(callback.status).toBe(302);
+    } finally {
+      op.login = 'valid';
+    }
+    const res = await send(gh.url, { path: '/api/x', headers: ['Cookie', sessionCookieOf(browser, gh).header] });
+    expect(res.status).toBe(200);
+    expect(header(backend.last(), 'x-user-sub')).toBe('eve');
+    expect(backend.last().headers.has('x-user-email')).toBe(false);
+    const session = await gh.app.sessions.load(parseSessionSecret(sessionCookieOf(browser, gh).value));
+    expect(session?.claims['email']).toBe('eve@typed-at-signup.example');
+    expect(session?.claims['email_verified']).toBeUndefined();
   });
 });
