@@ -88,7 +88,17 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       AuthorizationCode: 60,
     },
     rotateRefreshToken: () => options.rotateRefreshTokens ?? true,
-    cookies: { keys: ['gatehouse-dev-idp-cookie-key-not-secret'] },
+    // oidc-provider keeps offline_access (and so the refresh token) only when the login asked for prompt=consent,
+    // which shows a consent screen on every login. The dev IdP issues a refresh token to any client allowed the
+    // grant instead, so a first login is one form; one that outlives the IdP session, as offline_access would.
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: () => false,
+    cookies: {
+      keys: ['gatehouse-dev-idp-cookie-key-not-secret'],
+      // Mounted inside Gatehouse (npm start), the IdP's session cookie must stay under its own path: at Path=/ the
+      // browser sends it with every /api call, and backends would see the IdP's session next to the app's requests.
+      long: { httpOnly: true, sameSite: 'lax', path: new URL(options.issuer).pathname.replace(/\/$/, '') || '/' },
+    },
     ...(options.jwks ? { jwks: options.jwks as never } : {}),
     // oidc-provider refuses outgoing calls to special-use addresses (SSRF guard); the dev IdP's only
     // outgoing calls are back-channel logouts to a Gatehouse on loopback, so that guard is lifted here.
