@@ -133,7 +133,7 @@ export interface TrackedPage {
   readonly page: Page;
   /** Every console message and every response or failed request so far, one line each. */
   readonly log: string[];
-  /** A full-page screenshot of this step, test-artifacts/e2e/<suite>/<nn>-<step>.png. */
+  /** A screenshot of this step, test-artifacts/e2e/<suite>/<nn>-<step>.png. */
   snap(step: string): Promise<void>;
 }
 
@@ -178,4 +178,13 @@ export async function submitIdpLogin(page: Page, username: string): Promise<void
   await page.fill('input[name=login]', username);
   await page.fill('input[name=password]', 'any-password');
   await page.click('button[type=submit]');
+}
+
+/** Logs in from the demo SPA's page at `baseUrl`: its "Log in" button, the IdP's form, back to the SPA signed in. */
+export async function spaLogin(page: Page, baseUrl: string, username: string): Promise<void> {
+  await page.goto(`${baseUrl}/`);
+  await page.click('#login');
+  await submitIdpLogin(page, username);
+  await page.waitForURL(`${baseUrl}/`);
+  await page.waitForSelector('#signed-in', { state: 'visible' });
 }
