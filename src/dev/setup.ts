@@ -64,6 +64,7 @@ export async function startDevSetup(options: { baseUrl: string; backendPort: num
   const issuer = options.baseUrl + DEV_IDP_PATH;
   const idp = await createDevIdp({
     issuer,
+    refreshTokensWithoutConsent: true,
     clients: [
       {
         clientId: DEV_CLIENT_ID,

@@ -77,7 +77,12 @@ export function createAuthRoutes(deps: {
     const dropped = pending.slice(0, Math.max(0, pending.length - (MAX_PENDING_LOGINS - 1)));
     res.setHeader('set-cookie', [
       ...dropped.map((name) => clearCookie(name, bindingAttrs)),
-      serializeCookie(`${bindingPrefix}${started.slot}`, started.binding, bindingAttrs, LOGIN_BINDING_MAX_AGE_SECONDS),
+      serializeCookie(
+        loginBindingCookie(config.session.secure, started.slot),
+        started.binding,
+        bindingAttrs,
+        LOGIN_BINDING_MAX_AGE_SECONDS,
+      ),
     ]);
     res.redirect(302, started.authorizationUrl);
   });
