@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Types only: the many fetch-based tests that import Browser never load playwright-core (useChromium loads it).
@@ -125,6 +125,8 @@ export function useChromium(): () => Chromium {
 
 /** The failure dumps of the tracked pages still open (one test file per process, so one set per file). */
 const openPages = new Set<(testName: string) => Promise<void>>();
+/** Screenshots taken so far per suite: numbered in the order taken, across the suite's pages. */
+const shotsTaken = new Map<string, number>();
 
 /** Where screenshots and failure logs go: test-artifacts/ is ignored by git. */
 export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/e2e/', import.meta.url));
@@ -147,12 +149,16 @@ export async function trackedPage(context: BrowserContext, suite: string): Promi
   page.setDefaultTimeout(10_000);
   const log: string[] = [];
   const dir = join(ARTIFACTS, suite);
+  if (!shotsTaken.has(suite)) {
+    // A fresh folder per run: no screenshot or failure log of an earlier run is mistaken for this one's.
+    rmSync(dir, { recursive: true, force: true });
+    shotsTaken.set(suite, 0);
+  }
   mkdirSync(dir, { recursive: true });
   page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (err) => log.push(`pageerror: ${err.message}`));
   page.on('response', (r) => log.push(`${r.status()} ${r.request().method()} ${r.url()}`));
   page.on('requestfailed', (r) => log.push(`failed ${r.method()} ${r.url()}: ${r.failure()?.errorText ?? ''}`));
-  let shots = 0;
   const dump = async (testName: string) => {
     const name = `failed-${testName.replace(/[^\w-]+/g, '-').slice(0, 60)}-${openPages.size}`;
     writeFileSync(join(dir, `${name}.log`), `${page.url()}\n${log.join('\n')}\n`);
@@ -165,7 +171,8 @@ export async function trackedPage(context: BrowserContext, suite: string): Promi
     page,
     log,
     async snap(step) {
-      shots += 1;
+      const shots = (shotsTaken.get(suite) ?? 0) + 1;
+      shotsTaken.set(suite, shots);
       const file = `${String(shots).padStart(2, '0')}-${step.replace(/[^\w-]+/g, '-')}.png`;
       await page.screenshot({ path: join(dir, file) });
     },
