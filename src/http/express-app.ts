@@ -12,6 +12,7 @@ import { createRequestContext, type RequestContext } from '../policy/context.ts'
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
+import { isNavigation, renderErrorPage } from './error-page.ts';
 
 export interface Mount {
   readonly path: string;
@@ -169,6 +170,10 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   app.use(() => {
     throw new GatehouseError('not_found');
   });
+  // A login that fails in the browser (bad state, IdP error) is a page the user looks at: it gets HTML with "Log in
+  // again"; fetch/XHR callers of the same paths keep the JSON they parse.
+  const errorPage = renderErrorPage(config.server.baseUrl);
+  const isAuthPath = (path: string) => path === config.oidc.redirectPath || path === '/auth' || path.startsWith('/auth/');
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const ctx = contexts.get(req) ?? begin(req, res);
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
@@ -177,7 +182,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
     if (mapped.status >= 500 && !deps.outages.failed(mapped, ctx.id))
       log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
-    sendError(res, mapped, ctx.id);
+    sendError(res, mapped, ctx.id, isAuthPath(pathOf(req.originalUrl)) && isNavigation(req.headers) ? errorPage : undefined);
   });
   return app;
 }
