@@ -17,6 +17,7 @@ export function observeAnswers(store: Store, onAnswer: () => void): Store {
   };
   return {
     kind: store.kind,
+    rates: { hit: (limit, key) => store.rates.hit(limit, key).then(answered) },
     get: (key) => store.get(key).then(answered),
     set: (key, value, ttlMs) => store.set(key, value, ttlMs).then(answered),
     setIfAbsent: (key, value, ttlMs) => store.setIfAbsent(key, value, ttlMs).then(answered),
