@@ -17,7 +17,8 @@ export function observeAnswers(store: Store, onAnswer: () => void): Store {
   };
   return {
     kind: store.kind,
-    rates: { hit: (limit, key) => store.rates.hit(limit, key).then(answered) },
+    // A count this process made because Redis failed is no answer from Redis.
+    rates: { hit: (limit, key) => store.rates.hit(limit, key).then((count) => (count.local ? count : answered(count))) },
     get: (key) => store.get(key).then(answered),
     set: (key, value, ttlMs) => store.set(key, value, ttlMs).then(answered),
     setIfAbsent: (key, value, ttlMs) => store.setIfAbsent(key, value, ttlMs).then(answered),

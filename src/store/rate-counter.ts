@@ -23,6 +23,11 @@ export interface RateCount {
   readonly remaining: number;
   /** Milliseconds until the window (or, past it, the burst allowance) frees a request. */
   readonly resetMs: number;
+  /**
+   * Answered in this process without the store: counted here because it failed (`onStoreError: 'local'`), or a
+   * key already known to be over its limit until its window ends.
+   */
+  readonly local: boolean;
 }
 
 /** Counts hits per key in windows every replica shares. */
@@ -34,70 +39,110 @@ export interface RateCounter {
 /** The burst allowance is counted over this many windows: a burst is rare, or it is the rate. */
 const BURST_WINDOWS = 10;
 
-type Make = (points: number, durationSeconds: number, keyPrefix: string, local: RateLimiterAbstract | undefined) => RateLimiterAbstract;
+type Make = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
+type Consume = (key: string) => Promise<RateLimiterRes>;
 
-function createCounter(make: Make, local: boolean): RateCounter {
-  // One limiter object per distinct limit: built on first use and kept (a handful per config), never per request.
-  const limiters = new Map<string, { consume: (key: string) => Promise<RateLimiterRes> }>();
-  const limiterFor = (limit: RateWindow) => {
+/** `requests` per window, then `burst` per ten windows once those are used (the library's BurstyRateLimiter). */
+function limiterOf(make: Make, limit: RateWindow, keyPrefix: string): Consume {
+  const main = make(limit.requests, limit.windowSeconds, keyPrefix);
+  if (limit.burst <= 0) return (key) => main.consume(key);
+  const bursty = new BurstyRateLimiter(main, make(limit.burst, limit.windowSeconds * BURST_WINDOWS, `${keyPrefix}:b${limit.burst}`));
+  return (key) => bursty.consume(key);
+}
+
+const memory: Make = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
+
+/** Keys known to be over their limit, at most this many (past it, expired ones go, then all: that only costs round trips). */
+const MAX_BLOCKED = 10_000;
+
+function createCounter(make: Make, now: () => number): RateCounter {
+  // One limiter per distinct limit: built on first use and kept (a handful per config), never per request.
+  const limiters = new Map<string, { name: string; shared: Consume; local: Consume | undefined }>();
+  const limitersFor = (limit: RateWindow) => {
     const name = `${limit.id}:${limit.requests}:${limit.windowSeconds}:${limit.burst}:${limit.onStoreError}`;
     let found = limiters.get(name);
     if (found) return found;
     const keyPrefix = `rl:${limit.id}:${limit.requests}:${limit.windowSeconds}`;
-    const insurance = (points: number, seconds: number) =>
-      local && limit.onStoreError === 'local' ? new RateLimiterMemory({ points, duration: seconds, keyPrefix: '' }) : undefined;
-    const main = make(limit.requests, limit.windowSeconds, keyPrefix, insurance(limit.requests, limit.windowSeconds));
-    if (limit.burst > 0) {
-      const burstSeconds = limit.windowSeconds * BURST_WINDOWS;
-      const extra = make(limit.burst, burstSeconds, `${keyPrefix}:b${limit.burst}`, insurance(limit.burst, burstSeconds));
-      const bursty = new BurstyRateLimiter(main, extra);
-      found = { consume: (key) => bursty.consume(key) };
-    } else {
-      found = { consume: (key) => main.consume(key) };
-    }
+    found = {
+      name,
+      shared: limiterOf(make, limit, keyPrefix),
+      // Built here rather than as the library's insuranceLimiter: an answer from it must not read as the store answering.
+      local: limit.onStoreError === 'local' && make !== memory ? limiterOf(memory, limit, keyPrefix) : undefined,
+    };
     limiters.set(name, found);
     return found;
   };
+  const counted = (res: RateLimiterRes, local: boolean): RateCount => ({
+    allowed: true,
+    remaining: res.remainingPoints,
+    resetMs: res.msBeforeNext,
+    local,
+  });
+  // The library rejects with a RateLimiterRes when the limit is reached, and with the store's error otherwise.
+  const refused = (rej: unknown, local: boolean): RateCount => {
+    if (!(rej instanceof RateLimiterRes)) throw rej;
+    return { allowed: false, remaining: 0, resetMs: Math.max(rej.msBeforeNext, 1), local };
+  };
+  // A key over its limit is refused from here until its window ends: a client hammering past its limit costs no
+  // round trip, and nothing is admitted that the shared count would refuse.
+  const blocked = new Map<string, number>();
+  const block = (id: string, resetMs: number) => {
+    if (blocked.size >= MAX_BLOCKED) {
+      const t = now();
+      for (const [k, until] of blocked) if (until <= t) blocked.delete(k);
+      if (blocked.size >= MAX_BLOCKED) blocked.clear();
+    }
+    blocked.set(id, now() + resetMs);
+  };
   return {
     hit(limit, key) {
-      return limiterFor(limit)
-        .consume(key)
-        .then(
-          (res) => ({ allowed: true, remaining: res.remainingPoints, resetMs: res.msBeforeNext }),
-          (rej: unknown) => {
-            // The library rejects with a RateLimiterRes when the limit is reached, and with the store's error otherwise.
-            if (rej instanceof RateLimiterRes) return { allowed: false, remaining: 0, resetMs: Math.max(rej.msBeforeNext, 1) };
-            throw rej;
-          },
-        );
+      const { name, shared, local } = limitersFor(limit);
+      const id = `${name}|${key}`;
+      const until = blocked.get(id);
+      if (until !== undefined) {
+        const left = until - now();
+        if (left > 0) return Promise.resolve({ allowed: false, remaining: 0, resetMs: left, local: true });
+        blocked.delete(id);
+      }
+      return shared(key).then(
+        (res) => counted(res, false),
+        (rej: unknown) => {
+          if (rej instanceof RateLimiterRes) {
+            const count = refused(rej, false);
+            block(id, count.resetMs);
+            return count;
+          }
+          if (local === undefined) throw rej;
+          return local(key).then(
+            (res) => counted(res, true),
+            (again: unknown) => refused(again, true),
+          );
+        },
+      );
     },
   };
 }
 
 /**
  * Counters in Redis (rate-limiter-flexible's atomic INCR + EXPIRE script), so every replica adds to one count:
- * N replicas together admit at most `requests` per window. A key over its limit is then refused from this
- * process's memory until its window ends (inMemoryBlockOnConsumed): a client hammering past its limit costs no
- * Redis round trip, and nothing is admitted that the shared count would refuse.
+ * N replicas together admit at most `requests` per window.
  */
-export function createRedisRateCounter(client: Redis): RateCounter {
+export function createRedisRateCounter(client: Redis, now: () => number = Date.now): RateCounter {
   return createCounter(
-    (points, duration, keyPrefix, insuranceLimiter) =>
+    (points, duration, keyPrefix) =>
       new RateLimiterRedis({
         storeClient: client,
         points,
         duration,
         keyPrefix,
-        inMemoryBlockOnConsumed: points,
         // Fail at once while disconnected (the client has no offline queue either): no request waits on a dead Redis.
         rejectIfRedisNotReady: true,
-        ...(insuranceLimiter ? { insuranceLimiter } : {}),
       }),
-    true,
+    now,
   );
 }
 
 /** Counters in this process: the memory store's (one process is the whole deployment there). */
-export function createMemoryRateCounter(): RateCounter {
-  return createCounter((points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix }), false);
+export function createMemoryRateCounter(now: () => number = Date.now): RateCounter {
+  return createCounter(memory, now);
 }
