@@ -63,6 +63,19 @@ function rateCounterConformance(name: string, open: () => Promise<Pair>): void {
       }
     });
 
+    it('never admits more than the limit across replicas when it serves requests from leases (limit 100, 300 concurrent hits)', async () => {
+      const { a, b, close } = await open();
+      try {
+        const l = limit({ requests: 100 });
+        const results = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).rates.hit(l, 'leased')));
+        expect(results.filter((r) => r.allowed).length).toBe(100);
+        const refused = results.find((r) => !r.allowed);
+        expect(refused?.resetMs).toBeGreaterThan(0);
+      } finally {
+        await close();
+      }
+    });
+
     it('starts a new window once the old one ends', async () => {
       const { a, close } = await open();
       try {
