@@ -157,10 +157,18 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       undefined,
       false,
     );
-    deps.limiter.check(limit, clientKey(client.ip), ctx.id).then((fields) => {
+    const pass = (fields: readonly string[] | undefined) => {
       if (fields) for (let i = 0; i < fields.length; i += 2) res.setHeader(fields[i] as string, fields[i + 1] as string);
       next();
-    }, next);
+    };
+    let fields: ReturnType<RateLimiter['check']>;
+    try {
+      fields = deps.limiter.check(limit, clientKey(client.ip), ctx.id);
+    } catch (err) {
+      return next(err);
+    }
+    if (fields instanceof Promise) fields.then(pass, next);
+    else pass(fields);
   });
 
   app.use(

@@ -76,7 +76,7 @@ export function admit(
         responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
       );
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    const admission: Admission = {
+    const admitted = (fields: readonly string[] | undefined): Admission => ({
       route,
       path: target.path,
       query: target.query,
@@ -84,17 +84,14 @@ export function admit(
       hostHeader,
       principal,
       sessionSecret,
-      responseHeaders,
-    };
+      responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
+    });
     // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
     const limit = route.rateLimit;
-    if (limit === undefined) return admission;
+    if (limit === undefined) return admitted(undefined);
     // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
-    return limiter
-      .check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-')
-      .then((fields) =>
-        fields ? { ...admission, responseHeaders: responseHeaders ? [...responseHeaders, ...fields] : fields } : admission,
-      );
+    const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');
+    return fields instanceof Promise ? fields.then(admitted) : admitted(fields);
   };
   if (route.auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);

@@ -3,7 +3,7 @@ import type { Principal } from '../auth/identity.ts';
 import type { RateLimitSetting } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
-import type { RateCounter, RateWindow } from '../store/rate-counter.ts';
+import type { RateCount, RateCounter, RateWindow } from '../store/rate-counter.ts';
 
 /** A limit compiled at load: what the store counts, and its RateLimit-Policy field, built once. */
 export interface RateLimit extends RateWindow {
@@ -65,11 +65,12 @@ export function principalKey(principal: Principal): string {
 
 export interface RateLimiter {
   /**
-   * Counts one request on `key` against `limit`. Resolves with the RateLimit header fields for the admitted
-   * response ([name, value, ...]; undefined when the count could not be made and the limit failed open), or
-   * rejects with 429 too_many_requests carrying Retry-After and the same fields.
+   * Counts one request on `key` against `limit`. Answers with the RateLimit header fields for the admitted response
+   * ([name, value, ...]; undefined when the count could not be made and the limit failed open), or throws 429
+   * too_many_requests carrying Retry-After and the same fields: synchronously when this process holds the answer
+   * (store/rate-counter.ts leases), else through the returned promise.
    */
-  check(limit: RateLimit, key: string, reqId: string): Promise<readonly string[] | undefined>;
+  check(limit: RateLimit, key: string, reqId: string): readonly string[] | undefined | Promise<readonly string[] | undefined>;
   /** Requests admitted uncounted because the store failed (limits with `onStoreError: 'throw'`), since start. */
   failedOpen(): number;
 }
@@ -82,18 +83,21 @@ export interface RateLimiter {
  */
 export function createRateLimiter(deps: { readonly counter: RateCounter; readonly outages: OutageLog }): RateLimiter {
   let failedOpen = 0;
+  const answer = (limit: RateLimit, count: RateCount): readonly string[] => {
+    const seconds = Math.max(1, Math.ceil(count.resetMs / 1000));
+    const fields = ['RateLimit-Policy', limit.policyField, 'RateLimit', `"${limit.id}";r=${count.remaining};t=${seconds}`];
+    if (count.allowed) return fields;
+    throw new GatehouseError('too_many_requests', {
+      headers: ['Retry-After', String(seconds), ...fields],
+      logDetail: `rate limit ${limit.id} reached`,
+    });
+  };
   return {
     check(limit, key, reqId) {
-      return deps.counter.hit(limit, key).then(
-        (count) => {
-          const seconds = Math.max(1, Math.ceil(count.resetMs / 1000));
-          const fields = ['RateLimit-Policy', limit.policyField, 'RateLimit', `"${limit.id}";r=${count.remaining};t=${seconds}`];
-          if (count.allowed) return fields;
-          throw new GatehouseError('too_many_requests', {
-            headers: ['Retry-After', String(seconds), ...fields],
-            logDetail: `rate limit ${limit.id} reached`,
-          });
-        },
+      const count = deps.counter.hit(limit, key);
+      if (!(count instanceof Promise)) return answer(limit, count);
+      return count.then(
+        (c) => answer(limit, c),
         (err: unknown) => {
           failedOpen++;
           deps.outages.failed(

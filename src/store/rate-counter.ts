@@ -32,8 +32,11 @@ export interface RateCount {
 
 /** Counts hits per key in windows every replica shares. */
 export interface RateCounter {
-  /** Counts one hit on `key` against `limit`. Rejects only with a store failure under `onStoreError: 'throw'`. */
-  hit(limit: RateWindow, key: string): Promise<RateCount>;
+  /**
+   * Counts one hit on `key` against `limit`: synchronously when this process can answer (a lease it holds, a key
+   * known to be over its limit), else through the store. Rejects only with a store failure under `onStoreError: 'throw'`.
+   */
+  hit(limit: RateWindow, key: string): RateCount | Promise<RateCount>;
 }
 
 /** The burst allowance is counted over this many windows: a burst is rare, or it is the rate. */
@@ -185,7 +188,7 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
       const l = limitersFor(limit);
       const id = `${l.name}|${key}`;
       const served = take(id, true);
-      if (served) return Promise.resolve(served);
+      if (served) return served;
       return acquire(l, id, key).catch((err: unknown) => {
         if (l.local === undefined) throw err;
         return l.local(key, 1).then(counted, refused);
