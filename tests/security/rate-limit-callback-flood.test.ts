@@ -26,6 +26,9 @@ describe('callback and login floods', () => {
     answers.slice(0, 10).forEach((a, i) => expectError(a, 400, 'invalid_state', `callback ${i}`));
     answers.slice(10).forEach((a, i) => expectError(a, 429, 'too_many_requests', `callback ${i + 10}`));
     expect(tokenRequests() - before).toBe(0);
+    expect(answers[0]?.headers['ratelimit-policy']).toBe('"auth";q=10;w=60');
+    expect(answers[0]?.headers['ratelimit']).toMatch(/^"auth";r=9;t=\d+$/);
+    expect(Number(answers[10]?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
   it('100 logins from one client write at most 10 login transactions, each with a TTL', async () => {
@@ -39,5 +42,20 @@ describe('callback and login floods', () => {
     const written = (await stage.redis.keys(`${prefix}tx:*`)).filter((k) => !before.has(k));
     expect(written.length).toBe(10);
     for (const key of written) expect(await stage.redis.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('does not count the back-channel logout: the IdP calling with a signed token is never refused for its rate', async () => {
+    const answers = [];
+    for (let i = 0; i < 15; i++)
+      answers.push(
+        await send(stage.gh.url, {
+          method: 'POST',
+          path: '/auth/backchannel-logout',
+          headers: ['X-Forwarded-For', '192.0.2.52', 'Content-Type', 'application/x-www-form-urlencoded'],
+          body: 'logout_token=not-a-jwt',
+        }),
+      );
+    answers.forEach((a, i) => expectError(a, 400, 'invalid_logout_token', `logout ${i}`));
+    expect(answers[0]?.headers['ratelimit']).toBeUndefined();
   });
 });
