@@ -9,6 +9,7 @@ import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createRequestContext, type RequestContext } from '../policy/context.ts';
+import { clientKey, type RateLimiter } from '../policy/rate-limit.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
@@ -33,6 +34,8 @@ export interface ExpressDeps {
   readonly mounts?: readonly Mount[];
   readonly adminRoutes?: express.Router;
   readonly backchannelLogout: (logoutToken: unknown) => Promise<number>;
+  /** The rate limiter admission uses too: /auth/* is counted per client IP against the runtime's authLimit. */
+  readonly limiter: RateLimiter;
 }
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
@@ -140,6 +143,34 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
     }),
   );
+
+  // Per client IP, before any login work (a transaction record, an IdP call): a login or callback flood stops here.
+  // The back-channel logout is the IdP calling, with a signed token; a per-IP limit on it could drop a logout.
+  app.use(['/auth', config.oidc.redirectPath], (req: Request, res: Response, next: NextFunction) => {
+    const ctx = contexts.get(req) ?? begin(req, res);
+    const limit = ctx.runtime.authLimit;
+    if (limit === undefined || pathOf(req.originalUrl).toLowerCase() === '/auth/backchannel-logout') return next();
+    const xff = req.headers['x-forwarded-for'];
+    const client = ctx.runtime.trust(
+      req.socket.remoteAddress ?? '',
+      Array.isArray(xff) ? xff.join(', ') : xff,
+      undefined,
+      undefined,
+      false,
+    );
+    const pass = (fields: readonly string[] | undefined) => {
+      if (fields) for (let i = 0; i < fields.length; i += 2) res.setHeader(fields[i] as string, fields[i + 1] as string);
+      next();
+    };
+    let fields: ReturnType<RateLimiter['check']>;
+    try {
+      fields = deps.limiter.check(limit, clientKey(client.ip), ctx.id);
+    } catch (err) {
+      return next(err);
+    }
+    if (fields instanceof Promise) fields.then(pass, next);
+    else pass(fields);
+  });
 
   app.use(
     createAuthRoutes({
