@@ -17,6 +17,15 @@ export interface RouteRuleConfig {
 
 /** How identity header values that are not printable ASCII are written (headers.ts). */
 export type IdentityHeaderEncoding = 'rfc8187' | 'percent';
+/** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
+export interface RateLimitConfig {
+  readonly requests: number;
+  readonly windowSeconds: number;
+  readonly burst: number;
+}
+
+/** A limit, or `false`: none here (nor inherited from the level above). */
+export type RateLimitSetting = RateLimitConfig | false;
 
 export interface MappingConfig {
   readonly frontendHost: string;
@@ -33,12 +42,16 @@ export interface MappingConfig {
   readonly sendUnverifiedEmail?: boolean;
   readonly identityHeaderEncoding?: IdentityHeaderEncoding;
   readonly rules?: readonly RouteRuleConfig[];
+  /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
+  readonly rateLimit?: RateLimitSetting;
 }
 
 export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
   readonly mappings: readonly MappingConfig[];
+  /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
+  readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
 }
 
 export type TrustProxy =

@@ -4,6 +4,7 @@ import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session
 import type { SessionSecret } from '../session/crypto.ts';
 import { firstEntry } from './path-pattern.ts';
 import { splitApiTarget } from './path.ts';
+import { clientKey, principalKey, type RateLimiter } from './rate-limit.ts';
 import type { Route, RouteRule } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
 import type { ClientFacts } from './trust-proxy.ts';
@@ -53,6 +54,7 @@ const QUERY_METHOD_OVERRIDE = /[?&](?:_|%5f)method(?:[=&]|$)/i;
 export function admit(
   rt: PolicyRuntime,
   identity: IdentityResolver,
+  limiter: RateLimiter,
   facts: AdmissionFacts,
   method: string,
   url: string,
@@ -81,7 +83,7 @@ export function admit(
   const hostHeader = facts.host;
   let responseHeaders: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
-  const finish = (principal: Principal | undefined): Admission => {
+  const finish = (principal: Principal | undefined): Admission | Promise<Admission> => {
     if (!principal && (auth === 'required' || rule?.claims))
       throw new GatehouseError(
         'unauthorized',
@@ -91,7 +93,23 @@ export function admit(
     const unmet = principal && rule?.claims?.unmet(principal.claims);
     if (unmet) throw new GatehouseError('forbidden', { logDetail: `${rule?.name}: ${unmet}` });
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    return { route, rule, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
+    const admitted = (fields: readonly string[] | undefined): Admission => ({
+      route,
+      rule,
+      path: target.path,
+      query: target.query,
+      client,
+      hostHeader,
+      principal,
+      sessionSecret,
+      responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
+    });
+    // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
+    const limit = route.rateLimit;
+    if (limit === undefined) return admitted(undefined);
+    // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
+    const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');
+    return fields instanceof Promise ? fields.then(admitted) : admitted(fields);
   };
   if (auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
@@ -118,6 +136,6 @@ export type Admit = (
   encrypted: boolean,
 ) => Admission | Promise<Admission>;
 
-export function createAdmission(identity: IdentityResolver): Admit {
-  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, facts, method, url, peer, encrypted);
+export function createAdmission(identity: IdentityResolver, limiter: RateLimiter): Admit {
+  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, limiter, facts, method, url, peer, encrypted);
 }

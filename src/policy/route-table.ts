@@ -2,6 +2,7 @@ import type { AuthPolicy, FileConfig, IdentityHeaderEncoding, MappingConfig, Rou
 import { ConfigError } from '../errors.ts';
 import { compileClaimCheck, type ClaimCheck } from './claims.ts';
 import { compileMethods, compilePathPattern, type MethodPathEntry } from './path-pattern.ts';
+import { compileRateLimit, type RateLimit } from './rate-limit.ts';
 
 /** A mapping's route rule, compiled: what admission applies to a request it matches (stages 4 and 5). */
 export interface RouteRule {
@@ -43,6 +44,8 @@ export interface Route {
   readonly identityHeaderEncoding: IdentityHeaderEncoding;
   /** The mapping's rules in order (first match wins); empty when it has none. */
   readonly rules: readonly MethodPathEntry<RouteRule>[];
+  /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
+  readonly rateLimit: RateLimit | undefined;
 }
 
 export interface RouteTable {
@@ -121,6 +124,7 @@ function compileRoute(
   index: number,
   name: string,
   extraStrip: readonly string[],
+  apiLimit: RateLimit | undefined,
   problems: string[] = [],
 ): Route {
   const url = new URL(m.backend);
@@ -144,6 +148,8 @@ function compileRoute(
     sendUnverifiedEmail: m.sendUnverifiedEmail ?? false,
     identityHeaderEncoding: m.identityHeaderEncoding ?? 'rfc8187',
     rules: m.rules ? compileRules(m.rules, name, m.auth, prefix, problems) : [],
+    // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
+    rateLimit: m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw'),
   };
 }
 
@@ -178,9 +184,10 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))].filter(
     (h) => !h.startsWith('x-user-'),
   );
+  const apiLimit = compileRateLimit('api', file.rateLimits?.api, 'throw');
   const problems: string[] = [];
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, problems);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, apiLimit, problems);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -202,6 +209,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
         -1,
         'defaultBackend',
         extraStrip,
+        apiLimit,
       )
     : undefined;
   if (fallback) all.push(fallback);
