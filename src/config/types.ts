@@ -13,6 +13,8 @@ export interface RouteRuleConfig {
   /** Every claim named must match one of its values (a list: any of them). */
   readonly requireClaims?: Readonly<Record<string, ClaimScalar | readonly ClaimScalar[]>>;
   readonly emailDomains?: readonly string[];
+  /** The rule's own /api limit (a bucket of its own); `false`: none; omitted: the mapping's. */
+  readonly rateLimit?: RateLimitSetting;
 }
 
 /** How identity header values that are not printable ASCII are written (headers.ts). */

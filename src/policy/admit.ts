@@ -104,8 +104,8 @@ export function admit(
       sessionSecret,
       responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
     });
-    // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
-    const limit = route.rateLimit;
+    // Stage 6: a matching rule's limit (its own, else the mapping's, compiled into the rule) takes the mapping's place.
+    const limit = rule ? rule.rateLimit : route.rateLimit;
     if (limit === undefined) return admitted(undefined);
     // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
     const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');

@@ -15,6 +15,8 @@ export interface RouteRule {
   /** The Allow header a 405 carries. */
   readonly allow: string;
   readonly claims: ClaimCheck | undefined;
+  /** The rule's own limit (a bucket of its own), else the mapping's; undefined: none. */
+  readonly rateLimit: RateLimit | undefined;
 }
 
 export interface Route {
@@ -78,7 +80,9 @@ function reachable(pattern: string, prefix: string): boolean {
 function compileRules(
   rules: readonly RouteRuleConfig[],
   mapping: string,
+  idPrefix: string,
   mappingAuth: AuthPolicy,
+  mappingLimit: RateLimit | undefined,
   prefix: string,
   problems: string[],
 ): MethodPathEntry<RouteRule>[] {
@@ -113,6 +117,7 @@ function compileRules(
         methods,
         allow: (methods ?? []).join(', '),
         claims: compileClaimCheck(r.requireClaims, r.emailDomains),
+        rateLimit: r.rateLimit === undefined ? mappingLimit : compileRateLimit(`${idPrefix}-rule-${j}`, r.rateLimit, 'throw'),
       }),
     });
   });
@@ -129,6 +134,8 @@ function compileRoute(
 ): Route {
   const url = new URL(m.backend);
   const prefix = (m.pathPrefix ?? '').toLowerCase();
+  // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
+  const rateLimit = m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw');
   return {
     index,
     name,
@@ -147,9 +154,8 @@ function compileRoute(
     extraStrip,
     sendUnverifiedEmail: m.sendUnverifiedEmail ?? false,
     identityHeaderEncoding: m.identityHeaderEncoding ?? 'rfc8187',
-    rules: m.rules ? compileRules(m.rules, name, m.auth, prefix, problems) : [],
-    // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
-    rateLimit: m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw'),
+    rules: m.rules ? compileRules(m.rules, name, `mapping-${index}`, m.auth, rateLimit, prefix, problems) : [],
+    rateLimit,
   };
 }
 
