@@ -6,7 +6,7 @@ import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
-import { FALLBACK, PRIMARY, type RouteGuard } from './backends/guard.ts';
+import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
 import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
 import { guardOf, type Runtime } from './runtime.ts';
@@ -61,7 +61,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (!res.headersSent) res.setHeader('x-request-id', ctx.id);
       const known = asGatehouseError(err);
       ctx.error = known;
-      if (known.status >= 500 && !outages.failed(known, ctx.id))
+      if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
         log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, ctx.id);
       done(known.status);

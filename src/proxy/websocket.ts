@@ -10,7 +10,7 @@ import { createRequestContext } from '../policy/context.ts';
 import type { SessionManager, SessionSecret } from '../session/sessions.ts';
 import { upstreamFailure } from './forward.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie, upstreamCookie } from './headers.ts';
-import { FALLBACK, type RouteGuard } from './backends/guard.ts';
+import { FALLBACK, isGuardRefusal, type RouteGuard } from './backends/guard.ts';
 import { guardOf, type Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
@@ -327,7 +327,8 @@ export function createUpgradeHandler(deps: {
       const known = asGatehouseError(err);
       ctx.error = known;
       log.info({ reqId: ctx.id, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
-      if (known.status >= 500 && !outages.failed(known, ctx.id)) log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
+      if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
+        log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
       refuseUpgrade(socket, known, ctx.id);
     };
     if (!/^\/api(\/|\?|$)/.test(url)) return refuse(new GatehouseError('not_found'));

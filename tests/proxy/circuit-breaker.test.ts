@@ -56,6 +56,8 @@ describe('circuit breaker: closed → open → half-open → closed', () => {
     expect(proxy.gh.app.backends.snapshot().breakers[0]?.state).toBe('closed');
     // Each change logged once, never once per refused request.
     expect(breakerLines(proxy.gh.logs)).toEqual(['circuit opened', 'circuit half-open', 'circuit closed']);
+    // The refusals have their access lines; no error line each (the cause was logged once, as the circuit opened).
+    expect(proxy.gh.logs.filter((l) => l['msg'] === 'proxy error' && l['code'] === 'backend_unavailable')).toEqual([]);
   });
 
   it('a failed probe opens the circuit again; a success in between resets the count', async () => {

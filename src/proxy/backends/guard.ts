@@ -110,6 +110,14 @@ export class RouteGuard {
   }
 }
 
+/**
+ * A guard's own refusal (`too_busy`, `backend_unavailable`): deliberate, like a 429, and its cause is logged once
+ * when it begins (`backend down`, `circuit opened`), so the adapters write no error line per refused request.
+ */
+export function isGuardRefusal(code: string): boolean {
+  return code === 'too_busy' || code === 'backend_unavailable';
+}
+
 function busy(limit: string): GatehouseError {
   return new GatehouseError('too_busy', { headers: ['Retry-After', '1'], logDetail: `${limit} reached` });
 }

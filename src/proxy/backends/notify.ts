@@ -71,11 +71,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const inFlight = new Set<Promise<void>>();
   const waits = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   let closed = false;
+  // close() abandons a delivery under way too, rather than holding the shutdown for its timeout.
+  const abandon = new AbortController();
   const key = (check: string) => `backend-health:${check}`;
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const w = { timer: setTimeout(() => done(), ms), resolve: () => done() };
+      const w = { timer: setTimeout(() => done(), ms).unref(), resolve: () => done() };
       const done = () => {
         clearTimeout(w.timer);
         waits.delete(w);
@@ -99,7 +101,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (secret) headers['x-gatehouse-signature'] = `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
       let outcome: string;
       try {
-        const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers,
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.any([abandon.signal, AbortSignal.timeout(timeoutMs)]),
+        });
         await res.body?.cancel();
         if (res.status >= 200 && res.status < 300) {
           log.info({ event: event.event, backend: event.backend, id: event.id, attempt }, 'notification sent');
@@ -116,6 +124,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
       }
       if (attempt >= attempts) {
         log.error({ event: event.event, backend: event.backend, id: event.id, attempts, detail: outcome }, 'notification not delivered');
+        return;
+      }
+      if (closed) {
+        log.warn(
+          { event: event.event, backend: event.backend, id: event.id, attempt, detail: outcome },
+          'notification abandoned at shutdown',
+        );
         return;
       }
       await sleep(retryBaseMs * 2 ** (attempt - 1));
@@ -188,6 +203,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
     async close() {
       closed = true;
+      abandon.abort();
       for (const w of [...waits]) w.resolve();
       await Promise.allSettled([...inFlight]);
     },
