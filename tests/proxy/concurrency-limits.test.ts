@@ -2,15 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { closed, echo, openWs, send, startBackend, startWsBackend } from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
-import { sleep, waitUntil } from '../helpers/token-kit.ts';
+import { waitUntil } from '../helpers/token-kit.ts';
 import type { RouteGuard } from '../../src/proxy/backends/guard.ts';
 
-/** /slow answers after 400 ms, /hang never, /reset cuts the connection, /sse streams until the client leaves. */
+/** /slow answers after 800 ms, /hang never, /reset cuts the connection, /sse streams until the client leaves. */
 const behaviours = () =>
   startBackend((req, res, rec) => {
     req.resume();
     const path = (req.url ?? '').replace(/\?.*/, '');
-    if (path === '/slow') setTimeout(() => echo(res, rec), 400);
+    if (path === '/slow') setTimeout(() => echo(res, rec), 800);
     else if (path === '/hang') return true;
     else if (path === '/reset') req.socket.destroy();
     else if (path === '/sse') {
@@ -47,18 +47,16 @@ describe('maxConcurrent and maxStreams with slow backends', () => {
 
   it('excess requests get 503 too_busy at once, never queued; the count comes back', async () => {
     const before = proxy.backend.requests.length;
-    const started = Date.now();
-    const answers = await Promise.all(
-      [0, 1, 2].map(async (i) => {
-        if (i === 2) await sleep(50);
-        const res = await send(proxy.url, { path: '/api/slow' });
-        return { res, ms: Date.now() - started };
-      }),
-    );
-    expect(answers.slice(0, 2).map((a) => a.res.status)).toEqual([200, 200]);
-    expectError(answers[2]!.res, 503, 'too_busy');
-    expect(answers[2]!.res.headers['retry-after']).toBe('1');
-    expect(answers[2]!.ms).toBeLessThan(300);
+    const timed = () => send(proxy.url, { path: '/api/slow' }).then((res) => ({ res, at: Date.now() }));
+    const inFlight = [timed(), timed()];
+    await proxy.backend.waitForRequests(before + 2);
+    const third = await timed();
+    const [one, two] = await Promise.all(inFlight);
+    expect([one?.res.status, two?.res.status]).toEqual([200, 200]);
+    expectError(third.res, 503, 'too_busy');
+    expect(third.res.headers['retry-after']).toBe('1');
+    // Answered while the two in flight were still waiting on the backend: not queued behind them.
+    expect(third.at).toBeLessThan(Math.min(one?.at ?? 0, two?.at ?? 0));
     expect(proxy.backend.requests.length).toBe(before + 2);
     await released();
     expect(
