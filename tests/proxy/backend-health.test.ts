@@ -6,7 +6,16 @@ import { loadFileConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createBackends } from '../../src/proxy/backends/registry.ts';
 import { createMemoryStore } from '../../src/store/memory.ts';
-import { send, startBackend, type TestBackend } from '../helpers/backends.ts';
+import {
+  closed,
+  nextMessage,
+  openWs,
+  send,
+  startBackend,
+  startWsBackend,
+  type TestBackend,
+  type TestWsBackend,
+} from '../helpers/backends.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { writeConfigFile, type TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml, startBareGatehouse } from '../helpers/proxy-stack.ts';
@@ -250,5 +259,49 @@ describe('probes are spread', () => {
       await registry.close();
       await Promise.all(backends.map((b) => b.close()));
     }
+  });
+});
+
+describe('WebSocket upgrades to a backend marked down', () => {
+  // The WebSocket backend answers plain HTTP with 426, which this check does not count as healthy: it goes down.
+  const wsCheck = { ...check, path: '/', healthyStatuses: ['2xx'] };
+  let primary: TestWsBackend;
+  let spare: TestWsBackend;
+  let gh: TestGatehouse;
+
+  beforeAll(async () => {
+    primary = await startWsBackend();
+    spare = await startWsBackend();
+    gh = await startBareGatehouse(
+      mappingsYaml([
+        { frontendHost: '*', pathPrefix: '/live', backend: primary.url, auth: 'none', healthCheck: wsCheck },
+        { frontendHost: '*', pathPrefix: '/chat', backend: primary.url, auth: 'none', healthCheck: wsCheck, fallback: spare.url },
+      ]),
+    );
+  });
+  afterAll(async () => {
+    await gh?.close();
+    await Promise.all([primary?.close(), spare?.close()]);
+  });
+
+  it('are refused with 503 backend_unavailable, or sent to the fallback', async () => {
+    await waitUntil(() => stateOf(gh, primary.url) === 'down', 6000, 'the WebSocket backend to be marked down');
+    const ws = gh.url.replace('http', 'ws');
+    const refused = await openWs(`${ws}/api/live/feed`);
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expectError(refused, 503, 'backend_unavailable');
+      expect(refused.headers['retry-after']).toBe('1');
+    }
+    const viaFallback = await openWs(`${ws}/api/chat/room`);
+    expect(viaFallback.ok).toBe(true);
+    if (viaFallback.ok) {
+      viaFallback.ws.send('hello');
+      expect((await nextMessage(viaFallback.ws)).data.toString()).toBe('hello');
+      viaFallback.ws.close(1000, 'done');
+      await closed(viaFallback.ws);
+    }
+    expect(primary.upgrades).toHaveLength(0);
+    expect(spare.upgrades.map((u) => u.url)).toEqual(['/chat/room']);
   });
 });
