@@ -37,7 +37,7 @@ describe('maxConcurrent and maxStreams with slow backends', () => {
     backend: behaviours,
     backends: { ws: () => startWsBackend() },
     routes: (url, b) => [
-      { frontendHost: '*', backend: url, auth: 'none', maxConcurrent: 2, maxStreams: 1, timeoutMs: 1000 },
+      { frontendHost: '*', backend: url, auth: 'none', maxConcurrent: 2, maxStreams: 1, timeoutMs: 2500 },
       { frontendHost: '*', pathPrefix: '/ws', backend: b.ws.url, auth: 'none', maxStreams: 1 },
     ],
   });
