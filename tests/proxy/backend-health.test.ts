@@ -305,3 +305,44 @@ describe('WebSocket upgrades to a backend marked down', () => {
     expect(spare.upgrades.map((u) => u.url)).toEqual(['/chat/room']);
   });
 });
+
+describe('a probe reads the response head only', () => {
+  it('closes its connection once the head is in, even when the body never ends', async () => {
+    const endless = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('still going');
+      return true;
+    });
+    const registry = createBackends({
+      log: createLogger({ level: 'silent' }),
+      store: createMemoryStore(),
+      notify: undefined,
+      random: () => 0,
+    });
+    try {
+      registry.compile({
+        allowedOrigins: [],
+        mappings: [
+          {
+            frontendHost: '*',
+            backend: endless.url,
+            auth: 'none',
+            timeoutMs: 1000,
+            websocket: false,
+            forwardAccessToken: false,
+            passAuthorization: false,
+            healthCheck: { ...check, method: 'GET', path: '/', timeoutMs: 10_000, intervalSeconds: 60, healthyStatuses: ['2xx'] },
+          },
+        ],
+      });
+      await endless.waitForRequests(1);
+      // Not left to the 10 s timeout: the connection goes as soon as the status is known.
+      await endless.waitForAbort(0, 1000);
+      expect(registry.snapshot().backends[0]?.state).toBe('up');
+    } finally {
+      await registry.close();
+      await endless.close();
+    }
+  });
+});

@@ -125,9 +125,11 @@ export class HealthTarget {
     const healthy = this.healthy;
     const handler: UpstreamHandler = {
       onResponseStart: (head: ResponseHead) => {
-        // The head decides; the body is not read (the connection is closed, never reused).
+        // The head decides; the body is not read (the connection is closed, never reused). Taken before settle(),
+        // which forgets it.
+        const control = this.control;
         settle(healthy(head.status), healthy(head.status) ? undefined : `status ${head.status}`);
-        this.control?.abort();
+        control?.abort();
       },
       onResponseData: () => true,
       onResponseEnd: () => undefined,
