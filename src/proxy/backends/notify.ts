@@ -142,7 +142,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
     inFlight.add(p);
   };
 
-  /** Whether this replica moves the check's key from a state not starting with `from` to `to`. */
+  /**
+   * Sets the check's key to `to` when its value passes `mayFrom`, atomically (SET NX when absent, compare-and-set
+   * otherwise): the value it replaced when this replica won, false when another replica did or `mayFrom` refused.
+   */
   const claim = async (check: string, to: string, mayFrom: (current: string | null) => boolean): Promise<string | null | false> => {
     const k = key(check);
     const current = await store.get(k);
