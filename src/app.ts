@@ -20,6 +20,8 @@ import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createRateLimiter } from './policy/rate-limit.ts';
+import { compilePolicy } from './policy/runtime.ts';
+import { createBackends, type Backends } from './proxy/backends/registry.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -37,6 +39,8 @@ export interface AppDeps {
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
   readonly now?: () => number;
+  /** Backend health checks and notifications: replica id and retry pacing (tests shorten it). */
+  readonly backends?: { readonly replica?: string; readonly notifyRetryBaseMs?: number };
 }
 
 export interface App {
@@ -46,6 +50,8 @@ export interface App {
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
+  /** Health checks and circuits per backend; `backends.snapshot()` is what GET /admin/health shows. */
+  readonly backends: Pick<Backends, 'snapshot'>;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -84,7 +90,7 @@ function isApi(url: string | undefined): boolean {
 export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const { log } = deps;
   // First: a route rule that does not compile is a config error, thrown before any connection is opened.
-  let runtime = createRuntime(config);
+  compilePolicy(config);
   const ownsStore = deps.store === undefined;
   let store: Store;
   if (deps.store) store = deps.store;
@@ -155,6 +161,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
   let shuttingDown = false;
   const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health, shuttingDown: () => shuttingDown });
+  const backends = createBackends({
+    log,
+    store,
+    notify: config.notify,
+    now,
+    ...(deps.backends?.replica !== undefined ? { replica: deps.backends.replica } : {}),
+    ...(deps.backends?.notifyRetryBaseMs !== undefined ? { notifyRetryBaseMs: deps.backends.notifyRetryBaseMs } : {}),
+  });
+  let runtime = createRuntime(config, backends);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
   blocklist.onRevoke((r) => {
@@ -250,11 +265,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     oidc,
     websockets,
     blocklist,
+    backends,
     runtime: () => runtime,
     async reload(next) {
       const previous = runtime;
       // Only the routing comes from config.yml; the environment of a running process cannot change.
-      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
+      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }), backends);
       await previous.close();
     },
     async listen(port, host) {
@@ -280,6 +296,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         await streams.endAll(250);
         drain.end();
         oidc.close();
+        await backends.close();
         await runtime.close();
         if (ownsStore) await store.close();
       })();
