@@ -5,6 +5,7 @@ import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
 import { runOperate } from './cli/operate.ts';
 import { loadConfig, wantsDevSetup } from './config/load.ts';
+import { compilePolicy } from './policy/runtime.ts';
 import { routingLines } from './config/routing-summary.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
@@ -76,6 +77,8 @@ async function main(configPath: string | undefined): Promise<void> {
     let next: typeof config;
     try {
       next = loadConfig(env, { devMode: dev });
+      // What only compiling finds (a schema ajv refuses): the running runtime must stay when it fails.
+      compilePolicy(next);
     } catch (err) {
       log.error(
         { problems: err instanceof ConfigError ? err.problems : [String(err)] },

@@ -1,5 +1,6 @@
 import { createOidcClient } from '../auth/oidc.ts';
 import { loadConfig, wantsDevSetup } from '../config/load.ts';
+import { compilePolicy } from '../policy/runtime.ts';
 import { printableUrl } from '../config/validate.ts';
 import { routingLines } from '../config/routing-summary.ts';
 import type { Config } from '../config/types.ts';
@@ -38,6 +39,8 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(env, { devMode: dev });
+    // Start-up compiles the policy too (schemas through ajv): what it refuses, the check refuses.
+    compilePolicy(config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     options.out(`gatehouse check: ${err.problems.length} problem(s):\n${err.problems.map((p) => `  - ${p}\n`).join('')}`);

@@ -11,12 +11,29 @@ export interface MappingConfig {
   readonly forwardAccessToken: boolean;
   readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
+  /** Only the endpoints the top-level schemas declare exist on this mapping (404/405 for the rest). */
+  readonly strictSchemas?: boolean;
+}
+
+/** A JSON Schema as config.yml gives it (after load, a `$ref` to a file is replaced by the file's content). */
+export type JsonSchemaObject = Readonly<Record<string, unknown>>;
+
+/** One top-level `schemas` entry: the checks a request matching its method and path must pass. */
+export interface SchemaEntryConfig {
+  readonly method?: string;
+  readonly methods?: readonly string[];
+  /** Path pattern after /api (policy/path-pattern.ts). */
+  readonly path: string;
+  readonly body?: JsonSchemaObject;
+  readonly query?: JsonSchemaObject;
+  readonly maxBodyBytes: number;
 }
 
 export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
   readonly mappings: readonly MappingConfig[];
+  readonly schemas?: readonly SchemaEntryConfig[];
 }
 
 export type TrustProxy =

@@ -5,6 +5,7 @@ import type { SessionSecret } from '../session/crypto.ts';
 import { splitApiTarget } from './path.ts';
 import type { Route } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
+import { admitSchema, type SchemaCheck } from './schemas.ts';
 import type { ClientFacts } from './trust-proxy.ts';
 
 /** Who is calling, as the adapters see it: proxy/ learns about identities through policy/, never from auth/. */
@@ -35,6 +36,8 @@ export interface Admission {
    * Set-Cookie after a duplicated session cookie. Undefined on every ordinary request.
    */
   readonly responseHeaders: readonly string[] | undefined;
+  /** The `schemas` entry this request matched (its query already checked): the HTTP adapter checks its body. */
+  readonly schema: SchemaCheck | undefined;
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
@@ -74,7 +77,8 @@ export function admit(
         responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
       );
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
+    const schema = rt.schemas.size === 0 ? undefined : admitSchema(rt.schemas, route, method, target.path, target.query);
+    return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders, schema };
   };
   if (route.auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);

@@ -22,6 +22,8 @@ export interface Route {
    * one backend is often behind several mappings and trusts the header whichever one the request came through.
    */
   readonly extraStrip: readonly string[];
+  /** Only the endpoints config.yml's `schemas` declares exist here (policy/schemas.ts admitSchema). */
+  readonly strictSchemas: boolean;
 }
 
 export interface RouteTable {
@@ -53,6 +55,7 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
       ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const)
       : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
+    strictSchemas: m.strictSchemas ?? false,
   };
 }
 

@@ -2,6 +2,7 @@ import type { Config } from '../config/types.ts';
 import { loginBindingCookieName } from '../session/cookie.ts';
 import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
 import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
+import { compileSchemas, type SchemaTable } from './schemas.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy.ts';
 
 /**
@@ -11,6 +12,8 @@ import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy
 export interface PolicyRuntime {
   readonly config: Config;
   readonly routes: RouteTable;
+  /** config.yml's `schemas`, compiled (ajv). */
+  readonly schemas: SchemaTable;
   readonly origins: OriginPolicy;
   readonly trust: TrustEvaluator;
   readonly trusts: (ip: string, hop: number) => boolean;
@@ -20,11 +23,15 @@ export interface PolicyRuntime {
   readonly ownCookies: readonly string[];
 }
 
-/** Compiles the policy part of a runtime (at load, never per request). */
+/**
+ * Compiles the policy part of a runtime (at load, never per request). Throws ConfigError when config.yml holds
+ * something only compiling can refuse (a schema ajv rejects, a path pattern).
+ */
 export function compilePolicy(config: Config): PolicyRuntime {
   return {
     config,
     routes: compileRoutes(config.routing),
+    schemas: compileSchemas(config.routing.schemas),
     origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),
