@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import type { JsonSchemaObject, SchemaEntryConfig } from '../config/types.ts';
+import { schemaBoundsProblem } from '../config/schema-refs.ts';
+import type { SchemaEntryConfig } from '../config/types.ts';
 import { ConfigError, GatehouseError } from '../errors.ts';
 import { scanJson, type JsonScanLimits } from './json-scan.ts';
 import { compileMethods, compilePathPattern, type MethodPathEntry } from './path-pattern.ts';
@@ -13,8 +14,8 @@ import type { Route } from './route-table.ts';
 
 /** Bounds on the JSON a body check parses (over either: 400 invalid_json, before JSON.parse or ajv runs). */
 export const BODY_JSON_LIMITS: JsonScanLimits = Object.freeze({ maxDepth: 64, maxKeys: 10_000 });
-/** Bounds on a schema from config.yml (AJV security, "untrusted schemas": deep or huge schemas overflow or stall compile). */
-export const SCHEMA_LIMITS = Object.freeze({ maxBytes: 1024 * 1024, maxDepth: 64, maxPatternLength: 1000 });
+/** The longest `pattern` a schema may hold. */
+const MAX_PATTERN_LENGTH = 1000;
 /** At most this many characters of a path or message go into an error detail. */
 const DETAIL_MAX = 200;
 
@@ -42,7 +43,7 @@ const EMPTY_TABLE: SchemaTable = Object.freeze({ size: 0, find: () => undefined,
  * (write `[ab]*`). Linear-but-slow patterns are not caught: bound strings with maxLength as well.
  */
 export function backtrackingRisk(pattern: string): string | undefined {
-  if (pattern.length > SCHEMA_LIMITS.maxPatternLength) return `is longer than ${SCHEMA_LIMITS.maxPatternLength} characters`;
+  if (pattern.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
   // One flag per open group: it holds a quantifier or an alternation.
   const groups: boolean[] = [false];
   let closedGroupRisky = false;
@@ -119,19 +120,6 @@ function createAjv(forQuery: boolean): Ajv {
     addUsedSchema: false,
     code: { regExp: lintedRegExp },
   });
-}
-
-/** Why a schema is out of bounds, checked without recursion before ajv sees it; undefined when it is fine. */
-function schemaBoundsProblem(schema: JsonSchemaObject): string | undefined {
-  const pending: Array<[unknown, number]> = [[schema, 1]];
-  while (pending.length > 0) {
-    const [value, depth] = pending.pop() as [unknown, number];
-    if (value === null || typeof value !== 'object') continue;
-    if (depth > SCHEMA_LIMITS.maxDepth) return `is nested deeper than ${SCHEMA_LIMITS.maxDepth} levels`;
-    for (const inner of Object.values(value)) pending.push([inner, depth + 1]);
-  }
-  if (JSON.stringify(schema).length > SCHEMA_LIMITS.maxBytes) return `is larger than ${SCHEMA_LIMITS.maxBytes} bytes`;
-  return undefined;
 }
 
 /**
