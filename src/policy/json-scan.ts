@@ -32,6 +32,8 @@ const RBRACE = 0x7d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 const MINUS = 0x2d;
+/** Objects with up to this many keys are checked for repeats by a linear search (cheaper than a Set at that size). */
+const SMALL = 16;
 
 function skipWs(text: string, i: number): number {
   for (;;) {
@@ -50,10 +52,16 @@ function isHex(c: number): boolean {
 }
 
 /** Index after the string starting at `i` (its opening quote), or -1; `escaped[0]` tells whether it had escapes. */
+// A run of characters a string holds as they are: the regex engine skips it faster than a loop of charCodeAt.
+const PLAIN = /[^"\\\x00-\x1f]*/y;
+
 function scanString(text: string, i: number, escaped: boolean[]): number {
   escaped[0] = false;
   i++;
   for (;;) {
+    PLAIN.lastIndex = i;
+    PLAIN.test(text);
+    i = PLAIN.lastIndex;
     const c = text.charCodeAt(i);
     if (Number.isNaN(c) || c < SPACE) return -1;
     if (c === QUOTE) return i + 1;
@@ -106,8 +114,8 @@ function scanNumber(text: string, i: number): number {
 /** Undefined when `text` is one JSON value within the limits and with no repeated key; else why not. */
 export function scanJson(text: string, limits: JsonScanLimits): JsonScanFailure | undefined {
   const n = text.length;
-  // One entry per open container: the keys seen so far for an object, null for an array.
-  const stack: Array<Set<string> | null> = [];
+  // One entry per open container: the keys seen so far for an object (a list while short, a set past SMALL), null for an array.
+  const stack: Array<string[] | Set<string> | null> = [];
   const escaped = [false];
   let keys = 0;
   let i = skipWs(text, 0);
@@ -118,10 +126,16 @@ export function scanJson(text: string, limits: JsonScanLimits): JsonScanFailure 
       const end = scanString(text, i, escaped);
       if (end === -1) return 'syntax';
       const key = escaped[0] ? (JSON.parse(text.slice(i, end)) as string) : text.slice(i + 1, end - 1);
-      const seen = stack[stack.length - 1] as Set<string>;
-      if (seen.has(key)) return 'duplicate_key';
+      const seen = stack[stack.length - 1] as string[] | Set<string>;
+      if (Array.isArray(seen)) {
+        if (seen.includes(key)) return 'duplicate_key';
+        seen.push(key);
+        if (seen.length > SMALL) stack[stack.length - 1] = new Set(seen);
+      } else {
+        if (seen.has(key)) return 'duplicate_key';
+        seen.add(key);
+      }
       if (++keys > limits.maxKeys) return 'keys';
-      seen.add(key);
       i = skipWs(text, end);
       if (text.charCodeAt(i) !== COLON) return 'syntax';
       i = skipWs(text, i + 1);
@@ -135,7 +149,7 @@ export function scanJson(text: string, limits: JsonScanLimits): JsonScanFailure 
       if (text.charCodeAt(i) === (c === LBRACE ? RBRACE : RBRACKET)) {
         i++;
       } else {
-        stack.push(c === LBRACE ? new Set() : null);
+        stack.push(c === LBRACE ? [] : null);
         expectKey = c === LBRACE;
         continue;
       }
