@@ -16,8 +16,8 @@ export function readBody(
   if (framing === 'none' || framing === 0) return onBody(undefined, Buffer.alloc(0));
   const tooLarge = () => new GatehouseError('payload_too_large', { logDetail: `body over ${limit} bytes` });
   if (typeof framing === 'number' && framing > limit) return onBody(tooLarge(), undefined);
-  // A declared length is filled in place; a chunked body is gathered and joined once.
-  const whole = typeof framing === 'number' ? Buffer.allocUnsafe(framing) : undefined;
+  // Gathered as it arrives and joined once: memory follows the bytes received, never a length merely declared
+  // (a thousand connections each announcing 1 MiB and sending nothing must not cost a GiB).
   const chunks: Buffer[] = [];
   let size = 0;
   let settled = false;
@@ -31,16 +31,15 @@ export function readBody(
   };
   const onData = (chunk: Buffer) => {
     if (size + chunk.length > limit) return settle(tooLarge(), undefined);
-    if (whole) chunk.copy(whole, size);
-    else chunks.push(chunk);
+    chunks.push(chunk);
     size += chunk.length;
   };
-  const onEnd = () => settle(undefined, whole ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
   const onClose = () => settle(undefined, undefined);
   req.on('data', onData);
   req.once('end', onEnd);
   req.once('close', onClose);
-  if (req.readableEnded) settle(undefined, whole ?? Buffer.concat(chunks, size));
+  if (req.readableEnded) settle(undefined, Buffer.concat(chunks, size));
 }
 
 /** Every value of a header in Node's raw [name, value, ...] list (names compared case-insensitively). */

@@ -94,6 +94,8 @@ describe('schema checks on /api', () => {
     expect(bad.json()['details']).toEqual([{ in: 'query', path: '/limit', message: 'must be integer' }]);
     expectError(await send(proxy.url, { path: '/api/v2/items?limit=101' }), 400, 'validation_failed');
     expectError(await send(proxy.url, { path: '/api/v2/items?limit=%zz' }), 400, 'validation_failed');
+    expectError(await send(proxy.url, { path: '/api/v2/items?id[]=1' }), 400, 'validation_failed');
+    expectError(await send(proxy.url, { path: '/api/v2/items?limit=10&limit=100000' }), 400, 'validation_failed');
     expect(records()).toBe(before);
     const ok = await send(proxy.url, { path: '/api/v2/items?limit=0010&tag=a&n=q1' });
     expect(ok.status).toBe(200);
