@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GatehouseError } from '../../src/errors.ts';
+import type { GatehouseError } from '../../src/errors.ts';
 import { backtrackingRisk, checkBodyMediaType, parseQuery } from '../../src/policy/schemas.ts';
 
 describe('backtrackingRisk (the pattern lint for config.yml schemas)', () => {
