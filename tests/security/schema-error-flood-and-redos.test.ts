@@ -38,23 +38,31 @@ describe('ajv options that keep validation cheap', () => {
     }
     // allErrors off: ajv stopped at the first error instead of collecting one per item.
     expect(check!.body!.errors).toHaveLength(1);
-    return { res, ms };
+    // The catalogue's 50 ms, or on a machine too busy for that, five times what JSON.parse alone takes on the same
+    // text right now (a check collecting 100,000 errors, or backtracking, would be far past either).
+    let parseMs = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      JSON.parse(body);
+      parseMs = Math.min(parseMs, performance.now() - started);
+    }
+    return { res, ms, bound: Math.max(50, 5 * parseMs) };
   };
 
   it('a 100,000-item array of wrong types: one detail, answered fast', async () => {
-    const { res, ms } = await timed('/api/numbers', JSON.stringify(Array.from({ length: 100_000 }, () => 'x')));
+    const { res, ms, bound } = await timed('/api/numbers', JSON.stringify(Array.from({ length: 100_000 }, () => 'x')));
     expectError(res, 400, 'validation_failed');
     expect(res.json()['details']).toEqual([{ in: 'body', path: '/0', message: 'must be number' }]);
-    expect(ms).toBeLessThan(50);
+    expect(ms).toBeLessThan(bound);
   });
 
   it('"aaaa…!" against the linted, linear equivalent of ^(a|a)*$: answered fast', async () => {
-    const { res, ms } = await timed('/api/letters', JSON.stringify({ value: `${'a'.repeat(32)}!` }));
+    const { res, ms, bound } = await timed('/api/letters', JSON.stringify({ value: `${'a'.repeat(32)}!` }));
     expectError(res, 400, 'validation_failed');
-    expect(ms).toBeLessThan(50);
+    expect(ms).toBeLessThan(bound);
     const long = await timed('/api/letters', JSON.stringify({ value: `${'a'.repeat(50_000)}!` }));
     expectError(long.res, 400, 'validation_failed');
-    expect(long.ms).toBeLessThan(50);
+    expect(long.ms).toBeLessThan(long.bound);
   });
 
   const refusal = (body: string) => {
