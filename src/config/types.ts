@@ -1,5 +1,15 @@
 export type AuthPolicy = 'required' | 'optional' | 'none';
 
+/** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
+export interface RateLimitConfig {
+  readonly requests: number;
+  readonly windowSeconds: number;
+  readonly burst: number;
+}
+
+/** A limit, or `false`: none here (nor inherited from the level above). */
+export type RateLimitSetting = RateLimitConfig | false;
+
 export interface MappingConfig {
   readonly frontendHost: string;
   readonly frontendPort?: number;
@@ -11,6 +21,8 @@ export interface MappingConfig {
   readonly forwardAccessToken: boolean;
   readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
+  /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
+  readonly rateLimit?: RateLimitSetting;
   /** Only the endpoints the top-level schemas declare exist on this mapping (404/405 for the rest). */
   readonly strictSchemas?: boolean;
 }
@@ -33,6 +45,8 @@ export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
   readonly mappings: readonly MappingConfig[];
+  /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
+  readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
   readonly schemas?: readonly SchemaEntryConfig[];
 }
 
