@@ -20,6 +20,7 @@ import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createRateLimiter } from './policy/rate-limit.ts';
+import { createBackends, type Backends } from './proxy/backends/registry.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -37,6 +38,8 @@ export interface AppDeps {
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
   readonly now?: () => number;
+  /** Backend health checks and notifications: replica id and retry pacing (tests shorten it). */
+  readonly backends?: { readonly replica?: string; readonly notifyRetryBaseMs?: number };
 }
 
 export interface App {
@@ -46,6 +49,8 @@ export interface App {
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
+  /** Health checks and circuits per backend; `backends.snapshot()` is what GET /admin/health shows. */
+  readonly backends: Pick<Backends, 'snapshot'>;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -153,7 +158,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
   let shuttingDown = false;
   const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health, shuttingDown: () => shuttingDown });
-  let runtime = createRuntime(config);
+  const backends = createBackends({
+    log,
+    store,
+    notify: config.notify,
+    now,
+    ...(deps.backends?.replica !== undefined ? { replica: deps.backends.replica } : {}),
+    ...(deps.backends?.notifyRetryBaseMs !== undefined ? { notifyRetryBaseMs: deps.backends.notifyRetryBaseMs } : {}),
+  });
+  let runtime = createRuntime(config, backends);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
   blocklist.onRevoke((r) => {
@@ -249,11 +262,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     oidc,
     websockets,
     blocklist,
+    backends,
     runtime: () => runtime,
     async reload(next) {
       const previous = runtime;
       // Only the routing comes from config.yml; the environment of a running process cannot change.
-      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
+      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }), backends);
       await previous.close();
     },
     async listen(port, host) {
@@ -279,6 +293,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         await streams.endAll(250);
         drain.end();
         oidc.close();
+        await backends.close();
         await runtime.close();
         if (ownsStore) await store.close();
       })();
