@@ -77,7 +77,7 @@ async function main(configPath: string | undefined): Promise<void> {
     let next: typeof config;
     try {
       next = loadConfig(env, { devMode: dev });
-      // What start-up compiles (route rules, patterns): a problem there keeps the running configuration too.
+      // What only compiling finds (a route rule, a schema ajv refuses): the running runtime must stay when it fails.
       compilePolicy(next);
     } catch (err) {
       log.error(

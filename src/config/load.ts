@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { ENV_NAMES, ENV_SCHEMA, type EnvName } from './env-schema.ts';
 import type { Config, FileConfig, MappingConfig, TrustProxy } from './types.ts';
+import { resolveSchemaRefs } from './schema-refs.ts';
 import { compileSchema, describeErrors } from './validate.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -137,6 +138,7 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
   }
   checkMappings(data, source, problems);
   checkRateLimits(data, source, problems);
+  resolveSchemaRefs(data, path, readFile, source, problems);
   return data;
 }
 
