@@ -1,5 +1,31 @@
 export type AuthPolicy = 'required' | 'optional' | 'none';
 
+/** A request header that must be present with exactly this value (Duende BFF's `X-CSRF: 1`). */
+export interface CsrfHeader {
+  readonly name: string;
+  /** Default "1". */
+  readonly value?: string;
+}
+
+/** Top-level `csrf`: the defaults every mapping's CSRF check starts from. */
+export interface CsrfConfig {
+  readonly requireHeader?: CsrfHeader;
+}
+
+/** Per mapping `csrf`: `requireHeader: false` turns the top-level header off for this mapping. */
+export interface MappingCsrfConfig {
+  readonly requireHeader?: CsrfHeader | false;
+  readonly allowMissingOrigin?: boolean;
+}
+
+/** Per mapping `cors`: replaces what the mapping would get from `allowedOrigins` and the built-in lists. */
+export interface MappingCorsConfig {
+  readonly origins?: readonly string[];
+  readonly allowedHeaders?: readonly string[];
+  readonly exposedHeaders?: readonly string[];
+  readonly maxAgeSeconds?: number;
+}
+
 export interface MappingConfig {
   readonly frontendHost: string;
   readonly frontendPort?: number;
@@ -11,11 +37,14 @@ export interface MappingConfig {
   readonly forwardAccessToken: boolean;
   readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
+  readonly csrf?: MappingCsrfConfig;
+  readonly cors?: MappingCorsConfig;
 }
 
 export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
+  readonly csrf?: CsrfConfig;
   readonly mappings: readonly MappingConfig[];
 }
 

@@ -2,7 +2,8 @@ import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 import type { SessionSecret } from '../session/crypto.ts';
-import { splitApiTarget } from './path.ts';
+import { csrfRefusal, overridesMethod, UNSAFE_METHODS } from './csrf.ts';
+import { MAX_URL_LENGTH, splitApiTarget } from './path.ts';
 import type { Route } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
 import type { ClientFacts } from './trust-proxy.ts';
@@ -19,6 +20,14 @@ export interface AdmissionFacts {
   readonly xff: string | undefined;
   readonly xfProto: string | undefined;
   readonly xfHost: string | undefined;
+  readonly origin: string | undefined;
+  readonly referer: string | undefined;
+  readonly secFetchSite: string | undefined;
+  readonly acrMethod: string | undefined;
+  /** The Upgrade header: set on a WebSocket handshake, whose Origin is checked before anything else of the route. */
+  readonly upgrade: string | undefined;
+  /** The client's other headers, [name, value, ...] (the CSRF header is looked for here). */
+  readonly passable: readonly string[];
 }
 
 export interface Admission {
@@ -32,9 +41,29 @@ export interface Admission {
   readonly sessionSecret: SessionSecret | undefined;
   /**
    * Headers the client's response carries whatever the backend answers ([name, value, ...]): the clearing
-   * Set-Cookie after a duplicated session cookie. Undefined on every ordinary request.
+   * Set-Cookie after a duplicated session cookie, the mapping's CORS headers. Undefined when there are none.
    */
   readonly responseHeaders: readonly string[] | undefined;
+  /**
+   * Answered at the edge, never forwarded: a CORS preflight from an allowed origin (204 and these headers).
+   * Undefined on every request to forward.
+   */
+  readonly answer: { readonly status: number; readonly headers: readonly string[] } | undefined;
+}
+
+/** The same error with `headers` added to the ones its answer carries (CORS headers on a refusal the page must read). */
+function withHeaders(err: unknown, headers: readonly string[]): never {
+  if (!(err instanceof GatehouseError)) throw err;
+  throw new GatehouseError(err.code, {
+    ...(err.details ? { details: err.details } : {}),
+    ...(err.logDetail !== undefined ? { logDetail: err.logDetail } : {}),
+    cause: err.cause,
+    headers: err.headers ? [...err.headers, ...headers] : headers,
+  });
+}
+
+function joined(a: readonly string[] | undefined, b: readonly string[] | undefined): readonly string[] | undefined {
+  return a === undefined ? b : b === undefined ? a : [...a, ...b];
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
@@ -57,6 +86,7 @@ export function admit(
   // RFC 9112 §3.2: exactly one Host; two could route on one and be served by another.
   if (facts.hostCount !== 1 || facts.host === undefined) throw new GatehouseError('invalid_host');
   if (REFUSED_METHODS.has(method)) throw new GatehouseError('method_not_allowed');
+  if (url.length > MAX_URL_LENGTH) throw new GatehouseError('uri_too_long', { logDetail: `${url.length} characters` });
   const target = splitApiTarget(url);
   if (!target) throw new GatehouseError('invalid_path', { logDetail: 'rejected path' });
   const client = rt.trust(peer, facts.xff, facts.xfProto, facts.xfHost, encrypted);
@@ -65,30 +95,75 @@ export function admit(
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
   const hostHeader = facts.host;
-  let responseHeaders: readonly string[] | undefined;
+  const edge = route.edge;
+  const self = rt.config.server.origin;
+  const allowed = (origin: string) => origin === self || origin.toLowerCase() === self || edge.cors.allows(origin);
+  // Stage 3, before auth: a preflight carries no cookies, and is never forwarded.
+  if (method === 'OPTIONS' && facts.origin !== undefined && facts.acrMethod !== undefined) {
+    const headers = edge.cors.preflight(facts.origin);
+    if (!headers) throw new GatehouseError('origin_not_allowed', { headers: ['vary', 'Origin'], logDetail: 'CORS preflight refused' });
+    const answer = { status: 204, headers };
+    return {
+      route,
+      path: target.path,
+      query: target.query,
+      client,
+      hostHeader,
+      principal: undefined,
+      sessionSecret: undefined,
+      responseHeaders: undefined,
+      answer,
+    };
+  }
+  // Cross-site WebSocket hijacking (CWE-1385): a handshake is a GET, so the Origin itself is the check.
+  if (facts.upgrade !== undefined && facts.origin !== undefined && !allowed(facts.origin))
+    throw new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` });
+  const cors = edge.cors.actual(facts.origin);
+  let responseHeaders: readonly string[] | undefined = cors;
+  let clearing: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
   const finish = (principal: Principal | undefined): Admission => {
     if (!principal && route.auth === 'required')
-      throw new GatehouseError(
-        'unauthorized',
-        responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
-      );
+      throw new GatehouseError('unauthorized', clearing ? { headers: clearing, logDetail: 'session cookie sent more than once' } : {});
+    // Stage 7: cookies are what a cross-site page makes a browser send; a bearer token it cannot attach.
+    if (facts.cookie !== undefined && principal?.kind !== 'bearer' && (UNSAFE_METHODS.has(method) || overridesMethod(target.query))) {
+      const refusal = csrfRefusal(edge.csrf, allowed, facts);
+      if (refusal !== undefined) throw new GatehouseError('csrf', { logDetail: refusal, ...(clearing ? { headers: clearing } : {}) });
+    }
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
+    return {
+      route,
+      path: target.path,
+      query: target.query,
+      client,
+      hostHeader,
+      principal,
+      sessionSecret,
+      responseHeaders,
+      answer: undefined,
+    };
   };
-  if (route.auth === 'none') return finish(undefined);
-  const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
-  if (read === DUPLICATE_COOKIE) {
-    // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
-    // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the
-    // browser is told to drop the ones we can reach (see clearingCookies for what this cannot remove).
-    responseHeaders = clearingHeaders(rt.config.session.cookieName, rt.config.session);
-  } else {
-    cookie = read;
+  const rethrow = cors === undefined ? undefined : (err: unknown) => withHeaders(err, cors);
+  try {
+    if (route.auth === 'none') return finish(undefined);
+    const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
+    if (read === DUPLICATE_COOKIE) {
+      // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
+      // with a more specific Path, and which one comes first is the attacker's choice. Neither is used; the
+      // browser is told to drop the ones we can reach (see clearingCookies for what this cannot remove).
+      clearing = clearingHeaders(rt.config.session.cookieName, rt.config.session);
+      responseHeaders = joined(clearing, cors);
+    } else {
+      cookie = read;
+    }
+    const cached = identity.resolveCached(cookie, facts.authorization);
+    if (cached !== null) return finish(cached);
+  } catch (err) {
+    if (rethrow) rethrow(err);
+    throw err;
   }
-  const cached = identity.resolveCached(cookie, facts.authorization);
-  if (cached !== null) return finish(cached);
-  return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
+  const pending = identity.resolve(cookie, facts.authorization, route.auth).then(finish);
+  return rethrow ? pending.catch(rethrow) : pending;
 }
 
 /** admit() with the identity resolver bound: what the HTTP and WebSocket adapters are given. */

@@ -1,4 +1,5 @@
 import type { AuthPolicy, FileConfig, MappingConfig } from '../config/types.ts';
+import { compileEdge, type EdgePolicy } from './edge.ts';
 
 export interface Route {
   /** Index in config.yml's mappings, or -1 for defaultBackend (for logs and metrics). */
@@ -22,6 +23,8 @@ export interface Route {
    * one backend is often behind several mappings and trusts the header whichever one the request came through.
    */
   readonly extraStrip: readonly string[];
+  /** CORS answers and the CSRF check (policy/edge.ts). */
+  readonly edge: EdgePolicy;
 }
 
 export interface RouteTable {
@@ -35,7 +38,13 @@ export const DEFAULT_IDENTITY_HEADERS: ReadonlyArray<readonly [string, string]> 
   ['x-user-name', 'name'],
 ];
 
-function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, name: string, extraStrip: readonly string[]): Route {
+function compileRoute(
+  m: Omit<MappingConfig, 'frontendHost'>,
+  index: number,
+  name: string,
+  extraStrip: readonly string[],
+  file: FileConfig,
+): Route {
   const url = new URL(m.backend);
   return {
     index,
@@ -53,6 +62,7 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
       ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const)
       : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
+    edge: compileEdge(m, file),
   };
 }
 
@@ -88,7 +98,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
     (h) => !h.startsWith('x-user-'),
   );
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, file);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -109,6 +119,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
         -1,
         'defaultBackend',
         extraStrip,
+        file,
       )
     : undefined;
   if (fallback) all.push(fallback);
