@@ -3,6 +3,7 @@ import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 import type { SessionSecret } from '../session/crypto.ts';
 import { csrfRefusal, overridesMethod, UNSAFE_METHODS } from './csrf.ts';
+import type { EdgePolicy } from './edge.ts';
 import { MAX_URL_LENGTH, splitApiTarget } from './path.ts';
 import type { Route } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
@@ -62,6 +63,11 @@ function withHeaders(err: unknown, headers: readonly string[]): never {
   });
 }
 
+/** Gatehouse's own origin, or one the mapping's CORS list allows: whole origins, ASCII case-insensitive. */
+function originAllowed(self: string, edge: EdgePolicy, origin: string): boolean {
+  return origin === self || origin.toLowerCase() === self || edge.cors.allows(origin);
+}
+
 function joined(a: readonly string[] | undefined, b: readonly string[] | undefined): readonly string[] | undefined {
   return a === undefined ? b : b === undefined ? a : [...a, ...b];
 }
@@ -97,7 +103,6 @@ export function admit(
   const hostHeader = facts.host;
   const edge = route.edge;
   const self = rt.config.server.origin;
-  const allowed = (origin: string) => origin === self || origin.toLowerCase() === self || edge.cors.allows(origin);
   // Stage 3, before auth: a preflight carries no cookies, and is never forwarded.
   if (method === 'OPTIONS' && facts.origin !== undefined && facts.acrMethod !== undefined) {
     const headers = edge.cors.preflight(facts.origin);
@@ -116,7 +121,7 @@ export function admit(
     };
   }
   // Cross-site WebSocket hijacking (CWE-1385): a handshake is a GET, so the Origin itself is the check.
-  if (facts.upgrade !== undefined && facts.origin !== undefined && !allowed(facts.origin))
+  if (facts.upgrade !== undefined && facts.origin !== undefined && !originAllowed(self, edge, facts.origin))
     throw new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` });
   const cors = edge.cors.actual(facts.origin);
   let responseHeaders: readonly string[] | undefined = cors;
@@ -127,7 +132,7 @@ export function admit(
       throw new GatehouseError('unauthorized', clearing ? { headers: clearing, logDetail: 'session cookie sent more than once' } : {});
     // Stage 7: cookies are what a cross-site page makes a browser send; a bearer token it cannot attach.
     if (facts.cookie !== undefined && principal?.kind !== 'bearer' && (UNSAFE_METHODS.has(method) || overridesMethod(target.query))) {
-      const refusal = csrfRefusal(edge.csrf, allowed, facts);
+      const refusal = csrfRefusal(edge.csrf, (origin) => originAllowed(self, edge, origin), facts);
       if (refusal !== undefined) throw new GatehouseError('csrf', { logDetail: refusal, ...(clearing ? { headers: clearing } : {}) });
     }
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;

@@ -75,3 +75,27 @@ describe('security headers on every non-/api answer', () => {
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 });
+
+describe('the demo SPA under that policy', () => {
+  let gh: TestGatehouse;
+  beforeAll(async () => {
+    gh = await startGatehouse({ redisUrl: inject('redisUrl'), env: UNUSED_IDP });
+  });
+  afterAll(async () => {
+    await gh?.close();
+  });
+
+  it('is served hardened, and loads only scripts and styles from its own origin (nothing inline the CSP would block)', async () => {
+    const res = await fetch(`${gh.url}/`, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    expectHardened(res.headers, 'demo /');
+    const html = await res.text();
+    const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const [, attrs, body] of scripts) {
+      expect(attrs).toMatch(/\bsrc="\/[^/]/);
+      expect(body?.trim()).toBe('');
+    }
+    expect(html).not.toMatch(/<style\b|\sstyle="|\son[a-z]+="/i);
+  });
+});
