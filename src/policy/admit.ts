@@ -99,7 +99,11 @@ export function admit(
   const host = rt.hosts(client.forwardedHost ?? facts.host, client.proto === 'https' ? 443 : 80);
   if (!host) throw new GatehouseError('invalid_host');
   const route = rt.routes.resolve(host.host, host.port, target.path);
-  if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
+  if (!route) {
+    // A SPA that calls a path nothing maps should read its 404, not a CORS failure.
+    const headers = rt.cors.actual(facts.origin);
+    throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}`, ...(headers ? { headers } : {}) });
+  }
   const hostHeader = facts.host;
   const edge = route.edge;
   const self = rt.config.server.origin;

@@ -1,5 +1,7 @@
 import type { Config } from '../config/types.ts';
 import { loginBindingCookieName } from '../session/cookie.ts';
+import { compileEdge } from './edge.ts';
+import type { CorsPolicy } from './cors.ts';
 import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
 import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy.ts';
@@ -12,6 +14,8 @@ export interface PolicyRuntime {
   readonly config: Config;
   readonly routes: RouteTable;
   readonly origins: OriginPolicy;
+  /** CORS from allowedOrigins alone: for a 404 on /api that no mapping (with its own cors) answers. */
+  readonly cors: CorsPolicy;
   readonly trust: TrustEvaluator;
   readonly trusts: (ip: string, hop: number) => boolean;
   /** Host header → lowercase host and port (parseHost, memoised). */
@@ -26,6 +30,7 @@ export function compilePolicy(config: Config): PolicyRuntime {
     config,
     routes: compileRoutes(config.routing),
     origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
+    cors: compileEdge({}, config.routing).cors,
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),
     hosts: createHostParser(),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { apiCall, corsHeaders, expectCorsFor, expectNoCors, varyOf } from '../helpers/edge.ts';
 import { expectError, expectErrorUnforwarded } from '../helpers/expect-error.ts';
-import { closedPort, useProxyStack } from '../helpers/proxy-stack.ts';
+import { closedPort, useBareProxy, useProxyStack } from '../helpers/proxy-stack.ts';
 
 const SPA = 'https://spa.example.com';
 const PARTNER = 'https://partner.example.com';
@@ -129,5 +129,21 @@ describe('CORS on /api', () => {
     expectNoCors(res);
     expect(varyOf(res)).not.toContain('origin');
     expectError(await preflight(SPA, '/api/private/x'), 403, 'origin_not_allowed');
+  });
+});
+
+describe('CORS on a 404 no mapping answers', () => {
+  const proxy = useBareProxy({
+    config: `allowedOrigins: ["${SPA}"]\n`,
+    routes: (url) => [{ frontendHost: '*', pathPrefix: '/only', backend: url, auth: 'none' }],
+  });
+
+  it('an allowed origin can read the 404 (allowedOrigins); another origin gets no CORS header', async () => {
+    const res = await apiCall(proxy.url, { method: 'GET', path: '/api/elsewhere', headers: ['Origin', SPA] });
+    expectError(res, 404, 'not_found');
+    expectCorsFor(res, SPA);
+    const foreign = await apiCall(proxy.url, { method: 'GET', path: '/api/elsewhere', headers: ['Origin', 'https://evil.example'] });
+    expectError(foreign, 404, 'not_found');
+    expectNoCors(foreign);
   });
 });
