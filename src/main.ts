@@ -27,7 +27,7 @@ async function main(configPath: string | undefined): Promise<void> {
     Object.assign(env, devSetup.env);
   }
   const config = loadConfig(env, { devMode: dev });
-  const app = await createApp(config, { log, ...(devSetup ? { mounts: [devSetup.mount] } : {}) });
+  const app = await createApp(config, { log, ...(devSetup ? { mounts: devSetup.mounts } : {}) });
   const address = await app.listen(config.server.port, config.server.host);
 
   if (dev) {

@@ -25,6 +25,15 @@ export interface MappingCorsConfig {
   readonly exposedHeaders?: readonly string[];
   readonly maxAgeSeconds?: number;
 }
+/** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
+export interface RateLimitConfig {
+  readonly requests: number;
+  readonly windowSeconds: number;
+  readonly burst: number;
+}
+
+/** A limit, or `false`: none here (nor inherited from the level above). */
+export type RateLimitSetting = RateLimitConfig | false;
 
 export interface MappingConfig {
   readonly frontendHost: string;
@@ -39,6 +48,8 @@ export interface MappingConfig {
   readonly identityHeaders?: Readonly<Record<string, string>>;
   readonly csrf?: MappingCsrfConfig;
   readonly cors?: MappingCorsConfig;
+  /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
+  readonly rateLimit?: RateLimitSetting;
 }
 
 export interface FileConfig {
@@ -46,6 +57,8 @@ export interface FileConfig {
   readonly allowedOrigins: readonly string[];
   readonly csrf?: CsrfConfig;
   readonly mappings: readonly MappingConfig[];
+  /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
+  readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
 }
 
 export type TrustProxy =

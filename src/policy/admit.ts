@@ -5,6 +5,7 @@ import type { SessionSecret } from '../session/crypto.ts';
 import { csrfRefusal, overridesMethod, UNSAFE_METHODS } from './csrf.ts';
 import type { EdgePolicy } from './edge.ts';
 import { MAX_URL_LENGTH, splitApiTarget } from './path.ts';
+import { clientKey, principalKey, type RateLimiter } from './rate-limit.ts';
 import type { Route } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
 import type { ClientFacts } from './trust-proxy.ts';
@@ -83,6 +84,7 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 export function admit(
   rt: PolicyRuntime,
   identity: IdentityResolver,
+  limiter: RateLimiter,
   facts: AdmissionFacts,
   method: string,
   url: string,
@@ -131,30 +133,40 @@ export function admit(
   let responseHeaders: readonly string[] | undefined = cors;
   let clearing: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
-  const finish = (principal: Principal | undefined): Admission => {
+  const finish = (principal: Principal | undefined): Admission | Promise<Admission> => {
     if (!principal && route.auth === 'required')
       throw new GatehouseError('unauthorized', clearing ? { headers: clearing, logDetail: 'session cookie sent more than once' } : {});
-    // Stage 7: cookies are what a cross-site page makes a browser send; a bearer token it cannot attach.
-    if (facts.cookie !== undefined && principal?.kind !== 'bearer' && (UNSAFE_METHODS.has(method) || overridesMethod(target.query))) {
-      const refusal = csrfRefusal(edge.csrf, (origin) => originAllowed(self, edge, origin), facts);
-      if (refusal !== undefined) throw new GatehouseError('csrf', { logDetail: refusal, ...(clearing ? { headers: clearing } : {}) });
-    }
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    return {
-      route,
-      path: target.path,
-      query: target.query,
-      client,
-      hostHeader,
-      principal,
-      sessionSecret,
-      responseHeaders,
-      answer: undefined,
+    const admitted = (fields: readonly string[] | undefined): Admission => {
+      // Stage 7: cookies are what a cross-site page makes a browser send; a bearer token it cannot attach.
+      if (facts.cookie !== undefined && principal?.kind !== 'bearer' && (UNSAFE_METHODS.has(method) || overridesMethod(target.query))) {
+        const refusal = csrfRefusal(edge.csrf, (origin) => originAllowed(self, edge, origin), facts);
+        if (refusal !== undefined) throw new GatehouseError('csrf', { logDetail: refusal, ...(clearing ? { headers: clearing } : {}) });
+      }
+      return {
+        route,
+        path: target.path,
+        query: target.query,
+        client,
+        hostHeader,
+        principal,
+        sessionSecret,
+        responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
+        answer: undefined,
+      };
     };
+    // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
+    const limit = route.rateLimit;
+    if (limit === undefined) return admitted(undefined);
+    // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
+    const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');
+    return fields instanceof Promise ? fields.then(admitted) : admitted(fields);
   };
   const rethrow = cors === undefined ? undefined : (err: unknown) => withHeaders(err, cors);
+  // Errors from here on carry the CORS headers, whether thrown now or through a promise (a rate limit counted in Redis).
+  const guard = (result: Admission | Promise<Admission>) => (rethrow && result instanceof Promise ? result.catch(rethrow) : result);
   try {
-    if (route.auth === 'none') return finish(undefined);
+    if (route.auth === 'none') return guard(finish(undefined));
     const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
     if (read === DUPLICATE_COOKIE) {
       // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
@@ -166,7 +178,7 @@ export function admit(
       cookie = read;
     }
     const cached = identity.resolveCached(cookie, facts.authorization);
-    if (cached !== null) return finish(cached);
+    if (cached !== null) return guard(finish(cached));
   } catch (err) {
     if (rethrow) rethrow(err);
     throw err;
@@ -185,6 +197,6 @@ export type Admit = (
   encrypted: boolean,
 ) => Admission | Promise<Admission>;
 
-export function createAdmission(identity: IdentityResolver): Admit {
-  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, facts, method, url, peer, encrypted);
+export function createAdmission(identity: IdentityResolver, limiter: RateLimiter): Admit {
+  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, limiter, facts, method, url, peer, encrypted);
 }

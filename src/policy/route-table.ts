@@ -1,5 +1,6 @@
 import type { AuthPolicy, FileConfig, MappingConfig } from '../config/types.ts';
 import { compileEdge, type EdgePolicy } from './edge.ts';
+import { compileRateLimit, type RateLimit } from './rate-limit.ts';
 
 export interface Route {
   /** Index in config.yml's mappings, or -1 for defaultBackend (for logs and metrics). */
@@ -25,6 +26,8 @@ export interface Route {
   readonly extraStrip: readonly string[];
   /** CORS answers and the CSRF check (policy/edge.ts). */
   readonly edge: EdgePolicy;
+  /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
+  readonly rateLimit: RateLimit | undefined;
 }
 
 export interface RouteTable {
@@ -44,6 +47,7 @@ function compileRoute(
   name: string,
   extraStrip: readonly string[],
   file: FileConfig,
+  apiLimit: RateLimit | undefined,
 ): Route {
   const url = new URL(m.backend);
   return {
@@ -63,6 +67,8 @@ function compileRoute(
       : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
     edge: compileEdge(m, file),
+    // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
+    rateLimit: m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw'),
   };
 }
 
@@ -97,8 +103,9 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))].filter(
     (h) => !h.startsWith('x-user-'),
   );
+  const apiLimit = compileRateLimit('api', file.rateLimits?.api, 'throw');
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, file);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, file, apiLimit);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -120,6 +127,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
         'defaultBackend',
         extraStrip,
         file,
+        apiLimit,
       )
     : undefined;
   if (fallback) all.push(fallback);
