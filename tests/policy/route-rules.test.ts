@@ -75,7 +75,8 @@ describe('route rules', () => {
       cookies.set(user, sessionCookieOf(browser, stage.gh).header);
     }
   });
-  const as = (user: string) => ['Cookie', cookies.get(user) as string];
+  // As the SPA's own page sends them: an unsafe cookie request without Gatehouse's Origin would be refused as CSRF.
+  const as = (user: string) => ['Cookie', cookies.get(user) as string, 'Origin', new URL(stage.gh.url).origin];
   const bearer = async (claims: Record<string, unknown>) => {
     const iat = nowSeconds();
     const payload: JWTPayload = { iss: stage.idp.issuer, aud: API_AUDIENCE, sub: 'svc', iat, exp: iat + 120, jti: randomUUID(), ...claims };
