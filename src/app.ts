@@ -13,11 +13,14 @@ import type { Config } from './config/types.ts';
 import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { createMetricsServer } from './http/metrics-server.ts';
 import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { requestIdFrom, type Logger } from './observability/logger.ts';
+import { createMetrics, createNoMetrics, type Metrics } from './observability/metrics.ts';
 import { createOutageLog } from './observability/outage-log.ts';
+import { createNoTracing, type Tracing } from './observability/tracing.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
@@ -27,6 +30,7 @@ import { createUpgradeHandler, createWsRegistry, type WsRegistry } from './proxy
 import { createSessionManager, type SessionManager } from './session/sessions.ts';
 import { observeAnswers } from './store/answers.ts';
 import { createMemoryStore } from './store/memory.ts';
+import { measureStore } from './store/measured.ts';
 import { createRedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
 
@@ -36,6 +40,8 @@ export interface AppDeps {
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
   readonly now?: () => number;
+  /** OpenTelemetry spans (observability/tracing.ts createTracing, started by main.ts from OTEL_*), flushed and stopped by close(); none by default. */
+  readonly tracing?: Tracing;
 }
 
 export interface App {
@@ -45,6 +51,9 @@ export interface App {
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
+  readonly metrics: Metrics;
+  /** The METRICS_PORT listener, once listen() has started it. */
+  metricsAddress(): AddressInfo | undefined;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -102,6 +111,10 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const outages = createOutageLog(log);
   // Every part gets the store through observeAnswers: the first command that resolves after a Redis outage ends it in the log.
   store = observeAnswers(store, () => outages.succeeded('redis'));
+  // Nothing is counted when nothing could read it (neither METRICS_PORT nor ADMIN_TOKEN): the bench's baseline.
+  const metrics = config.metrics.enabled ? createMetrics() : createNoMetrics();
+  const tracing = deps.tracing ?? createNoTracing();
+  if (metrics.enabled) store = measureStore(store, metrics);
 
   const sessions = createSessionManager({
     store,
@@ -111,9 +124,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     ...(deps.now ? { now: deps.now } : {}),
   });
   await sessions.start();
-  const oidc = createOidcClient(config.oidc, log);
+  const oidcClient = createOidcClient(config.oidc, log, metrics.enabled ? metrics : undefined);
+  const oidc: OidcClient = tracing.enabled
+    ? { ...oidcClient, refreshGrant: (token) => tracing.span('gatehouse.refresh', () => oidcClient.refreshGrant(token)) }
+    : oidcClient;
   const now = deps.now ?? Date.now;
-  const blocklist = createBlocklist({ store, log, now });
+  const blocklist = createBlocklist({ store, log, now, metrics });
   await blocklist.start();
   const login = createLoginFlow({ oidc, store, sessions, blocklist, config: config.oidc, log, now });
   const refresher = createTokenRefresher({
@@ -125,6 +141,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     skewSeconds: config.oidc.refreshSkewSeconds,
     waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000,
     callLimitMs: refreshCallTimeoutSeconds(config.oidc.httpTimeoutSeconds) * 1000,
+    metrics,
   });
   await refresher.start();
   const issuerKeys = createIssuerKeys(oidc);
@@ -139,7 +156,14 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         now,
       })
     : undefined;
-  const identity = createIdentityResolver({ sessions, refresher, blocklist, bearer });
+  const resolver = createIdentityResolver({ sessions, refresher, blocklist, bearer });
+  // Only the uncached path is a span: a cached session is answered without an await, and without a span.
+  const identity = tracing.enabled
+    ? {
+        ...resolver,
+        resolve: (...a: Parameters<typeof resolver.resolve>) => tracing.span('gatehouse.session_lookup', () => resolver.resolve(...a)),
+      }
+    : resolver;
   const backchannelLogout = createBackchannelLogout({
     keys: issuerKeys,
     issuer: config.oidc.issuer,
@@ -166,8 +190,11 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
 
   const admit = createAdmission(identity);
   const streams = createEventStreams();
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now });
+  metrics.gauge('websockets', () => websockets.size());
+  metrics.gauge('event_streams', () => streams.count());
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams, metrics, tracing });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now, metrics });
+  const metricsServer = config.metrics.port !== undefined ? createMetricsServer(metrics, log) : undefined;
   const express = createExpressApp({
     config,
     log,
@@ -190,6 +217,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       : {}),
     runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
+    metrics,
   });
 
   const server = createServer(
@@ -245,6 +273,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     oidc,
     websockets,
     blocklist,
+    metrics,
+    metricsAddress: () => (metricsServer?.listening ? (metricsServer.address() as AddressInfo) : undefined),
     runtime: () => runtime,
     async reload(next) {
       const previous = runtime;
@@ -260,6 +290,16 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
           resolve();
         });
       });
+      if (metricsServer && config.metrics.port !== undefined) {
+        const metricsPort = config.metrics.port;
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once('error', reject);
+          metricsServer.listen(metricsPort, config.metrics.host, () => {
+            metricsServer.off('error', reject);
+            resolve();
+          });
+        });
+      }
       oidc.start();
       return server.address() as AddressInfo;
     },
@@ -276,6 +316,9 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         drain.end();
         oidc.close();
         await runtime.close();
+        // Scrapes go on through the drain (what it did is worth seeing); the metrics listener closes last.
+        if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()).closeAllConnections());
+        await tracing.close();
         if (ownsStore) await store.close();
       })();
       return closing;

@@ -1,7 +1,8 @@
 import express, { Router, type Request, type Response } from 'express';
 import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
-import { GatehouseError } from '../errors.ts';
+import { asGatehouseError, GatehouseError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
 import {
   clearCookie,
@@ -42,6 +43,7 @@ export function createAuthRoutes(deps: {
   backchannelLogout: (logoutToken: unknown) => Promise<number>;
   /** A login completed: the IdP answered its token request (ends an IdP outage in the log). */
   idpAnswered?: () => void;
+  metrics?: Metrics;
 }): Router {
   const { config, login, sessions } = deps;
   const cookie: CookieAttributes = {
@@ -77,6 +79,7 @@ export function createAuthRoutes(deps: {
         previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
       });
       deps.idpAnswered?.();
+      deps.metrics?.loginSucceeded();
       res.setHeader('set-cookie', [
         serializeSessionCookie(sessionCookie, result.secret, cookie, config.session.maxAgeSeconds),
         clearCookie(bindingName, bindingAttrs),
@@ -85,6 +88,7 @@ export function createAuthRoutes(deps: {
     } catch (err) {
       // A failed callback also ends the login attempt in this browser.
       res.setHeader('set-cookie', clearCookie(bindingName, bindingAttrs));
+      deps.metrics?.loginFailed(asGatehouseError(err).code);
       throw err;
     }
   });
@@ -111,6 +115,7 @@ export function createAuthRoutes(deps: {
     const read = readSessionCookie(req.headers.cookie, sessionCookie);
     const session = await sessions.load(single(read));
     const result = await login.logout(session);
+    if (session) deps.metrics?.loggedOut('rp_initiated');
     res.setHeader('set-cookie', read === DUPLICATE_COOKIE ? clearingCookies(sessionCookie, cookie) : clearCookie(sessionCookie, cookie));
     res.setHeader('clear-site-data', '"cache", "cookies", "storage"');
     res.json({ ok: true, ...(result.logoutUrl ? { logoutUrl: result.logoutUrl } : {}) });
@@ -123,6 +128,7 @@ export function createAuthRoutes(deps: {
     async (req: Request, res: Response) => {
       const body = req.body as Record<string, unknown> | undefined;
       await deps.backchannelLogout(body?.['logout_token']);
+      deps.metrics?.loggedOut('backchannel');
       res.status(200).json({ ok: true });
     },
   );

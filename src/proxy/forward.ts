@@ -66,6 +66,8 @@ export function upstreamFailure(err: UpstreamError): GatehouseError {
  * EventSource sees a clean end (and reconnects elsewhere) rather than a cut connection.
  */
 export interface EventStreams {
+  /** How many are being relayed now (the open event streams gauge). */
+  count(): number;
   /** Ends every event stream being relayed (the backend exchanges are abandoned); resolves once written, or after `capMs`. */
   endAll(capMs: number): Promise<void>;
 }
@@ -79,6 +81,7 @@ export function createEventStreams(): EventStreams {
   const open = new Set<Exchange>();
   const streams: EventStreamSet = {
     open,
+    count: () => open.size,
     async endAll(capMs) {
       const written = [...open].map((e) => e.endStream());
       let timer: NodeJS.Timeout | undefined;
@@ -114,18 +117,19 @@ export interface ForwardRequest {
 
 /**
  * Streams the request to the backend and the response back, with backpressure both ways and nothing
- * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over.
+ * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over, with the
+ * seconds from sending the request to the backend's response head (negative when no head came).
  */
 export function forward(
   req: IncomingMessage,
   res: ServerResponse,
   f: ForwardRequest,
   onError: (err: GatehouseError) => void,
-  onDone: (status: number) => void,
+  onDone: (status: number, backendSeconds: number) => void,
 ): void {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
-  if (res.destroyed || req.destroyed) return onDone(499);
+  if (res.destroyed || req.destroyed) return onDone(499, -1);
   const exchange = new Exchange(res, f, onError, onDone);
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
@@ -148,12 +152,19 @@ class Exchange implements UpstreamHandler {
   private finished = false;
   private streaming = false;
   private status = 0;
+  private readonly sentAt = performance.now();
+  private headAt = 0;
   private readonly res: ServerResponse;
   private readonly f: ForwardRequest;
   private readonly onError: (err: GatehouseError) => void;
-  private readonly onDone: (status: number) => void;
+  private readonly onDone: (status: number, backendSeconds: number) => void;
 
-  constructor(res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void) {
+  constructor(
+    res: ServerResponse,
+    f: ForwardRequest,
+    onError: (err: GatehouseError) => void,
+    onDone: (status: number, backendSeconds: number) => void,
+  ) {
     this.res = res;
     this.f = f;
     this.onError = onError;
@@ -171,7 +182,7 @@ class Exchange implements UpstreamHandler {
     if (this.finished) return;
     this.finished = true;
     if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
-    this.onDone(this.status);
+    this.onDone(this.status, this.headAt === 0 ? -1 : (this.headAt - this.sentAt) / 1000);
   }
 
   /** Ends the response as the backend ending it would, and abandons the backend's; resolves once written. */
@@ -188,6 +199,7 @@ class Exchange implements UpstreamHandler {
   }
 
   onResponseStart(head: ResponseHead): void {
+    this.headAt = performance.now();
     this.status = head.status;
     this.res.writeHead(head.status, filterResponseHeaders(head.headers, head.connectionTokens, this.f.responseHeaders, this.f.ownCookies));
     if (this.f.streams && isEventStream(head.headers)) {
