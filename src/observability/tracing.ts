@@ -1,3 +1,5 @@
+import type * as OtelApi from '@opentelemetry/api';
+import type * as OtelSdk from '@opentelemetry/sdk-node';
 import type { Logger } from './logger.ts';
 import type { TraceParent } from './trace-context.ts';
 
@@ -60,7 +62,8 @@ export function createNoTracing(): Tracing {
 
 /** What createTracing loads when tracing is wanted; a seam so a test can see that nothing is loaded otherwise. */
 export interface TracingModules {
-  load(): Promise<{ sdk: typeof import('@opentelemetry/sdk-node'); api: typeof import('@opentelemetry/api') }>;
+  // Type-only imports above: erased, so loading this file loads nothing of OpenTelemetry.
+  load(): Promise<{ sdk: typeof OtelSdk; api: typeof OtelApi }>;
 }
 
 const OTEL: TracingModules = {
