@@ -33,8 +33,10 @@ const SUPERVISE = join(SERVERS, 'supervise.ts');
 
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_P99 = 1.5;
+/** Metrics on (METRICS_PORT set) against the same Gatehouse without: what counting every request may cost (issue 14). */
+const TARGET_METRICS = 0.95;
 /** Setups whose ratios the targets are about: run back to back in each round. */
-const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'candidate', 'bare-dispatch', 'bare-identity']);
+const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'gatehouse-metrics', 'candidate', 'bare-dispatch', 'bare-identity']);
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -171,7 +173,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 6 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -530,6 +532,13 @@ mappings:
   });
   const ghInfo = await startGatehouse('gatehouse-info', ports.info, ghEnv(idp.clientId, 'info'));
   const ghWarn = await startGatehouse('gatehouse-warn', ports.warn, ghEnv(`${idp.clientId}-1`, 'warn'));
+  // The same as gatehouse-info with metrics on: every request counted, /metrics on a port of its own, scraped after the load.
+  const metricsPort = await freePort();
+  const ghMetrics = await startGatehouse('gatehouse-metrics', await freePort(), {
+    ...ghEnv(idp.clientId, 'info'),
+    METRICS_PORT: String(metricsPort),
+    METRICS_HOST: '127.0.0.1',
+  });
   // A candidate tree (a copy or git worktree with a change to src/) measured beside the current one, at info.
   const ghCandidate = opts.candidate
     ? await startGatehouse(
@@ -644,6 +653,13 @@ mappings:
       headers: [`Cookie: ${cookie}`],
       pid: ghWarn.proc.pid,
     },
+    {
+      key: 'gatehouse-metrics',
+      label: 'Gatehouse (LOG_LEVEL=info, METRICS_PORT set)',
+      url: `${ghMetrics.url}${path}`,
+      headers: [`Cookie: ${cookie}`],
+      pid: ghMetrics.proc.pid,
+    },
     ...(ghCandidate
       ? [
           {
@@ -704,6 +720,9 @@ mappings:
     log(`round ${round + 1}/${opts.rounds}: ${line.join(', ')} req/s`);
   }
   const logBytes = statSync(ghInfo.proc.logPath as string).size - logBytesBefore;
+  // The counts are real: what the metrics Gatehouse says it answered (warm-up and checks included).
+  const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const counted = /^gatehouse_requests_total\{mapping="mappings\[0\]",method="GET",status_class="2xx"\} (\d+)/m.exec(scrape)?.[1];
   for (const r of results.values()) {
     r.rps = median(r.runs.map((x) => x.rps));
     r.p50 = median(r.runs.map((x) => x.p50));
@@ -782,6 +801,7 @@ mappings:
   const dispatchRes = results.get('bare-dispatch');
   const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
+  const metricsRes = results.get('gatehouse-metrics') as SetupResult;
   log('');
   log(
     `Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`,
@@ -809,6 +829,7 @@ mappings:
   const tput = pairedRatio(gh, bare, 'rps');
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const metricsTput = pairedRatio(metricsRes, gh, 'rps');
   const ratios: Array<[string, string]> = [
     [
       'Gatehouse / bare forwarder, throughput',
@@ -818,6 +839,11 @@ mappings:
     ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
     ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
+    [
+      'Gatehouse with metrics / without, throughput',
+      `${metricsTput.toFixed(2)} (target ≥ ${TARGET_METRICS.toFixed(2)}: ${verdict(metricsTput >= TARGET_METRICS)})${spread(metricsRes, gh)}`,
+    ],
+    ['Gatehouse with metrics / without, CPU per request', pairedRatio(metricsRes, gh, 'cpuUs').toFixed(2)],
     ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
     ['Gatehouse warn / bare forwarder, CPU per request', pairedRatio(ghWarnRes, bare, 'cpuUs').toFixed(2)],
     ...(dispatchRes
@@ -847,6 +873,7 @@ mappings:
   ];
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
   if (ghInfoRequests > 0) log(`access log at info: ${(logBytes / ghInfoRequests).toFixed(0)} bytes per request`);
+  log(`metrics: gatehouse-metrics counted ${counted ?? '?'} GET 2xx requests on /metrics (its port ${metricsPort})`);
   log('');
   log(
     `SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`,
