@@ -5,7 +5,8 @@ import { expectError } from '../helpers/expect-error.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml } from '../helpers/proxy-stack.ts';
 import { useStage } from '../helpers/stage.ts';
-import { sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
+import { testClock } from '../helpers/clock.ts';
+import { readSession, revokeAtIdp, sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
 
 const ADMIN_TOKEN = 'metr1cs-t0ken-0123456789abcdefghijklmnopqrstuv';
 
@@ -204,5 +205,43 @@ describe('/metrics', () => {
     expect(after).not.toContain(storeKeyOf(cookieValue));
     const ok = 'gatehouse_requests_total{mapping="mappings[1]",method="GET",status_class="2xx"}';
     expect((parseExposition(after).get(ok) ?? 0) - (parseExposition(before).get(ok) ?? 0)).toBe(1000);
+  });
+});
+
+/** Refreshes are counted where they happen: on the replica that held the lock and called the IdP. */
+describe('/metrics: token refreshes', () => {
+  const clock = testClock();
+  const stage = useStage({
+    idp: { accessTokenTtlSeconds: 60 },
+    backends: { backend: startBackend },
+    yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
+    gatehouse: { env: { ADMIN_TOKEN, TOKEN_REFRESH_SKEW_SECONDS: '1' }, now: clock.now },
+  });
+
+  it('counts a refresh that succeeded, and a refresh the IdP refused by its reason', async () => {
+    const browser = new Browser();
+    await browser.login(stage.gh.url, 'rita');
+    const cookie = sessionCookieOf(browser, stage.gh);
+    const stored = await readSession(stage.redis, stage.gh, cookie.value);
+    const before = await scrapeMain(stage.gh);
+    clock.advanceTo(Number(stored?.record['accessTokenExpiresAt']));
+    expect((await fetch(`${stage.gh.url}/api/after-expiry`, { headers: { cookie: cookie.header } })).status).toBe(200);
+    const after = await scrapeMain(stage.gh);
+    expect((after.get('gatehouse_refreshes_total') ?? 0) - (before.get('gatehouse_refreshes_total') ?? 0)).toBe(1);
+    const token = 'gatehouse_idp_request_duration_seconds_count{endpoint="token",outcome="ok"}';
+    expect((after.get(token) ?? 0) - (before.get(token) ?? 0)).toBeGreaterThanOrEqual(1);
+
+    // The IdP revoked the refresh token: the next refresh is refused, the session ends, counted as `refused`.
+    const again = await readSession(stage.redis, stage.gh, cookie.value);
+    expect(await revokeAtIdp(stage.idp, again?.tokens.refreshToken ?? '')).toBe(200);
+    clock.advanceTo(Number(again?.record['accessTokenExpiresAt']));
+    await expectError(await fetch(`${stage.gh.url}/api/after-expiry`, { headers: { cookie: cookie.header } }), 401, 'session_expired');
+    const last = await scrapeMain(stage.gh);
+    const refused = 'gatehouse_refresh_failures_total{reason="refused"}';
+    expect((last.get(refused) ?? 0) - (after.get(refused) ?? 0)).toBe(1);
+    expect(
+      (last.get('gatehouse_auth_failures_total{reason="session_expired"}') ?? 0) -
+        (after.get('gatehouse_auth_failures_total{reason="session_expired"}') ?? 0),
+    ).toBe(1);
   });
 });
