@@ -31,7 +31,8 @@ describe('deploy/: dashboard and alert rules', () => {
     backend = await startBackend();
     gh = await startBareGatehouse(mappingsYaml([{ frontendHost: '*', backend: backend.url, auth: 'none' }]), { METRICS_PORT: '0' });
     // One request, so the per-mapping series have samples as well as their HELP and TYPE.
-    expect((await fetch(`${gh.url}/api/x`)).status).toBe(200);
+    const res = await fetch(`${gh.url}/api/x`);
+    if (res.status !== 200) throw new Error(`the request through Gatehouse answered ${res.status}`);
     const text = await (await fetch(`http://127.0.0.1:${gh.app.metricsAddress()?.port}/metrics`)).text();
     exposed = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
   });
