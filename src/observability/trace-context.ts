@@ -54,16 +54,19 @@ export interface TraceIds {
 
 export function createTraceIds(): TraceIds {
   const pool = Buffer.allocUnsafe(4096);
+  // The whole pool as hex, made once per refill: an id is then a slice of it, not a native call of its own.
+  let hex = '';
   let at = pool.length;
   const take = (n: number): string => {
     if (at + n > pool.length) {
       randomFillSync(pool);
+      hex = pool.toString('hex');
       at = 0;
     }
-    const hex = pool.toString('hex', at, at + n);
+    const id = hex.slice(at * 2, (at + n) * 2);
     at += n;
     // All zeros is the spec's invalid id; 2^-64 at worst, but cheap to rule out.
-    return hex === ZERO_TRACE || hex === ZERO_SPAN ? take(n) : hex;
+    return id === ZERO_TRACE || id === ZERO_SPAN ? take(n) : id;
   };
   return { traceId: () => take(16), spanId: () => take(8) };
 }
