@@ -54,7 +54,8 @@ export type RefreshFailure = 'refused' | 'idp_unavailable' | 'no_refresh_token' 
 export type RevocationKind = 'session' | 'user' | 'jti';
 export type IdpEndpoint = 'discovery' | 'token' | 'userinfo' | 'jwks' | 'revocation' | 'other';
 export type BackendHealth = 'up' | 'down';
-export type BreakerState = 'closed' | 'open' | 'half_open';
+/** As proxy/backends/breaker.ts names them; the label value is `half_open` (Prometheus label values take no hyphen by convention). */
+export type BreakerState = 'closed' | 'open' | 'half-open';
 export type GaugeSource = 'websockets' | 'event_streams';
 
 /** The method label's values: the methods /api serves, and `other` for any method admission refuses. */
@@ -399,7 +400,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       backendUp.set({ backend }, state === 'up' ? 1 : 0);
     },
     breakerState(backend, state) {
-      for (const s of ['closed', 'open', 'half_open'] as const) breaker.set({ backend, state: s }, s === state ? 1 : 0);
+      for (const s of ['closed', 'open', 'half-open'] as const)
+        breaker.set({ backend, state: s === 'half-open' ? 'half_open' : s }, s === state ? 1 : 0);
     },
     gauge(name, read) {
       sources.set(name, read);
