@@ -5,6 +5,7 @@ import { expectError } from '../helpers/expect-error.ts';
 import type { TestGatehouse } from '../helpers/gatehouse.ts';
 import { mappingsYaml } from '../helpers/proxy-stack.ts';
 import { useStage } from '../helpers/stage.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { testClock } from '../helpers/clock.ts';
 import { readSession, revokeAtIdp, sessionCookieOf, storeKeyOf } from '../helpers/token-kit.ts';
 
@@ -243,5 +244,21 @@ describe('/metrics: token refreshes', () => {
       (last.get('gatehouse_auth_failures_total{reason="session_expired"}') ?? 0) -
         (after.get('gatehouse_auth_failures_total{reason="session_expired"}') ?? 0),
     ).toBe(1);
+  });
+});
+
+/** The hooks the backends work calls on each change: one series per backend, the breaker's state as 1 among 0s. */
+describe('backend health and breaker gauges', () => {
+  it('show the last state each backend reported', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    metrics.backendState('http://a.internal:8080', 'down');
+    metrics.breakerState('http://a.internal:8080', 'open');
+    metrics.breakerState('http://a.internal:8080', 'half-open');
+    metrics.backendState('http://a.internal:8080', 'up');
+    const scrape = parseExposition((await metrics.render()).body);
+    expect(scrape.get('gatehouse_backend_up{backend="http://a.internal:8080"}')).toBe(1);
+    expect(scrape.get('gatehouse_backend_circuit_state{backend="http://a.internal:8080",state="half_open"}')).toBe(1);
+    expect(scrape.get('gatehouse_backend_circuit_state{backend="http://a.internal:8080",state="open"}')).toBe(0);
+    expect(scrape.get('gatehouse_backend_circuit_state{backend="http://a.internal:8080",state="closed"}')).toBe(0);
   });
 });
