@@ -33,6 +33,8 @@ const SUPERVISE = join(SERVERS, 'supervise.ts');
 
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_P99 = 1.5;
+/** Metrics on (METRICS_PORT set) against the same Gatehouse without: what counting every request may cost (issue 14). */
+const TARGET_METRICS = 0.95;
 /** POST with a 1 KB JSON body checked by a schema, against the bare forwarder doing the same POST (issue 16). */
 const TARGET_SCHEMA_THROUGHPUT = 0.8;
 /** Setups whose ratios the targets are about: run back to back in each round. */
@@ -46,6 +48,7 @@ const PAIRED = new Set([
   'bare-identity',
   'bare-post',
   'gatehouse-schema',
+  'gatehouse-metrics',
 ]);
 
 /** The schema setup: a realistic item-creation schema and a 1 KB body that passes it. */
@@ -226,7 +229,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 8 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 9 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -606,6 +609,13 @@ mappings:
   });
   const ghInfo = await startGatehouse('gatehouse-info', ports.info, ghEnv(idp.clientId, 'info'));
   const ghWarn = await startGatehouse('gatehouse-warn', ports.warn, ghEnv(`${idp.clientId}-1`, 'warn'));
+  // The same as gatehouse-info with metrics on: every request counted, /metrics on a port of its own, scraped after the load.
+  const metricsPort = await freePort();
+  const ghMetrics = await startGatehouse('gatehouse-metrics', await freePort(), {
+    ...ghEnv(idp.clientId, 'info'),
+    METRICS_PORT: String(metricsPort),
+    METRICS_HOST: '127.0.0.1',
+  });
   // A candidate tree (a copy or git worktree with a change to src/) measured beside the current one, at info.
   const ghCandidate = opts.candidate
     ? await startGatehouse(
@@ -740,10 +750,18 @@ mappings:
       key: 'gatehouse-schema',
       label: 'Gatehouse, POST 1 KB JSON checked by a schema (info)',
       url: `${ghInfo.url}/api${SCHEMA_PATH}`,
-      headers: [`Cookie: ${cookie}`, 'Content-Type: application/json'],
+      // As the SPA's own page sends it: a cookie POST without Gatehouse's Origin is refused as CSRF.
+      headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghInfo.url).origin}`],
       pid: ghInfo.proc.pid,
       method: 'POST',
       body: BENCH_BODY,
+    },
+    {
+      key: 'gatehouse-metrics',
+      label: 'Gatehouse (LOG_LEVEL=info, METRICS_PORT set)',
+      url: `${ghMetrics.url}${path}`,
+      headers: [`Cookie: ${cookie}`],
+      pid: ghMetrics.proc.pid,
     },
     ...(ghCandidate
       ? [
@@ -807,6 +825,9 @@ mappings:
     log(`round ${round + 1}/${opts.rounds}: ${line.join(', ')} req/s`);
   }
   const logBytes = statSync(ghInfo.proc.logPath as string).size - logBytesBefore;
+  // The counts are real: what the metrics Gatehouse says it answered (warm-up and checks included).
+  const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const counted = /^gatehouse_requests_total\{mapping="mappings\[0\]",method="GET",status_class="2xx"\} (\d+)/m.exec(scrape)?.[1];
   for (const r of results.values()) {
     r.rps = median(r.runs.map((x) => x.rps));
     r.p50 = median(r.runs.map((x) => x.p50));
@@ -886,6 +907,7 @@ mappings:
   const dispatchRes = results.get('bare-dispatch');
   const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
+  const metricsRes = results.get('gatehouse-metrics') as SetupResult;
   log('');
   log(
     `Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`,
@@ -916,6 +938,7 @@ mappings:
   const schemaTput = pairedRatio(schemaRes, barePost, 'rps');
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const metricsTput = pairedRatio(metricsRes, gh, 'rps');
   const ratios: Array<[string, string]> = [
     [
       'Gatehouse / bare forwarder, throughput',
@@ -930,6 +953,11 @@ mappings:
     ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
     ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
+    [
+      'Gatehouse with metrics / without, throughput',
+      `${metricsTput.toFixed(2)} (target ≥ ${TARGET_METRICS.toFixed(2)}: ${verdict(metricsTput >= TARGET_METRICS)})${spread(metricsRes, gh)}`,
+    ],
+    ['Gatehouse with metrics / without, CPU per request', pairedRatio(metricsRes, gh, 'cpuUs').toFixed(2)],
     ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
     ['Gatehouse rate limit on / off, throughput', `${pairedRatio(rateLimitRes, gh, 'rps').toFixed(2)}${spread(rateLimitRes, gh)}`],
     ['Gatehouse rate limit on / off, p99', pairedRatio(rateLimitRes, gh, 'p99').toFixed(2)],
@@ -963,6 +991,7 @@ mappings:
   ];
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
   if (ghInfoRequests > 0) log(`access log at info: ${(logBytes / ghInfoRequests).toFixed(0)} bytes per request`);
+  log(`metrics: gatehouse-metrics counted ${counted ?? '?'} GET 2xx requests on /metrics (its port ${metricsPort})`);
   log('');
   log(
     `SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`,

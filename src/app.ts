@@ -14,11 +14,14 @@ import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { createReadiness } from './health/readiness.ts';
 import { createClientErrorHandler } from './http/client-error.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
+import { createMetricsServer } from './http/metrics-server.ts';
 import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
 import { createAccessLog } from './observability/access-log.ts';
 import { requestIdFrom, type Logger } from './observability/logger.ts';
+import { createMetrics, createNoMetrics, type Metrics } from './observability/metrics.ts';
 import { createOutageLog } from './observability/outage-log.ts';
+import { createNoTracing, type Tracing } from './observability/tracing.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createRateLimiter } from './policy/rate-limit.ts';
 import { compilePolicy } from './policy/runtime.ts';
@@ -31,6 +34,7 @@ import { createUpgradeHandler, createWsRegistry, type WsRegistry } from './proxy
 import { createSessionManager, type SessionManager } from './session/sessions.ts';
 import { observeAnswers } from './store/answers.ts';
 import { createMemoryStore } from './store/memory.ts';
+import { measureStore } from './store/measured.ts';
 import { createRedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
 
@@ -42,6 +46,8 @@ export interface AppDeps {
   readonly now?: () => number;
   /** Backend health checks and notifications: replica id and retry pacing (tests shorten it). */
   readonly backends?: { readonly replica?: string; readonly notifyRetryBaseMs?: number };
+  /** OpenTelemetry spans (observability/tracing.ts createTracing, started by main.ts from OTEL_*), flushed and stopped by close(); none by default. */
+  readonly tracing?: Tracing;
 }
 
 export interface App {
@@ -53,6 +59,9 @@ export interface App {
   readonly blocklist: Blocklist;
   /** Health checks and circuits per backend; `backends.snapshot()` is what GET /admin/health shows. */
   readonly backends: Pick<Backends, 'snapshot'>;
+  readonly metrics: Metrics;
+  /** The METRICS_PORT listener, once listen() has started it. */
+  metricsAddress(): AddressInfo | undefined;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -112,6 +121,10 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const outages = createOutageLog(log);
   // Every part gets the store through observeAnswers: the first command that resolves after a Redis outage ends it in the log.
   store = observeAnswers(store, () => outages.succeeded('redis'));
+  // Nothing is counted when nothing could read it (neither METRICS_PORT nor ADMIN_TOKEN): the bench's baseline.
+  const metrics = config.metrics.enabled ? createMetrics() : createNoMetrics();
+  const tracing = deps.tracing ?? createNoTracing();
+  if (metrics.enabled) store = measureStore(store, metrics);
 
   const sessions = createSessionManager({
     store,
@@ -121,9 +134,12 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     ...(deps.now ? { now: deps.now } : {}),
   });
   await sessions.start();
-  const oidc = createOidcClient(config.oidc, log);
+  const oidcClient = createOidcClient(config.oidc, log, metrics.enabled ? metrics : undefined);
+  const oidc: OidcClient = tracing.enabled
+    ? { ...oidcClient, refreshGrant: (token) => tracing.span('gatehouse.refresh', () => oidcClient.refreshGrant(token)) }
+    : oidcClient;
   const now = deps.now ?? Date.now;
-  const blocklist = createBlocklist({ store, log, now });
+  const blocklist = createBlocklist({ store, log, now, metrics });
   await blocklist.start();
   const login = createLoginFlow({ oidc, store, sessions, blocklist, config: config.oidc, log, now });
   const refresher = createTokenRefresher({
@@ -135,6 +151,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     skewSeconds: config.oidc.refreshSkewSeconds,
     waitTimeoutMs: config.oidc.httpTimeoutSeconds * 1000,
     callLimitMs: refreshCallTimeoutSeconds(config.oidc.httpTimeoutSeconds) * 1000,
+    metrics,
   });
   await refresher.start();
   const issuerKeys = createIssuerKeys(oidc);
@@ -149,7 +166,14 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         now,
       })
     : undefined;
-  const identity = createIdentityResolver({ sessions, refresher, blocklist, bearer });
+  const resolver = createIdentityResolver({ sessions, refresher, blocklist, bearer });
+  // Only the uncached path is a span: a cached session is answered without an await, and without a span.
+  const identity = tracing.enabled
+    ? {
+        ...resolver,
+        resolve: (...a: Parameters<typeof resolver.resolve>) => tracing.span('gatehouse.session_lookup', () => resolver.resolve(...a)),
+      }
+    : resolver;
   const backchannelLogout = createBackchannelLogout({
     keys: issuerKeys,
     issuer: config.oidc.issuer,
@@ -186,8 +210,11 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const limiter = createRateLimiter({ counter: store.rates, outages });
   const admit = createAdmission(identity, limiter);
   const streams = createEventStreams();
-  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams });
-  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now });
+  metrics.gauge('websockets', () => websockets.size());
+  metrics.gauge('event_streams', () => streams.count());
+  const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams, metrics, tracing });
+  const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now, metrics });
+  const metricsServer = config.metrics.port !== undefined ? createMetricsServer(metrics, log) : undefined;
   const express = createExpressApp({
     config,
     log,
@@ -211,6 +238,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       : {}),
     runtime: () => runtime,
     ...(deps.mounts ? { mounts: deps.mounts } : {}),
+    metrics,
   });
 
   const server = createServer(
@@ -268,6 +296,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     websockets,
     blocklist,
     backends,
+    metrics,
+    metricsAddress: () => (metricsServer?.listening ? (metricsServer.address() as AddressInfo) : undefined),
     runtime: () => runtime,
     async reload(next) {
       const previous = runtime;
@@ -283,6 +313,16 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
           resolve();
         });
       });
+      if (metricsServer && config.metrics.port !== undefined) {
+        const metricsPort = config.metrics.port;
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once('error', reject);
+          metricsServer.listen(metricsPort, config.metrics.host, () => {
+            metricsServer.off('error', reject);
+            resolve();
+          });
+        });
+      }
       oidc.start();
       return server.address() as AddressInfo;
     },
@@ -300,6 +340,9 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         oidc.close();
         await backends.close();
         await runtime.close();
+        // Scrapes go on through the drain (what it did is worth seeing); the metrics listener closes last.
+        if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()).closeAllConnections());
+        await tracing.close();
         if (ownsStore) await store.close();
       })();
       return closing;

@@ -9,6 +9,7 @@ import { routingLines } from './config/routing-summary.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import { compilePolicy } from './policy/runtime.ts';
+import { createTracing } from './observability/tracing.ts';
 import type { DevSetup } from './dev/setup.ts';
 
 /** env → config → app → listen → signals. */
@@ -28,8 +29,12 @@ async function main(configPath: string | undefined): Promise<void> {
     Object.assign(env, devSetup.env);
   }
   const config = loadConfig(env, { devMode: dev });
-  const app = await createApp(config, { log, ...(devSetup ? { mounts: devSetup.mounts } : {}) });
+  // The OpenTelemetry SDK is imported only when OTEL_* asks for traces.
+  const tracing = await createTracing(env, log);
+  const app = await createApp(config, { log, tracing, ...(devSetup ? { mounts: devSetup.mounts } : {}) });
   const address = await app.listen(config.server.port, config.server.host);
+  const metricsAt = app.metricsAddress();
+  if (metricsAt) log.info({ address: `${metricsAt.address}:${metricsAt.port}` }, 'metrics listening (GET /metrics)');
 
   if (dev) {
     const line = '='.repeat(72);

@@ -4,6 +4,7 @@ import * as client from 'openid-client';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { IdpEndpoint, Metrics } from '../observability/metrics.ts';
 
 export interface OidcClient {
   /** Starts discovery in the background, retrying with backoff until it succeeds or close() is called. */
@@ -45,7 +46,7 @@ export function refreshCallTimeoutSeconds(httpTimeoutSeconds: number): number {
  * are verified even from the token endpoint, and http is allowed only for loopback or an explicit opt-in.
  * @see https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
  */
-export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient {
+export function createOidcClient(oidc: Config['oidc'], log: Logger, metrics?: Pick<Metrics, 'idpCall'>): OidcClient {
   let current: client.Configuration | undefined;
   let forRefresh: client.Configuration | undefined;
   let closed = false;
@@ -68,6 +69,33 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
     return configuration;
   };
 
+  // Every call to the IdP is timed by the endpoint it goes to (a fixed set), never by its URL.
+  let endpoints: client.ServerMetadata | undefined;
+  const endpointOf = (url: string): IdpEndpoint => {
+    if (endpoints === undefined || url.includes('/.well-known/')) return 'discovery';
+    if (url === endpoints.token_endpoint) return 'token';
+    if (url === endpoints.userinfo_endpoint) return 'userinfo';
+    if (url === endpoints.jwks_uri) return 'jwks';
+    if (url === endpoints.revocation_endpoint) return 'revocation';
+    return 'other';
+  };
+  const timedFetch = async (url: string, init: RequestInit): Promise<Response> => {
+    if (!metrics) return fetch(url, init);
+    const started = performance.now();
+    const endpoint = endpointOf(url);
+    try {
+      const res = await fetch(url, init);
+      metrics.idpCall(endpoint, (performance.now() - started) / 1000, res.status >= 500);
+      return res;
+    } catch (err) {
+      metrics.idpCall(endpoint, (performance.now() - started) / 1000, true);
+      throw err;
+    }
+  };
+  const customFetch: client.CustomFetch = (url, options) =>
+    // FetchBody is what fetch takes; only TypeScript's Uint8Array<ArrayBufferLike> variance tells them apart.
+    timedFetch(url, { ...options, body: options.body as BodyInit | null | undefined });
+
   // Per refresh_token grant call: whether its token endpoint has answered 2xx (set by the refresh fetch above).
   const grantCalls = new AsyncLocalStorage<{ answered: boolean }>();
 
@@ -79,7 +107,7 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
     );
     const tokenEndpoint = metadata.token_endpoint;
     refreshing[client.customFetch] = async (url, options) => {
-      const res = await fetch(url, {
+      const res = await timedFetch(url, {
         ...options,
         // FetchBody is what fetch takes; only TypeScript's Uint8Array<ArrayBufferLike> variance tells them apart.
         body: options.body as BodyInit | null | undefined,
@@ -96,6 +124,7 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
     const discovered = await client.discovery(new URL(oidc.issuer), oidc.clientId, clientMetadata, clientAuth, {
       execute,
       timeout: oidc.httpTimeoutSeconds,
+      ...(metrics ? { [client.customFetch]: customFetch } : {}),
     });
     const overrides = oidc.endpoints;
     const configuration =
@@ -107,6 +136,10 @@ export function createOidcClient(oidc: Config['oidc'], log: Logger): OidcClient 
             clientMetadata,
             clientAuth,
           );
+    if (metrics) {
+      endpoints = configuration.serverMetadata();
+      configuration[client.customFetch] = customFetch;
+    }
     return secure(configuration, oidc.httpTimeoutSeconds);
   }
 

@@ -1,6 +1,7 @@
 import type * as client from 'openid-client';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Session, SessionManager, SessionSecret } from '../session/sessions.ts';
 import type { Bus, LockHandle, Locks } from '../store/store.ts';
 import { checkRefreshedIdToken, classifyIdpError, type OidcClient } from './oidc.ts';
@@ -67,6 +68,8 @@ export function createTokenRefresher(deps: {
   processFailureThreshold?: number;
   now?: () => number;
   random?: () => number;
+  /** Refreshes and their failures, counted where this replica holds the lock and calls the IdP. */
+  metrics?: Pick<Metrics, 'refreshed' | 'refreshFailed'>;
 }): TokenRefresher {
   const { oidc, sessions, store, log } = deps;
   const now = deps.now ?? Date.now;
@@ -224,6 +227,7 @@ export function createTokenRefresher(deps: {
       const fresh = await sessions.load(secret, { fresh: true });
       if (!fresh) {
         outcome = 'expired';
+        deps.metrics?.refreshFailed('session_gone');
         throw new GatehouseError('session_expired', { logDetail: 'session gone before refresh' });
       }
       if (!needsRefresh(fresh, revokedJti)) {
@@ -236,6 +240,7 @@ export function createTokenRefresher(deps: {
         if (stillValid(fresh, revokedJti)) return fresh;
         await sessions.destroy(fresh.storeKey);
         outcome = 'expired';
+        deps.metrics?.refreshFailed('no_refresh_token');
         throw new GatehouseError('session_expired', { logDetail: 'access token expired and no refresh token' });
       }
       let result: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
@@ -244,6 +249,7 @@ export function createTokenRefresher(deps: {
         checkRefreshedIdToken(result.claims(), { sub: fresh.sub, idToken: fresh.tokens.idToken });
       } catch (err) {
         const failure = classifyIdpError(err);
+        deps.metrics?.refreshFailed(failure.transient ? 'idp_unavailable' : 'refused');
         if (!failure.transient) {
           // Refused once, ended once: the token we sent is spent or dead, so no later request may send it again.
           await sessions.destroy(fresh.storeKey);
@@ -276,6 +282,7 @@ export function createTokenRefresher(deps: {
           const delay = STORE_RETRY_DELAYS_MS[attempt];
           if (!(err instanceof GatehouseError) || err.code !== 'session_store_unavailable' || delay === undefined) {
             log.error({ session: fresh.storeKey }, 'refreshed tokens could not be stored; the next refresh sends a spent refresh token');
+            deps.metrics?.refreshFailed('store');
             throw err;
           }
           log.warn({ session: fresh.storeKey, retryInMs: delay }, 'refreshed tokens not stored yet (session store); retrying');
@@ -287,6 +294,7 @@ export function createTokenRefresher(deps: {
         throw new GatehouseError('session_expired', { logDetail: 'session ended during refresh' });
       }
       outcome = 'ok';
+      deps.metrics?.refreshed();
       refreshed(fresh.storeKey);
       log.info({ session: fresh.storeKey }, 'access token refreshed');
       return updated;

@@ -157,6 +157,19 @@ export const ENV_SCHEMA = {
         'HMAC-SHA256 key for notifications: X-Gatehouse-Signature is sha256=<hex of HMAC(timestamp + "." + body)>, ' +
         'the timestamp in X-Gatehouse-Timestamp. Unset: unsigned.',
     },
+    METRICS_PORT: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      description:
+        'Port of a listener serving only GET /metrics (Prometheus text), without credentials: keep it off the internet. ' +
+        'Unset: /metrics is on the main port behind X-Admin-Token, and does not exist without ADMIN_TOKEN.',
+    },
+    METRICS_HOST: {
+      type: 'string',
+      minLength: 1,
+      description: 'Address the METRICS_PORT listener binds. Unset: the same as HOST.',
+    },
     LOG_LEVEL: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'pino log level.' },
     ACCESS_LOG: {
       enum: ['all', 'errors', 'off'],

@@ -286,6 +286,10 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     }
     if (!ok) problems.push(`env ALLOWED_ORIGINS: "${o}" is not an origin (scheme://host[:port])`);
   }
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === port)
+    problems.push(
+      `env METRICS_PORT: ${port} is PORT too; give /metrics its own port, or unset METRICS_PORT to serve it on PORT behind ADMIN_TOKEN`,
+    );
   const trustProxy = parseTrustProxy(e.TRUST_PROXY as string, problems);
   const publicDir = spaDirectory(e.PUBLIC_DIR as string | undefined, nodeEnv, problems);
 
@@ -350,6 +354,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       maxAgeSeconds: maxAge,
     },
     ...(e.ADMIN_TOKEN ? { adminToken: e.ADMIN_TOKEN as string } : {}),
+    metrics: {
+      enabled: e.METRICS_PORT !== undefined || Boolean(e.ADMIN_TOKEN),
+      ...(e.METRICS_PORT !== undefined ? { port: e.METRICS_PORT as number } : {}),
+      host: (e.METRICS_HOST as string | undefined) ?? (e.HOST as string),
+    },
     accessLog: e.ACCESS_LOG as Config['accessLog'],
     websocketMaxPerIdentity: e.WS_MAX_PER_IDENTITY as number,
     ...(e.NOTIFY_WEBHOOK_URL

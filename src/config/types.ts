@@ -188,6 +188,11 @@ export interface Config {
     readonly maxAgeSeconds: number;
   };
   readonly adminToken?: string;
+  /**
+   * Where GET /metrics is served: on its own listener when `port` is set (no credentials), else on the main port
+   * behind the admin token; `enabled` false (no METRICS_PORT, no ADMIN_TOKEN) means nowhere, and nothing is counted.
+   */
+  readonly metrics: { readonly enabled: boolean; readonly port?: number; readonly host: string };
   readonly accessLog: 'all' | 'errors' | 'off';
   readonly websocketMaxPerIdentity: number;
   /** Where backend down/recovered events are POSTed (NOTIFY_WEBHOOK_URL), HMAC-signed when a secret is set. */

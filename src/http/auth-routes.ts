@@ -1,7 +1,8 @@
 import express, { Router, type Request, type Response } from 'express';
 import { loginSlot, type LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
-import { GatehouseError } from '../errors.ts';
+import { asGatehouseError, GatehouseError } from '../errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
 import {
   clearCookie,
@@ -49,6 +50,7 @@ export function createAuthRoutes(deps: {
   backchannelLogout: (logoutToken: unknown) => Promise<number>;
   /** A login completed: the IdP answered its token request (ends an IdP outage in the log). */
   idpAnswered?: () => void;
+  metrics?: Metrics;
 }): Router {
   const { config, login, sessions } = deps;
   const cookie: CookieAttributes = {
@@ -108,6 +110,7 @@ export function createAuthRoutes(deps: {
         res.redirect(302, result.next);
         return;
       }
+      deps.metrics?.loginSucceeded();
       res.setHeader('set-cookie', [
         serializeSessionCookie(sessionCookie, result.secret, cookie, config.session.maxAgeSeconds),
         ...clearBinding,
@@ -116,6 +119,7 @@ export function createAuthRoutes(deps: {
     } catch (err) {
       // A failed callback also ends this login attempt in this browser (and only this one: other tabs keep theirs).
       if (clearBinding.length > 0) res.setHeader('set-cookie', clearBinding);
+      deps.metrics?.loginFailed(asGatehouseError(err).code);
       throw err;
     }
   });
@@ -142,6 +146,7 @@ export function createAuthRoutes(deps: {
     const read = readSessionCookie(req.headers.cookie, sessionCookie);
     const session = await sessions.load(single(read));
     const result = await login.logout(session);
+    if (session) deps.metrics?.loggedOut('rp_initiated');
     res.setHeader('set-cookie', read === DUPLICATE_COOKIE ? clearingCookies(sessionCookie, cookie) : clearCookie(sessionCookie, cookie));
     res.setHeader('clear-site-data', '"cache", "cookies", "storage"');
     res.json({ ok: true, ...(result.logoutUrl ? { logoutUrl: result.logoutUrl } : {}) });
@@ -154,6 +159,7 @@ export function createAuthRoutes(deps: {
     async (req: Request, res: Response) => {
       const body = req.body as Record<string, unknown> | undefined;
       await deps.backchannelLogout(body?.['logout_token']);
+      deps.metrics?.loggedOut('backchannel');
       res.status(200).json({ ok: true });
     },
   );

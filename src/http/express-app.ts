@@ -5,7 +5,9 @@ import helmet from 'helmet';
 import type { LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
+import { createAdminGuard } from '../admin/auth.ts';
 import type { Readiness } from '../health/readiness.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createRequestContext, type RequestContext } from '../policy/context.ts';
@@ -15,6 +17,7 @@ import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
 import { isNavigation, renderErrorPage } from './error-page.ts';
+import { serveMetrics } from './metrics-server.ts';
 
 export interface Mount {
   readonly path: string;
@@ -37,6 +40,8 @@ export interface ExpressDeps {
   readonly backchannelLogout: (logoutToken: unknown) => Promise<number>;
   /** The rate limiter admission uses too: /auth/* is counted per client IP against the runtime's authLimit. */
   readonly limiter: RateLimiter;
+  /** Counts error answers and auth events; served at /metrics here when config.metrics says the main port (no METRICS_PORT). */
+  readonly metrics: Metrics;
 }
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
@@ -190,9 +195,18 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       origins: () => deps.runtime().origins,
       backchannelLogout: deps.backchannelLogout,
       idpAnswered: () => deps.outages.succeeded('idp'),
+      metrics: deps.metrics,
     }),
   );
   if (deps.adminRoutes) app.use('/admin', deps.adminRoutes);
+  // Without METRICS_PORT, /metrics shares the main port, so it takes the admin credentials; without ADMIN_TOKEN either,
+  // it does not exist.
+  if (config.metrics.port === undefined && config.adminToken !== undefined) {
+    const metrics = deps.metrics;
+    app.get('/metrics', createAdminGuard({ adminToken: config.adminToken }), (req: Request, res: Response) =>
+      serveMetrics(metrics, req.method, res),
+    );
+  }
 
   const publicDir = config.server.publicDir;
   if (publicDir !== undefined) {
@@ -220,6 +234,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
     const mapped = asGatehouseError(err);
     ctx.error = mapped;
+    deps.metrics.errorResponse(mapped.code, mapped.status);
     // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
     if (mapped.status >= 500 && !deps.outages.failed(mapped, ctx.id))
       log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');

@@ -3,6 +3,8 @@ import { isoTimePerMillisecond } from './logger.ts';
 
 export interface AccessEntry {
   readonly reqId: string;
+  /** The W3C trace id the request was forwarded under (the client's, when trusted, else a new one). */
+  readonly trace: string;
   readonly method: string;
   /** Without the query string: queries carry tokens and personal data often enough to keep them out of logs. */
   readonly path: string;
@@ -35,7 +37,7 @@ export function createAccessLog(log: Logger): AccessLog {
   return (e) => {
     if (!log.isLevelEnabled('info')) return;
     sink.write(
-      `{"level":"info"${time()}${head},"reqId":${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},` +
+      `{"level":"info"${time()}${head},"reqId":${JSON.stringify(e.reqId)},"trace":"${e.trace}","method":${JSON.stringify(e.method)},` +
         `"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"status":${e.status},"ms":${e.ms}` +
         `${e.detail === undefined ? '' : `,"detail":${JSON.stringify(e.detail)}`},"msg":"proxy"}\n`,
     );

@@ -67,6 +67,8 @@ export function upstreamFailure(err: UpstreamError): GatehouseError {
  * EventSource sees a clean end (and reconnects elsewhere) rather than a cut connection.
  */
 export interface EventStreams {
+  /** How many are being relayed now (the open event streams gauge). */
+  count(): number;
   /** Ends every event stream being relayed (the backend exchanges are abandoned); resolves once written, or after `capMs`. */
   endAll(capMs: number): Promise<void>;
 }
@@ -80,6 +82,7 @@ export function createEventStreams(): EventStreams {
   const open = new Set<Exchange>();
   const streams: EventStreamSet = {
     open,
+    count: () => open.size,
     async endAll(capMs) {
       const written = [...open].map((e) => e.endStream());
       let timer: NodeJS.Timeout | undefined;
@@ -120,18 +123,19 @@ export interface ForwardRequest {
 /**
  * Streams the request to the backend and the response back, with backpressure both ways and nothing
  * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over, with
- * whether the response was counted as a stream by `f.guard`.
+ * whether the response was counted as a stream by `f.guard`, and the seconds from sending the request to the
+ * backend's response head (negative when no head came).
  */
 export function forward(
   req: IncomingMessage,
   res: ServerResponse,
   f: ForwardRequest,
   onError: (err: GatehouseError) => void,
-  onDone: (status: number, stream: boolean) => void,
+  onDone: (status: number, stream: boolean, backendSeconds: number) => void,
 ): void {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
-  if (res.destroyed || req.destroyed) return onDone(499, false);
+  if (res.destroyed || req.destroyed) return onDone(499, false, -1);
   const exchange = new Exchange(res, f, onError, onDone);
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
@@ -162,16 +166,18 @@ class Exchange implements UpstreamHandler {
   /** Counted by the guard as a stream rather than a request in flight. */
   private counted = false;
   private status = 0;
+  private readonly sentAt = performance.now();
+  private headAt = 0;
   private readonly res: ServerResponse;
   private readonly f: ForwardRequest;
   private readonly onError: (err: GatehouseError) => void;
-  private readonly onDone: (status: number, stream: boolean) => void;
+  private readonly onDone: (status: number, stream: boolean, backendSeconds: number) => void;
 
   constructor(
     res: ServerResponse,
     f: ForwardRequest,
     onError: (err: GatehouseError) => void,
-    onDone: (status: number, stream: boolean) => void,
+    onDone: (status: number, stream: boolean, backendSeconds: number) => void,
   ) {
     this.res = res;
     this.f = f;
@@ -190,7 +196,7 @@ class Exchange implements UpstreamHandler {
     if (this.finished) return;
     this.finished = true;
     if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
-    this.onDone(this.status, this.counted);
+    this.onDone(this.status, this.counted, this.headAt === 0 ? -1 : (this.headAt - this.sentAt) / 1000);
   }
 
   /** Ends the response as the backend ending it would, and abandons the backend's; resolves once written. */
@@ -207,6 +213,7 @@ class Exchange implements UpstreamHandler {
   }
 
   onResponseStart(head: ResponseHead): void {
+    this.headAt = performance.now();
     const { guard } = this.f;
     const eventStream = (this.f.streams !== undefined || guard !== undefined) && isEventStream(head.headers);
     if (guard !== undefined && eventStream) {

@@ -1,6 +1,7 @@
 import type { IdentityHeaderEncoding } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isEmailVerified } from '../policy/claims.ts';
+import { cleanTracestate, parseTraceparent, type TraceParent } from '../observability/trace-context.ts';
 import type { Route } from '../policy/route-table.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
@@ -69,6 +70,9 @@ export interface IncomingFacts {
   xfProto: string | undefined;
   xfHost: string | undefined;
   upgrade: string | undefined;
+  /** The client's W3C trace context, never passed on as sent (a repeated traceparent reads as '', malformed). */
+  traceparent: string | undefined;
+  tracestate: string | undefined;
   /**
    * What the body is, as Node framed it: none, a Content-Length, or chunked (its length unknown until it
    * ends). The upstream client writes the framing headers from this; the client's own never pass.
@@ -107,6 +111,8 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
     xfProto: undefined,
     xfHost: undefined,
     upgrade: undefined,
+    traceparent: undefined,
+    tracestate: undefined,
     framing: 'none',
     refusal: undefined,
     passable: [],
@@ -155,6 +161,13 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
       case 'upgrade':
         facts.upgrade = value;
         continue;
+      case 'traceparent':
+        facts.traceparent = facts.traceparent === undefined ? value : '';
+        continue;
+      case 'tracestate':
+        // RFC 9110 §5.3: repeated lines of a list field combine with commas (the W3C spec says tracestate is one).
+        facts.tracestate = facts.tracestate === undefined ? value : `${facts.tracestate},${value}`;
+        continue;
       case 'transfer-encoding':
         // RFC 9112 §6.3: Node accepts "identity" + "chunked" on two lines as chunked; a front end that
         // stops at the first line frames the body differently (request smuggling), so only one `chunked` passes.
@@ -183,6 +196,21 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
     facts.passable.push(name, value);
   }
   return facts;
+}
+
+/**
+ * The trace a request belongs to. The client's `traceparent` is taken only from a peer TRUST_PROXY trusts (a proxy or
+ * mesh of ours that may have started the trace): from anyone else a trace id is the caller's choice, which would let
+ * it stitch its requests into other traces or flood a sampled one, so it gets a new trace id and its tracestate is
+ * dropped. A malformed traceparent is replaced, never forwarded.
+ * @see https://www.w3.org/TR/trace-context/#security-considerations
+ */
+export function incomingTrace(
+  facts: Pick<IncomingFacts, 'traceparent' | 'tracestate'>,
+  trusted: boolean,
+): { parent: TraceParent | undefined; tracestate: string | undefined } {
+  const parent = trusted ? parseTraceparent(facts.traceparent) : undefined;
+  return { parent, tracestate: parent ? cleanTracestate(facts.tracestate) : undefined };
 }
 
 /** The Cookie header a backend gets: the client's, minus Gatehouse's own cookies. */

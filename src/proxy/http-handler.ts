@@ -3,12 +3,15 @@ import type { TLSSocket } from 'node:tls';
 import { asGatehouseError, GatehouseError, lingerAfterAnswer, sendError } from '../errors.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
+import { createTraceIds, type TraceIds } from '../observability/trace-context.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
 import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
 import { forward, type EventStreams } from './forward.ts';
-import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
+import { buildUpstreamHeaders, createIdentityLinesMemo, incomingTrace, scanHeaders, upstreamCookie } from './headers.ts';
 import { guardOf, type Runtime } from './runtime.ts';
 import { checkBody, checkBodyMediaType } from '../policy/schemas.ts';
 import { rawHeaderValues, readBody } from './read-body.ts';
@@ -23,37 +26,51 @@ export interface ProxyDeps {
   readonly access: AccessLog;
   /** Event-stream responses are registered here so a shutdown can end them cleanly at its deadline. */
   readonly streams?: EventStreams;
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
 }
 
 /** /api/* over HTTP, outside Express: the hot path allocates little and awaits only the session lookup. */
 export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { admit, log, outages, access } = deps;
+  const { admit, log, outages, access, metrics, tracing } = deps;
   const identityLines = createIdentityLinesMemo(log);
+  const ids: TraceIds = createTraceIds();
   return (req, res) => {
+    const started = performance.now();
+    metrics.requestStarted();
     const rt = deps.runtime();
     const accessLog = rt.config.accessLog;
     const facts = scanHeaders(req.rawHeaders);
     const ctx = createRequestContext(requestIdFrom(facts.requestId), log, rt, Date.now());
     const url = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const peer = req.socket.remoteAddress ?? '';
+    const trace = facts.traceparent === undefined ? undefined : incomingTrace(facts, rt.trusts(peer, 0));
+    const span = tracing.enabled ? tracing.startRequest('gatehouse.api', trace?.parent) : undefined;
+    const traceId = span?.traceId ?? trace?.parent?.traceId ?? ids.traceId();
     let logged = false;
     // Set once the mapping's guard counted this request: released exactly once, by the first done().
     let guard: RouteGuard | undefined;
     let via = PRIMARY;
     // Once admitted, the headers admission chose (CORS) belong on any answer, a 502 or 504 included.
     let admittedHeaders: readonly string[] | undefined;
-    const done = (status: number, stream = false) => {
+    const done = (status: number, stream = false, backendSeconds = -1) => {
       if (logged) return;
       logged = true;
       if (guard !== undefined) {
         const code = ctx.error?.code;
         guard.leave(via, status, code === 'internal_error' || code === 'too_busy', stream);
       }
+      const mapping = ctx.route?.name ?? '-';
+      metrics.requestEnded(mapping, method, status, (performance.now() - started) / 1000, backendSeconds);
+      span?.end(status, mapping);
       if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
       access({
         reqId: ctx.id,
-        method: req.method ?? 'GET',
+        trace: traceId,
+        method,
         path,
         route: ctx.route?.name ?? '-',
         status,
@@ -70,6 +87,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       }
       const known = asGatehouseError(err);
       ctx.error = known;
+      metrics.errorResponse(known.code, known.status);
       if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
         log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, ctx.id);
@@ -95,12 +113,15 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         }
         const lines = a.principal ? identityLines(a.route, a.principal, ctx.id) : undefined;
         const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
+        const call = span?.backendCall(a.route.name);
+        headers.push('traceparent', call?.traceparent ?? `00-${traceId}-${ids.spanId()}-${trace?.parent?.flags ?? '00'}`);
+        if (trace?.tracestate !== undefined) headers.push('tracestate', trace.tracestate);
         forward(
           req,
           res,
           {
             pool: rt.pools.get(origin),
-            method: req.method ?? 'GET',
+            method,
             path: base + a.path + a.query,
             headers,
             framing: facts.framing,
@@ -112,7 +133,12 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
             guard,
           },
           fail,
-          done,
+          call
+            ? (status, backendSeconds) => {
+                call.end(status);
+                done(status, backendSeconds);
+              }
+            : done,
         );
       } catch (err) {
         fail(err);
@@ -154,7 +180,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     };
     let admitted: Admission | Promise<Admission>;
     try {
-      admitted = admit(rt, facts, req.method ?? 'GET', url, req.socket.remoteAddress ?? '', (req.socket as TLSSocket).encrypted === true);
+      const encrypted = (req.socket as TLSSocket).encrypted === true;
+      admitted = span ? span.run(() => admit(rt, facts, method, url, peer, encrypted)) : admit(rt, facts, method, url, peer, encrypted);
     } catch (err) {
       fail(err);
       return;

@@ -9,7 +9,17 @@ import type { Admission, Admit, Principal } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
 import type { SessionManager, SessionSecret } from '../session/sessions.ts';
 import { upstreamFailure } from './forward.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie, upstreamCookie } from './headers.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { createTraceIds } from '../observability/trace-context.ts';
+import {
+  buildUpstreamHeaders,
+  filterResponseHeaders,
+  identityHeaderLines,
+  incomingTrace,
+  scanHeaders,
+  setsOwnCookie,
+  upstreamCookie,
+} from './headers.ts';
 import { FALLBACK, isGuardRefusal, type RouteGuard } from './backends/guard.ts';
 import { guardOf, type Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
@@ -299,9 +309,12 @@ export function createUpgradeHandler(deps: {
   outages: OutageLog;
   registry: WsRegistry;
   now?: () => number;
+  /** Refusals are counted by their error code; open WebSockets are read from the registry at scrape time. */
+  metrics?: Metrics;
 }) {
   const now = deps.now ?? Date.now;
-  const { admit, sessions, log, outages, registry } = deps;
+  const { admit, sessions, log, outages, registry, metrics } = deps;
+  const ids = createTraceIds();
   // Like an HTTP request: the cached session costs nothing, else one store read; sessions.touch() throttles the write.
   const touch = (cookie: SessionSecret): void => {
     const cached = sessions.peek(cookie);
@@ -326,6 +339,7 @@ export function createUpgradeHandler(deps: {
     const refuse = (err: unknown) => {
       const known = asGatehouseError(err);
       ctx.error = known;
+      metrics?.errorResponse(known.code, known.status);
       log.info({ reqId: ctx.id, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
       if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
         log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
@@ -340,6 +354,11 @@ export function createUpgradeHandler(deps: {
     const connectBackend = (a: Admission, conn: Connection, origin: string, base: string): void => {
       const lines = a.principal ? identityHeaderLines(a.route, a.principal, ctx.id, log) : undefined;
       const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
+      // The same trace rule as HTTP requests (proxy/http-handler.ts incomingTrace).
+      const trace = incomingTrace(facts, rt.trusts(req.socket.remoteAddress ?? '', 0));
+      const traceId = trace.parent?.traceId ?? ids.traceId();
+      headers.push('traceparent', `00-${traceId}-${ids.spanId()}-${trace.parent?.flags ?? '00'}`);
+      if (trace.tracestate !== undefined) headers.push('tracestate', trace.tracestate);
       const cookie = a.sessionSecret;
       const { principal, route } = a;
       const handshake = new Handshake(socket, rt.ownCookies, a.responseHeaders, refuse, (res, backendSocket, backendHead) => {
@@ -360,7 +379,7 @@ export function createUpgradeHandler(deps: {
             activityIntervalMs: Math.min(1000, rt.config.session.idleTtlSeconds * 100),
           },
         );
-        log.info({ reqId: ctx.id, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
+        log.info({ reqId: ctx.id, trace: traceId, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
       });
       const control = rt.pools
         .get(origin)

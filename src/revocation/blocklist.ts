@@ -1,5 +1,6 @@
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { createEpochCache, type EpochCache } from '../store/epoch-cache.ts';
 import type { Bus, KeyValue } from '../store/store.ts';
 
@@ -43,6 +44,8 @@ type Kind = 's' | 'j' | 'u';
 export function createBlocklist(deps: {
   store: KeyValue & Bus;
   log: Logger;
+  /** Counts the revocations this replica writes, by kind. */
+  metrics?: Pick<Metrics, 'revoked'>;
   now?: () => number;
   cacheMaxAgeMs?: number;
   jtiLeewayMs?: number;
@@ -123,9 +126,11 @@ export function createBlocklist(deps: {
         // Our own publications were applied already; applying twice is harmless.
         apply(m);
       }),
-    revokeSession: (key, untilMs) => write('s', key, '1', untilMs - now(), `s\u0000${key}`),
-    revokeJti: (jti, untilMs) => write('j', jti, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`),
-    revokeUser: (sub, notBefore, ttlMs) => write('u', sub, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`),
+    revokeSession: (key, untilMs) => write('s', key, '1', untilMs - now(), `s\u0000${key}`).then(() => deps.metrics?.revoked('session')),
+    revokeJti: (jti, untilMs) =>
+      write('j', jti, '1', untilMs + jtiLeewayMs - now(), `j\u0000${jti}`).then(() => deps.metrics?.revoked('jti')),
+    revokeUser: (sub, notBefore, ttlMs) =>
+      write('u', sub, String(notBefore), ttlMs, `u\u0000${sub}\u0000${notBefore}`).then(() => deps.metrics?.revoked('user')),
     isSessionRevoked: async (key) => (await lookup('s', key)) !== 0,
     isJtiRevoked: async (jti) => (await lookup('j', jti)) !== 0,
     userNotBefore: (sub) => lookup('u', sub),

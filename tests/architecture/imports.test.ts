@@ -60,6 +60,10 @@ const ROOMS: Readonly<Record<string, readonly string[]>> = {
   express: ['http/', 'routes.ts'],
   'oidc-provider': ['dev/'],
   ws: ['dev/'],
+  // Metrics and tracing only through observability/: other layers get its small typed interfaces.
+  'prom-client': ['observability/'],
+  '@opentelemetry/api': ['observability/'],
+  '@opentelemetry/sdk-node': ['observability/'],
 };
 /** Libraries dev/ must load dynamically (devDependencies, absent from the production image). */
 const DEV_ONLY_DYNAMIC = ['oidc-provider', 'ws'];

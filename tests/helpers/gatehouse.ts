@@ -7,6 +7,7 @@ import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import type { Tracing } from '../../src/observability/tracing.ts';
 import type { Store } from '../../src/store/store.ts';
 import type { TestIdp } from './idp.ts';
 import { freePort } from './ports.ts';
@@ -48,6 +49,8 @@ export async function startGatehouse(options: {
   env?: Record<string, string>;
   store?: Store;
   now?: () => number;
+  /** OpenTelemetry spans (observability/tracing.ts createTracing); none unless given. */
+  tracing?: Tracing;
 }): Promise<TestGatehouse> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -83,6 +86,7 @@ export async function startGatehouse(options: {
     log,
     ...(options.store ? { store: options.store } : {}),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.tracing ? { tracing: options.tracing } : {}),
   });
   await app.listen(port, '127.0.0.1');
   if (options.idp) await app.oidc.whenReady(10_000);

@@ -28,7 +28,15 @@ function recorder(): BatchedDestination & ByteSink & { writes: string[]; lines: 
   };
 }
 
-const entry: AccessEntry = { reqId: 'r-1', method: 'GET', path: '/api/v1/users', route: 'mappings[0]', status: 200, ms: 3 };
+const entry: AccessEntry = {
+  reqId: 'r-1',
+  trace: '4bf92f3577b34da6a3ce929d0e0e4736',
+  method: 'GET',
+  path: '/api/v1/users',
+  route: 'mappings[0]',
+  status: 200,
+  ms: 3,
+};
 
 describe('the access line', () => {
   it('has the shape and key order pino gives the same fields, with the logger bindings', () => {
