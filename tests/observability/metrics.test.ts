@@ -104,7 +104,7 @@ describe('/metrics', () => {
     const durationCount = 'gatehouse_request_duration_seconds_count{mapping="mappings[1]",method="GET",status_class="2xx"}';
     const before = await scrapeMain(stage.gh);
     for (let i = 0; i < 3; i++) expect((await fetch(`${stage.gh.url}/api/items/${i}`, { headers: { cookie } })).status).toBe(200);
-    expect((await fetch(`${stage.gh.url}/api/items`, { method: 'POST', headers: { cookie }, body: 'x' })).status).toBe(200);
+    expect((await fetch(`${stage.gh.url}/api/items`, { method: 'POST', headers: { cookie, origin: stage.gh.url }, body: 'x' })).status).toBe(200);
     await expectError(await fetch(`${stage.gh.url}/api/items/1`), 401, 'unauthorized');
     const after = await scrapeMain(stage.gh);
     const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
