@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createConfigState, type ConfigState, type LoadRouting } from './admin/config-state.ts';
 import { createAdminRoutes } from './admin/routes.ts';
 import { createBackchannelLogout } from './auth/backchannel.ts';
 import { createBearerVerifier } from './auth/bearer.ts';
@@ -36,6 +37,13 @@ export interface AppDeps {
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
   readonly now?: () => number;
+  /**
+   * config.yml as the cluster's shared, versioned state (/admin/config, file watch, replicas following each other):
+   * the file's path, the text the config was loaded from, and how to validate a text as start-up does.
+   */
+  readonly configFile?: { readonly path: string; readonly text: string; readonly load: LoadRouting };
+  /** The backend health checker's snapshot, for GET /admin/health. */
+  readonly health?: () => unknown;
 }
 
 export interface App {
@@ -45,6 +53,8 @@ export interface App {
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
+  /** config.yml as shared state, when AppDeps.configFile was given (SIGHUP goes through it). */
+  readonly configState: ConfigState | undefined;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -164,6 +174,27 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
   });
 
+  const reload = async (next: Config): Promise<void> => {
+    const previous = runtime;
+    // Only the routing comes from config.yml; the environment of a running process cannot change.
+    runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
+    await previous.close();
+  };
+  const configState = deps.configFile
+    ? createConfigState({
+        store,
+        log,
+        initial: config,
+        initialText: deps.configFile.text,
+        path: deps.configFile.path,
+        load: deps.configFile.load,
+        apply: reload,
+        now,
+      })
+    : undefined;
+  // Before the listener opens: a replica started after a change serves the cluster's version from its first request.
+  await configState?.start();
+
   const admit = createAdmission(identity);
   const streams = createEventStreams();
   const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams });
@@ -176,14 +207,23 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     sessions,
     readiness,
     backchannelLogout,
-    ...(config.adminToken
+    ...(config.adminToken || configState || config.routing.admin?.requireClaims
       ? {
           adminRoutes: createAdminRoutes({
             adminToken: config.adminToken,
+            operators: {
+              identity,
+              cookieName: config.session.cookieName,
+              selfOrigin: config.server.origin,
+              requireClaims: () => (configState ? configState.routing() : config.routing).admin?.requireClaims,
+            },
             sessions,
             blocklist,
             maxSessionAgeMs: config.session.maxAgeSeconds * 1000,
             log,
+            ...(configState ? { configState } : {}),
+            readiness: () => readiness.check(),
+            ...(deps.health ? { health: deps.health } : {}),
             now,
           }),
         }
@@ -246,12 +286,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     websockets,
     blocklist,
     runtime: () => runtime,
-    async reload(next) {
-      const previous = runtime;
-      // Only the routing comes from config.yml; the environment of a running process cannot change.
-      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
-      await previous.close();
-    },
+    configState,
+    reload,
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -275,6 +311,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         await streams.endAll(250);
         drain.end();
         oidc.close();
+        configState?.close();
         await runtime.close();
         if (ownsStore) await store.close();
       })();

@@ -4,9 +4,9 @@ import { createApp } from './app.ts';
 import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
 import { runOperate } from './cli/operate.ts';
-import { loadConfig, wantsDevSetup } from './config/load.ts';
+import { loadConfig, loadConfigText, wantsDevSetup } from './config/load.ts';
 import { routingLines } from './config/routing-summary.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, GatehouseError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import type { DevSetup } from './dev/setup.ts';
 
@@ -26,8 +26,22 @@ async function main(configPath: string | undefined): Promise<void> {
     devSetup = await startDevSetup({ baseUrl, backendPort: Number(env['DEV_BACKEND_PORT'] ?? 4070), log });
     Object.assign(env, devSetup.env);
   }
-  const config = loadConfig(env, { devMode: dev });
-  const app = await createApp(config, { log, ...(devSetup ? { mounts: [devSetup.mount] } : {}) });
+  const filePath = env['GATEHOUSE_CONFIG'] || './config.yml';
+  // Read once: the text validated is the text the cluster's version history records. An unreadable file is left
+  // to loadConfig, which names it.
+  let configText: string | undefined;
+  try {
+    configText = readFileSync(filePath, 'utf8');
+  } catch {
+    configText = undefined;
+  }
+  const text = configText;
+  const config = loadConfig(env, { devMode: dev, ...(text === undefined ? {} : { readFile: () => text }) });
+  const app = await createApp(config, {
+    log,
+    ...(devSetup ? { mounts: [devSetup.mount] } : {}),
+    configFile: { path: filePath, text: text ?? '', load: (text, label) => loadConfigText(env, text, label, { devMode: dev }) },
+  });
   const address = await app.listen(config.server.port, config.server.host);
 
   if (dev) {
@@ -70,21 +84,19 @@ async function main(configPath: string | undefined): Promise<void> {
         setTimeout(() => process.exit(0), 50).unref();
       });
   };
-  // SIGHUP re-reads config.yml: a file with problems changes nothing (each problem is logged, naming its field).
+  // SIGHUP re-reads config.yml, as a file edit does: a valid change becomes the cluster's next version; a file with
+  // problems changes nothing (each problem is logged, naming its field).
   process.on('SIGHUP', () => {
     if (stopping) return;
-    let next: typeof config;
-    try {
-      next = loadConfig(env, { devMode: dev });
-    } catch (err) {
-      log.error(
-        { problems: err instanceof ConfigError ? err.problems : [String(err)] },
-        'configuration not reloaded: the running one stays',
-      );
-      return;
-    }
-    log.info({ mappings: next.routing.mappings.length }, 'configuration reloaded');
-    void app.reload(next).then(() => log.info('previous backend connections closed'));
+    app.configState?.reloadFile({ kind: 'file', by: 'SIGHUP' }).then(
+      ({ changed }) => {
+        if (!changed) log.info('configuration unchanged');
+      },
+      (err: unknown) => {
+        const problems = err instanceof GatehouseError ? err.details?.['problems'] : undefined;
+        log.error({ problems: problems ?? [String(err)] }, 'configuration not reloaded: the running one stays');
+      },
+    );
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

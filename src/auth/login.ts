@@ -4,7 +4,7 @@ import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isWellFormedId } from '../session/crypto.ts';
-import type { Session, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
+import type { Session, SessionClient, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { KeyValue } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
@@ -41,7 +41,12 @@ export interface LoginResult {
 export interface LoginFlow {
   begin(input: { next: unknown; binding: string | undefined }): Promise<LoginStart>;
   /** `query` is the raw query string of the callback (after '?'). */
-  complete(input: { query: string; binding: string | undefined; previousSecret: SessionSecret | undefined }): Promise<LoginResult>;
+  complete(input: {
+    query: string;
+    binding: string | undefined;
+    previousSecret: SessionSecret | undefined;
+    client?: SessionClient;
+  }): Promise<LoginResult>;
   /** Destroys the session and returns the IdP end-session URL when the IdP has one. */
   logout(session: Session | undefined): Promise<{ logoutUrl?: string }>;
 }
@@ -130,7 +135,7 @@ export function createLoginFlow(deps: {
       return { authorizationUrl: client.buildAuthorizationUrl(configuration, params).href, binding: browserBinding };
     },
 
-    async complete({ query, binding, previousSecret }) {
+    async complete({ query, binding, previousSecret, client: openedFrom }) {
       const params = new URLSearchParams(query);
       for (const name of ['code', 'state', 'iss', 'error', 'id_token', 'access_token', 'token']) single(params, name);
       const state = params.get('state');
@@ -208,6 +213,7 @@ export function createLoginFlow(deps: {
       }
       const created = await sessions.create({
         claims,
+        ...(openedFrom ? { client: openedFrom } : {}),
         ...(typeof idClaims['sid'] === 'string' ? { sid: idClaims['sid'] } : {}),
         tokens: {
           accessToken: tokens.access_token,

@@ -304,3 +304,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   };
   return deepFreeze(config);
 }
+
+/**
+ * `text` validated as config.yml exactly as start-up validates the file (the same environment, the same schema and
+ * checks); `label` names it in each problem instead of the file's path (`PUT /admin/config`).
+ */
+export function loadConfigText(env: Env, text: string, label: string, options: LoadOptions = {}): Config {
+  return loadConfig({ ...env, GATEHOUSE_CONFIG: label }, { ...options, readFile: () => text });
+}

@@ -13,10 +13,15 @@ export interface MappingConfig {
   readonly identityHeaders?: Readonly<Record<string, string>>;
 }
 
+/** Claim name → the value it must have, or the values one of which it must have (an array claim: contain). */
+export type RequiredClaims = Readonly<Record<string, string | readonly string[]>>;
+
 export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
   readonly mappings: readonly MappingConfig[];
+  /** Operators authorised by their session's claims (besides X-Admin-Token). */
+  readonly admin?: { readonly requireClaims?: RequiredClaims };
 }
 
 export type TrustProxy =

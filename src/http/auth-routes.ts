@@ -75,6 +75,10 @@ export function createAuthRoutes(deps: {
         query,
         binding: single(readCookie(req.headers.cookie, bindingName)),
         previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
+        client: {
+          ...(req.ip ? { ip: req.ip } : {}),
+          ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
+        },
       });
       deps.idpAnswered?.();
       res.setHeader('set-cookie', [

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { createApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/load.ts';
+import { loadConfig, loadConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -48,6 +48,8 @@ export async function startGatehouse(options: {
   env?: Record<string, string>;
   store?: Store;
   now?: () => number;
+  /** config.yml as shared, versioned state (the admin config API, file watch, replicas following each other), as main.ts runs it. */
+  configSync?: boolean;
 }): Promise<TestGatehouse> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -83,6 +85,15 @@ export async function startGatehouse(options: {
     log,
     ...(options.store ? { store: options.store } : {}),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.configSync
+      ? {
+          configFile: {
+            path: env['GATEHOUSE_CONFIG'] as string,
+            text: options.yaml ?? 'mappings: []\n',
+            load: (text: string, label: string) => loadConfigText(env, text, label),
+          },
+        }
+      : {}),
   });
   await app.listen(port, '127.0.0.1');
   if (options.idp) await app.oidc.whenReady(10_000);
