@@ -83,6 +83,8 @@ export function createAdminGuard(deps: {
     res.setHeader('cache-control', 'no-store');
     const requireClaims = operators?.requireClaims();
     if (expected === undefined && requireClaims === undefined) throw new GatehouseError('not_found');
+    // Express matches mount paths case-insensitively: /ADMIN is not the admin API (one spelling, one rule to audit).
+    if (req.baseUrl !== req.baseUrl.toLowerCase()) throw new GatehouseError('not_found');
     const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
     // Secrets in URLs end up in logs and histories.
     if (/[?&](token|admin_token|x-admin-token)=/i.test(search))

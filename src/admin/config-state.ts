@@ -233,7 +233,14 @@ export function createConfigState(deps: {
     } catch {
       return;
     }
-    if (digestOf(text) === running.digest) return;
+    const digest = digestOf(text);
+    if (digest === running.digest) return;
+    // A text the cluster already had is a stale read (this replica's own write racing the Bus, a shared volume
+    // written by another replica), not an edit: going back to an earlier version takes a PUT, SIGHUP or reload.
+    if ((await store.setMembers(DIGESTS).catch(() => [] as string[])).includes(digest)) {
+      log.debug({ digest }, 'config.yml holds a version the cluster already had: not applied automatically');
+      return;
+    }
     try {
       await state.reloadFile({ kind: 'file', by: `file edit on ${replica}` });
     } catch (err) {

@@ -65,7 +65,15 @@ function interpolate(value: unknown, env: Env, path: string, problems: string[],
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}/${i}`, problems, source));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, `${path}/${k}`, problems, source);
+    // Defined, not assigned: `out['__proto__'] = v` would make v the prototype, and a mapping inheriting
+    // `auth: none` from it passes the schema (ADM-PROTO). As an own property it is an unknown field like any other.
+    for (const [k, v] of Object.entries(value))
+      Object.defineProperty(out, k, {
+        value: interpolate(v, env, `${path}/${k}`, problems, source),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return out;
   }
   return value;

@@ -16,6 +16,8 @@ export interface TestGatehouse {
   readonly port: number;
   readonly app: App;
   readonly config: Config;
+  /** The config.yml it was started with (GATEHOUSE_CONFIG). */
+  readonly configPath: string;
   /** Every log line written so far, parsed. */
   readonly logs: Array<Record<string, unknown>>;
   close(): Promise<void>;
@@ -97,5 +99,5 @@ export async function startGatehouse(options: {
   });
   await app.listen(port, '127.0.0.1');
   if (options.idp) await app.oidc.whenReady(10_000);
-  return { url, port, app, config, logs, close: () => app.close() };
+  return { url, port, app, config, configPath: env['GATEHOUSE_CONFIG'] as string, logs, close: () => app.close() };
 }
