@@ -52,10 +52,9 @@ describe('admin config API', () => {
     user = sessionCookieOf(ada, stage.gh).header;
   });
 
-  const call = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
-    fetch(`${gh().url}/admin${path}`, { ...init, headers: init.headers ?? {} });
-  const asAdmin = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
-    call(path, { ...init, headers: { 'x-admin-token': ADMIN_TOKEN, ...init.headers } });
+  type Init = Omit<RequestInit, 'headers'> & { headers?: Record<string, string> };
+  const call = (path: string, init: Init = {}) => fetch(`${gh().url}/admin${path}`, { ...init, headers: init.headers ?? {} });
+  const asAdmin = (path: string, init: Init = {}) => call(path, { ...init, headers: { 'x-admin-token': ADMIN_TOKEN, ...init.headers } });
   const current = async () => (await (await asAdmin('/config')).json()) as Record<string, unknown> & { version: number; text: string };
   const put = (text: string, ifMatch: string | number | undefined, headers: Record<string, string> = { 'x-admin-token': ADMIN_TOKEN }) =>
     call('/config', {
@@ -132,7 +131,7 @@ describe('admin config API', () => {
 
     it('with neither ADMIN_TOKEN nor admin.requireClaims, /admin does not exist (404), whatever is sent', async () => {
       const bare = stage.more.bare.url;
-      for (const headers of [{}, { 'x-admin-token': ADMIN_TOKEN }]) {
+      for (const headers of [{}, { 'x-admin-token': ADMIN_TOKEN }] as Array<Record<string, string>>) {
         await expectError(await fetch(`${bare}/admin/config`, { headers }), 404, 'not_found');
         await expectError(await fetch(`${bare}/admin/users/ada/revoke`, { method: 'POST', headers }), 404, 'not_found');
       }
