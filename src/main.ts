@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { createApp } from './app.ts';
 import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
@@ -137,6 +138,22 @@ async function run(): Promise<void> {
       env: process.env,
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
+      readFile: (path) => readFileSync(path, 'utf8'),
+      ask: (question) =>
+        new Promise<string>((resolve) => {
+          process.stdout.write(question);
+          // No terminal, or stdin closed before an answer: no. A terminal echoes the answer's newline; a pipe does not.
+          const rl = createInterface({ input: process.stdin });
+          let answer = '';
+          rl.once('line', (line) => {
+            answer = line;
+            rl.close();
+          });
+          rl.once('close', () => {
+            if (!process.stdin.isTTY) process.stdout.write('\n');
+            resolve(answer);
+          });
+        }),
     });
   } else await main(command.configPath);
 }
