@@ -250,6 +250,41 @@ export function createConfigState(deps: {
     }
   };
 
+  let synced = false;
+  /** The store's version against this replica's file: who wins is in docs/admin.md ("Across replicas"). */
+  const initialSync = async (): Promise<void> => {
+    const { version: stored } = await readCurrent();
+    if (stored === undefined) {
+      // The first replica of a cluster: its file becomes version 1 (a racing replica's setIfAbsent loses and adopts).
+      try {
+        running = await commit(running.text, { kind: 'startup', by: `file on ${replica}` }, 0);
+      } catch (err) {
+        if (!(err instanceof GatehouseError && err.code === 'precondition_failed')) throw err;
+        await catchUp();
+      }
+    } else if (stored.digest === running.digest) {
+      running = stored;
+    } else if ((await store.setMembers(DIGESTS)).includes(running.digest)) {
+      log.warn(
+        { fileDigest: running.digest, version: stored.version, digest: stored.digest, source: stored.source, at: stored.at },
+        'config.yml is a version the cluster has replaced: serving the cluster version from the store',
+      );
+      await adopt(stored);
+    } else {
+      log.info(
+        { fileDigest: running.digest, version: stored.version + 1 },
+        'config.yml was changed while this replica was down: it becomes the cluster version',
+      );
+      try {
+        running = await commit(running.text, { kind: 'startup', by: `file on ${replica}` }, stored.version);
+      } catch (err) {
+        if (!(err instanceof GatehouseError && err.code === 'precondition_failed')) throw err;
+        await catchUp();
+      }
+    }
+    synced = true;
+  };
+
   const state: ConfigState = {
     replica,
     current: () => running,
@@ -296,44 +331,18 @@ export function createConfigState(deps: {
     },
 
     async start() {
-      await store.subscribe(CHANNEL, () => {
-        catchUp().catch((err: unknown) => log.warn({ err }, 'configuration change not read from the store'));
-      });
-      const { version: stored } = await readCurrent();
-      if (stored === undefined) {
-        // The first replica of a cluster: its file becomes version 1 (a racing replica's setIfAbsent loses and adopts).
-        try {
-          running = await commit(running.text, { kind: 'startup', by: `file on ${replica}` }, 0);
-        } catch (err) {
-          if (!(err instanceof GatehouseError && err.code === 'precondition_failed')) throw err;
-          await catchUp();
-        }
-      } else if (stored.digest === running.digest) {
-        running = stored;
-      } else {
-        const seen = (await store.setMembers(DIGESTS)).includes(running.digest);
-        if (seen) {
-          log.warn(
-            { fileDigest: running.digest, version: stored.version, digest: stored.digest, source: stored.source, at: stored.at },
-            'config.yml is a version the cluster has replaced: serving the cluster version from the store',
-          );
-          await adopt(stored);
-        } else {
-          log.info(
-            { fileDigest: running.digest, version: stored.version + 1 },
-            'config.yml was changed while this replica was down: it becomes the cluster version',
-          );
-          try {
-            running = await commit(running.text, { kind: 'startup', by: `file on ${replica}` }, stored.version);
-          } catch (err) {
-            if (!(err instanceof GatehouseError && err.code === 'precondition_failed')) throw err;
-            await catchUp();
-          }
-        }
+      try {
+        await store.subscribe(CHANNEL, () => {
+          catchUp().catch((err: unknown) => log.warn({ err }, 'configuration change not read from the store'));
+        });
+        await initialSync();
+      } catch (err) {
+        // Redis not answering must not keep Gatehouse from serving: the file runs until the poll reaches Redis.
+        log.warn({ err }, 'the cluster configuration could not be read from the store yet: serving config.yml until it answers');
       }
       const every = deps.pollMs ?? 5000;
       poll = setInterval(() => {
-        catchUp().catch((err: unknown) => log.debug({ err }, 'configuration poll failed'));
+        (synced ? catchUp() : initialSync()).catch((err: unknown) => log.debug({ err }, 'configuration poll failed'));
       }, every);
       poll.unref();
       try {
