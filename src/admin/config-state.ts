@@ -126,41 +126,56 @@ export function createConfigState(deps: {
     }
   };
 
-  /** Applies `next` if it is newer than what runs; one at a time, so an older version never lands after a newer one. */
-  const adopt = (next: ConfigVersion, config?: Config): Promise<void> => {
-    applying = applying.then(async () => {
-      if (next.version <= running.version && running.version !== 0) return;
-      if (next.digest === running.digest) {
-        running = next;
-        return;
-      }
-      let loaded: Config;
-      try {
-        loaded = config ?? deps.load(next.text, `cluster version ${next.version}`);
-      } catch (err) {
-        // Another replica accepted it; this one's environment (an ${VAR} it lacks) does not: keep serving what runs.
-        log.error(
-          { version: next.version, problems: err instanceof ConfigError ? err.problems : [String(err)] },
-          'configuration not reloaded: the running one stays',
-        );
-        return;
-      }
-      const previous = running;
+  let refused: string | undefined;
+  /** Makes `next` the running version (validating it unless `config` is its validated form). */
+  const applyVersion = (next: ConfigVersion, config: Config | undefined): void => {
+    if (next.digest === running.digest) {
       running = next;
-      routing = loaded.routing;
-      log.info(
-        {
-          version: next.version,
-          from: previous.version,
-          source: next.source,
-          mappings: loaded.routing.mappings.length,
-          digest: next.digest,
-        },
-        'configuration reloaded',
+      return;
+    }
+    if (next.digest === refused && config === undefined) return;
+    let loaded: Config;
+    try {
+      loaded = config ?? deps.load(next.text, `cluster version ${next.version}`);
+    } catch (err) {
+      // Another replica accepted it; this one's environment (an ${VAR} it lacks) does not: keep serving what runs.
+      refused = next.digest;
+      log.error(
+        { version: next.version, problems: err instanceof ConfigError ? err.problems : [String(err)] },
+        'configuration not reloaded: the running one stays',
       );
-      void deps.apply(loaded).then(() => log.info('previous backend connections closed'));
+      return;
+    }
+    const previous = running;
+    running = next;
+    routing = loaded.routing;
+    log.info(
+      { version: next.version, from: previous.version, source: next.source, mappings: loaded.routing.mappings.length, digest: next.digest },
+      'configuration reloaded',
+    );
+    void deps.apply(loaded).then(() => log.info('previous backend connections closed'));
+  };
+
+  /**
+   * Serves what the store says is current: the store is the truth, so a version is never compared with what runs
+   * (after Redis lost its data, versions start again at 1). Reads and applies run one at a time, so a slow read
+   * never lands after a later one. `committed` is this replica's own change and its validated form: applied
+   * as it is when the store cannot be read right after the commit.
+   */
+  const syncFromStore = (committed?: { version: ConfigVersion; config: Config }): Promise<void> => {
+    const run = applying.then(async () => {
+      let target: ConfigVersion | undefined;
+      try {
+        target = (await readCurrent()).version;
+      } catch (err) {
+        if (!committed) throw err;
+        target = committed.version;
+      }
+      if (target === undefined || (target.version === running.version && target.digest === running.digest)) return;
+      applyVersion(target, committed?.version.digest === target.digest ? committed.config : undefined);
     });
-    return applying;
+    applying = run.catch(() => undefined);
+    return run;
   };
 
   const readCurrent = async (): Promise<{ raw: string | null; version: ConfigVersion | undefined }> => {
@@ -172,7 +187,14 @@ export function createConfigState(deps: {
   };
 
   /** The compare-and-set that makes a version: throws precondition_failed when `expected` is stale or another writer won. */
-  const commit = async (text: string, source: ConfigSource, expected: number | '*' | 'seen'): Promise<ConfigVersion> => {
+  const commit = (text: string, source: ConfigSource, expected: number | '*' | 'seen'): Promise<ConfigVersion> =>
+    commitInStore(text, source, expected).catch((err: unknown) => {
+      if (err instanceof GatehouseError) throw err;
+      // A change the store cannot version is no change: refused as a store outage, the running routing stays.
+      throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'configuration change not stored' });
+    });
+
+  const commitInStore = async (text: string, source: ConfigSource, expected: number | '*' | 'seen'): Promise<ConfigVersion> => {
     const { raw, version: current } = await readCurrent();
     const currentNumber = current?.version ?? 0;
     if (typeof expected === 'number' && expected !== currentNumber) {
@@ -220,11 +242,8 @@ export function createConfigState(deps: {
     }
   };
 
-  /** The store's current version, adopted when newer: what Bus messages, the poll and start-up call. */
-  const catchUp = async (): Promise<void> => {
-    const { version } = await readCurrent();
-    if (version && version.version > running.version) await adopt(version);
-  };
+  /** What Bus messages and the poll call. */
+  const catchUp = (): Promise<void> => syncFromStore();
 
   const fileChanged = async (): Promise<void> => {
     let text: string;
@@ -269,7 +288,7 @@ export function createConfigState(deps: {
         { fileDigest: running.digest, version: stored.version, digest: stored.digest, source: stored.source, at: stored.at },
         'config.yml is a version the cluster has replaced: serving the cluster version from the store',
       );
-      await adopt(stored);
+      await syncFromStore();
     } else {
       log.info(
         { fileDigest: running.digest, version: stored.version + 1 },
@@ -294,7 +313,7 @@ export function createConfigState(deps: {
       const config = validate(text, 'PUT /admin/config');
       const version = await commit(text, source, expected);
       const fileWritten = await writeFileAtomically(text);
-      await adopt(version, config);
+      await syncFromStore({ version, config });
       return { version, fileWritten };
     },
 
@@ -312,11 +331,11 @@ export function createConfigState(deps: {
       // This replica's own PUT rewrote the file, or a shared volume carries another replica's: nothing new.
       const { version: stored } = await readCurrent();
       if (stored?.digest === digestOf(text)) {
-        await adopt(stored, config);
+        await syncFromStore({ version: stored, config });
         return { version: stored, changed: false };
       }
       const version = await commit(text, source, 'seen');
-      await adopt(version, config);
+      await syncFromStore({ version, config });
       return { version, changed: true };
     },
 
