@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityResolver } from '../auth/identity.ts';
 import type { RequiredClaims } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
@@ -8,6 +8,19 @@ import { DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
+}
+
+/**
+ * What the guard reads of a request: Express's Request has it (originalUrl and baseUrl are its), without this
+ * module depending on Express (only http/ and routes.ts may).
+ */
+export interface GuardedRequest {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The URL as received, query included. */
+  readonly originalUrl: string;
+  /** The mount path as it matched (`/admin`, or `/ADMIN`: mount paths match case-insensitively). */
+  readonly baseUrl: string;
 }
 
 /** Who an admin call came from, for its audit line: the token holder, or an operator by `sub`. */
@@ -47,12 +60,12 @@ export function meetsClaims(claims: Readonly<Record<string, unknown>>, required:
 export function createAdminGuard(deps: {
   adminToken: string | undefined;
   operators?: OperatorSessions;
-  onActor?: (req: Request, actor: AdminActor) => void;
-}): (req: Request, res: Response, next: NextFunction) => void {
+  onActor?: (req: GuardedRequest, actor: AdminActor) => void;
+}): (req: GuardedRequest, res: { setHeader(name: string, value: string): unknown }, next: (err?: unknown) => void) => void {
   const expected = deps.adminToken === undefined ? undefined : digest(deps.adminToken);
   const operators = deps.operators;
   const sameOrigin = operators ? compileOriginPolicy(operators.selfOrigin, []) : undefined;
-  const admitOperator = async (req: Request): Promise<AdminActor> => {
+  const admitOperator = async (req: GuardedRequest): Promise<AdminActor> => {
     const secret = readSessionCookie(req.headers.cookie, operators?.cookieName ?? '');
     if (secret === undefined || secret === DUPLICATE_COOKIE || operators === undefined)
       throw new GatehouseError('admin_unauthorized', { logDetail: 'no admin token and no session' });

@@ -187,12 +187,13 @@ export function createConfigState(deps: {
   };
 
   /** The compare-and-set that makes a version: throws precondition_failed when `expected` is stale or another writer won. */
+  /** A change the store cannot version is no change: refused as a store outage, the running routing stays. */
+  const unavailable = (err: unknown): never => {
+    if (err instanceof GatehouseError) throw err;
+    throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'configuration change not stored' });
+  };
   const commit = (text: string, source: ConfigSource, expected: number | '*' | 'seen'): Promise<ConfigVersion> =>
-    commitInStore(text, source, expected).catch((err: unknown) => {
-      if (err instanceof GatehouseError) throw err;
-      // A change the store cannot version is no change: refused as a store outage, the running routing stays.
-      throw new GatehouseError('session_store_unavailable', { cause: err, logDetail: 'configuration change not stored' });
-    });
+    commitInStore(text, source, expected).catch(unavailable);
 
   const commitInStore = async (text: string, source: ConfigSource, expected: number | '*' | 'seen'): Promise<ConfigVersion> => {
     const { raw, version: current } = await readCurrent();
@@ -220,6 +221,8 @@ export function createConfigState(deps: {
       });
     }
     await store.set(versionKey(next.version), nextRaw, CONFIG_TTL_MS);
+    // The history is what GET /admin/config/history can show: the last HISTORY_MAX versions.
+    if (next.version > HISTORY_MAX) await store.del(versionKey(next.version - HISTORY_MAX)).catch(() => 0);
     await store.setAdd(DIGESTS, next.digest, CONFIG_TTL_MS);
     await store.publish(CHANNEL, String(next.version)).catch((err: unknown) => log.error({ err }, 'configuration change publish failed'));
     return next;
@@ -327,16 +330,24 @@ export function createConfigState(deps: {
         });
       }
       const config = validate(text, path);
-      if (digestOf(text) === running.digest) return { version: running, changed: false };
-      // This replica's own PUT rewrote the file, or a shared volume carries another replica's: nothing new.
-      const { version: stored } = await readCurrent();
-      if (stored?.digest === digestOf(text)) {
-        await syncFromStore({ version: stored, config });
-        return { version: stored, changed: false };
+      const digest = digestOf(text);
+      if (digest === running.digest) return { version: running, changed: false };
+      for (let attempt = 1; ; attempt++) {
+        // This replica's own PUT rewrote the file, a shared volume carries another replica's, or the watch and a
+        // SIGHUP or reload of the same edit raced and the other committed it: nothing new.
+        const { version: stored } = await readCurrent().catch(unavailable);
+        if (stored?.digest === digest) {
+          await syncFromStore({ version: stored, config });
+          return { version: stored, changed: false };
+        }
+        try {
+          const version = await commit(text, source, 'seen');
+          await syncFromStore({ version, config });
+          return { version, changed: true };
+        } catch (err) {
+          if (!(err instanceof GatehouseError && err.code === 'precondition_failed') || attempt >= 3) throw err;
+        }
       }
-      const version = await commit(text, source, 'seen');
-      await syncFromStore({ version, config });
-      return { version, changed: true };
     },
 
     async history(limit) {

@@ -91,7 +91,7 @@ export function createAdminRoutes(deps: {
 }): Router {
   const now = deps.now ?? Date.now;
   const router = Router();
-  const actors = new WeakMap<Request, AdminActor>();
+  const actors = new WeakMap<object, AdminActor>();
   const actorOf = (req: Request): AdminActor => actors.get(req) ?? { kind: 'token' };
   const audit = (req: Request, action: string, fields: Record<string, unknown>): void => {
     deps.log.warn({ audit: true, who: describeActor(actorOf(req)), action, ip: req.ip, ...fields }, 'admin audit');

@@ -26,14 +26,16 @@ async function gatehouse(
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
   child.stdin.end(input);
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  // Generous: a loaded CI machine takes seconds to start Node.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(killer);
   return { code, stdout, stderr };
 }
 
 /** `config get`, `config apply FILE` and `sessions list --sub` against a running Gatehouse's admin API. */
-describe('operator config and session commands', () => {
+// Each test runs the CLI a few times, a Node start each: seconds apiece on a loaded machine.
+describe('operator config and session commands', { timeout: 120_000 }, () => {
   let gh: TestGatehouse;
   beforeAll(async () => {
     gh = await startGatehouse({
