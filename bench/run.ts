@@ -34,7 +34,7 @@ const SUPERVISE = join(SERVERS, 'supervise.ts');
 const TARGET_THROUGHPUT = 0.9;
 const TARGET_P99 = 1.5;
 /** Setups whose ratios the targets are about: run back to back in each round. */
-const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-warn', 'candidate', 'bare-dispatch', 'bare-identity']);
+const PAIRED = new Set(['bare', 'gatehouse', 'gatehouse-ratelimit', 'gatehouse-warn', 'candidate', 'bare-dispatch', 'bare-identity']);
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -171,7 +171,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 5 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 6 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -516,6 +516,12 @@ mappings:
     pathPrefix: "/stream"
     backend: "http://127.0.0.1:${stream.port}"
     auth: required
+  # The measured route again with a rate limit never reached: every request is counted in Redis.
+  - frontendHost: "*"
+    pathPrefix: "/limited"
+    backend: "${backendOrigin}"
+    auth: required
+    rateLimit: { requests: 1000000000, windowSeconds: 60 }
 `,
   );
   const ghEnv = (clientId: string, level: string): Record<string, string> => ({
@@ -634,6 +640,13 @@ mappings:
       key: 'gatehouse',
       label: 'Gatehouse (LOG_LEVEL=info)',
       url: `${ghInfo.url}${path}`,
+      headers: [`Cookie: ${cookie}`],
+      pid: ghInfo.proc.pid,
+    },
+    {
+      key: 'gatehouse-ratelimit',
+      label: 'Gatehouse + rate limit in Redis (LOG_LEVEL=info)',
+      url: `${ghInfo.url}/api/limited${path.slice('/api'.length)}`,
       headers: [`Cookie: ${cookie}`],
       pid: ghInfo.proc.pid,
     },
@@ -777,6 +790,7 @@ mappings:
   const bare = results.get('bare') as SetupResult;
   const gh = results.get('gatehouse') as SetupResult;
   const ghWarnRes = results.get('gatehouse-warn') as SetupResult;
+  const rateLimitRes = results.get('gatehouse-ratelimit') as SetupResult;
   const ngx = results.get('nginx-proxy');
   const hpmRes = results.get('hpm');
   const dispatchRes = results.get('bare-dispatch');
@@ -819,6 +833,10 @@ mappings:
     ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
     ['Gatehouse / bare forwarder, CPU per request', pairedRatio(gh, bare, 'cpuUs').toFixed(2)],
+    ['Gatehouse rate limit on / off, throughput', `${pairedRatio(rateLimitRes, gh, 'rps').toFixed(2)}${spread(rateLimitRes, gh)}`],
+    ['Gatehouse rate limit on / off, p99', pairedRatio(rateLimitRes, gh, 'p99').toFixed(2)],
+    ['Gatehouse rate limit on / off, CPU per request', pairedRatio(rateLimitRes, gh, 'cpuUs').toFixed(2)],
+    ['Gatehouse rate limit / bare forwarder, throughput', pairedRatio(rateLimitRes, bare, 'rps').toFixed(2)],
     ['Gatehouse warn / bare forwarder, CPU per request', pairedRatio(ghWarnRes, bare, 'cpuUs').toFixed(2)],
     ...(dispatchRes
       ? [['Gatehouse / bare dispatch forwarder, throughput', pairedRatio(gh, dispatchRes, 'rps').toFixed(2)] as [string, string]]

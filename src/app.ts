@@ -20,6 +20,7 @@ import { createAccessLog } from './observability/access-log.ts';
 import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
+import { createRateLimiter } from './policy/rate-limit.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -195,7 +196,9 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   // Before the listener opens: a replica started after a change serves the cluster's version from its first request.
   await configState?.start();
 
-  const admit = createAdmission(identity);
+  // One limiter for /api (admission) and /auth (Express): counts in the store, so every replica shares them.
+  const limiter = createRateLimiter({ counter: store.rates, outages });
+  const admit = createAdmission(identity, limiter);
   const streams = createEventStreams();
   const proxy = createHttpProxy({ runtime: () => runtime, admit, log, outages, access: createAccessLog(log), streams });
   const upgrade = createUpgradeHandler({ runtime: () => runtime, admit, sessions, log, outages, registry: websockets, now });
@@ -207,6 +210,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     sessions,
     readiness,
     backchannelLogout,
+    limiter,
     ...(config.adminToken || configState || config.routing.admin?.requireClaims
       ? {
           adminRoutes: createAdminRoutes({

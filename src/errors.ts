@@ -112,17 +112,20 @@ export class ConfigError extends Error {
   }
 }
 
-/** Writes the JSON error on a plain node ServerResponse (Express responses are ones too). */
-export function sendError(res: ServerResponse, err: unknown, requestId?: string): void {
+/**
+ * Writes the error on a plain node ServerResponse (Express responses are ones too): the JSON body, or, when `page`
+ * is given (a browser navigation, see http/error-page.ts), the HTML page it renders from that body.
+ */
+export function sendError(res: ServerResponse, err: unknown, requestId?: string, page?: (body: ErrorBody) => string): void {
   const { status, body, headers } = toErrorResponse(err, requestId);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const text = JSON.stringify(body);
+  const text = page ? page(body) : JSON.stringify(body);
   lingerAfterAnswer(res);
   res.statusCode = status;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-type', page ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
   res.setHeader('cache-control', 'no-store');
   if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="gatehouse"');

@@ -40,7 +40,7 @@ async function main(configPath: string | undefined): Promise<void> {
   const config = loadConfig(env, { devMode: dev, ...(text === undefined ? {} : { readFile: () => text }) });
   const app = await createApp(config, {
     log,
-    ...(devSetup ? { mounts: [devSetup.mount] } : {}),
+    ...(devSetup ? { mounts: devSetup.mounts } : {}),
     configFile: { path: filePath, text: text ?? '', load: (text, label) => loadConfigText(env, text, label, { devMode: dev }) },
   });
   const address = await app.listen(config.server.port, config.server.host);

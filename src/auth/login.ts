@@ -16,31 +16,56 @@ const TRANSACTION_TTL_MS = 10 * 60 * 1000;
 const PROTOCOL_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'azp', 'jti', 'sid']);
 const MAX_CLAIMS_BYTES = 8192;
 
+/**
+ * The `prompt` values an SPA may ask for on /auth/login (OIDC Core §3.1.2.1): `none` for a silent session check,
+ * `login` and `select_account` for "log in as someone else", `consent` to show the consent screen again.
+ */
+export const LOGIN_PROMPTS = ['none', 'login', 'consent', 'select_account'] as const;
+export type LoginPrompt = (typeof LOGIN_PROMPTS)[number];
+const MAX_LOGIN_HINT_LENGTH = 256;
+
+/**
+ * The answers to a `prompt=none` login that mean "this user would have to interact": the browser is signed out at
+ * the IdP, not failing (OIDC Core §3.1.2.6).
+ */
+const INTERACTION_NEEDED = new Set(['login_required', 'interaction_required', 'consent_required', 'account_selection_required']);
+
 interface Transaction {
   verifier: string;
   nonce: string;
   next: string;
-  /** Hash of the browser-binding cookie: a callback finished in another browser (login CSRF) is refused. */
+  /** Hash of this login's binding cookie: a callback finished in another browser (login CSRF) is refused. */
   binding: string;
   createdAt: number;
+  prompt?: string;
 }
 
 export interface LoginStart {
   readonly authorizationUrl: string;
-  /** The browser-binding cookie value to (re)set with the redirect. */
+  /** Names this login's own binding cookie (see loginSlot), so logins started in several tabs never share one. */
+  readonly slot: string;
+  /** The binding cookie's value, fresh for every login. */
   readonly binding: string;
 }
 
-export interface LoginResult {
-  /** The new session's secret, for the Set-Cookie header and nothing else. */
-  readonly secret: SessionSecret;
-  readonly session: Session;
-  readonly next: string;
-}
+export type LoginResult =
+  | {
+      readonly kind: 'signed_in';
+      /** The new session's secret, for the Set-Cookie header and nothing else. */
+      readonly secret: SessionSecret;
+      readonly session: Session;
+      readonly next: string;
+    }
+  /** A `prompt=none` login the IdP could not complete without the user: back to `next`, with no session made. */
+  | { readonly kind: 'signed_out'; readonly next: string };
 
 export interface LoginFlow {
-  begin(input: { next: unknown; binding: string | undefined }): Promise<LoginStart>;
-  /** `query` is the raw query string of the callback (after '?'). */
+  /** `prompt` and `loginHint` come from the SPA (query parameters): anything outside the allowlist is refused with bad_request. */
+  begin(input: { next: unknown; prompt?: unknown; loginHint?: unknown }): Promise<LoginStart>;
+  /**
+   * `query` is the raw query string of the callback (after '?'); `binding` is the value of the binding cookie
+   * named by `loginSlot(state)`; `client` is where the login came from, kept for the admin session list.
+   */
   complete(input: {
     query: string;
     binding: string | undefined;
@@ -60,15 +85,52 @@ function parseTransaction(raw: string): Transaction | undefined {
     return undefined;
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  const { verifier, nonce, next, binding, createdAt } = value as Record<string, unknown>;
+  const { verifier, nonce, next, binding, createdAt, prompt } = value as Record<string, unknown>;
   if (typeof verifier !== 'string' || typeof nonce !== 'string' || typeof next !== 'string' || typeof binding !== 'string')
     return undefined;
-  if (typeof createdAt !== 'number') return undefined;
-  return { verifier, nonce, next, binding, createdAt };
+  if (typeof createdAt !== 'number' || (prompt !== undefined && typeof prompt !== 'string')) return undefined;
+  return { verifier, nonce, next, binding, createdAt, ...(prompt !== undefined ? { prompt } : {}) };
 }
 
 const txKey = (state: string) => `tx:${createHash('sha256').update(state).digest('base64url')}`;
 const bindingHash = (value: string) => createHash('sha256').update(`binding:${value}`).digest('base64url');
+
+/**
+ * The suffix of the binding cookie of the login whose state this is. Each login has a cookie of its own, found
+ * again from the callback's state, so two tabs logging in at once never overwrite or clear each other's
+ * (security-cases row 138; oauth2-proxy's per-request CSRF cookies, #3258).
+ */
+export function loginSlot(state: string): string {
+  return createHash('sha256').update(`slot:${state}`).digest('base64url').slice(0, 16);
+}
+
+function loginOptions(prompt: unknown, loginHint: unknown): { prompt?: LoginPrompt; loginHint?: string } {
+  const out: { prompt?: LoginPrompt; loginHint?: string } = {};
+  if (prompt !== undefined) {
+    const known = LOGIN_PROMPTS.find((p) => p === prompt);
+    if (!known)
+      throw new GatehouseError('bad_request', {
+        details: { parameter: 'prompt', allowed: [...LOGIN_PROMPTS] },
+        logDetail: 'login prompt outside the allowlist',
+      });
+    out.prompt = known;
+  }
+  if (loginHint !== undefined) {
+    // A hint is an e-mail address or a user name: printable, bounded, one value.
+    if (
+      typeof loginHint !== 'string' ||
+      loginHint.length === 0 ||
+      loginHint.length > MAX_LOGIN_HINT_LENGTH ||
+      /[^\x20-\x7e\u00a0-\uffff]/.test(loginHint)
+    )
+      throw new GatehouseError('bad_request', {
+        details: { parameter: 'login_hint' },
+        logDetail: 'login_hint empty, too long or with control characters',
+      });
+    out.loginHint = loginHint;
+  }
+  return out;
+}
 
 function single(params: URLSearchParams, name: string): string | undefined {
   const all = params.getAll(name);
@@ -109,13 +171,22 @@ export function createLoginFlow(deps: {
   const now = deps.now ?? Date.now;
 
   return {
-    async begin({ next, binding }) {
+    async begin({ next, prompt: askedPrompt, loginHint: askedHint }) {
+      const asked = loginOptions(askedPrompt, askedHint);
       const configuration = oidc.configuration();
-      const browserBinding = isWellFormedId(binding) ? binding : randomBytes(32).toString('base64url');
+      const binding = randomBytes(32).toString('base64url');
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
       const nonce = client.randomNonce();
-      const tx: Transaction = { verifier, nonce, next: safeLocalPath(next), binding: bindingHash(browserBinding), createdAt: now() };
+      const prompt = asked.prompt ?? config.prompt;
+      const tx: Transaction = {
+        verifier,
+        nonce,
+        next: safeLocalPath(next),
+        binding: bindingHash(binding),
+        createdAt: now(),
+        ...(prompt ? { prompt } : {}),
+      };
       try {
         await store.set(txKey(state), JSON.stringify(tx), TRANSACTION_TTL_MS);
       } catch (err) {
@@ -130,9 +201,10 @@ export function createLoginFlow(deps: {
         state,
         nonce,
       };
-      if (config.prompt) params['prompt'] = config.prompt;
+      if (prompt) params['prompt'] = prompt;
+      if (asked.loginHint !== undefined) params['login_hint'] = asked.loginHint;
       if (config.idTokenMaxAgeSeconds !== undefined) params['max_age'] = String(config.idTokenMaxAgeSeconds);
-      return { authorizationUrl: client.buildAuthorizationUrl(configuration, params).href, binding: browserBinding };
+      return { authorizationUrl: client.buildAuthorizationUrl(configuration, params).href, slot: loginSlot(state), binding };
     },
 
     async complete({ query, binding, previousSecret, client: openedFrom }) {
@@ -171,6 +243,10 @@ export function createLoginFlow(deps: {
         });
       }
       const idpError = params.get('error');
+      if (idpError && tx.prompt === 'none' && INTERACTION_NEEDED.has(idpError)) {
+        log.info({ idpError }, 'silent login (prompt=none): not signed in at the IdP');
+        return { kind: 'signed_out', next: tx.next };
+      }
       if (idpError) {
         throw new GatehouseError('login_failed', {
           details: { idpError: /^[a-z_]{1,64}$/.test(idpError) ? idpError : 'invalid' },
@@ -224,7 +300,7 @@ export function createLoginFlow(deps: {
         ...(accessTokenJti ? { accessTokenJti } : {}),
       });
       log.info({ session: created.session.storeKey, sub: claims.sub }, 'login completed');
-      return { secret: created.secret, session: created.session, next: tx.next };
+      return { kind: 'signed_in', secret: created.secret, session: created.session, next: tx.next };
     },
 
     async logout(session) {

@@ -101,6 +101,20 @@ function checkMappings(file: FileConfig, source: string, problems: string[]): vo
   });
 }
 
+/** `true` passes the schema's boolean type but means nothing: a limit is an object, and false switches one off. */
+function checkRateLimits(file: FileConfig, source: string, problems: string[]): void {
+  const refuse = (path: string) =>
+    problems.push(`${source} ${path}: true is not a limit; write { requests: N, windowSeconds: S } or false for none`);
+  for (const scope of ['auth', 'api'] as const) if ((file.rateLimits?.[scope] as unknown) === true) refuse(`/rateLimits/${scope}`);
+  file.mappings.forEach((m, i) => {
+    if ((m.rateLimit as unknown) === true) refuse(`/mappings/${i}/rateLimit`);
+    const rules = (m as { rules?: ReadonlyArray<{ rateLimit?: unknown }> }).rules;
+    rules?.forEach((r, j) => {
+      if (r.rateLimit === true) refuse(`/mappings/${i}/rules/${j}/rateLimit`);
+    });
+  });
+}
+
 export function loadFileConfig(path: string, env: Env, readFile: (p: string) => string, problems: string[]): FileConfig {
   const source = `GATEHOUSE_CONFIG ${path}`;
   let text: string;
@@ -130,6 +144,7 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
     return { allowedOrigins: [], mappings: [] };
   }
   checkMappings(data, source, problems);
+  checkRateLimits(data, source, problems);
   return data;
 }
 

@@ -1,5 +1,15 @@
 export type AuthPolicy = 'required' | 'optional' | 'none';
 
+/** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
+export interface RateLimitConfig {
+  readonly requests: number;
+  readonly windowSeconds: number;
+  readonly burst: number;
+}
+
+/** A limit, or `false`: none here (nor inherited from the level above). */
+export type RateLimitSetting = RateLimitConfig | false;
+
 export interface MappingConfig {
   readonly frontendHost: string;
   readonly frontendPort?: number;
@@ -11,6 +21,8 @@ export interface MappingConfig {
   readonly forwardAccessToken: boolean;
   readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
+  /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
+  readonly rateLimit?: RateLimitSetting;
 }
 
 /** Claim name → the value it must have, or the values one of which it must have (an array claim: contain). */
@@ -22,6 +34,8 @@ export interface FileConfig {
   readonly mappings: readonly MappingConfig[];
   /** Operators authorised by their session's claims (besides X-Admin-Token). */
   readonly admin?: { readonly requireClaims?: RequiredClaims };
+  /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
+  readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
 }
 
 export type TrustProxy =

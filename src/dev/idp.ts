@@ -17,6 +17,12 @@ export interface DevIdpOptions {
   /** Issue access tokens as JWTs (needed for jti revocation and bearer clients), audience = this value. */
   readonly jwtAccessTokenAudience?: string;
   readonly rotateRefreshTokens?: boolean;
+  /**
+   * Issue a refresh token to every client allowed the grant, not only after prompt=consent (oidc-provider keeps
+   * offline_access only then): `npm start`'s first login is one form, no consent screen. Off for test IdPs, which
+   * keep oidc-provider's own rule.
+   */
+  readonly refreshTokensWithoutConsent?: boolean;
   /** Private signing keys (JWK); default: oidc-provider's development keys. */
   readonly jwks?: { keys: Array<Record<string, unknown>> };
 }
@@ -88,7 +94,22 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       AuthorizationCode: 60,
     },
     rotateRefreshToken: () => options.rotateRefreshTokens ?? true,
-    cookies: { keys: ['gatehouse-dev-idp-cookie-key-not-secret'] },
+    // oidc-provider keeps offline_access (and so the refresh token) only when the login asked for prompt=consent,
+    // which shows a consent screen on every login. For npm start the refresh token goes to any client allowed the
+    // grant instead, so a first login is one form; one that outlives the IdP session, as offline_access would.
+    ...(options.refreshTokensWithoutConsent
+      ? {
+          issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
+            client.grantTypeAllowed('refresh_token'),
+          expiresWithSession: () => false,
+        }
+      : {}),
+    cookies: {
+      keys: ['gatehouse-dev-idp-cookie-key-not-secret'],
+      // Mounted inside Gatehouse (npm start), the IdP's session cookie must stay under its own path: at Path=/ the
+      // browser sends it with every /api call, and backends would see the IdP's session next to the app's requests.
+      long: { httpOnly: true, sameSite: 'lax', path: new URL(options.issuer).pathname.replace(/\/$/, '') || '/' },
+    },
     ...(options.jwks ? { jwks: options.jwks as never } : {}),
     // oidc-provider refuses outgoing calls to special-use addresses (SSRF guard); the dev IdP's only
     // outgoing calls are back-channel logouts to a Gatehouse on loopback, so that guard is lifted here.

@@ -1,5 +1,5 @@
 import express, { Router, type Request, type Response } from 'express';
-import type { LoginFlow } from '../auth/login.ts';
+import { loginSlot, type LoginFlow } from '../auth/login.ts';
 import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import { isCrossSiteRequest, type OriginPolicy } from '../policy/origin.ts';
@@ -7,7 +7,9 @@ import {
   clearCookie,
   clearingCookies,
   clearingHeaders,
+  cookieNamesStartingWith,
   DUPLICATE_COOKIE,
+  loginBindingCookie,
   loginBindingCookieName,
   readCookie,
   readSessionCookie,
@@ -18,6 +20,11 @@ import {
 import type { SessionManager } from '../session/sessions.ts';
 
 const LOGIN_BINDING_MAX_AGE_SECONDS = 600;
+/**
+ * Logins one browser may have pending at once. Each has its own cookie; without a cap, logins started and
+ * abandoned would pile cookies up for ten minutes each until the Cookie header outgrew the server's limit.
+ */
+const MAX_PENDING_LOGINS = 4;
 
 /**
  * A cookie sent more than once counts as absent (cookie tossing, OWASP Session Management): a sibling
@@ -51,7 +58,8 @@ export function createAuthRoutes(deps: {
   };
   // The binding cookie must survive the top-level redirect back from the IdP, so it is Lax even when the session is Strict.
   const bindingAttrs: CookieAttributes = { secure: config.session.secure, sameSite: 'Lax' };
-  const bindingName = loginBindingCookieName(config.session.secure);
+  const bindingPrefix = `${loginBindingCookieName(config.session.secure)}.`;
+  const bindingCookie = (state: string) => loginBindingCookie(config.session.secure, loginSlot(state));
   const sessionCookie = config.session.cookieName;
   const duplicateClearing = clearingHeaders(sessionCookie, cookie);
   const router = Router();
@@ -62,18 +70,35 @@ export function createAuthRoutes(deps: {
   });
 
   router.get('/auth/login', async (req: Request, res: Response) => {
-    const next = typeof req.query['next'] === 'string' ? req.query['next'] : undefined;
-    const started = await login.begin({ next, binding: single(readCookie(req.headers.cookie, bindingName)) });
-    res.setHeader('set-cookie', serializeCookie(bindingName, started.binding, bindingAttrs, LOGIN_BINDING_MAX_AGE_SECONDS));
+    const query = (name: string) => req.query[name] as unknown;
+    const next = typeof query('next') === 'string' ? query('next') : undefined;
+    const started = await login.begin({ next, prompt: query('prompt'), loginHint: query('login_hint') });
+    const pending = [...new Set(cookieNamesStartingWith(req.headers.cookie, bindingPrefix))];
+    const dropped = pending.slice(0, Math.max(0, pending.length - (MAX_PENDING_LOGINS - 1)));
+    res.setHeader('set-cookie', [
+      ...dropped.map((name) => clearCookie(name, bindingAttrs)),
+      serializeCookie(
+        loginBindingCookie(config.session.secure, started.slot),
+        started.binding,
+        bindingAttrs,
+        LOGIN_BINDING_MAX_AGE_SECONDS,
+      ),
+    ]);
     res.redirect(302, started.authorizationUrl);
   });
 
   router.get(config.oidc.redirectPath, async (req: Request, res: Response) => {
     const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+    const states = new URLSearchParams(query).getAll('state');
+    const binding = states.length === 1 && states[0] ? bindingCookie(states[0]) : undefined;
+    // A callback with no state or several (refused by complete()) names no login: every pending one in this browser ends.
+    const clearBinding = (binding ? [binding] : [...new Set(cookieNamesStartingWith(req.headers.cookie, bindingPrefix))]).map((name) =>
+      clearCookie(name, bindingAttrs),
+    );
     try {
       const result = await login.complete({
         query,
-        binding: single(readCookie(req.headers.cookie, bindingName)),
+        binding: binding ? single(readCookie(req.headers.cookie, binding)) : undefined,
         previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
         client: {
           ...(req.ip ? { ip: req.ip } : {}),
@@ -81,14 +106,20 @@ export function createAuthRoutes(deps: {
         },
       });
       deps.idpAnswered?.();
+      if (result.kind === 'signed_out') {
+        // A silent check (prompt=none) that found no IdP session: the SPA gets its page back, signed out, not an error.
+        res.setHeader('set-cookie', clearBinding);
+        res.redirect(302, result.next);
+        return;
+      }
       res.setHeader('set-cookie', [
         serializeSessionCookie(sessionCookie, result.secret, cookie, config.session.maxAgeSeconds),
-        clearCookie(bindingName, bindingAttrs),
+        ...clearBinding,
       ]);
       res.redirect(302, result.next);
     } catch (err) {
-      // A failed callback also ends the login attempt in this browser.
-      res.setHeader('set-cookie', clearCookie(bindingName, bindingAttrs));
+      // A failed callback also ends this login attempt in this browser (and only this one: other tabs keep theirs).
+      if (clearBinding.length > 0) res.setHeader('set-cookie', clearBinding);
       throw err;
     }
   });

@@ -9,9 +9,11 @@ import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createRequestContext, type RequestContext } from '../policy/context.ts';
+import { clientKey, type RateLimiter } from '../policy/rate-limit.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
 import { createAuthRoutes } from './auth-routes.ts';
+import { isNavigation, renderErrorPage } from './error-page.ts';
 
 export interface Mount {
   readonly path: string;
@@ -32,6 +34,8 @@ export interface ExpressDeps {
   readonly mounts?: readonly Mount[];
   readonly adminRoutes?: express.Router;
   readonly backchannelLogout: (logoutToken: unknown) => Promise<number>;
+  /** The rate limiter admission uses too: /auth/* is counted per client IP against the runtime's authLimit. */
+  readonly limiter: RateLimiter;
 }
 
 const RESERVED = /^\/(api|auth|admin)(\/|$)/;
@@ -140,6 +144,34 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     }),
   );
 
+  // Per client IP, before any login work (a transaction record, an IdP call): a login or callback flood stops here.
+  // The back-channel logout is the IdP calling, with a signed token; a per-IP limit on it could drop a logout.
+  app.use(['/auth', config.oidc.redirectPath], (req: Request, res: Response, next: NextFunction) => {
+    const ctx = contexts.get(req) ?? begin(req, res);
+    const limit = ctx.runtime.authLimit;
+    if (limit === undefined || pathOf(req.originalUrl).toLowerCase() === '/auth/backchannel-logout') return next();
+    const xff = req.headers['x-forwarded-for'];
+    const client = ctx.runtime.trust(
+      req.socket.remoteAddress ?? '',
+      Array.isArray(xff) ? xff.join(', ') : xff,
+      undefined,
+      undefined,
+      false,
+    );
+    const pass = (fields: readonly string[] | undefined) => {
+      if (fields) for (let i = 0; i < fields.length; i += 2) res.setHeader(fields[i] as string, fields[i + 1] as string);
+      next();
+    };
+    let fields: ReturnType<RateLimiter['check']>;
+    try {
+      fields = deps.limiter.check(limit, clientKey(client.ip), ctx.id);
+    } catch (err) {
+      return next(err);
+    }
+    if (fields instanceof Promise) fields.then(pass, next);
+    else pass(fields);
+  });
+
   app.use(
     createAuthRoutes({
       config,
@@ -169,6 +201,10 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   app.use(() => {
     throw new GatehouseError('not_found');
   });
+  // A login that fails in the browser (bad state, IdP error) is a page the user looks at: it gets HTML with "Log in
+  // again"; fetch/XHR callers of the same paths keep the JSON they parse.
+  const errorPage = renderErrorPage(config.server.baseUrl);
+  const isAuthPath = (path: string) => path === config.oidc.redirectPath || path === '/auth' || path.startsWith('/auth/');
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const ctx = contexts.get(req) ?? begin(req, res);
     // body-parser / static errors carry their own 4xx status; anything else unknown is a 500 with the cause logged.
@@ -177,7 +213,7 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     // The cause goes to the log now: a response that cannot be sent (headers already out) never reaches 'finish'.
     if (mapped.status >= 500 && !deps.outages.failed(mapped, ctx.id))
       log.error({ err, reqId: ctx.id, path: pathOf(req.originalUrl) }, 'request failed');
-    sendError(res, mapped, ctx.id);
+    sendError(res, mapped, ctx.id, isAuthPath(pathOf(req.originalUrl)) && isNavigation(req.headers) ? errorPage : undefined);
   });
   return app;
 }

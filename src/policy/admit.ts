@@ -3,6 +3,7 @@ import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 import type { SessionSecret } from '../session/crypto.ts';
 import { splitApiTarget } from './path.ts';
+import { clientKey, principalKey, type RateLimiter } from './rate-limit.ts';
 import type { Route } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
 import type { ClientFacts } from './trust-proxy.ts';
@@ -48,6 +49,7 @@ const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 export function admit(
   rt: PolicyRuntime,
   identity: IdentityResolver,
+  limiter: RateLimiter,
   facts: AdmissionFacts,
   method: string,
   url: string,
@@ -67,14 +69,29 @@ export function admit(
   const hostHeader = facts.host;
   let responseHeaders: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
-  const finish = (principal: Principal | undefined): Admission => {
+  const finish = (principal: Principal | undefined): Admission | Promise<Admission> => {
     if (!principal && route.auth === 'required')
       throw new GatehouseError(
         'unauthorized',
         responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
       );
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
-    return { route, path: target.path, query: target.query, client, hostHeader, principal, sessionSecret, responseHeaders };
+    const admitted = (fields: readonly string[] | undefined): Admission => ({
+      route,
+      path: target.path,
+      query: target.query,
+      client,
+      hostHeader,
+      principal,
+      sessionSecret,
+      responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
+    });
+    // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
+    const limit = route.rateLimit;
+    if (limit === undefined) return admitted(undefined);
+    // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
+    const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');
+    return fields instanceof Promise ? fields.then(admitted) : admitted(fields);
   };
   if (route.auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
@@ -101,6 +118,6 @@ export type Admit = (
   encrypted: boolean,
 ) => Admission | Promise<Admission>;
 
-export function createAdmission(identity: IdentityResolver): Admit {
-  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, facts, method, url, peer, encrypted);
+export function createAdmission(identity: IdentityResolver, limiter: RateLimiter): Admit {
+  return (rt, facts, method, url, peer, encrypted) => admit(rt, identity, limiter, facts, method, url, peer, encrypted);
 }

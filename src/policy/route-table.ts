@@ -1,4 +1,5 @@
 import type { AuthPolicy, FileConfig, MappingConfig } from '../config/types.ts';
+import { compileRateLimit, type RateLimit } from './rate-limit.ts';
 
 export interface Route {
   /** Index in config.yml's mappings, or -1 for defaultBackend (for logs and metrics). */
@@ -22,6 +23,8 @@ export interface Route {
    * one backend is often behind several mappings and trusts the header whichever one the request came through.
    */
   readonly extraStrip: readonly string[];
+  /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
+  readonly rateLimit: RateLimit | undefined;
 }
 
 export interface RouteTable {
@@ -35,7 +38,13 @@ export const DEFAULT_IDENTITY_HEADERS: ReadonlyArray<readonly [string, string]> 
   ['x-user-name', 'name'],
 ];
 
-function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, name: string, extraStrip: readonly string[]): Route {
+function compileRoute(
+  m: Omit<MappingConfig, 'frontendHost'>,
+  index: number,
+  name: string,
+  extraStrip: readonly string[],
+  apiLimit: RateLimit | undefined,
+): Route {
   const url = new URL(m.backend);
   return {
     index,
@@ -53,6 +62,8 @@ function compileRoute(m: Omit<MappingConfig, 'frontendHost'>, index: number, nam
       ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const)
       : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
+    // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
+    rateLimit: m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw'),
   };
 }
 
@@ -87,8 +98,9 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const extraStrip = [...new Set(file.mappings.flatMap((m) => Object.keys(m.identityHeaders ?? {}).map((h) => h.toLowerCase())))].filter(
     (h) => !h.startsWith('x-user-'),
   );
+  const apiLimit = compileRateLimit('api', file.rateLimits?.api, 'throw');
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, apiLimit);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -109,6 +121,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
         -1,
         'defaultBackend',
         extraStrip,
+        apiLimit,
       )
     : undefined;
   if (fallback) all.push(fallback);

@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.ts';
 import { loginBindingCookieName } from '../session/cookie.ts';
 import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
+import { compileRateLimit, DEFAULT_AUTH_LIMIT, type RateLimit } from './rate-limit.ts';
 import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy.ts';
 
@@ -18,6 +19,8 @@ export interface PolicyRuntime {
   readonly hosts: (value: string, defaultPort: number) => { host: string; port: number } | undefined;
   /** Cookie names that never reach a backend. */
   readonly ownCookies: readonly string[];
+  /** The limit on /auth/* per client IP (rateLimits.auth), or undefined when switched off. */
+  readonly authLimit: RateLimit | undefined;
 }
 
 /** Compiles the policy part of a runtime (at load, never per request). */
@@ -30,5 +33,7 @@ export function compilePolicy(config: Config): PolicyRuntime {
     trusts: trustPredicate(config.server.trustProxy),
     hosts: createHostParser(),
     ownCookies: [config.session.cookieName, loginBindingCookieName(config.session.secure)],
+    // Without Redis a login flood must still be bounded: /auth counts in this process while the store is down.
+    authLimit: compileRateLimit('auth', config.routing.rateLimits?.auth ?? DEFAULT_AUTH_LIMIT, 'local'),
   };
 }

@@ -61,7 +61,10 @@ function isOws(code: number): boolean {
   return code === 32 || code === 9;
 }
 
-/** The Cookie header with `name` removed (what a backend sees: never Gatehouse's own cookies). Undefined when nothing is left. */
+/**
+ * The Cookie header with each of `names` removed, and with the names' per-login variants `name.<slot>` (what a
+ * backend sees: never Gatehouse's own cookies). Undefined when nothing is left.
+ */
 export function removeCookies(header: string, names: readonly string[]): string | undefined {
   const kept: string[] = [];
   for (const part of header.split(';')) {
@@ -69,17 +72,35 @@ export function removeCookies(header: string, names: readonly string[]): string 
     if (!trimmed) continue;
     const eq = trimmed.indexOf('=');
     const name = eq === -1 ? trimmed : trimmed.slice(0, eq);
-    if (!names.includes(name)) kept.push(trimmed);
+    if (!names.some((own) => name === own || (name.startsWith(own) && name.charCodeAt(own.length) === 46) /* . */)) kept.push(trimmed);
   }
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
 /**
- * The login-binding cookie (ties a pending login to the browser that started it). Named here once:
- * the auth routes set it and the proxy strips it from what backends see.
+ * The login-binding cookies' common name (each ties one pending login to the browser that started it, and is
+ * called `<name>.<slot>`, see loginBindingCookie). Named here once: the auth routes set them and the proxy strips
+ * them from what backends see.
  */
 export function loginBindingCookieName(secure: boolean): string {
   return secure ? '__Host-gh_login' : 'gh_login';
+}
+
+/** The binding cookie of one login: its own name, so logins in two tabs never share (or clear) one cookie. */
+export function loginBindingCookie(secure: boolean, slot: string): string {
+  return `${loginBindingCookieName(secure)}.${slot}`;
+}
+
+/** The names in a Cookie header that start with `prefix`, in the order the browser sent them (oldest first). */
+export function cookieNamesStartingWith(header: string | string[] | undefined, prefix: string): string[] {
+  if (header === undefined) return [];
+  const out: string[] = [];
+  for (const part of (Array.isArray(header) ? header.join('; ') : header).split(';')) {
+    const trimmed = part.replace(/^[ \t]+/, '');
+    const eq = trimmed.indexOf('=');
+    if (eq > 0 && trimmed.startsWith(prefix)) out.push(trimmed.slice(0, eq));
+  }
+  return out;
 }
 
 export interface CookieAttributes {

@@ -17,6 +17,13 @@ export function observeAnswers(store: Store, onAnswer: () => void): Store {
   };
   return {
     kind: store.kind,
+    // A count this process made because Redis failed is no answer from Redis.
+    rates: {
+      hit(limit, key) {
+        const count = store.rates.hit(limit, key);
+        return count instanceof Promise ? count.then((c) => (c.local ? c : answered(c))) : count;
+      },
+    },
     get: (key) => store.get(key).then(answered),
     set: (key, value, ttlMs) => store.set(key, value, ttlMs).then(answered),
     setIfAbsent: (key, value, ttlMs) => store.setIfAbsent(key, value, ttlMs).then(answered),

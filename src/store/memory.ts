@@ -1,4 +1,5 @@
 import { createLocks } from './lock.ts';
+import { createMemoryRateCounter } from './rate-counter.ts';
 import type { Store } from './store.ts';
 
 interface Entry {
@@ -67,6 +68,7 @@ export function createMemoryStore(options: { now?: () => number; sweepIntervalMs
   return {
     kind: 'memory',
     ...locks,
+    rates: createMemoryRateCounter(),
     async get(key) {
       return live(key)?.value ?? null;
     },

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import { createLocks } from './lock.ts';
+import { createRedisRateCounter } from './rate-counter.ts';
 import type { Store } from './store.ts';
 
 const CAS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`;
@@ -88,6 +89,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { ready(ti
   return {
     kind: 'redis',
     ...locks,
+    rates: createRedisRateCounter(client),
     async ready(timeoutMs) {
       if (client.status === 'ready') return true;
       return new Promise<boolean>((resolve) => {

@@ -1,3 +1,5 @@
+import type { RateCounter } from './rate-counter.ts';
+
 /**
  * Key-value records with a TTL: sessions, login transactions, revocations, back-channel logout replays.
  * Keys are given without the configured prefix; implementations add it. Every write carries a TTL.
@@ -55,6 +57,8 @@ export interface Bus {
  */
 export interface Store extends KeyValue, Locks, Bus {
   readonly kind: 'redis' | 'memory';
+  /** Rate-limit counters shared by every replica (store/rate-counter.ts). */
+  readonly rates: RateCounter;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -8,7 +8,15 @@ import { startStage } from '../helpers/stage.ts';
 import { expectError } from '../helpers/expect-error.ts';
 
 const SESSION = '__Host-gh_session';
-const BINDING = '__Host-gh_login';
+/** Each login's binding cookie is `__Host-gh_login.<slot>`, its own per login (two tabs never share one). */
+const BINDING = '__Host-gh_login.';
+
+/** The name and value of the one login-binding cookie a browser holds. */
+function bindingOf(browser: Browser, origin: string): [string, string] | undefined {
+  const found = [...(browser.jars.get(origin) ?? [])].filter(([name]) => name.startsWith(BINDING));
+  if (found.length > 1) throw new Error(`${found.length} binding cookies`);
+  return found[0];
+}
 
 /**
  * Walks /auth/login → IdP login form → consent like Browser.login, but stops before the callback:
@@ -63,9 +71,12 @@ async function expectRefused(res: Response, status: number, code: string): Promi
   expectError({ status: res.status, body: text }, status, code);
   const cookies = res.headers.getSetCookie();
   expect(cookies.filter((c) => c.startsWith(`${SESSION}=`))).toEqual([]);
-  const binding = cookies.find((c) => c.startsWith(`${BINDING}=`));
-  expect(binding).toMatch(new RegExp(`^${BINDING}=;`));
-  expect(binding).toMatch(/Max-Age=0/);
+  const bindings = cookies.filter((c) => c.startsWith(BINDING));
+  expect(bindings.length).toBeGreaterThan(0);
+  for (const binding of bindings) {
+    expect(binding).toMatch(/^__Host-gh_login\.[\w-]+=;/);
+    expect(binding).toMatch(/Max-Age=0/);
+  }
   expect(res.headers.get('cache-control')).toBe('no-store');
   return text;
 }
@@ -129,7 +140,9 @@ describe('OIDC callback', () => {
     await expectRefused(await browser.fetch(forged), 400, 'invalid_state');
     expect(grants()).toBe(before);
     expect((await sessionKeys()).length).toBe(keys.length);
-    expect(browser.cookie(gh.url, BINDING)).toBeUndefined();
+    // A forged state names another login's cookie: this browser's own pending login is not ended by it.
+    expect((await browser.fetch(callback)).status).toBe(302);
+    expect(bindingOf(browser, gh.url)).toBeUndefined();
   });
 
   it('refuses a callback without state (400 invalid_state)', async () => {
@@ -170,7 +183,7 @@ describe('OIDC callback', () => {
     const callback2 = await authorize(attacker2, gh.url, 'mallory');
     const victim2 = new Browser();
     await beginLogin(victim2, gh.url);
-    expect(victim2.cookie(gh.url, BINDING)).toBeDefined();
+    expect(bindingOf(victim2, gh.url)).toBeDefined();
     await expectRefused(await victim2.fetch(callback2), 400, 'invalid_state');
     expect(victim2.cookie(gh.url, SESSION)).toBeUndefined();
     expect(grants()).toBe(before);
@@ -184,15 +197,15 @@ describe('OIDC callback', () => {
   it('refuses a callback that carries the binding cookie twice (cookie tossing): 400 invalid_state, no code exchange', async () => {
     const attacker = new Browser();
     const attackerCallback = await authorize(attacker, gh.url, 'mallory');
-    const attackerBinding = attacker.cookie(gh.url, BINDING);
+    const [name, attackerBinding] = bindingOf(attacker, gh.url) ?? [];
     const victim = new Browser();
     await beginLogin(victim, gh.url);
-    const victimBinding = victim.cookie(gh.url, BINDING);
+    const [, victimBinding] = bindingOf(victim, gh.url) ?? [];
     expect(attackerBinding && victimBinding).toBeTruthy();
     const before = grants();
     // The attacker's copy first: taking the first would finish the attacker's login in the victim's browser.
     await expectRefused(
-      await victim.fetch(attackerCallback, { headers: { cookie: `${BINDING}=${attackerBinding}; ${BINDING}=${victimBinding}` } }),
+      await victim.fetch(attackerCallback, { headers: { cookie: `${name}=${attackerBinding}; ${name}=${victimBinding}` } }),
       400,
       'invalid_state',
     );
@@ -200,13 +213,13 @@ describe('OIDC callback', () => {
     // The user's own copy first, a planted one after: refused too (no copy is trusted), and the login is used up.
     const user = new Browser();
     const callback = await authorize(user, gh.url);
-    const own = user.cookie(gh.url, BINDING);
+    const [ownName, own] = bindingOf(user, gh.url) ?? [];
     await expectRefused(
-      await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}; ${BINDING}=${attackerBinding}` } }),
+      await user.fetch(callback, { headers: { cookie: `${ownName}=${own}; ${ownName}=${attackerBinding}` } }),
       400,
       'invalid_state',
     );
-    await expectRefused(await user.fetch(callback, { headers: { cookie: `${BINDING}=${own}` } }), 400, 'invalid_state');
+    await expectRefused(await user.fetch(callback, { headers: { cookie: `${ownName}=${own}` } }), 400, 'invalid_state');
     expect(grants()).toBe(before);
     expect(user.cookie(gh.url, SESSION)).toBeUndefined();
   });
@@ -316,7 +329,7 @@ describe('login start, cookies and concurrent logins', () => {
       seen.state.add(location.searchParams.get('state') ?? '');
       seen.nonce.add(location.searchParams.get('nonce') ?? '');
       seen.challenge.add(location.searchParams.get('code_challenge') ?? '');
-      const binding = res.headers.getSetCookie().find((c) => c.startsWith(`${BINDING}=`)) ?? '';
+      const binding = res.headers.getSetCookie().find((c) => c.startsWith(BINDING)) ?? '';
       const attrs = binding.split(';').map((a) => a.trim());
       expect(attrs).toEqual(expect.arrayContaining(['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax']));
       expect(Number(attrs.find((a) => a.startsWith('Max-Age='))?.slice(8))).toBeLessThanOrEqual(600);
@@ -342,7 +355,7 @@ describe('login start, cookies and concurrent logins', () => {
       expect.arrayContaining(['Path=/', 'HttpOnly', 'Secure', 'SameSite=Lax', `Max-Age=${gh.config.session.maxAgeSeconds}`]),
     );
     expect(attrs.some((a) => /^domain=/i.test(a))).toBe(false);
-    expect(cookies.some((c) => c.startsWith(`${BINDING}=;`) && /Max-Age=0/.test(c))).toBe(true);
+    expect(cookies.some((c) => /^__Host-gh_login\.[\w-]+=;/.test(c) && /Max-Age=0/.test(c))).toBe(true);
   });
 
   it("refuses a stolen code injected with the attacker's own state (PKCE binds the code): 400 login_failed, no session", async () => {

@@ -1,17 +1,18 @@
 /// <reference lib="dom" />
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { submitIdpLogin, trackedPage, useChromium } from '../helpers/browser.ts';
 import { freePort } from '../helpers/ports.ts';
 
 /** What a newcomer does after `npm start`: open the page in a real browser, log in, call the API, log out. */
 describe('npm start in a real browser (headless Chromium)', () => {
+  const chromium = useChromium();
   let child: ChildProcess;
-  let browser: Browser;
   let base: string;
+  let port: number;
 
   beforeAll(async () => {
-    const port = await freePort();
+    port = await freePort();
     base = `http://localhost:${port}`;
     const env: Record<string, string> = {
       PATH: process.env['PATH'] ?? '',
@@ -33,22 +34,9 @@ describe('npm start in a real browser (headless Chromium)', () => {
       if (Date.now() > deadline) throw new Error('gatehouse did not become ready');
       await new Promise((r) => setTimeout(r, 100));
     }
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
   });
 
   afterAll(async () => {
-    await browser?.close();
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -57,18 +45,28 @@ describe('npm start in a real browser (headless Chromium)', () => {
   });
 
   it('logs in through the dev IdP, calls /api and a WebSocket, and logs out', async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${base}/`);
+    const context = await chromium().newContext();
+    const tab = await trackedPage(context, 'npm-start');
+    const page = tab.page;
+    const visited: string[] = [];
+    page.on('framenavigated', (f) => {
+      if (f === page.mainFrame()) visited.push(f.url());
+    });
+    // Opened at 127.0.0.1 while the base URL is localhost: sent to the base URL before any login starts.
+    await page.goto(`http://127.0.0.1:${port}/`);
+    expect(page.url()).toBe(`${base}/`);
     await page.waitForSelector('#login', { state: 'visible' });
+    await tab.snap('demo-signed-out');
     await page.click('#login');
-    await page.fill('input[name=login]', 'newcomer');
-    await page.fill('input[name=password]', 'anything');
-    await page.click('button[type=submit]');
-    await page.waitForURL((u) => u.pathname.includes('/interaction/') || u.origin === base);
-    if (new URL(page.url()).pathname.includes('/interaction/')) await page.click('button[type=submit]');
+    await page.waitForSelector('input[name=login]');
+    await tab.snap('dev-idp-login');
+    await submitIdpLogin(page, 'newcomer');
+    // One form and straight back: no consent screen in development.
+    await page.waitForURL(`${base}/`);
     await page.waitForSelector('#signed-in', { state: 'visible' });
+    expect(visited.filter((u) => u.includes('/interaction/'))).toHaveLength(1);
     expect(await page.textContent('#who')).toBe('Newcomer');
+    await tab.snap('demo-signed-in');
 
     const cookies = await context.cookies(base);
     const session = cookies.find((c) => c.name === 'gh_session');
@@ -84,15 +82,23 @@ describe('npm start in a real browser (headless Chromium)', () => {
     expect(api['GET /api/hello']).toBe(200);
     expect(api.body.headers['x-user-sub']).toBe('newcomer');
     expect(api.body.headers['authorization']).toMatch(/^Bearer /);
-    expect(api.body.headers['cookie'] ?? '').not.toContain('gh_session');
+    // Neither Gatehouse's cookies nor the dev IdP's (kept under /dev-idp) reach the backend.
+    expect(api.body.headers['cookie'] ?? '').not.toMatch(/gh_session|gh_login|_session|_interaction/);
 
     await page.click('#open-ws');
     await page.waitForFunction(() => document.getElementById('output')?.textContent?.includes('close:'));
     expect(await page.textContent('#output')).toContain('message: hello through Gatehouse');
 
     await page.click('#logout');
+    await page.waitForURL((u) => u.pathname.startsWith('/dev-idp/'));
+    // No confirmation page here: the IdP shares Gatehouse's origin in development, so the logout's Clear-Site-Data
+    // already removed its cookie, and it sends the browser straight back.
     await page.waitForURL(`${base}/`);
     await page.waitForSelector('#signed-out', { state: 'visible' });
+    await tab.snap('demo-logged-out');
+    // The demo page itself loads without a 404 (its favicon included) and without a CSP refusal.
+    expect(tab.log.filter((l) => l.startsWith(`404 GET ${base}/`) && !l.includes('/dev-idp/'))).toEqual([]);
+    expect(tab.log.filter((l) => l.includes('Content Security Policy'))).toEqual([]);
     const me = await page.evaluate(async () => (await fetch('/auth/me')).status);
     expect(me).toBe(401);
     await context.close();

@@ -35,6 +35,8 @@ const COUNTED = [
  */
 export async function startIdp(options: {
   gatehouseBaseUrls: readonly string[];
+  /** The loopback address to serve on (default 127.0.0.1): another one puts the IdP on another site, as a real IdP is. */
+  host?: string;
   accessTokenTtlSeconds?: number;
   jwtAccessTokenAudience?: string;
   rotateRefreshTokens?: boolean;
@@ -47,10 +49,11 @@ export async function startIdp(options: {
   // oxlint-disable-next-line prefer-const -- assigned once the IdP exists, which needs this server's port first
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let server: Server = createServer((req, res) => handler?.(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
   const { port } = server.address() as AddressInfo;
   options.behind?.setTarget(port);
-  const issuer = options.behind?.url ?? `http://127.0.0.1:${port}`;
+  const issuer = options.behind?.url ?? `http://${host}:${port}`;
   const clientId = 'gatehouse-test';
   const clientSecret = 'gatehouse-test-secret-0123456789abcdef';
   const opts: DevIdpOptions = {
@@ -86,7 +89,7 @@ export async function startIdp(options: {
     stop,
     async start() {
       server = createServer((req, res) => handler?.(req, res));
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+      await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
     },
     close: async () => {
       if (server.listening) await stop();

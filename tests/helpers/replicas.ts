@@ -22,13 +22,18 @@ export interface Replicas {
 interface ReplicaOptions {
   idp?: Omit<Parameters<typeof startIdp>[0], 'gatehouseBaseUrls'>;
   env?: Record<string, string>;
+  /** config.yml lines before `mappings:` (e.g. `rateLimits:`), the same on both replicas. */
+  config?: string;
 }
 
-const replicasYaml = (backend: { url: string }, wsBackend: { url: string }) =>
-  mappingsYaml([
-    { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
-    { frontendHost: '*', backend: backend.url },
-  ]);
+const replicasYaml = (backend: { url: string }, wsBackend: { url: string }, extra?: string) =>
+  mappingsYaml(
+    [
+      { frontendHost: '*', pathPrefix: '/ws', backend: wsBackend.url },
+      { frontendHost: '*', backend: backend.url },
+    ],
+    extra,
+  );
 const replicaEnv = (env: Record<string, string> | undefined) => ({ REDIS_KEY_PREFIX: `rp${randomBytes(3).toString('hex')}:`, ...env });
 
 /**
@@ -38,12 +43,12 @@ const replicaEnv = (env: Record<string, string> | undefined) => ({ REDIS_KEY_PRE
  */
 export function useReplicas(options: ReplicaOptions | (() => ReplicaOptions) = {}): Replicas {
   const stage = useStage(() => {
-    const { idp, env } = typeof options === 'function' ? options() : options;
+    const { idp, env, config } = typeof options === 'function' ? options() : options;
     const shared = replicaEnv(env);
     return {
       ...(idp ? { idp } : {}),
       backends: { backend: startBackend, wsBackend: startWsBackend },
-      yaml: ({ backend, wsBackend }) => replicasYaml(backend, wsBackend),
+      yaml: ({ backend, wsBackend }) => replicasYaml(backend, wsBackend, config),
       gatehouse: { env: shared },
       more: { b: { env: shared } },
     };

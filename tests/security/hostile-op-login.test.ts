@@ -27,7 +27,11 @@ describe('hostile OP at login', () => {
   beforeAll(async () => {
     op = await startHostileOp();
     backend = await startBackend();
-    const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
+    // Dozens of logins from one address within a minute: past the default /auth limit (60 a minute per client IP).
+    const yaml = mappingsYaml(
+      [{ frontendHost: '*', backend: backend.url }],
+      'rateLimits:\n  auth: { requests: 10000, windowSeconds: 60 }\n',
+    );
     [rs, es] = await Promise.all([
       retryOnPortRace(() => startGatehouse({ redisUrl, yaml, env: { ...op.env } })),
       retryOnPortRace(() => startGatehouse({ redisUrl, yaml, env: { ...op.env, OIDC_ID_TOKEN_SIGNING_ALG: 'ES256' } })),

@@ -16,7 +16,8 @@ async function startHostileStack(clock: TestClock): Promise<{ op: HostileOp; bac
   const op = await startHostileOp();
   op.accessTokenTtlSeconds = TOKEN_TTL_SECONDS;
   const backend = await startBackend();
-  const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }]);
+  // Dozens of logins from one address within a minute: past the default /auth limit (60 a minute per client IP).
+  const yaml = mappingsYaml([{ frontendHost: '*', backend: backend.url }], 'rateLimits:\n  auth: { requests: 10000, windowSeconds: 60 }\n');
   const gh = await retryOnPortRace(() =>
     startGatehouse({ redisUrl: inject('redisUrl'), yaml, env: { ...op.env, TOKEN_REFRESH_SKEW_SECONDS: '5' }, now: clock.now }),
   );

@@ -7,6 +7,8 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createOutageLog } from '../../src/observability/outage-log.ts';
 import { createAdmission } from '../../src/policy/admit.ts';
+import { createRateLimiter } from '../../src/policy/rate-limit.ts';
+import { createMemoryRateCounter } from '../../src/store/rate-counter.ts';
 import { createRuntime } from '../../src/proxy/runtime.ts';
 import { createUpgradeHandler, createWsRegistry, type WsRegistry } from '../../src/proxy/websocket.ts';
 import { openWs, startWsBackend, type TestWsBackend } from '../helpers/backends.ts';
@@ -66,10 +68,9 @@ describe("a revocation during an upgrade's admission", () => {
     const sessions = { peek: () => undefined, load: async () => undefined, touch: () => {} };
     const log = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
     server = createServer();
-    server.on(
-      'upgrade',
-      createUpgradeHandler({ runtime: () => rt, admit: createAdmission(identity), sessions, log, outages: createOutageLog(log), registry }),
-    );
+    const outages = createOutageLog(log);
+    const admit = createAdmission(identity, createRateLimiter({ counter: createMemoryRateCounter(), outages }));
+    server.on('upgrade', createUpgradeHandler({ runtime: () => rt, admit, sessions, log, outages, registry }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/api/chat`;
   });

@@ -1,0 +1,224 @@
+import type { Redis } from 'ioredis';
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+
+/** One limit as the store counts it: `requests` per fixed window, plus `burst` more per ten windows. */
+export interface RateWindow {
+  /** Names the counters in the store: two specs with one id share their buckets. */
+  readonly id: string;
+  readonly requests: number;
+  readonly windowSeconds: number;
+  /** Extra requests admitted once a window's `requests` are used, at most `burst` per ten windows (0: none). */
+  readonly burst: number;
+  /**
+   * When the store fails: `local` counts in this process instead (each replica then admits up to the limit on its
+   * own), `throw` rejects with the store's error so the caller decides (fail open or closed).
+   */
+  readonly onStoreError: 'local' | 'throw';
+}
+
+/** A hit counted: admitted or not, what is left of the window and when it ends. */
+export interface RateCount {
+  readonly allowed: boolean;
+  /** Requests left in the current window (0 once the limit is reached). */
+  readonly remaining: number;
+  /** Milliseconds until the window (or, past it, the burst allowance) frees a request. */
+  readonly resetMs: number;
+  /**
+   * Answered in this process without the store: counted here because it failed (`onStoreError: 'local'`), or a
+   * key already known to be over its limit until its window ends.
+   */
+  readonly local: boolean;
+}
+
+/** Counts hits per key in windows every replica shares. */
+export interface RateCounter {
+  /**
+   * Counts one hit on `key` against `limit`: synchronously when this process can answer (a lease it holds, a key
+   * known to be over its limit), else through the store. Rejects only with a store failure under `onStoreError: 'throw'`.
+   */
+  hit(limit: RateWindow, key: string): RateCount | Promise<RateCount>;
+}
+
+/** The burst allowance is counted over this many windows: a burst is rare, or it is the rate. */
+const BURST_WINDOWS = 10;
+
+/**
+ * How many requests one store round trip takes for a key: requests / LEASE_DIVISOR, between 1 and MAX_LEASE. A
+ * replica serves a lease from memory; leases come out of the shared count, so replicas together never admit more
+ * than `requests` per window. The price is the other way: tokens one replica leased and did not use are lost to
+ * the others until the window ends, at most (replicas − 1) × (lease − 1), under 5 % of the limit per other replica.
+ */
+const LEASE_DIVISOR = 20;
+const MAX_LEASE = 32;
+
+type Make = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
+type Consume = (key: string, points: number) => Promise<RateLimiterRes>;
+
+/** `requests` per window, then `burst` per ten windows once those are used (the library's BurstyRateLimiter). */
+function limiterOf(make: Make, limit: RateWindow, keyPrefix: string): Consume {
+  const main = make(limit.requests, limit.windowSeconds, keyPrefix);
+  if (limit.burst <= 0) return (key, points) => main.consume(key, points);
+  const bursty = new BurstyRateLimiter(main, make(limit.burst, limit.windowSeconds * BURST_WINDOWS, `${keyPrefix}:b${limit.burst}`));
+  return (key, points) => bursty.consume(key, points);
+}
+
+const memory: Make = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
+
+interface Limiters {
+  readonly name: string;
+  readonly requests: number;
+  readonly shared: Consume;
+  /** Requests per store round trip (1 with a burst: the burst limiter's answer has no count to split a lease by). */
+  readonly lease: number;
+  readonly local: Consume | undefined;
+}
+
+/** What this process holds of one key's current window. */
+interface Held {
+  /** Leased requests not used yet. */
+  left: number;
+  /** When the window ends (Date.now() time). */
+  until: number;
+  /** What the store had left when the lease was taken. */
+  remaining: number;
+  /** The shared count is used up: once `left` is spent, refuse until `until` without asking the store. */
+  exhausted: boolean;
+  /** The lease request under way: callers wait for it rather than each sending their own. */
+  pending: Promise<void> | undefined;
+}
+
+/** Keys held at once, at most (past it, expired ones go, then every idle one: that only costs round trips). */
+const MAX_HELD = 10_000;
+
+function createCounter(make: Make, now: () => number, leasing: boolean): RateCounter {
+  // One limiter per distinct limit: built on first use and kept (a handful per config), never per request.
+  const limiters = new Map<string, Limiters>();
+  const limitersFor = (limit: RateWindow): Limiters => {
+    const name = `${limit.id}:${limit.requests}:${limit.windowSeconds}:${limit.burst}:${limit.onStoreError}`;
+    let found = limiters.get(name);
+    if (found) return found;
+    const keyPrefix = `rl:${limit.id}:${limit.requests}:${limit.windowSeconds}`;
+    found = {
+      name,
+      requests: limit.requests,
+      shared: limiterOf(make, limit, keyPrefix),
+      lease: leasing && limit.burst === 0 ? Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.requests / LEASE_DIVISOR))) : 1,
+      // Not the library's insuranceLimiter: an answer from the fallback must not read as the store answering.
+      local: limit.onStoreError === 'local' && make !== memory ? limiterOf(memory, limit, keyPrefix) : undefined,
+    };
+    limiters.set(name, found);
+    return found;
+  };
+
+  const held = new Map<string, Held>();
+  const hold = (id: string): Held => {
+    let h = held.get(id);
+    if (h) return h;
+    if (held.size >= MAX_HELD) {
+      const t = now();
+      for (const [k, v] of held) if (v.pending === undefined && v.until <= t) held.delete(k);
+      if (held.size >= MAX_HELD) for (const [k, v] of held) if (v.pending === undefined) held.delete(k);
+    }
+    h = { left: 0, until: 0, remaining: 0, exhausted: false, pending: undefined };
+    held.set(id, h);
+    return h;
+  };
+  /** A request served from what this process holds, or undefined when the store must be asked. */
+  const take = (id: string, local: boolean): RateCount | undefined => {
+    const h = held.get(id);
+    if (h === undefined) return undefined;
+    const resetMs = h.until - now();
+    if (resetMs <= 0) {
+      if (h.pending === undefined) held.delete(id);
+      return undefined;
+    }
+    if (h.left > 0) {
+      h.left--;
+      return { allowed: true, remaining: h.remaining + h.left, resetMs, local };
+    }
+    // A key over its limit is refused here until its window ends: a client hammering past its limit costs no round
+    // trip, and nothing is admitted that the shared count would refuse.
+    if (h.exhausted) return { allowed: false, remaining: 0, resetMs, local };
+    return undefined;
+  };
+  const lease = (l: Limiters, h: Held, key: string): Promise<void> => {
+    const grant = (granted: number, res: RateLimiterRes, exhausted: boolean) => {
+      h.left = granted;
+      h.until = now() + Math.max(res.msBeforeNext, 1);
+      h.remaining = res.remainingPoints;
+      h.exhausted = exhausted;
+    };
+    h.pending = l.shared(key, l.lease).then(
+      (res) => grant(l.lease, res, false),
+      (rej: unknown) => {
+        // The library rejects with a RateLimiterRes when the count passed the limit (the store's error otherwise):
+        // what of the lease still fitted under the limit is granted, and the window is used up.
+        if (!(rej instanceof RateLimiterRes)) throw rej;
+        grant(Math.max(0, l.lease - Math.max(0, rej.consumedPoints - l.requests)), rej, true);
+      },
+    );
+    const done = () => {
+      h.pending = undefined;
+    };
+    h.pending.then(done, done);
+    return h.pending;
+  };
+  const acquire = async (l: Limiters, id: string, key: string): Promise<RateCount> => {
+    for (;;) {
+      const h = hold(id);
+      const mine = h.pending === undefined;
+      await (h.pending ?? lease(l, h, key));
+      // The caller that asked the store reports its answer (local: false), so an answer after an outage is seen.
+      const got = take(id, !mine);
+      if (got) return got;
+    }
+  };
+  const counted = (res: RateLimiterRes): RateCount => ({
+    allowed: true,
+    remaining: res.remainingPoints,
+    resetMs: res.msBeforeNext,
+    local: true,
+  });
+  const refused = (rej: unknown): RateCount => {
+    if (!(rej instanceof RateLimiterRes)) throw rej;
+    return { allowed: false, remaining: 0, resetMs: Math.max(rej.msBeforeNext, 1), local: true };
+  };
+  return {
+    hit(limit, key) {
+      const l = limitersFor(limit);
+      const id = `${l.name}|${key}`;
+      const served = take(id, true);
+      if (served) return served;
+      return acquire(l, id, key).catch((err: unknown) => {
+        if (l.local === undefined) throw err;
+        return l.local(key, 1).then(counted, refused);
+      });
+    },
+  };
+}
+
+/**
+ * Counters in Redis (rate-limiter-flexible's atomic INCR + EXPIRE script), so every replica adds to one count:
+ * N replicas together admit at most `requests` per window.
+ */
+export function createRedisRateCounter(client: Redis, now: () => number = Date.now): RateCounter {
+  return createCounter(
+    (points, duration, keyPrefix) =>
+      new RateLimiterRedis({
+        storeClient: client,
+        points,
+        duration,
+        keyPrefix,
+        // Fail at once while disconnected (the client has no offline queue either): no request waits on a dead Redis.
+        rejectIfRedisNotReady: true,
+      }),
+    now,
+    true,
+  );
+}
+
+/** Counters in this process: the memory store's (one process is the whole deployment there). */
+export function createMemoryRateCounter(now: () => number = Date.now): RateCounter {
+  // One process is the whole deployment: nothing to share, so no leases (every count exact).
+  return createCounter(memory, now, false);
+}
