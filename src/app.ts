@@ -21,6 +21,7 @@ import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createRateLimiter } from './policy/rate-limit.ts';
+import { createBackends, type Backends } from './proxy/backends/registry.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
 import { createRuntime, type Runtime } from './proxy/runtime.ts';
@@ -43,8 +44,8 @@ export interface AppDeps {
    * the file's path, the text the config was loaded from, and how to validate a text as start-up does.
    */
   readonly configFile?: { readonly path: string; readonly text: string; readonly load: LoadRouting };
-  /** The backend health checker's snapshot, for GET /admin/health. */
-  readonly health?: () => unknown;
+  /** Backend health checks and notifications: replica id and retry pacing (tests shorten it). */
+  readonly backends?: { readonly replica?: string; readonly notifyRetryBaseMs?: number };
 }
 
 export interface App {
@@ -56,6 +57,8 @@ export interface App {
   readonly blocklist: Blocklist;
   /** config.yml as shared state, when AppDeps.configFile was given (SIGHUP goes through it). */
   readonly configState: ConfigState | undefined;
+  /** Health checks and circuits per backend; `backends.snapshot()` is what GET /admin/health shows. */
+  readonly backends: Pick<Backends, 'snapshot'>;
   runtime(): Runtime;
   /**
    * Applies a new configuration's routing (mappings, defaultBackend, allowedOrigins) without a restart:
@@ -163,7 +166,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   });
   let shuttingDown = false;
   const readiness = createReadiness({ store, idpReady: oidc.isReady, idpRefresh: refresher.health, shuttingDown: () => shuttingDown });
-  let runtime = createRuntime(config);
+  const backends = createBackends({
+    log,
+    store,
+    notify: config.notify,
+    now,
+    ...(deps.backends?.replica !== undefined ? { replica: deps.backends.replica } : {}),
+    ...(deps.backends?.notifyRetryBaseMs !== undefined ? { notifyRetryBaseMs: deps.backends.notifyRetryBaseMs } : {}),
+  });
+  let runtime = createRuntime(config, backends);
   const websockets = createWsRegistry();
   // Revocations arrive on every replica (pub/sub); the WebSockets opened with what was revoked end with them.
   blocklist.onRevoke((r) => {
@@ -178,7 +189,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const reload = async (next: Config): Promise<void> => {
     const previous = runtime;
     // Only the routing comes from config.yml; the environment of a running process cannot change.
-    runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }));
+    runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }), backends);
     await previous.close();
   };
   const configState = deps.configFile
@@ -227,7 +238,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
             log,
             ...(configState ? { configState } : {}),
             readiness: () => readiness.check(),
-            ...(deps.health ? { health: deps.health } : {}),
+            health: () => backends.snapshot(),
             now,
           }),
         }
@@ -289,6 +300,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     oidc,
     websockets,
     blocklist,
+    backends,
     runtime: () => runtime,
     configState,
     reload,
@@ -316,6 +328,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         drain.end();
         oidc.close();
         configState?.close();
+        await backends.close();
         await runtime.close();
         if (ownsStore) await store.close();
       })();

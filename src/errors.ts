@@ -32,6 +32,7 @@ export const CODES = {
   idp_unavailable: { status: 503, message: 'The identity provider is unavailable.' },
   session_store_unavailable: { status: 503, message: 'The session store is unavailable.' },
   backend_unavailable: { status: 503, message: 'The backend is unavailable.' },
+  too_busy: { status: 503, message: 'Too many requests to this backend are in flight; retry shortly.' },
   not_ready: { status: 503, message: 'Not ready.' },
   shutting_down: { status: 503, message: 'The server is shutting down; retry on a new connection.' },
   gateway_timeout: { status: 504, message: 'The backend did not answer in time.' },

@@ -83,10 +83,10 @@ export function createAdminRoutes(deps: {
   log: Logger;
   /** config.yml as shared state; without it the /admin/config routes answer 404. */
   configState?: ConfigState;
-  /** Readiness today: what /admin/health answers with when no backend health checker is wired. */
+  /** What /readyz checks (Redis, the IdP), part of GET /admin/health. */
   readiness: () => Promise<unknown>;
-  /** The backend health checker's snapshot (per backend state, breakers), when one runs. */
-  health?: () => unknown;
+  /** The backend health checker's snapshot (replica, per-backend state, breakers); without it `backends` is null. */
+  health?: () => object;
   now?: () => number;
 }): Router {
   const now = deps.now ?? Date.now;
@@ -106,8 +106,9 @@ export function createAdminRoutes(deps: {
   );
 
   router.get('/health', async (_req: Request, res: Response) => {
-    if (deps.health) res.json({ backends: deps.health(), readiness: await deps.readiness() });
-    else res.json({ backends: null, readiness: await deps.readiness(), note: 'no backend health checker runs in this build' });
+    const readiness = await deps.readiness();
+    if (deps.health) res.json({ ...deps.health(), readiness });
+    else res.json({ backends: null, readiness });
   });
 
   router.get('/sessions', async (req: Request, res: Response) => {

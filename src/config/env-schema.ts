@@ -143,6 +143,20 @@ export const ENV_SCHEMA = {
       minLength: 32,
       description: 'Secret for the X-Admin-Token header (at least 32 characters). Unset: the admin API does not exist.',
     },
+    NOTIFY_WEBHOOK_URL: {
+      type: 'string',
+      format: 'http-url',
+      description:
+        'Where a backend that stays down past its healthCheck.notifyAfterSeconds, and its recovery, are POSTed as one JSON event ' +
+        '(once per cluster, agreed through Redis). Unset: no notifications.',
+    },
+    NOTIFY_WEBHOOK_SECRET: {
+      type: 'string',
+      minLength: 16,
+      description:
+        'HMAC-SHA256 key for notifications: X-Gatehouse-Signature is sha256=<hex of HMAC(timestamp + "." + body)>, ' +
+        'the timestamp in X-Gatehouse-Timestamp. Unset: unsigned.',
+    },
     LOG_LEVEL: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'pino log level.' },
     ACCESS_LOG: {
       enum: ['all', 'errors', 'off'],

@@ -323,6 +323,14 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     ...(e.ADMIN_TOKEN ? { adminToken: e.ADMIN_TOKEN as string } : {}),
     accessLog: e.ACCESS_LOG as Config['accessLog'],
     websocketMaxPerIdentity: e.WS_MAX_PER_IDENTITY as number,
+    ...(e.NOTIFY_WEBHOOK_URL
+      ? {
+          notify: {
+            url: e.NOTIFY_WEBHOOK_URL as string,
+            ...(e.NOTIFY_WEBHOOK_SECRET ? { secret: e.NOTIFY_WEBHOOK_SECRET as string } : {}),
+          },
+        }
+      : {}),
     routing: { ...file, allowedOrigins: [...new Set([...file.allowedOrigins, ...extraOrigins])] },
   };
   return deepFreeze(config);

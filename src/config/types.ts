@@ -23,6 +23,30 @@ export interface MappingConfig {
   readonly identityHeaders?: Readonly<Record<string, string>>;
   /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
   readonly rateLimit?: RateLimitSetting;
+  readonly healthCheck?: HealthCheckConfig;
+  readonly fallback?: string;
+  readonly circuitBreaker?: CircuitBreakerConfig;
+  readonly maxConcurrent?: number;
+  readonly maxStreams?: number;
+}
+
+/** A mapping's active health check (config.schema.json fills every default when the object is present). */
+export interface HealthCheckConfig {
+  readonly path: string;
+  readonly method: 'GET' | 'HEAD' | 'OPTIONS';
+  readonly intervalSeconds: number;
+  readonly timeoutMs: number;
+  /** Exact codes (204) or classes ('2xx'). */
+  readonly healthyStatuses: ReadonlyArray<string | number>;
+  readonly unhealthyAfter: number;
+  readonly healthyAfter: number;
+  readonly notifyAfterSeconds: number;
+}
+
+export interface CircuitBreakerConfig {
+  readonly failures: number;
+  readonly windowSeconds: number;
+  readonly cooldownSeconds: number;
 }
 
 /** Claim name → the value it must have, or the values one of which it must have (an array claim: contain). */
@@ -102,6 +126,8 @@ export interface Config {
   readonly adminToken?: string;
   readonly accessLog: 'all' | 'errors' | 'off';
   readonly websocketMaxPerIdentity: number;
+  /** Where backend down/recovered events are POSTed (NOTIFY_WEBHOOK_URL), HMAC-signed when a secret is set. */
+  readonly notify?: { readonly url: string; readonly secret?: string };
   /** config.yml, with ALLOWED_ORIGINS merged into allowedOrigins. */
   readonly routing: FileConfig;
 }

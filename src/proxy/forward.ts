@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError, lingerAfterAnswer } from '../errors.ts';
+import type { RouteGuard } from './backends/guard.ts';
 import { filterResponseHeaders } from './headers.ts';
 import {
   createUpstreamPool,
@@ -110,22 +111,25 @@ export interface ForwardRequest {
   readonly ownCookies: readonly string[];
   /** Where an event-stream response is registered while it is relayed. */
   readonly streams: EventStreams | undefined;
+  /** The mapping's guard when it counts requests: an event-stream response moves to its streams count (maxStreams). */
+  readonly guard: RouteGuard | undefined;
 }
 
 /**
  * Streams the request to the backend and the response back, with backpressure both ways and nothing
- * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over.
+ * buffered whole. `onError` is told of failures before the response started; `onDone` once it is over, with
+ * whether the response was counted as a stream by `f.guard`.
  */
 export function forward(
   req: IncomingMessage,
   res: ServerResponse,
   f: ForwardRequest,
   onError: (err: GatehouseError) => void,
-  onDone: (status: number) => void,
+  onDone: (status: number, stream: boolean) => void,
 ): void {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
-  if (res.destroyed || req.destroyed) return onDone(499);
+  if (res.destroyed || req.destroyed) return onDone(499, false);
   const exchange = new Exchange(res, f, onError, onDone);
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
@@ -147,13 +151,20 @@ class Exchange implements UpstreamHandler {
   control: UpstreamControl | undefined;
   private finished = false;
   private streaming = false;
+  /** Counted by the guard as a stream rather than a request in flight. */
+  private counted = false;
   private status = 0;
   private readonly res: ServerResponse;
   private readonly f: ForwardRequest;
   private readonly onError: (err: GatehouseError) => void;
-  private readonly onDone: (status: number) => void;
+  private readonly onDone: (status: number, stream: boolean) => void;
 
-  constructor(res: ServerResponse, f: ForwardRequest, onError: (err: GatehouseError) => void, onDone: (status: number) => void) {
+  constructor(
+    res: ServerResponse,
+    f: ForwardRequest,
+    onError: (err: GatehouseError) => void,
+    onDone: (status: number, stream: boolean) => void,
+  ) {
     this.res = res;
     this.f = f;
     this.onError = onError;
@@ -171,7 +182,7 @@ class Exchange implements UpstreamHandler {
     if (this.finished) return;
     this.finished = true;
     if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
-    this.onDone(this.status);
+    this.onDone(this.status, this.counted);
   }
 
   /** Ends the response as the backend ending it would, and abandons the backend's; resolves once written. */
@@ -188,9 +199,22 @@ class Exchange implements UpstreamHandler {
   }
 
   onResponseStart(head: ResponseHead): void {
+    const { guard } = this.f;
+    const eventStream = (this.f.streams !== undefined || guard !== undefined) && isEventStream(head.headers);
+    if (guard !== undefined && eventStream) {
+      if (!guard.toStream()) {
+        // maxStreams is known only now, from the backend's Content-Type: its exchange is abandoned, the client told.
+        this.control?.abort();
+        this.status = 503;
+        this.onError(new GatehouseError('too_busy', { headers: ['Retry-After', '1'], logDetail: 'maxStreams reached' }));
+        this.finish();
+        return;
+      }
+      this.counted = true;
+    }
     this.status = head.status;
     this.res.writeHead(head.status, filterResponseHeaders(head.headers, head.connectionTokens, this.f.responseHeaders, this.f.ownCookies));
-    if (this.f.streams && isEventStream(head.headers)) {
+    if (this.f.streams && eventStream) {
       this.streaming = true;
       (this.f.streams as EventStreamSet).open.add(this);
     }

@@ -6,9 +6,10 @@ import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext } from '../policy/context.ts';
+import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
 import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
-import type { Runtime } from './runtime.ts';
+import { guardOf, type Runtime } from './runtime.ts';
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime;
@@ -33,9 +34,16 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     const ctx = createRequestContext(requestIdFrom(facts.requestId), log, rt, Date.now());
     const url = req.url ?? '/';
     let logged = false;
-    const done = (status: number) => {
+    // Set once the mapping's guard counted this request: released exactly once, by the first done().
+    let guard: RouteGuard | undefined;
+    let via = PRIMARY;
+    const done = (status: number, stream = false) => {
       if (logged) return;
       logged = true;
+      if (guard !== undefined) {
+        const code = ctx.error?.code;
+        guard.leave(via, status, code === 'internal_error' || code === 'too_busy', stream);
+      }
       if (accessLog === 'off' || (accessLog === 'errors' && status < 400 && status !== 0)) return;
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
@@ -53,7 +61,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (!res.headersSent) res.setHeader('x-request-id', ctx.id);
       const known = asGatehouseError(err);
       ctx.error = known;
-      if (known.status >= 500 && !outages.failed(known, ctx.id))
+      if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
         log.error({ reqId: ctx.id, err: known.cause ?? known, code: known.code, detail: known.logDetail }, 'proxy error');
       sendError(res, known, ctx.id);
       done(known.status);
@@ -67,21 +75,33 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       ctx.route = a.route;
       ctx.principal = a.principal;
       try {
+        let origin = a.route.origin;
+        let base = a.route.basePath;
+        const g = guardOf(rt, a.route);
+        if (!g.free) {
+          via = g.enter();
+          guard = g;
+          if (via === FALLBACK) {
+            origin = g.fallbackOrigin as string;
+            base = g.fallbackBase;
+          }
+        }
         const lines = a.principal ? identityLines(a.route, a.principal, ctx.id) : undefined;
         const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
         forward(
           req,
           res,
           {
-            pool: rt.pools.get(a.route.origin),
+            pool: rt.pools.get(origin),
             method: req.method ?? 'GET',
-            path: a.route.basePath + a.path + a.query,
+            path: base + a.path + a.query,
             headers,
             framing: facts.framing,
             timeoutMs: a.route.timeoutMs,
             responseHeaders: a.responseHeaders ? ['x-request-id', ctx.id, ...a.responseHeaders] : ['x-request-id', ctx.id],
             ownCookies: rt.ownCookies,
             streams: deps.streams,
+            guard,
           },
           fail,
           done,

@@ -10,7 +10,8 @@ import { createRequestContext } from '../policy/context.ts';
 import type { SessionManager, SessionSecret } from '../session/sessions.ts';
 import { upstreamFailure } from './forward.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, identityHeaderLines, scanHeaders, setsOwnCookie, upstreamCookie } from './headers.ts';
-import type { Runtime } from './runtime.ts';
+import { FALLBACK, isGuardRefusal, type RouteGuard } from './backends/guard.ts';
+import { guardOf, type Runtime } from './runtime.ts';
 import type { UpgradeHandler, UpstreamControl, UpstreamError } from './upstream/client.ts';
 import type { ResponseHead } from './upstream/response-head.ts';
 import { startRelay, type RelayOptions, type WsRelay } from './ws-relay.ts';
@@ -223,6 +224,11 @@ function trackUntilClosed(socket: Duplex, registry: WsRegistry, conn: WsConnecti
   });
 }
 
+/** A module-level function, so the listener closes over the guard only. */
+function releaseOnClose(socket: Duplex, guard: RouteGuard): void {
+  socket.once('close', () => guard.leaveStream());
+}
+
 /** The registry's view of one open WebSocket: the identity it was opened with, and its relay. */
 class Connection implements WsConnection {
   readonly sessionKey: string | undefined;
@@ -321,7 +327,8 @@ export function createUpgradeHandler(deps: {
       const known = asGatehouseError(err);
       ctx.error = known;
       log.info({ reqId: ctx.id, path: url.split('?', 1)[0], code: known.code, detail: known.logDetail }, 'websocket refused');
-      if (known.status >= 500 && !outages.failed(known, ctx.id)) log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
+      if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
+        log.error({ reqId: ctx.id, err: known.cause ?? known }, 'websocket error');
       refuseUpgrade(socket, known, ctx.id);
     };
     if (!/^\/api(\/|\?|$)/.test(url)) return refuse(new GatehouseError('not_found'));
@@ -333,7 +340,7 @@ export function createUpgradeHandler(deps: {
     if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
       return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
     }
-    const connectBackend = (a: Admission, conn: Connection): void => {
+    const connectBackend = (a: Admission, conn: Connection, origin: string, base: string): void => {
       const lines = a.principal ? identityHeaderLines(a.route, a.principal, ctx.id, log) : undefined;
       const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
       const cookie = a.sessionSecret;
@@ -359,8 +366,8 @@ export function createUpgradeHandler(deps: {
         log.info({ reqId: ctx.id, path: a.path, route: route.name, session: principal?.sessionKey }, 'websocket opened');
       });
       const control = rt.pools
-        .get(route.origin)
-        .upgrade({ path: route.basePath + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
+        .get(origin)
+        .upgrade({ path: base + a.path + a.query, headers, protocol: 'websocket', timeoutMs: route.timeoutMs }, handshake);
       handshake.control = control;
       conn.cancel = (reason) => {
         control.abort();
@@ -379,6 +386,18 @@ export function createUpgradeHandler(deps: {
         ctx.principal = a.principal;
         if (!a.route.websocket) throw new GatehouseError('not_found', { logDetail: 'websocket disabled on this mapping' });
         if (socket.destroyed) return;
+        // Stage 9 (policy/admit.ts): the backend's health and circuit, and the mapping's maxStreams, counted until the
+        // client socket closes, however that happens.
+        let origin = a.route.origin;
+        let base = a.route.basePath;
+        const g = guardOf(rt, a.route);
+        if (!g.free) {
+          if (g.enterStream() === FALLBACK) {
+            origin = g.fallbackOrigin as string;
+            base = g.fallbackBase;
+          }
+          releaseOnClose(socket, g);
+        }
         // One identity cannot hold an unbounded number of sockets (OWASP WebSocket DoS): counted from admission
         // to close, so a burst of simultaneous upgrades is counted too.
         const owner = a.principal ? (a.principal.sessionKey ?? `bearer:${String(a.principal.claims['sub'])}`) : undefined;
@@ -397,7 +416,7 @@ export function createUpgradeHandler(deps: {
         };
         const start = () => {
           if (ended !== undefined || socket.destroyed) return;
-          connectBackend(a, conn);
+          connectBackend(a, conn, origin, base);
         };
         // A revocation sent while admission was reading the session found no connection to close: ask again
         // (the caches it invalidated make this a store read), now that any later one will find it.

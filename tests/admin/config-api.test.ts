@@ -378,10 +378,12 @@ describe('admin config API', () => {
       await expectError(await asAdmin('/sessions'), 400, 'bad_request');
     });
 
-    it('GET /admin/health answers readiness while no backend health checker runs', async () => {
+    it("GET /admin/health answers each backend's health and breaker, which replica answered, and readiness", async () => {
       const res = await asAdmin('/health');
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ backends: null, readiness: { ok: true } });
+      const body = (await res.json()) as { backends: Array<Record<string, unknown>>; breakers: unknown[]; replica: string };
+      expect(body).toMatchObject({ replica: expect.any(String), readiness: { ok: true }, breakers: expect.any(Array) });
+      expect(body.backends.length).toBeGreaterThan(0);
     });
 
     it('a revocation by the token is one audit line naming who, what and from where', async () => {
