@@ -21,6 +21,7 @@ import { requestIdFrom, type Logger } from './observability/logger.ts';
 import { createOutageLog } from './observability/outage-log.ts';
 import { createAdmission } from './policy/admit.ts';
 import { createRateLimiter } from './policy/rate-limit.ts';
+import { compilePolicy } from './policy/runtime.ts';
 import { createBackends, type Backends } from './proxy/backends/registry.ts';
 import { createEventStreams } from './proxy/forward.ts';
 import { createHttpProxy } from './proxy/http-handler.ts';
@@ -96,6 +97,8 @@ function isApi(url: string | undefined): boolean {
 /** The composition root: every part is built here from the config and the injected dependencies. */
 export async function createApp(config: Config, deps: AppDeps): Promise<App> {
   const { log } = deps;
+  // First: a route rule that does not compile is a config error, thrown before any connection is opened.
+  compilePolicy(config);
   const ownsStore = deps.store === undefined;
   let store: Store;
   if (deps.store) store = deps.store;

@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/types.ts';
 import { ConfigError, GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { compilePolicy } from '../policy/runtime.ts';
 import type { Bus, KeyValue } from '../store/store.ts';
 
 /** Who made a configuration version: the admin token holder, an operator (by `sub`), or a file edit on a replica. */
@@ -118,9 +119,15 @@ export function createConfigState(deps: {
   let debounce: NodeJS.Timeout | undefined;
   let closed = false;
 
+  /** What start-up does with a file: validated, then its policy (route rules, patterns) compiled, which can refuse it too. */
+  const loadAndCompile = (text: string, label: string): Config => {
+    const config = deps.load(text, label);
+    compilePolicy(config);
+    return config;
+  };
   const validate = (text: string, label: string): Config => {
     try {
-      return deps.load(text, label);
+      return loadAndCompile(text, label);
     } catch (err) {
       return invalid(err);
     }
@@ -136,7 +143,7 @@ export function createConfigState(deps: {
     if (next.digest === refused && config === undefined) return;
     let loaded: Config;
     try {
-      loaded = config ?? deps.load(next.text, `cluster version ${next.version}`);
+      loaded = config ?? loadAndCompile(next.text, `cluster version ${next.version}`);
     } catch (err) {
       // Another replica accepted it; this one's environment (an ${VAR} it lacks) does not: keep serving what runs.
       refused = next.digest;

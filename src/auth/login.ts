@@ -147,11 +147,19 @@ function pickClaims(...sources: Array<Record<string, unknown> | undefined>): Use
       if (out[k] === undefined) out[k] = v;
     }
   }
+  // email_verified speaks for the address beside it: from another source it could vouch for a different one.
+  const emailSource = sources.find((source) => source?.['email'] !== undefined && source['email'] !== null);
+  if (emailSource) {
+    const verified = emailSource['email_verified'];
+    if (verified === undefined || verified === null) delete out['email_verified'];
+    else out['email_verified'] = verified;
+  }
   if (JSON.stringify(out).length > MAX_CLAIMS_BYTES) {
     // Keep sessions small: an IdP stuffing huge claims gets only the identity basics kept.
     return {
       sub: String(out['sub']),
       ...(typeof out['email'] === 'string' ? { email: out['email'] } : {}),
+      ...(out['email_verified'] === true ? { email_verified: true } : {}),
       ...(typeof out['name'] === 'string' ? { name: out['name'] } : {}),
     };
   }

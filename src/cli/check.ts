@@ -5,6 +5,7 @@ import { routingLines } from '../config/routing-summary.ts';
 import type { Config } from '../config/types.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger } from '../observability/logger.ts';
+import { compilePolicy } from '../policy/runtime.ts';
 import { createRedisStore } from '../store/redis.ts';
 
 export interface CheckOptions {
@@ -38,6 +39,8 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(env, { devMode: dev });
+    // Route rules and patterns compile in policy/ (as start-up and reload compile them): their problems are config problems too.
+    compilePolicy(config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     options.out(`gatehouse check: ${err.problems.length} problem(s):\n${err.problems.map((p) => `  - ${p}\n`).join('')}`);

@@ -1,5 +1,24 @@
 export type AuthPolicy = 'required' | 'optional' | 'none';
 
+/** A value `requireClaims` compares a claim with. */
+export type ClaimScalar = string | number | boolean;
+
+/** One entry of a mapping's `rules` (route-table.ts compiles it; the first match for a request wins). */
+export interface RouteRuleConfig {
+  /** `path`: the pattern language of policy/path-pattern.ts; `methods` omitted: any method. */
+  readonly match: { readonly path: string; readonly methods?: readonly string[] };
+  readonly auth?: AuthPolicy;
+  /** Allowlist: any other method is 405 with `Allow`. */
+  readonly methods?: readonly string[];
+  /** Every claim named must match one of its values (a list: any of them). */
+  readonly requireClaims?: Readonly<Record<string, ClaimScalar | readonly ClaimScalar[]>>;
+  readonly emailDomains?: readonly string[];
+  /** The rule's own /api limit (a bucket of its own); `false`: none; omitted: the mapping's. */
+  readonly rateLimit?: RateLimitSetting;
+}
+
+/** How identity header values that are not printable ASCII are written (headers.ts). */
+export type IdentityHeaderEncoding = 'rfc8187' | 'percent';
 /** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
 export interface RateLimitConfig {
   readonly requests: number;
@@ -21,6 +40,10 @@ export interface MappingConfig {
   readonly forwardAccessToken: boolean;
   readonly passAuthorization: boolean;
   readonly identityHeaders?: Readonly<Record<string, string>>;
+  /** Send headers mapped from `email` even when the IdP has not said `email_verified: true`. */
+  readonly sendUnverifiedEmail?: boolean;
+  readonly identityHeaderEncoding?: IdentityHeaderEncoding;
+  readonly rules?: readonly RouteRuleConfig[];
   /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
   readonly rateLimit?: RateLimitSetting;
   readonly healthCheck?: HealthCheckConfig;

@@ -25,6 +25,8 @@ export interface DevIdpOptions {
   readonly refreshTokensWithoutConsent?: boolean;
   /** Private signing keys (JWK); default: oidc-provider's development keys. */
   readonly jwks?: { keys: Array<Record<string, unknown>> };
+  /** Claims for particular users over the defaults (tests: `email_verified: false`, `groups`, a name like José). */
+  readonly accounts?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 export interface DevIdp {
@@ -57,11 +59,12 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, email: `${id}@example.test`, email_verified: true, name: id.charAt(0).toUpperCase() + id.slice(1) };
+          const defaults = { sub: id, email: `${id}@example.test`, email_verified: true, name: id.charAt(0).toUpperCase() + id.slice(1) };
+          return { ...defaults, ...options.accounts?.[id], sub: id };
         },
       };
     },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },

@@ -2,9 +2,10 @@ import { GatehouseError } from '../errors.ts';
 import type { IdentityResolver, Principal } from '../auth/identity.ts';
 import { clearingHeaders, DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 import type { SessionSecret } from '../session/crypto.ts';
+import { firstEntry } from './path-pattern.ts';
 import { splitApiTarget } from './path.ts';
 import { clientKey, principalKey, type RateLimiter } from './rate-limit.ts';
-import type { Route } from './route-table.ts';
+import type { Route, RouteRule } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
 import type { ClientFacts } from './trust-proxy.ts';
 
@@ -24,6 +25,8 @@ export interface AdmissionFacts {
 
 export interface Admission {
   readonly route: Route;
+  /** The mapping's first rule matching the method and path (undefined: the mapping's own settings apply). */
+  readonly rule: RouteRule | undefined;
   readonly path: string;
   readonly query: string;
   readonly client: ClientFacts;
@@ -39,10 +42,12 @@ export interface Admission {
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+// Rails, Laravel and express's method-override read `?_method=DELETE` as the method (OWASP WSTG method overriding).
+const QUERY_METHOD_OVERRIDE = /[?&](?:_|%5f)method(?:[=&]|$)/i;
 
 /**
  * The one admission policy for /api, called by the HTTP path and the WebSocket upgrade path alike:
- * host and path hygiene, routing, then the route's auth policy. Throws coded errors (synchronously,
+ * host and path hygiene, routing, the route rule (auth, method allowlist), then identity and the rule's claims. Throws coded errors (synchronously,
  * or through the returned promise). Answers synchronously when the identity is in this process's caches:
  * the common case costs no await at all.
  */
@@ -66,18 +71,31 @@ export function admit(
   if (!host) throw new GatehouseError('invalid_host');
   const route = rt.routes.resolve(host.host, host.port, target.path);
   if (!route) throw new GatehouseError('not_found', { logDetail: `no mapping for ${host.host}:${host.port}` });
+  // Stage 4: the rule is chosen on the path routing chose by (case and trailing slash as prefix matching treats them).
+  const rule = route.rules.length === 0 ? undefined : firstEntry(route.rules, method, target.path);
+  // Override headers are stripped (proxy/headers.ts); a query parameter is the request's own bytes, so where rules
+  // decide by method, a request asking the backend to read another method is refused rather than forwarded.
+  if (route.rules.length > 0 && target.query.length > 1 && QUERY_METHOD_OVERRIDE.test(target.query))
+    throw new GatehouseError('bad_request', { logDetail: 'method override in the query on a mapping with route rules' });
+  if (rule?.methods && !rule.methods.includes(method))
+    throw new GatehouseError('method_not_allowed', { headers: ['allow', rule.allow], logDetail: `${rule.name} allows ${rule.allow}` });
+  const auth = rule ? rule.auth : route.auth;
   const hostHeader = facts.host;
   let responseHeaders: readonly string[] | undefined;
   let cookie: SessionSecret | undefined;
   const finish = (principal: Principal | undefined): Admission | Promise<Admission> => {
-    if (!principal && route.auth === 'required')
+    if (!principal && (auth === 'required' || rule?.claims))
       throw new GatehouseError(
         'unauthorized',
         responseHeaders ? { headers: responseHeaders, logDetail: 'session cookie sent more than once' } : {},
       );
+    // Stage 5: what the rule asks of the identity, session and bearer callers alike (both carry claims).
+    const unmet = principal && rule?.claims?.unmet(principal.claims);
+    if (unmet) throw new GatehouseError('forbidden', { logDetail: `${rule?.name}: ${unmet}` });
     const sessionSecret = principal?.kind === 'session' ? cookie : undefined;
     const admitted = (fields: readonly string[] | undefined): Admission => ({
       route,
+      rule,
       path: target.path,
       query: target.query,
       client,
@@ -86,14 +104,14 @@ export function admit(
       sessionSecret,
       responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
     });
-    // Stage 6. A matching route rule's rateLimit (rules[].rateLimit) takes the mapping's place here once rules exist.
-    const limit = route.rateLimit;
+    // Stage 6: a matching rule's limit (its own, else the mapping's, compiled into the rule) takes the mapping's place.
+    const limit = rule ? rule.rateLimit : route.rateLimit;
     if (limit === undefined) return admitted(undefined);
     // Identified callers are counted by who they are, anonymous ones by address (IPv6 by /64): see rate-limit.ts.
     const fields = limiter.check(limit, principal ? principalKey(principal) : clientKey(client.ip), '-');
     return fields instanceof Promise ? fields.then(admitted) : admitted(fields);
   };
-  if (route.auth === 'none') return finish(undefined);
+  if (auth === 'none') return finish(undefined);
   const read = readSessionCookie(facts.cookie, rt.config.session.cookieName);
   if (read === DUPLICATE_COOKIE) {
     // Cookie tossing (OWASP Session Management): a second copy may have been planted by a sibling subdomain
@@ -105,7 +123,7 @@ export function admit(
   }
   const cached = identity.resolveCached(cookie, facts.authorization);
   if (cached !== null) return finish(cached);
-  return identity.resolve(cookie, facts.authorization, route.auth).then(finish);
+  return identity.resolve(cookie, facts.authorization, auth).then(finish);
 }
 
 /** admit() with the identity resolver bound: what the HTTP and WebSocket adapters are given. */

@@ -47,20 +47,31 @@ export function compilePathPattern(source: string): PathPattern {
       let end = path.length;
       if (end > 1 && path.charCodeAt(end - 1) === 47 /* / */) end--;
       let at = 1; // after the leading "/"
+      const escaped = path.includes('%');
       for (const seg of segments) {
         if (at > end) return false;
         let next = path.indexOf('/', at);
         if (next === -1 || next > end) next = end;
         if (next === at) return false;
         if (seg.kind === 'literal') {
-          if (next - at !== seg.text.length) return false;
-          if (path.slice(at, next).toLowerCase() !== seg.text) return false;
+          const pct = escaped ? path.indexOf('%', at) : -1;
+          if (pct !== -1 && pct < next) {
+            // Reserved characters may arrive encoded (%40 for @), and a backend that decodes serves both spellings alike.
+            if (decodeAsciiEscapes(path.slice(at, next)).toLowerCase() !== seg.text) return false;
+          } else {
+            if (next - at !== seg.text.length) return false;
+            if (path.slice(at, next).toLowerCase() !== seg.text) return false;
+          }
         }
         at = next + 1;
       }
       return rest || at > end || (segments.length === 0 && end <= 1);
     },
   });
+}
+
+function decodeAsciiEscapes(segment: string): string {
+  return segment.replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 /** An entry of a method + pattern list (schemas, route rules): first match wins. */

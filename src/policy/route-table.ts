@@ -1,5 +1,23 @@
-import type { AuthPolicy, FileConfig, MappingConfig } from '../config/types.ts';
+import type { AuthPolicy, FileConfig, IdentityHeaderEncoding, MappingConfig, RouteRuleConfig } from '../config/types.ts';
+import { ConfigError } from '../errors.ts';
+import { compileClaimCheck, type ClaimCheck } from './claims.ts';
+import { compileMethods, compilePathPattern, type MethodPathEntry } from './path-pattern.ts';
 import { compileRateLimit, type RateLimit } from './rate-limit.ts';
+
+/** A mapping's route rule, compiled: what admission applies to a request it matches (stages 4 and 5). */
+export interface RouteRule {
+  /** `mappings[0].rules[2]`, for logs. */
+  readonly name: string;
+  /** The rule's auth, else the mapping's. */
+  readonly auth: AuthPolicy;
+  /** Uppercase allowlist (HEAD with GET); undefined: any method. */
+  readonly methods: readonly string[] | undefined;
+  /** The Allow header a 405 carries. */
+  readonly allow: string;
+  readonly claims: ClaimCheck | undefined;
+  /** The rule's own limit (a bucket of its own), else the mapping's; undefined: none. */
+  readonly rateLimit: RateLimit | undefined;
+}
 
 export interface Route {
   /** Index in config.yml's mappings, or -1 for defaultBackend (for logs and metrics). */
@@ -23,6 +41,11 @@ export interface Route {
    * one backend is often behind several mappings and trusts the header whichever one the request came through.
    */
   readonly extraStrip: readonly string[];
+  /** Headers mapped from `email` go out without `email_verified: true` (an opt-out, off by default). */
+  readonly sendUnverifiedEmail: boolean;
+  readonly identityHeaderEncoding: IdentityHeaderEncoding;
+  /** The mapping's rules in order (first match wins); empty when it has none. */
+  readonly rules: readonly MethodPathEntry<RouteRule>[];
   /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
   readonly rateLimit: RateLimit | undefined;
 }
@@ -38,21 +61,88 @@ export const DEFAULT_IDENTITY_HEADERS: ReadonlyArray<readonly [string, string]> 
   ['x-user-name', 'name'],
 ];
 
+const HOW_TO_FIX = 'write the path after /api with literal segments, ":name" for one segment and a final "*" for the rest, e.g. "/admin/*"';
+
+/** Whether a pattern can match anything under the mapping's pathPrefix (rules see the whole path after /api). */
+function reachable(pattern: string, prefix: string): boolean {
+  if (prefix === '') return true;
+  const want = prefix.slice(1).split('/');
+  const have = (pattern.length > 1 && pattern.endsWith('/') ? pattern.slice(0, -1) : pattern).slice(1).split('/');
+  for (let i = 0; i < want.length; i++) {
+    const seg = have[i];
+    if (seg === undefined) return false;
+    if (seg === '*') return true;
+    if (!seg.startsWith(':') && seg.toLowerCase() !== want[i]) return false;
+  }
+  return true;
+}
+
+function compileRules(
+  rules: readonly RouteRuleConfig[],
+  mapping: string,
+  idPrefix: string,
+  mappingAuth: AuthPolicy,
+  mappingLimit: RateLimit | undefined,
+  prefix: string,
+  problems: string[],
+): MethodPathEntry<RouteRule>[] {
+  const out: MethodPathEntry<RouteRule>[] = [];
+  rules.forEach((r, j) => {
+    const name = `${mapping}.rules[${j}]`;
+    let pattern;
+    try {
+      pattern = compilePathPattern(r.match.path);
+    } catch (err) {
+      problems.push(`GATEHOUSE_CONFIG ${name}.match.path: "${r.match.path}" ${(err as Error).message}; ${HOW_TO_FIX}`);
+      return;
+    }
+    if (!reachable(r.match.path, prefix))
+      problems.push(
+        `GATEHOUSE_CONFIG ${name}.match.path: "${r.match.path}" can never match: rules see the whole path after /api, ` +
+          `pathPrefix included, so start it with "${prefix}" (e.g. "${prefix}/admin/*")`,
+      );
+    const auth = r.auth ?? mappingAuth;
+    if (auth === 'none' && (r.requireClaims !== undefined || r.emailDomains !== undefined))
+      problems.push(
+        `GATEHOUSE_CONFIG ${name}: requireClaims and emailDomains need an identity, which auth: none never looks up; ` +
+          `set auth: required on the rule (or optional, and anonymous callers get 401)`,
+      );
+    const methods = compileMethods(r.methods);
+    out.push({
+      methods: compileMethods(r.match.methods),
+      pattern,
+      value: Object.freeze({
+        name,
+        auth,
+        methods,
+        allow: (methods ?? []).join(', '),
+        claims: compileClaimCheck(r.requireClaims, r.emailDomains),
+        rateLimit: r.rateLimit === undefined ? mappingLimit : compileRateLimit(`${idPrefix}-rule-${j}`, r.rateLimit, 'throw'),
+      }),
+    });
+  });
+  return out;
+}
+
 function compileRoute(
   m: Omit<MappingConfig, 'frontendHost'>,
   index: number,
   name: string,
   extraStrip: readonly string[],
   apiLimit: RateLimit | undefined,
+  problems: string[] = [],
 ): Route {
   const url = new URL(m.backend);
+  const prefix = (m.pathPrefix ?? '').toLowerCase();
+  // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
+  const rateLimit = m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw');
   return {
     index,
     name,
     origin: url.origin,
     basePath: url.pathname.replace(/\/+$/, ''),
     port: m.frontendPort,
-    prefix: (m.pathPrefix ?? '').toLowerCase(),
+    prefix,
     auth: m.auth,
     timeoutMs: m.timeoutMs,
     websocket: m.websocket,
@@ -62,8 +152,10 @@ function compileRoute(
       ? Object.entries(m.identityHeaders).map(([h, c]) => [h.toLowerCase(), c] as const)
       : DEFAULT_IDENTITY_HEADERS,
     extraStrip,
-    // /api limits fail open when Redis fails: sessions fail closed already, and an outage must not become a 429 storm.
-    rateLimit: m.rateLimit === undefined ? apiLimit : compileRateLimit(`mapping-${index}`, m.rateLimit, 'throw'),
+    sendUnverifiedEmail: m.sendUnverifiedEmail ?? false,
+    identityHeaderEncoding: m.identityHeaderEncoding ?? 'rfc8187',
+    rules: m.rules ? compileRules(m.rules, name, `mapping-${index}`, m.auth, rateLimit, prefix, problems) : [],
+    rateLimit,
   };
 }
 
@@ -88,7 +180,7 @@ function firstMatch(list: readonly Route[] | undefined, port: number, lowerPath:
 /**
  * Compiles mappings once per config snapshot. Precedence: exact host, then the longest matching
  * `*.suffix`, then `*`; within a host tier the longest path prefix (on segment boundaries), then
- * host-only; then defaultBackend.
+ * host-only; then defaultBackend. Throws ConfigError naming every rule that does not compile.
  */
 export function compileRoutes(file: FileConfig): RouteTable {
   const exact = new Map<string, Route[]>();
@@ -99,14 +191,16 @@ export function compileRoutes(file: FileConfig): RouteTable {
     (h) => !h.startsWith('x-user-'),
   );
   const apiLimit = compileRateLimit('api', file.rateLimits?.api, 'throw');
+  const problems: string[] = [];
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, apiLimit);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, apiLimit, problems);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
     else if (host.startsWith('*.')) wildcard.set(host.slice(1), [...(wildcard.get(host.slice(1)) ?? []), route]);
     else exact.set(host, [...(exact.get(host) ?? []), route]);
   });
+  if (problems.length > 0) throw new ConfigError(problems);
   for (const list of [...exact.values(), ...wildcard.values(), any]) list.sort(bySpecificity);
   const fallback = file.defaultBackend
     ? compileRoute(

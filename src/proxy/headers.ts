@@ -1,4 +1,6 @@
+import type { IdentityHeaderEncoding } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
+import { isEmailVerified } from '../policy/claims.ts';
 import type { Route } from '../policy/route-table.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { ClientFacts } from '../policy/trust-proxy.ts';
@@ -184,10 +186,43 @@ function claimHeaderValue(value: unknown): string | undefined {
   return undefined;
 }
 
+// Characters RFC 8187 §3.2.1 leaves as they are (attr-char); percent-encoding keeps RFC 3986's unreserved set.
+const ATTR_CHAR = /^[A-Za-z0-9!#$&+\-.^_`|~]$/;
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const RFC8187_PREFIX = /^utf-8''/i;
+
+function percentEncode(value: string, keep: RegExp): string {
+  let out = '';
+  // Buffer.from writes a lone surrogate as U+FFFD instead of throwing as encodeURIComponent would.
+  for (const byte of Buffer.from(value, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && keep.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * A claim value as a header value, or undefined when it cannot be one. Printable ASCII passes as it is, unless it
+ * could be read as an encoded value (so a backend that decodes never turns a name "100%41" into "100A"); other
+ * text is encoded, never dropped; control characters (header injection) are never sent.
+ * @see https://www.rfc-editor.org/rfc/rfc8187#section-3.2.1
+ */
+export function encodeIdentityValue(value: string, encoding: IdentityHeaderEncoding): string | undefined {
+  if (CONTROL.test(value)) return undefined;
+  if (encoding === 'rfc8187') {
+    if (SAFE_VALUE.test(value) && !RFC8187_PREFIX.test(value)) return value;
+    return `UTF-8''${percentEncode(value, ATTR_CHAR)}`;
+  }
+  if (SAFE_VALUE.test(value) && !value.includes('%')) return value;
+  return percentEncode(value, UNRESERVED);
+}
+
 /**
  * What Gatehouse tells the backend about the caller, as a flat [name, value, ...] list: the access token
- * (when the route relays it) and the route's identity headers. Claim values that are not safe header
- * values are dropped and logged, never forwarded raw.
+ * (when the route relays it) and the route's identity headers. Headers mapped from `email` need the IdP's
+ * `email_verified: true` unless the route opts out; values that are not printable ASCII are encoded as the route
+ * says (encodeIdentityValue); values that cannot be header values are dropped and logged, never forwarded raw.
  */
 export function identityHeaderLines(route: Route, identity: UpstreamIdentity, requestId: string, log: Logger): string[] {
   const out: string[] = [];
@@ -197,9 +232,12 @@ export function identityHeaderLines(route: Route, identity: UpstreamIdentity, re
     else log.warn({ reqId: requestId }, 'access token is not a safe header value; not forwarded');
   }
   for (const [header, claim] of route.identityHeaders) {
-    const value = claimHeaderValue(identity.claims[claim]);
-    if (value === undefined) continue;
-    if (!SAFE_VALUE.test(value) || value.length > 4096) {
+    // An address the IdP has not verified may belong to someone else: never an identity a backend trusts.
+    if (claim === 'email' && !route.sendUnverifiedEmail && !isEmailVerified(identity.claims)) continue;
+    const raw = claimHeaderValue(identity.claims[claim]);
+    if (raw === undefined) continue;
+    const value = encodeIdentityValue(raw, route.identityHeaderEncoding);
+    if (value === undefined || value.length > 4096) {
       log.warn({ reqId: requestId, header, claim }, 'claim value is not a safe header value; header dropped');
       continue;
     }

@@ -14,7 +14,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
  * with azp = client id: the same), `iat-missing`, `exp-past` (10 min ago), `exp-missing`, `sub-missing`,
  * `sub-other`, `nonce-suffix`, `nonce-missing`, `kid-absent` (no `kid` header), `no-id-token`.
  * Token response: `token-type-mixed-case` ("bEARER"), `no-expires-in`, `token-type-mac`.
- * Userinfo: `userinfo-sub-mismatch`. Refusal: `invalid-grant` (400 `invalid_grant`). Transport: `http-503` (an HTML
+ * Userinfo: `userinfo-sub-mismatch`, `email-verified-elsewhere` (with the ID token). Refusal: `invalid-grant` (400 `invalid_grant`). Transport: `http-503` (an HTML
  * 503), `close` (the connection is dropped unanswered).
  */
 export type Mutation =
@@ -47,6 +47,8 @@ export type Mutation =
   | 'no-expires-in'
   | 'token-type-mac'
   | 'userinfo-sub-mismatch'
+  /** The ID token names an address it does not vouch for; userinfo vouches (email_verified: true) for another. */
+  | 'email-verified-elsewhere'
   | 'invalid-grant'
   | 'http-503'
   | 'close';
@@ -241,6 +243,9 @@ export async function startHostileOp(): Promise<HostileOp> {
       case 'nonce-missing':
         delete claims['nonce'];
         break;
+      case 'email-verified-elsewhere':
+        claims['email'] = `${sub}@typed-at-signup.example`;
+        break;
       default:
         break;
     }
@@ -360,7 +365,8 @@ export async function startHostileOp(): Promise<HostileOp> {
           return void res.end();
         }
         const sub = op.login === 'userinfo-sub-mismatch' ? `${grant.sub}invalid` : grant.sub;
-        return json(res, 200, { sub, email: `${grant.sub}@example.com`, name: `User ${grant.sub}` });
+        const verified = op.login === 'email-verified-elsewhere' ? { email_verified: true } : {};
+        return json(res, 200, { sub, email: `${grant.sub}@example.com`, ...verified, name: `User ${grant.sub}` });
       }
       case 'GET /jwks':
         counts.jwks++;

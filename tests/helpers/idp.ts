@@ -43,6 +43,8 @@ export async function startIdp(options: {
   backchannelLogoutPath?: string;
   /** Private JWKs the IdP signs with (so a test can also sign hostile tokens with the real key). */
   jwks?: { keys: Array<Record<string, unknown>> };
+  /** Claims for particular users over the dev IdP's defaults (DevIdpOptions.accounts). */
+  accounts?: DevIdpOptions['accounts'];
   /** A forwarder (pausable-forwarder.ts) that fronts the IdP: the issuer is its URL, so every call to the IdP goes through it. */
   behind?: { readonly url: string; setTarget(port: number): void };
 }): Promise<TestIdp> {
@@ -69,6 +71,7 @@ export async function startIdp(options: {
     ...(options.jwtAccessTokenAudience ? { jwtAccessTokenAudience: options.jwtAccessTokenAudience } : {}),
     ...(options.rotateRefreshTokens !== undefined ? { rotateRefreshTokens: options.rotateRefreshTokens } : {}),
     ...(options.jwks ? { jwks: options.jwks } : {}),
+    ...(options.accounts ? { accounts: options.accounts } : {}),
   };
   const idp = await createDevIdp(opts);
   handler = idp.callback;

@@ -122,6 +122,15 @@ describe('SIGHUP reloads config.yml', () => {
     expect(res.status).toBe(200);
   });
 
+  it('a route rule that does not compile (policy/, after the schema) changes nothing either', async () => {
+    const before = output().split('configuration not reloaded').length;
+    writeFileSync(configPath, `${mappingTo(a.url)}    rules:\n      - match: { path: "/admin/**" }\n`);
+    child.kill('SIGHUP');
+    expect(await waitFor(() => output().split('configuration not reloaded').length > before)).toBe(true);
+    expect(output()).toContain('mappings[0].rules[0].match.path: \\"/admin/**\\"');
+    expect(await who()).toBe('B');
+  });
+
   it('still stops cleanly on SIGTERM', async () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -18,6 +18,12 @@ describe('path patterns', () => {
     ['/', '/', true],
     ['/', '/a', false],
     ['/*', '/anything/at/all', true],
+    // splitApiTarget lets encoded reserved characters through; a backend that decodes reads them as the literal.
+    ['/users/me@corp/*', '/users/me%40corp/x', true],
+    ['/users/me@corp', '/users/ME%40Corp', true],
+    ['/users/me@corp', '/users/me%40corpx', false],
+    ['/a!b', '/a%21b/', true],
+    ['/a!b', '/a%22b', false],
   ])('%s against %s → %s', (pattern, path, expected) => {
     expect(compilePathPattern(pattern).matches(path)).toBe(expected);
   });

@@ -155,6 +155,7 @@ describe('headers the backend receives and the client gets back', () => {
       claims: {
         sub: 'bob',
         email: 'bob@example.test\r\nx-user-admin: true',
+        email_verified: true,
         name: 'Bob',
         groups: ['admins', 'ops'],
         title: 'Señor',
@@ -175,14 +176,15 @@ describe('headers the backend receives and the client gets back', () => {
     expect(rec.headers.get('x-user-id')).toEqual(['bob']);
     expect(rec.headers.get('x-num')).toEqual(['3']);
     expect(rec.headers.has('x-mail')).toBe(false);
-    expect(rec.headers.has('x-title')).toBe(false);
+    // Not ASCII, so encoded (identityHeaderEncoding's default, RFC 8187), no longer dropped.
+    expect(rec.headers.get('x-title')).toEqual(["UTF-8''Se%C3%B1or"]);
     expect(rec.headers.has('x-obj')).toBe(false);
     expect(rec.headers.has('x_roles')).toBe(false);
     expect(rec.headers.has('x-user-admin')).toBe(false);
     for (const dflt of ['x-user-sub', 'x-user-email', 'x-user-name']) expect(rec.headers.has(dflt), dflt).toBe(false);
     expect(header(rec, 'authorization')).toBe('Bearer bob-token');
     const warned = stack.gh.logs.slice(logsBefore).filter((l) => /not a safe header value/.test(String(l['msg'])));
-    expect(warned.map((l) => l['header']).sort()).toEqual(['x-mail', 'x-title']);
+    expect(warned.map((l) => l['header']).sort()).toEqual(['x-mail']);
     expect(JSON.stringify(warned)).not.toContain('bob@example.test');
   });
 });

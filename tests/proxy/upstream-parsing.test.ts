@@ -168,7 +168,7 @@ describe('values Gatehouse writes into the upstream request head', () => {
   it('an access token or claim with CR/LF is dropped and logged, never written', () => {
     const lines = identityHeaderLines(
       route,
-      { accessToken: 'abc\r\nx-user-admin: true', claims: { sub: 'u1', email: 'a@b\r\nx-evil: 1' } },
+      { accessToken: 'abc\r\nx-user-admin: true', claims: { sub: 'u1', email: 'a@b\r\nx-evil: 1', email_verified: true } },
       'req-1',
       log,
     );

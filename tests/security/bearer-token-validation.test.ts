@@ -53,6 +53,7 @@ describe('bearer tokens on /api', () => {
       aud: API_AUDIENCE,
       sub: 'svc-reporting',
       email: 'reporting@example.test',
+      email_verified: true,
       name: 'Reporting',
       iat,
       exp: iat + 120,
