@@ -250,6 +250,17 @@ describe('admin config API', () => {
       await expectError(await put('', before.version), 400, 'config_invalid', 'empty body');
     });
 
+    it('a route rule that does not compile (a backtracking-prone /:a-:b) is config_invalid naming it; nothing changes', async () => {
+      const before = await current();
+      const text = `${routingTo(a().url, b().url)}    rules:\n      - { match: { path: "/items/:a-:b" }, auth: none }\n`;
+      const res = await put(text, before.version);
+      const body = (await res.json()) as { error: string; problems: string[] };
+      expect({ status: res.status, error: body.error }).toEqual({ status: 400, error: 'config_invalid' });
+      expect(body.problems.join('\n')).toMatch(/rules\[0\]\.match\.path/);
+      expect((await current()).version).toBe(before.version);
+      expect(await who()).toBe('A');
+    });
+
     it.each([
       [
         '__proto__ at the top',
