@@ -37,11 +37,11 @@ async function main(configPath: string | undefined): Promise<void> {
     configText = undefined;
   }
   const text = configText;
-  const config = loadConfig(env, { devMode: dev, ...(text === undefined ? {} : { readFile: () => text }) });
+  const config = text === undefined ? loadConfig(env, { devMode: dev }) : loadConfigText(env, text, filePath, { devMode: dev });
   const app = await createApp(config, {
     log,
     ...(devSetup ? { mounts: devSetup.mounts } : {}),
-    configFile: { path: filePath, text: text ?? '', load: (text, label) => loadConfigText(env, text, label, { devMode: dev }) },
+    configFile: { path: filePath, text: text ?? '', load: (text) => loadConfigText(env, text, filePath, { devMode: dev }) },
   });
   const address = await app.listen(config.server.port, config.server.host);
 

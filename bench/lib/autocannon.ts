@@ -40,6 +40,8 @@ export function parseAutocannon(out: string): WrkResult {
 export function runAutocannon(script: string, o: LoadOptions): Promise<WrkResult> {
   const args = [script, '-c', String(o.connections), '-d', String(o.seconds), '-t', '5', '-j'];
   for (const h of o.headers ?? []) args.push('-H', h);
+  if (o.method !== undefined) args.push('-m', o.method);
+  if (o.body !== undefined) args.push('-b', o.body);
   args.push(o.url);
   return runLoadProcess('autocannon', process.execPath, args, o, parseAutocannon);
 }

@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface WrkResult {
   readonly rps: number;
@@ -37,6 +41,9 @@ export interface LoadOptions {
   readonly connections: number;
   readonly threads: number;
   readonly headers?: readonly string[];
+  /** GET unless given; with `body`, every request sends it (ASCII text). */
+  readonly method?: string;
+  readonly body?: string;
   /** Called with the child so Ctrl-C can stop a run in progress. */
   readonly onStart?: (stop: () => void) => void;
 }
@@ -87,6 +94,16 @@ export function runLoadProcess(
 export function runWrk(wrk: string, o: LoadOptions): Promise<WrkResult> {
   const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', '--timeout', '5s'];
   for (const h of o.headers ?? []) args.push('-H', h);
+  if (o.method !== undefined || o.body !== undefined) args.push('-s', wrkScript(o.method ?? 'GET', o.body));
   args.push(o.url);
   return runLoadProcess('wrk', wrk, args, o, parseWrk);
+}
+
+/** A wrk Lua script setting the method and body (wrk has no flags for them); written once per method and body. */
+function wrkScript(method: string, body: string | undefined): string {
+  if (body !== undefined && !/^[\x20-\x7e]*$/.test(body)) throw new Error('wrk bodies are printable ASCII here');
+  const lua = `wrk.method = ${JSON.stringify(method)}\n${body === undefined ? '' : `wrk.body = ${JSON.stringify(body)}\n`}`;
+  const path = join(tmpdir(), `gatehouse-bench-wrk-${createHash('sha256').update(lua).digest('hex').slice(0, 16)}.lua`);
+  if (!existsSync(path)) writeFileSync(path, lua);
+  return path;
 }

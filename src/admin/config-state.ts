@@ -27,7 +27,7 @@ export interface ConfigVersion {
   readonly replica: string;
 }
 
-/** The loaded file's text as the caller gives it: validated exactly as start-up validates config.yml. */
+/** A text validated exactly as start-up validates config.yml (`label` says where it came from, for callers that name it). */
 export type LoadRouting = (text: string, label: string) => Config;
 
 export interface ConfigState {

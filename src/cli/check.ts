@@ -39,7 +39,7 @@ export async function runCheck(options: CheckOptions): Promise<number> {
   let config: Config;
   try {
     config = loadConfig(env, { devMode: dev });
-    // Route rules and patterns compile in policy/ (as start-up and reload compile them): their problems are config problems too.
+    // Start-up compiles the policy too (route rules, schemas through ajv): what it refuses, the check refuses.
     compilePolicy(config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { ENV_NAMES, ENV_SCHEMA, type EnvName } from './env-schema.ts';
 import type { Config, FileConfig, MappingConfig, TrustProxy } from './types.ts';
+import { resolveSchemaRefs } from './schema-refs.ts';
 import { compileSchema, describeErrors } from './validate.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -145,6 +146,7 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
   }
   checkMappings(data, source, problems);
   checkRateLimits(data, source, problems);
+  resolveSchemaRefs(data, path, readFile, source, problems);
   return data;
 }
 
@@ -337,9 +339,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 }
 
 /**
- * `text` validated as config.yml exactly as start-up validates the file (the same environment, the same schema and
- * checks); `label` names it in each problem instead of the file's path (`PUT /admin/config`).
+ * `text` validated as config.yml exactly as start-up validates the file at `path` (the same environment, the same
+ * schema and checks; a schema `$ref` still resolves against that file's directory): what a PUT or a re-read
+ * would make the file.
  */
-export function loadConfigText(env: Env, text: string, label: string, options: LoadOptions = {}): Config {
-  return loadConfig({ ...env, GATEHOUSE_CONFIG: label }, { ...options, readFile: () => text });
+export function loadConfigText(env: Env, text: string, path: string, options: LoadOptions = {}): Config {
+  const readOther = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  return loadConfig({ ...env, GATEHOUSE_CONFIG: path }, { ...options, readFile: (p) => (p === path ? text : readOther(p)) });
 }

@@ -51,6 +51,8 @@ export interface MappingConfig {
   readonly circuitBreaker?: CircuitBreakerConfig;
   readonly maxConcurrent?: number;
   readonly maxStreams?: number;
+  /** Only the endpoints the top-level schemas declare exist on this mapping (404/405 for the rest). */
+  readonly strictSchemas?: boolean;
 }
 
 /** A mapping's active health check (config.schema.json fills every default when the object is present). */
@@ -74,6 +76,19 @@ export interface CircuitBreakerConfig {
 
 /** Claim name → the value it must have, or the values one of which it must have (an array claim: contain). */
 export type RequiredClaims = Readonly<Record<string, string | readonly string[]>>;
+/** A JSON Schema as config.yml gives it (after load, a `$ref` to a file is replaced by the file's content). */
+export type JsonSchemaObject = Readonly<Record<string, unknown>>;
+
+/** One top-level `schemas` entry: the checks a request matching its method and path must pass. */
+export interface SchemaEntryConfig {
+  readonly method?: string;
+  readonly methods?: readonly string[];
+  /** Path pattern after /api (policy/path-pattern.ts). */
+  readonly path: string;
+  readonly body?: JsonSchemaObject;
+  readonly query?: JsonSchemaObject;
+  readonly maxBodyBytes: number;
+}
 
 export interface FileConfig {
   readonly defaultBackend?: string;
@@ -83,6 +98,7 @@ export interface FileConfig {
   readonly admin?: { readonly requireClaims?: RequiredClaims };
   /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
   readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
+  readonly schemas?: readonly SchemaEntryConfig[];
 }
 
 export type TrustProxy =

@@ -7,6 +7,7 @@ import { splitApiTarget } from './path.ts';
 import { clientKey, principalKey, type RateLimiter } from './rate-limit.ts';
 import type { Route, RouteRule } from './route-table.ts';
 import type { PolicyRuntime } from './runtime.ts';
+import { admitSchema, type SchemaCheck } from './schemas.ts';
 import type { ClientFacts } from './trust-proxy.ts';
 
 /** Who is calling, as the adapters see it: proxy/ learns about identities through policy/, never from auth/. */
@@ -39,6 +40,8 @@ export interface Admission {
    * Set-Cookie after a duplicated session cookie. Undefined on every ordinary request.
    */
   readonly responseHeaders: readonly string[] | undefined;
+  /** The `schemas` entry this request matched (its query already checked): the HTTP adapter checks its body. */
+  readonly schema: SchemaCheck | undefined;
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
@@ -103,6 +106,8 @@ export function admit(
       principal,
       sessionSecret,
       responseHeaders: fields === undefined ? responseHeaders : responseHeaders ? [...responseHeaders, ...fields] : fields,
+      // Stage 8, after the rate limit: the schema entry (strictSchemas) and the query check; the body is the HTTP adapter's.
+      schema: rt.schemas.size === 0 ? undefined : admitSchema(rt.schemas, route, method, target.path, target.query),
     });
     // Stage 6: a matching rule's limit (its own, else the mapping's, compiled into the rule) takes the mapping's place.
     const limit = rule ? rule.rateLimit : route.rateLimit;

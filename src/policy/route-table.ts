@@ -48,6 +48,8 @@ export interface Route {
   readonly rules: readonly MethodPathEntry<RouteRule>[];
   /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
   readonly rateLimit: RateLimit | undefined;
+  /** Only the endpoints config.yml's `schemas` declares exist here (policy/schemas.ts admitSchema). */
+  readonly strictSchemas: boolean;
 }
 
 export interface RouteTable {
@@ -156,6 +158,7 @@ function compileRoute(
     identityHeaderEncoding: m.identityHeaderEncoding ?? 'rfc8187',
     rules: m.rules ? compileRules(m.rules, name, `mapping-${index}`, m.auth, rateLimit, prefix, problems) : [],
     rateLimit,
+    strictSchemas: m.strictSchemas ?? false,
   };
 }
 

@@ -3,6 +3,7 @@ import { loginBindingCookieName } from '../session/cookie.ts';
 import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
 import { compileRateLimit, DEFAULT_AUTH_LIMIT, type RateLimit } from './rate-limit.ts';
 import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
+import { compileSchemas, type SchemaTable } from './schemas.ts';
 import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy.ts';
 
 /**
@@ -12,6 +13,8 @@ import { compileTrust, trustPredicate, type TrustEvaluator } from './trust-proxy
 export interface PolicyRuntime {
   readonly config: Config;
   readonly routes: RouteTable;
+  /** config.yml's `schemas`, compiled (ajv). */
+  readonly schemas: SchemaTable;
   readonly origins: OriginPolicy;
   readonly trust: TrustEvaluator;
   readonly trusts: (ip: string, hop: number) => boolean;
@@ -23,11 +26,15 @@ export interface PolicyRuntime {
   readonly authLimit: RateLimit | undefined;
 }
 
-/** Compiles the policy part of a runtime (at load, never per request). */
+/**
+ * Compiles the policy part of a runtime (at load, never per request). Throws ConfigError when config.yml holds
+ * something only compiling can refuse (a schema ajv rejects, a path pattern).
+ */
 export function compilePolicy(config: Config): PolicyRuntime {
   return {
     config,
     routes: compileRoutes(config.routing),
+    schemas: compileSchemas(config.routing.schemas),
     origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),

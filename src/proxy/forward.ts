@@ -104,6 +104,8 @@ export interface ForwardRequest {
   readonly headers: string[];
   /** The client's body as Node framed it (IncomingFacts.framing): the upstream client frames it the same way. */
   readonly framing: 'none' | 'chunked' | number;
+  /** The body read whole (a schema checked it): sent from here, with Content-Length, whatever the client's framing. */
+  readonly body?: Buffer | undefined;
   readonly timeoutMs: number;
   /** Added to the backend's response headers ([name, value, ...]). */
   readonly responseHeaders: readonly string[];
@@ -135,7 +137,13 @@ export function forward(
   // costs less than removing it.
   res.on('close', exchange.onClientClose);
   exchange.control = f.pool.request(
-    { method: f.method, path: f.path, headers: f.headers, body: requestBody(req, f.framing), timeoutMs: f.timeoutMs },
+    {
+      method: f.method,
+      path: f.path,
+      headers: f.headers,
+      body: f.body ? { kind: 'buffer', data: f.body } : requestBody(req, f.framing),
+      timeoutMs: f.timeoutMs,
+    },
     exchange,
   );
 }

@@ -10,6 +10,8 @@ import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/g
 import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, scanHeaders, upstreamCookie } from './headers.ts';
 import { guardOf, type Runtime } from './runtime.ts';
+import { checkBody, checkBodyMediaType } from '../policy/schemas.ts';
+import { rawHeaderValues, readBody } from './read-body.ts';
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime;
@@ -71,9 +73,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       res.setHeader('connection', 'close');
       return fail(new GatehouseError('bad_request', { logDetail: facts.refusal }));
     }
-    const proceed = (a: Admission) => {
-      ctx.route = a.route;
-      ctx.principal = a.principal;
+    const send = (a: Admission, body: Buffer | undefined) => {
       try {
         let origin = a.route.origin;
         let base = a.route.basePath;
@@ -97,6 +97,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
             path: base + a.path + a.query,
             headers,
             framing: facts.framing,
+            body,
             timeoutMs: a.route.timeoutMs,
             responseHeaders: a.responseHeaders ? ['x-request-id', ctx.id, ...a.responseHeaders] : ['x-request-id', ctx.id],
             ownCookies: rt.ownCookies,
@@ -109,6 +110,32 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       } catch (err) {
         fail(err);
       }
+    };
+    const proceed = (a: Admission) => {
+      ctx.route = a.route;
+      ctx.principal = a.principal;
+      const schema = a.schema;
+      if (!schema?.body) return send(a, undefined);
+      // Only a body a schema checks is buffered; it is then forwarded from the buffer, byte for byte.
+      try {
+        checkBodyMediaType(rawHeaderValues(req.rawHeaders, 'content-type'), rawHeaderValues(req.rawHeaders, 'content-encoding'));
+      } catch (err) {
+        return fail(err);
+      }
+      readBody(req, facts.framing, schema.maxBodyBytes, (err, body) => {
+        if (err) {
+          // The rest of an oversized body is not worth reading as the framing of a next request.
+          res.setHeader('connection', 'close');
+          return fail(err);
+        }
+        if (!body) return done(499);
+        try {
+          checkBody(schema, body);
+        } catch (checkErr) {
+          return fail(checkErr);
+        }
+        send(a, body);
+      });
     };
     let admitted: Admission | Promise<Admission>;
     try {

@@ -11,7 +11,7 @@ import { waitUntil } from '../helpers/token-kit.ts';
 
 const ENV = { NODE_ENV: 'test', APP_BASE_URL: 'http://127.0.0.1:8080', OIDC_ISSUER: 'http://127.0.0.1:9', OIDC_CLIENT_ID: 'x' };
 const routing = (port: number) => `mappings:\n  - frontendHost: "*"\n    backend: http://127.0.0.1:${port}\n`;
-const load = (text: string, label: string) => loadConfigText(ENV, text, label);
+const load = (text: string) => loadConfigText(ENV, text, 'config.yml');
 const log = createLogger({ level: 'silent' });
 
 /** A replica whose pub/sub messages never arrive (a subscription that was down): only the poll can tell it. */
@@ -27,7 +27,7 @@ describe('config state without the Bus', () => {
     const state = createConfigState({
       store,
       log,
-      initial: load(text, 'start'),
+      initial: load(text),
       initialText: text,
       path: writeConfigFile(text),
       load,

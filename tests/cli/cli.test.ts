@@ -87,6 +87,13 @@ describe('gatehouse check', () => {
     expect(run.stdout).toContain(`GATEHOUSE_CONFIG ${broken} /mappings/0/backend: `);
   });
 
+  it('refuses a schema ajv cannot compile, as start-up would (exit code 1, naming the entry)', async () => {
+    const bad = writeConfigFile(`${ROUTING}schemas:\n  - method: POST\n    path: /orders\n    body: { type: string, pattern: "(a+)+$" }\n`);
+    const run = await gatehouse(['check', '--config', bad], base());
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('config.yml /schemas/0/body: pattern "(a+)+$" repeats a group');
+  });
+
   describe('--connect', () => {
     let idp: TestIdp;
     beforeAll(async () => {

@@ -41,7 +41,7 @@ describe('config errors say how to fix them', () => {
 
   it('an unknown field with no near name lists the known ones', () => {
     const [line] = problems({}, 'mappings: []\nroutes: []\n');
-    expect(line).toBe(`${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, mappings, admin, rateLimits)`);
+    expect(line).toBe(`${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, mappings, admin, rateLimits, schemas)`);
   });
 
   it('an enum names the value it got and the nearest allowed one', () => {

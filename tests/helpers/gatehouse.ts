@@ -92,7 +92,7 @@ export async function startGatehouse(options: {
           configFile: {
             path: env['GATEHOUSE_CONFIG'] as string,
             text: options.yaml ?? 'mappings: []\n',
-            load: (text: string, label: string) => loadConfigText(env, text, label),
+            load: (text: string) => loadConfigText(env, text, env['GATEHOUSE_CONFIG'] as string),
           },
         }
       : {}),

@@ -131,6 +131,15 @@ describe('SIGHUP reloads config.yml', () => {
     expect(await who()).toBe('B');
   });
 
+  it('a schema only compiling refuses changes nothing either: the process keeps serving the running mappings', async () => {
+    const before = (output().match(/configuration not reloaded/g) ?? []).length;
+    writeFileSync(configPath, `${mappingTo(a.url)}schemas:\n  - method: GET\n    path: /who\n    query: { type: object, propertys: {} }\n`);
+    child.kill('SIGHUP');
+    expect(await waitFor(() => (output().match(/configuration not reloaded/g) ?? []).length > before)).toBe(true);
+    expect(output()).toContain('/schemas/0/query: strict mode: unknown keyword: \\"propertys\\"');
+    expect(await who()).toBe('B');
+  });
+
   it('still stops cleanly on SIGTERM', async () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];

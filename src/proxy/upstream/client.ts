@@ -498,6 +498,13 @@ class Exchange implements UpstreamControl {
     this.conn = conn;
     conn.exchange = this;
     this.state = WAIT_HEAD;
+    if (this.body.kind === 'buffer' && this.body.data.length > 0) {
+      conn.socket.cork();
+      conn.socket.write(this.headText, 'latin1');
+      conn.socket.write(this.body.data);
+      conn.socket.uncork();
+      return;
+    }
     conn.socket.write(this.headText, 'latin1');
     const stream = bodyStream(this.body);
     if (stream) this.sendBody(stream);
@@ -800,7 +807,7 @@ class Exchange implements UpstreamControl {
 
 /** The stream to read a body from, or null when nothing is to be sent after the head. */
 function bodyStream(body: RequestBody): Readable | null {
-  if (body.kind === 'none') return null;
+  if (body.kind === 'none' || body.kind === 'buffer') return null;
   if (body.kind === 'length' && body.length === 0) return null;
   return body.stream;
 }

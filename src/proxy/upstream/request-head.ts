@@ -17,6 +17,8 @@ import { FIELD_VALUE, TOKEN } from './grammar.ts';
  */
 export type RequestBody =
   | { readonly kind: 'none' }
+  /** A body held whole (one a schema checked): sent with Content-Length, written with the head. */
+  | { readonly kind: 'buffer'; readonly data: Buffer }
   | { readonly kind: 'length'; readonly length: number; readonly stream: Readable | null }
   | { readonly kind: 'chunked'; readonly stream: Readable };
 
@@ -88,6 +90,9 @@ export function serializeRequestHead(
       break;
     case 'chunked':
       head += 'transfer-encoding: chunked\r\n';
+      break;
+    case 'buffer':
+      head += `content-length: ${body.data.length}\r\n`;
       break;
   }
   if (upgrade !== undefined) {
