@@ -13,6 +13,7 @@ import { createOidcClient, refreshCallTimeoutSeconds, type OidcClient } from './
 import type { Config } from './config/types.ts';
 import { GatehouseError, refuseUpgrade } from './errors.ts';
 import { createReadiness } from './health/readiness.ts';
+import { createClientErrorHandler } from './http/client-error.ts';
 import { createExpressApp, type Mount } from './http/express-app.ts';
 import { createDrain } from './http/drain.ts';
 import { createPipelining } from './http/pipelining.ts';
@@ -266,6 +267,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       else express(req, res);
     },
   );
+  server.on('clientError', createClientErrorHandler(log));
   const pipelining = createPipelining(server);
   const drain = createDrain(server, pipelining);
   // An upgrade or CONNECT behind responses still owed on its connection would be answered before them: the client's

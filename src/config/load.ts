@@ -102,6 +102,40 @@ function checkMappings(file: FileConfig, source: string, problems: string[]): vo
   });
 }
 
+/**
+ * Header names a CSRF header must not have: CORS-safelisted ones a page on another origin may send without a
+ * preflight (Fetch standard), and ones no page can set at all (every request would be refused).
+ * @see https://fetch.spec.whatwg.org/#cors-safelisted-request-header
+ * @see https://fetch.spec.whatwg.org/#forbidden-request-header
+ */
+const UNFIT_CSRF_HEADERS = new Set([
+  'accept',
+  'accept-language',
+  'content-language',
+  'content-type',
+  'range',
+  'cookie',
+  'origin',
+  'referer',
+  'host',
+]);
+
+function checkCsrfHeaders(file: FileConfig, source: string, problems: string[]): void {
+  const check = (path: string, name: string | undefined) => {
+    if (name === undefined) return;
+    const lower = name.toLowerCase();
+    if (UNFIT_CSRF_HEADERS.has(lower) || lower.startsWith('sec-') || lower.startsWith('proxy-'))
+      problems.push(
+        `${source} ${path}/name: ${JSON.stringify(name)} cannot prove a same-origin call (a form sends it, or no page can); use a custom name such as X-CSRF`,
+      );
+  };
+  check('/csrf/requireHeader', file.csrf?.requireHeader?.name);
+  file.mappings.forEach((m, i) => {
+    const own = m.csrf?.requireHeader;
+    if (own) check(`/mappings/${i}/csrf/requireHeader`, own.name);
+  });
+}
+
 /** `true` passes the schema's boolean type but means nothing: a limit is an object, and false switches one off. */
 function checkRateLimits(file: FileConfig, source: string, problems: string[]): void {
   const refuse = (path: string) =>
@@ -145,6 +179,7 @@ export function loadFileConfig(path: string, env: Env, readFile: (p: string) => 
     return { allowedOrigins: [], mappings: [] };
   }
   checkMappings(data, source, problems);
+  checkCsrfHeaders(data, source, problems);
   checkRateLimits(data, source, problems);
   resolveSchemaRefs(data, path, readFile, source, problems);
   return data;

@@ -19,6 +19,32 @@ export interface RouteRuleConfig {
 
 /** How identity header values that are not printable ASCII are written (headers.ts). */
 export type IdentityHeaderEncoding = 'rfc8187' | 'percent';
+
+/** A request header that must be present with exactly this value (Duende BFF's `X-CSRF: 1`). */
+export interface CsrfHeader {
+  readonly name: string;
+  /** Default "1". */
+  readonly value?: string;
+}
+
+/** Top-level `csrf`: the defaults every mapping's CSRF check starts from. */
+export interface CsrfConfig {
+  readonly requireHeader?: CsrfHeader;
+}
+
+/** Per mapping `csrf`: `requireHeader: false` turns the top-level header off for this mapping. */
+export interface MappingCsrfConfig {
+  readonly requireHeader?: CsrfHeader | false;
+  readonly allowMissingOrigin?: boolean;
+}
+
+/** Per mapping `cors`: replaces what the mapping would get from `allowedOrigins` and the built-in lists. */
+export interface MappingCorsConfig {
+  readonly origins?: readonly string[];
+  readonly allowedHeaders?: readonly string[];
+  readonly exposedHeaders?: readonly string[];
+  readonly maxAgeSeconds?: number;
+}
 /** Requests per fixed window, plus `burst` more per ten windows (config.schema.json `definitions/rateLimit`). */
 export interface RateLimitConfig {
   readonly requests: number;
@@ -44,6 +70,8 @@ export interface MappingConfig {
   readonly sendUnverifiedEmail?: boolean;
   readonly identityHeaderEncoding?: IdentityHeaderEncoding;
   readonly rules?: readonly RouteRuleConfig[];
+  readonly csrf?: MappingCsrfConfig;
+  readonly cors?: MappingCorsConfig;
   /** Overrides rateLimits.api for this mapping; `false` switches it off here. */
   readonly rateLimit?: RateLimitSetting;
   readonly healthCheck?: HealthCheckConfig;
@@ -93,6 +121,7 @@ export interface SchemaEntryConfig {
 export interface FileConfig {
   readonly defaultBackend?: string;
   readonly allowedOrigins: readonly string[];
+  readonly csrf?: CsrfConfig;
   readonly mappings: readonly MappingConfig[];
   /** Operators authorised by their session's claims (besides X-Admin-Token). */
   readonly admin?: { readonly requireClaims?: RequiredClaims };

@@ -119,6 +119,10 @@ function reasonFor(e: ErrorObject, name: string): string {
     }
     case 'format':
       return explainUrl(e.data, String(e.params['format']));
+    case 'const': {
+      const hint = (e.parentSchema as { description?: string } | undefined)?.description;
+      return `must be ${JSON.stringify(e.params['allowedValue'])}${got}${hint ? `; ${hint}` : ''}`;
+    }
     case 'minLength':
       if (name === 'ADMIN_TOKEN') {
         return `is ${String(e.data).length} characters; it needs at least ${String(e.params['limit'])}: make one with \`openssl rand -base64 48\``;
@@ -131,11 +135,14 @@ function reasonFor(e: ErrorObject, name: string): string {
 
 /** Turns ajv errors into lines naming the source and the field path, the value and what would be accepted. */
 export function describeErrors(source: string, errors: readonly ErrorObject[] | null | undefined, pathStyle: 'pointer' | 'name'): string[] {
-  return (errors ?? []).map((e) => {
-    let field = e.instancePath;
-    if (e.keyword === 'required') field += `/${String(e.params['missingProperty'])}`;
-    if (e.keyword === 'additionalProperties') field += `/${String(e.params['additionalProperty'])}`;
-    if (pathStyle === 'name') field = field.replace(/^\//, '');
-    return `${source} ${field || '(root)'}: ${reasonFor(e, field.split('/').pop() ?? field)}`;
-  });
+  // An if/then/else failure adds a line of its own ('must match "then" schema'): the branch's error already says it.
+  return (errors ?? [])
+    .filter((e) => e.keyword !== 'if')
+    .map((e) => {
+      let field = e.instancePath;
+      if (e.keyword === 'required') field += `/${String(e.params['missingProperty'])}`;
+      if (e.keyword === 'additionalProperties') field += `/${String(e.params['additionalProperty'])}`;
+      if (pathStyle === 'name') field = field.replace(/^\//, '');
+      return `${source} ${field || '(root)'}: ${reasonFor(e, field.split('/').pop() ?? field)}`;
+    });
 }

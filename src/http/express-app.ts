@@ -9,6 +9,7 @@ import type { Readiness } from '../health/readiness.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createRequestContext, type RequestContext } from '../policy/context.ts';
+import { MAX_URL_LENGTH } from '../policy/path.ts';
 import { clientKey, type RateLimiter } from '../policy/rate-limit.ts';
 import type { PolicyRuntime } from '../policy/runtime.ts';
 import type { SessionManager } from '../session/sessions.ts';
@@ -30,7 +31,7 @@ export interface ExpressDeps {
   readonly readiness: Readiness;
   /** The current config snapshot (origins, trusted proxies); each request keeps the one it started with. */
   readonly runtime: () => PolicyRuntime;
-  /** Extra handlers mounted before security headers (the dev IdP's pages). */
+  /** Extra handlers mounted before security headers (the dev IdP's pages, which set their own). */
   readonly mounts?: readonly Mount[];
   readonly adminRoutes?: express.Router;
   readonly backchannelLogout: (logoutToken: unknown) => Promise<number>;
@@ -105,6 +106,30 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     next();
   });
 
+  for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);
+  // Before every route of Gatehouse's own, so probes, /auth, the SPA, 404s and error answers all carry them
+  // (the dev IdP's pages, mounted above, set their own).
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          'connect-src': ["'self'"],
+          'form-action': ["'self'", new URL(config.oidc.issuer).origin],
+          'upgrade-insecure-requests': config.server.baseUrl.startsWith('https:') ? [] : null,
+        },
+      },
+      strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
+    }),
+  );
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(
+      req.originalUrl.length > MAX_URL_LENGTH
+        ? new GatehouseError('uri_too_long', { logDetail: `${req.originalUrl.length} characters` })
+        : undefined,
+    );
+  });
+
   app.get('/healthz', (_req, res) => {
     res.setHeader('cache-control', 'no-store');
     res.json({ ok: true });
@@ -128,21 +153,6 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
       ...(report.reason ? { reason: report.reason } : {}),
     });
   });
-
-  for (const mount of deps.mounts ?? []) app.use(mount.path, mount.handler as RequestHandler);
-
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        directives: {
-          'connect-src': ["'self'"],
-          'form-action': ["'self'", new URL(config.oidc.issuer).origin],
-          'upgrade-insecure-requests': config.server.baseUrl.startsWith('https:') ? [] : null,
-        },
-      },
-      strictTransportSecurity: config.server.baseUrl.startsWith('https:'),
-    }),
-  );
 
   // Per client IP, before any login work (a transaction record, an IdP call): a login or callback flood stops here.
   // The back-channel logout is the IdP calling, with a signed token; a per-IP limit on it could drop a logout.

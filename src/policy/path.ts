@@ -1,4 +1,10 @@
 /**
+ * The longest request-target admitted (8 KiB, nginx's and Apache's request-line limit): longer ones are 414
+ * `uri_too_long`. Node's own 16 KiB head limit catches longer ones before any handler (app.ts answers them).
+ */
+export const MAX_URL_LENGTH = 8192;
+
+/**
  * Splits `/api/...` into the backend path and the raw query, or returns undefined when the path could
  * reach a backend or prefix it was not mapped to: dot segments (raw or percent-encoded, also double-encoded),
  * encoded slashes or backslashes, encoded unreserved characters, raw backslashes, empty segments, `;` path

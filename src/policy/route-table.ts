@@ -2,6 +2,7 @@ import type { AuthPolicy, FileConfig, IdentityHeaderEncoding, MappingConfig, Rou
 import { ConfigError } from '../errors.ts';
 import { compileClaimCheck, type ClaimCheck } from './claims.ts';
 import { compileMethods, compilePathPattern, type MethodPathEntry } from './path-pattern.ts';
+import { compileEdge, type EdgePolicy } from './edge.ts';
 import { compileRateLimit, type RateLimit } from './rate-limit.ts';
 
 /** A mapping's route rule, compiled: what admission applies to a request it matches (stages 4 and 5). */
@@ -46,6 +47,8 @@ export interface Route {
   readonly identityHeaderEncoding: IdentityHeaderEncoding;
   /** The mapping's rules in order (first match wins); empty when it has none. */
   readonly rules: readonly MethodPathEntry<RouteRule>[];
+  /** CORS answers and the CSRF check (policy/edge.ts). */
+  readonly edge: EdgePolicy;
   /** The mapping's /api limit (its own, else rateLimits.api), or undefined for none. */
   readonly rateLimit: RateLimit | undefined;
   /** Only the endpoints config.yml's `schemas` declares exist here (policy/schemas.ts admitSchema). */
@@ -131,6 +134,7 @@ function compileRoute(
   index: number,
   name: string,
   extraStrip: readonly string[],
+  file: FileConfig,
   apiLimit: RateLimit | undefined,
   problems: string[] = [],
 ): Route {
@@ -159,6 +163,7 @@ function compileRoute(
     rules: m.rules ? compileRules(m.rules, name, `mapping-${index}`, m.auth, rateLimit, prefix, problems) : [],
     rateLimit,
     strictSchemas: m.strictSchemas ?? false,
+    edge: compileEdge(m, file),
   };
 }
 
@@ -196,7 +201,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
   const apiLimit = compileRateLimit('api', file.rateLimits?.api, 'throw');
   const problems: string[] = [];
   file.mappings.forEach((m, i) => {
-    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, apiLimit, problems);
+    const route = compileRoute(m, i, `mappings[${i}]`, extraStrip, file, apiLimit, problems);
     all.push(route);
     const host = m.frontendHost.startsWith('[') ? (canonicalIpv6(m.frontendHost) ?? m.frontendHost) : m.frontendHost.toLowerCase();
     if (host === '*') any.push(route);
@@ -218,6 +223,7 @@ export function compileRoutes(file: FileConfig): RouteTable {
         -1,
         'defaultBackend',
         extraStrip,
+        file,
         apiLimit,
       )
     : undefined;

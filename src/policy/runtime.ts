@@ -1,5 +1,7 @@
 import type { Config } from '../config/types.ts';
 import { loginBindingCookieName } from '../session/cookie.ts';
+import { compileEdge } from './edge.ts';
+import type { CorsPolicy } from './cors.ts';
 import { compileOriginPolicy, type OriginPolicy } from './origin.ts';
 import { compileRateLimit, DEFAULT_AUTH_LIMIT, type RateLimit } from './rate-limit.ts';
 import { compileRoutes, createHostParser, type RouteTable } from './route-table.ts';
@@ -16,6 +18,8 @@ export interface PolicyRuntime {
   /** config.yml's `schemas`, compiled (ajv). */
   readonly schemas: SchemaTable;
   readonly origins: OriginPolicy;
+  /** CORS from allowedOrigins alone: for a 404 on /api that no mapping (with its own cors) answers. */
+  readonly cors: CorsPolicy;
   readonly trust: TrustEvaluator;
   readonly trusts: (ip: string, hop: number) => boolean;
   /** Host header → lowercase host and port (parseHost, memoised). */
@@ -36,6 +40,7 @@ export function compilePolicy(config: Config): PolicyRuntime {
     routes: compileRoutes(config.routing),
     schemas: compileSchemas(config.routing.schemas),
     origins: compileOriginPolicy(config.server.origin, config.routing.allowedOrigins),
+    cors: compileEdge({}, config.routing).cors,
     trust: compileTrust(config.server.trustProxy),
     trusts: trustPredicate(config.server.trustProxy),
     hosts: createHostParser(),

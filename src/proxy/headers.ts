@@ -59,6 +59,10 @@ export interface IncomingFacts {
   hostCount: number;
   cookie: string | undefined;
   origin: string | undefined;
+  referer: string | undefined;
+  secFetchSite: string | undefined;
+  /** Access-Control-Request-Method: with Origin on an OPTIONS, a CORS preflight. */
+  acrMethod: string | undefined;
   authorization: string | undefined;
   requestId: string | undefined;
   xff: string | undefined;
@@ -94,6 +98,9 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
     hostCount: 0,
     cookie: undefined,
     origin: undefined,
+    referer: undefined,
+    secFetchSite: undefined,
+    acrMethod: undefined,
     authorization: undefined,
     requestId: undefined,
     xff: undefined,
@@ -121,7 +128,17 @@ export function scanHeaders(raw: readonly string[]): IncomingFacts {
         facts.authorization = value;
         continue;
       case 'origin':
-        facts.origin = value;
+        // Two Origin lines are no browser's: joined, they match no allowed origin.
+        facts.origin = facts.origin === undefined ? value : `${facts.origin}, ${value}`;
+        break;
+      case 'referer':
+        facts.referer = value;
+        break;
+      case 'sec-fetch-site':
+        facts.secFetchSite = value;
+        break;
+      case 'access-control-request-method':
+        facts.acrMethod = value;
         break;
       case 'x-request-id':
         facts.requestId = value;
@@ -332,6 +349,9 @@ export function filterResponseHeaders(
     const key = headers[i] as string;
     const value = headers[i + 1] as string;
     if (RESPONSE_DROPPED.has(key) || (named && connectionTokens.includes(key))) continue;
+    // CORS on /api is Gatehouse's answer alone: a backend's `Access-Control-Allow-Origin: *` (or a reflected
+    // Origin) would undo the allowlist.
+    if (key.startsWith('access-control-')) continue;
     if (key === 'set-cookie' && setsOwnCookie(value, ownCookies)) continue;
     out.push(key, value);
   }

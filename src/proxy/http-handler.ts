@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { asGatehouseError, GatehouseError, sendError } from '../errors.ts';
+import { asGatehouseError, GatehouseError, lingerAfterAnswer, sendError } from '../errors.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
@@ -39,6 +39,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     // Set once the mapping's guard counted this request: released exactly once, by the first done().
     let guard: RouteGuard | undefined;
     let via = PRIMARY;
+    // Once admitted, the headers admission chose (CORS) belong on any answer, a 502 or 504 included.
+    let admittedHeaders: readonly string[] | undefined;
     const done = (status: number, stream = false) => {
       if (logged) return;
       logged = true;
@@ -60,7 +62,12 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       });
     };
     const fail = (err: unknown) => {
-      if (!res.headersSent) res.setHeader('x-request-id', ctx.id);
+      if (!res.headersSent) {
+        res.setHeader('x-request-id', ctx.id);
+        if (admittedHeaders)
+          for (let i = 0; i < admittedHeaders.length; i += 2)
+            res.appendHeader(admittedHeaders[i] as string, admittedHeaders[i + 1] as string);
+      }
       const known = asGatehouseError(err);
       ctx.error = known;
       if (known.status >= 500 && !isGuardRefusal(known.code) && !outages.failed(known, ctx.id))
@@ -114,6 +121,14 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     const proceed = (a: Admission) => {
       ctx.route = a.route;
       ctx.principal = a.principal;
+      if (a.answer) {
+        lingerAfterAnswer(res);
+        res.writeHead(a.answer.status, ['x-request-id', ctx.id, ...a.answer.headers]);
+        res.end();
+        done(a.answer.status);
+        return;
+      }
+      admittedHeaders = a.responseHeaders;
       const schema = a.schema;
       if (!schema?.body) return send(a, undefined);
       // Only a body a schema checks is buffered; it is then forwarded from the buffer, byte for byte.

@@ -284,8 +284,8 @@ function relayUpgraded(
 }
 
 /**
- * WebSocket upgrades on /api/*: the same admission as HTTP (host, path, mapping, session, auth policy),
- * plus the Origin check against cross-site WebSocket hijacking. After the backend's 101, ws-relay.ts relays the
+ * WebSocket upgrades on /api/*: the same admission as HTTP (host, path, mapping, the Origin check against
+ * cross-site WebSocket hijacking, session, auth policy). After the backend's 101, ws-relay.ts relays the
  * frames unchanged (subprotocols, binary frames, ping/pong, close codes) and refuses illegal ones.
  */
 export function createUpgradeHandler(deps: {
@@ -337,9 +337,6 @@ export function createUpgradeHandler(deps: {
       return refuse(new GatehouseError('bad_request', { logDetail: 'not a WebSocket upgrade' }));
     }
     if (facts.refusal !== undefined) return refuse(new GatehouseError('bad_request', { logDetail: facts.refusal }));
-    if (facts.origin !== undefined && !rt.origins.isAllowed(facts.origin)) {
-      return refuse(new GatehouseError('origin_not_allowed', { logDetail: `origin ${facts.origin.slice(0, 100)}` }));
-    }
     const connectBackend = (a: Admission, conn: Connection, origin: string, base: string): void => {
       const lines = a.principal ? identityHeaderLines(a.route, a.principal, ctx.id, log) : undefined;
       const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));

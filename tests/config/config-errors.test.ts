@@ -41,7 +41,9 @@ describe('config errors say how to fix them', () => {
 
   it('an unknown field with no near name lists the known ones', () => {
     const [line] = problems({}, 'mappings: []\nroutes: []\n');
-    expect(line).toBe(`${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, mappings, admin, rateLimits, schemas)`);
+    expect(line).toBe(
+      `${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, csrf, mappings, admin, rateLimits, schemas)`,
+    );
   });
 
   it('an enum names the value it got and the nearest allowed one', () => {
@@ -93,6 +95,27 @@ describe('config errors say how to fix them', () => {
     expect(problems({ TRUST_PROXY: '10.0.0.0/33' })[0]).toContain(
       '"10.0.0.0/33" is not an IP address or CIDR; accepted: false (nobody), a hop count',
     );
+  });
+
+  it('csrf.requireHeader: true on a mapping says what to write instead, in one line', () => {
+    expect(problems({}, mapping('    backend: http://orders:8080\n    csrf: { requireHeader: true }\n'))).toEqual([
+      `${SOURCE} /mappings/0/csrf/requireHeader: must be false (got true); false turns the header off for this mapping; to require one, write { name: X-CSRF, value: "1" }`,
+    ]);
+  });
+
+  it.each(['Content-Type', 'accept', 'Origin', 'Sec-Fetch-Site'])('a CSRF header named %s is refused: it proves nothing', (name) => {
+    const yaml = `csrf:\n  requireHeader: { name: ${name} }\n${mapping(`    backend: http://orders:8080\n    csrf: { requireHeader: { name: ${name}, value: x } }\n`)}`;
+    const why = `${JSON.stringify(name)} cannot prove a same-origin call (a form sends it, or no page can); use a custom name such as X-CSRF`;
+    expect(problems({}, yaml)).toEqual([
+      `${SOURCE} /csrf/requireHeader/name: ${why}`,
+      `${SOURCE} /mappings/0/csrf/requireHeader/name: ${why}`,
+    ]);
+  });
+
+  it('a CORS origin with a path says which origin to write', () => {
+    expect(problems({}, mapping('    backend: http://orders:8080\n    cors: { origins: ["https://spa.example.com/app"] }\n'))).toEqual([
+      `${SOURCE} /mappings/0/cors/origins/0: "https://spa.example.com/app": must be scheme://host[:port] with no path; write "https://spa.example.com"`,
+    ]);
   });
 
   it('a YAML error keeps its code frame', () => {

@@ -49,7 +49,8 @@ describe('streaming through /api', () => {
       port: u.port,
       path,
       method: init.method ?? 'GET',
-      headers: { cookie: stack.sessionCookie, ...init.headers },
+      // A same-origin page's call: its Origin passes the CSRF check on uploads.
+      headers: { cookie: stack.sessionCookie, origin: stack.url, ...init.headers },
       agent: false,
     });
   };

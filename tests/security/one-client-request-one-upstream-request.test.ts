@@ -85,9 +85,17 @@ beforeAll(async () => {
   backend = await startRecordingBackend({ noncePattern: NONCE });
   reference = await startReferenceParser();
   stack = await startProxyStack({
+    // Framing is the subject here, not CSRF: the generated requests carry cookies and no Origin.
     yaml: mappingsYaml([
-      { frontendHost: '*', backend: backend.url, timeoutMs: ROUTE_TIMEOUT_MS },
-      { frontendHost: '*', pathPrefix: '/open', backend: backend.url, auth: 'none', timeoutMs: ROUTE_TIMEOUT_MS },
+      { frontendHost: '*', backend: backend.url, timeoutMs: ROUTE_TIMEOUT_MS, csrf: { allowMissingOrigin: true } },
+      {
+        frontendHost: '*',
+        pathPrefix: '/open',
+        backend: backend.url,
+        auth: 'none',
+        timeoutMs: ROUTE_TIMEOUT_MS,
+        csrf: { allowMissingOrigin: true },
+      },
     ]),
     env: { ACCESS_LOG: 'errors' },
   });

@@ -40,3 +40,35 @@ describe('cross-site WebSocket hijacking', () => {
     },
   );
 });
+
+describe("cross-site WebSocket hijacking: a mapping's own cors.origins", () => {
+  const stack = useProxyStack({
+    backend: startWsBackend,
+    config: 'allowedOrigins: ["https://spa.example.com"]\n',
+    routes: (url) => [
+      { frontendHost: '*', pathPrefix: '/partner', backend: url, cors: { origins: ['https://partner.example.com'] } },
+      { frontendHost: '*', backend: url },
+    ],
+  });
+  const wsUrl = (path: string) => `${stack.url.replace('http:', 'ws:')}/api${path}`;
+
+  it.each([
+    ['/partner/ws', 'https://spa.example.com'],
+    ['/ws', 'https://partner.example.com'],
+  ])('%s from %s (allowed elsewhere, not here) → 403 origin_not_allowed, no backend connect', async (path, origin) => {
+    const connections = stack.backend.connections;
+    const out = await openWs(wsUrl(path), { origin, headers: { cookie: stack.sessionCookie } });
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expectError(out, 403, 'origin_not_allowed');
+    expect(stack.backend.connections).toBe(connections);
+  });
+
+  it("the mapping's own origin, and Gatehouse's, connect there", async () => {
+    for (const origin of ['https://partner.example.com', stack.url]) {
+      const out = await openWs(wsUrl('/partner/ws'), { origin, headers: { cookie: stack.sessionCookie } });
+      expect(out.ok, origin).toBe(true);
+      if (out.ok) out.ws.close();
+    }
+  });
+});

@@ -1,0 +1,59 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { GatehouseError, refuseUpgrade } from '../errors.ts';
+import { requestIdFrom, type Logger } from '../observability/logger.ts';
+
+/** What node:http attaches to a parse error (lib/_http_server.js prepareError): the chunk it was parsing. */
+interface ParseError extends Error {
+  readonly code?: string;
+  readonly rawPacket?: unknown;
+  readonly bytesParsed?: unknown;
+}
+
+/** node:http's own answers for the errors Gatehouse leaves as they were (no body, connection closed). */
+const BARE: Readonly<Record<string, number>> = { HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+
+/**
+ * Whether the head overflowed inside its request line: the part of the chunk read up to the error holds no
+ * line break, or its last line starts like a request line (`METHOD SP`; a header line cannot, a field name has
+ * no space). A line that began in an earlier chunk cannot be seen here: it counts as a header (431).
+ */
+export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean {
+  const seen = raw.subarray(0, Math.min(Math.max(bytesParsed, 0), raw.length));
+  const lastBreak = seen.lastIndexOf(0x0a);
+  const line = seen.subarray(lastBreak + 1, lastBreak + 1 + 24).toString('latin1');
+  return /^[A-Z]{3,10} \S/.test(line);
+}
+
+/**
+ * The server's `clientError` listener: a head over Node's 16 KiB limit gets Gatehouse's JSON answer, 414
+ * `uri_too_long` when the request line is what overflowed, else 431 `headers_too_large`; every other parse
+ * error gets the bare answer node:http would have sent. As node:http does, nothing is written when an earlier
+ * response on the connection has begun (it would land inside that response), and the connection is closed.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-15.5.15
+ * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
+ */
+export function createClientErrorHandler(log: Logger): (err: ParseError, socket: Socket) => void {
+  return (err, socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    if (!socket.writable || inFlight?._headerSent === true) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      const raw = err.rawPacket;
+      const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
+      const id = requestIdFrom(undefined);
+      const refused = new GatehouseError(inLine ? 'uri_too_long' : 'headers_too_large', {
+        headers: ['X-Content-Type-Options', 'nosniff'],
+        logDetail: 'request head over 16 KiB',
+      });
+      log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
+      refuseUpgrade(socket, refused, id);
+      return;
+    }
+    const status = (err.code !== undefined ? BARE[err.code] : undefined) ?? 400;
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
+    socket.destroy(err);
+  };
+}
