@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createConfigState, type ConfigState, type LoadRouting } from './admin/config-state.ts';
 import { createAdminRoutes } from './admin/routes.ts';
 import { createBackchannelLogout } from './auth/backchannel.ts';
 import { createBearerVerifier } from './auth/bearer.ts';
@@ -44,6 +45,11 @@ export interface AppDeps {
   readonly store?: Store;
   readonly mounts?: readonly Mount[];
   readonly now?: () => number;
+  /**
+   * config.yml as the cluster's shared, versioned state (/admin/config, file watch, replicas following each other):
+   * the file's path, the text the config was loaded from, and how to validate a text as start-up does.
+   */
+  readonly configFile?: { readonly path: string; readonly text: string; readonly load: LoadRouting };
   /** Backend health checks and notifications: replica id and retry pacing (tests shorten it). */
   readonly backends?: { readonly replica?: string; readonly notifyRetryBaseMs?: number };
   /** OpenTelemetry spans (observability/tracing.ts createTracing, started by main.ts from OTEL_*), flushed and stopped by close(); none by default. */
@@ -57,6 +63,8 @@ export interface App {
   readonly oidc: OidcClient;
   readonly websockets: WsRegistry;
   readonly blocklist: Blocklist;
+  /** config.yml as shared state, when AppDeps.configFile was given (SIGHUP goes through it). */
+  readonly configState: ConfigState | undefined;
   /** Health checks and circuits per backend; `backends.snapshot()` is what GET /admin/health shows. */
   readonly backends: Pick<Backends, 'snapshot'>;
   readonly metrics: Metrics;
@@ -206,6 +214,27 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     if (kind === 'destroyed') websockets.closeSession(key, 1008, 'session ended');
   });
 
+  const reload = async (next: Config): Promise<void> => {
+    const previous = runtime;
+    // Only the routing comes from config.yml; the environment of a running process cannot change.
+    runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }), backends);
+    await previous.close();
+  };
+  const configState = deps.configFile
+    ? createConfigState({
+        store,
+        log,
+        initial: config,
+        initialText: deps.configFile.text,
+        path: deps.configFile.path,
+        load: deps.configFile.load,
+        apply: reload,
+        now,
+      })
+    : undefined;
+  // Before the listener opens: a replica started after a change serves the cluster's version from its first request.
+  await configState?.start();
+
   // One limiter for /api (admission) and /auth (Express): counts in the store, so every replica shares them.
   const limiter = createRateLimiter({ counter: store.rates, outages });
   const admit = createAdmission(identity, limiter);
@@ -224,14 +253,23 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     readiness,
     backchannelLogout,
     limiter,
-    ...(config.adminToken
+    ...(config.adminToken || configState || config.routing.admin?.requireClaims
       ? {
           adminRoutes: createAdminRoutes({
             adminToken: config.adminToken,
+            operators: {
+              identity,
+              cookieName: config.session.cookieName,
+              selfOrigin: config.server.origin,
+              requireClaims: () => (configState ? configState.routing() : config.routing).admin?.requireClaims,
+            },
             sessions,
             blocklist,
             maxSessionAgeMs: config.session.maxAgeSeconds * 1000,
             log,
+            ...(configState ? { configState } : {}),
+            readiness: () => readiness.check(),
+            health: () => backends.snapshot(),
             now,
           }),
         }
@@ -299,12 +337,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     metrics,
     metricsAddress: () => (metricsServer?.listening ? (metricsServer.address() as AddressInfo) : undefined),
     runtime: () => runtime,
-    async reload(next) {
-      const previous = runtime;
-      // Only the routing comes from config.yml; the environment of a running process cannot change.
-      runtime = createRuntime(Object.freeze({ ...config, routing: next.routing }), backends);
-      await previous.close();
-    },
+    configState,
+    reload,
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -338,6 +372,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
         await streams.endAll(250);
         drain.end();
         oidc.close();
+        configState?.close();
         await backends.close();
         await runtime.close();
         // Scrapes go on through the drain (what it did is worth seeing); the metrics listener closes last.

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { createApp } from './app.ts';
 import { runCheck } from './cli/check.ts';
 import { parseCommand, USAGE, UsageError, type Command } from './cli/command.ts';
 import { runOperate } from './cli/operate.ts';
-import { loadConfig, wantsDevSetup } from './config/load.ts';
+import { loadConfig, loadConfigText, wantsDevSetup } from './config/load.ts';
 import { routingLines } from './config/routing-summary.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, GatehouseError } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
-import { compilePolicy } from './policy/runtime.ts';
 import { createTracing } from './observability/tracing.ts';
 import type { DevSetup } from './dev/setup.ts';
 
@@ -28,10 +28,25 @@ async function main(configPath: string | undefined): Promise<void> {
     devSetup = await startDevSetup({ baseUrl, backendPort: Number(env['DEV_BACKEND_PORT'] ?? 4070), log });
     Object.assign(env, devSetup.env);
   }
-  const config = loadConfig(env, { devMode: dev });
+  const filePath = env['GATEHOUSE_CONFIG'] || './config.yml';
+  // Read once: the text validated is the text the cluster's version history records. An unreadable file is left
+  // to loadConfig, which names it.
+  let configText: string | undefined;
+  try {
+    configText = readFileSync(filePath, 'utf8');
+  } catch {
+    configText = undefined;
+  }
+  const text = configText;
+  const config = text === undefined ? loadConfig(env, { devMode: dev }) : loadConfigText(env, text, filePath, { devMode: dev });
   // The OpenTelemetry SDK is imported only when OTEL_* asks for traces.
   const tracing = await createTracing(env, log);
-  const app = await createApp(config, { log, tracing, ...(devSetup ? { mounts: devSetup.mounts } : {}) });
+  const app = await createApp(config, {
+    log,
+    tracing,
+    ...(devSetup ? { mounts: devSetup.mounts } : {}),
+    configFile: { path: filePath, text: text ?? '', load: (text) => loadConfigText(env, text, filePath, { devMode: dev }) },
+  });
   const address = await app.listen(config.server.port, config.server.host);
   const metricsAt = app.metricsAddress();
   if (metricsAt) log.info({ address: `${metricsAt.address}:${metricsAt.port}` }, 'metrics listening (GET /metrics)');
@@ -76,23 +91,19 @@ async function main(configPath: string | undefined): Promise<void> {
         setTimeout(() => process.exit(0), 50).unref();
       });
   };
-  // SIGHUP re-reads config.yml: a file with problems changes nothing (each problem is logged, naming its field).
+  // SIGHUP re-reads config.yml, as a file edit does: a valid change becomes the cluster's next version; a file with
+  // problems changes nothing (each problem is logged, naming its field).
   process.on('SIGHUP', () => {
     if (stopping) return;
-    let next: typeof config;
-    try {
-      next = loadConfig(env, { devMode: dev });
-      // What only compiling finds (a route rule, a schema ajv refuses): the running runtime must stay when it fails.
-      compilePolicy(next);
-    } catch (err) {
-      log.error(
-        { problems: err instanceof ConfigError ? err.problems : [String(err)] },
-        'configuration not reloaded: the running one stays',
-      );
-      return;
-    }
-    log.info({ mappings: next.routing.mappings.length }, 'configuration reloaded');
-    void app.reload(next).then(() => log.info('previous backend connections closed'));
+    app.configState?.reloadFile({ kind: 'file', by: 'SIGHUP' }).then(
+      ({ changed }) => {
+        if (!changed) log.info('configuration unchanged');
+      },
+      (err: unknown) => {
+        const problems = err instanceof GatehouseError ? err.details?.['problems'] : undefined;
+        log.error({ problems: problems ?? [String(err)] }, 'configuration not reloaded: the running one stays');
+      },
+    );
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -133,6 +144,22 @@ async function run(): Promise<void> {
       env: process.env,
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
+      readFile: (path) => readFileSync(path, 'utf8'),
+      ask: (question) =>
+        new Promise<string>((resolve) => {
+          process.stdout.write(question);
+          // No terminal, or stdin closed before an answer: no. A terminal echoes the answer's newline; a pipe does not.
+          const rl = createInterface({ input: process.stdin });
+          let answer = '';
+          rl.once('line', (line) => {
+            answer = line;
+            rl.close();
+          });
+          rl.once('close', () => {
+            if (!process.stdin.isTTY) process.stdout.write('\n');
+            resolve(answer);
+          });
+        }),
     });
   } else await main(command.configPath);
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isWellFormedId } from '../session/crypto.ts';
-import type { Session, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
+import type { Session, SessionClient, SessionManager, SessionSecret, UserClaims } from '../session/sessions.ts';
 import type { Blocklist } from '../revocation/blocklist.ts';
 import type { KeyValue } from '../store/store.ts';
 import type { OidcClient } from './oidc.ts';
@@ -64,9 +64,14 @@ export interface LoginFlow {
   begin(input: { next: unknown; prompt?: unknown; loginHint?: unknown }): Promise<LoginStart>;
   /**
    * `query` is the raw query string of the callback (after '?'); `binding` is the value of the binding cookie
-   * named by `loginSlot(state)`.
+   * named by `loginSlot(state)`; `client` is where the login came from, kept for the admin session list.
    */
-  complete(input: { query: string; binding: string | undefined; previousSecret: SessionSecret | undefined }): Promise<LoginResult>;
+  complete(input: {
+    query: string;
+    binding: string | undefined;
+    previousSecret: SessionSecret | undefined;
+    client?: SessionClient;
+  }): Promise<LoginResult>;
   /** Destroys the session and returns the IdP end-session URL when the IdP has one. */
   logout(session: Session | undefined): Promise<{ logoutUrl?: string }>;
 }
@@ -210,7 +215,7 @@ export function createLoginFlow(deps: {
       return { authorizationUrl: client.buildAuthorizationUrl(configuration, params).href, slot: loginSlot(state), binding };
     },
 
-    async complete({ query, binding, previousSecret }) {
+    async complete({ query, binding, previousSecret, client: openedFrom }) {
       const params = new URLSearchParams(query);
       for (const name of ['code', 'state', 'iss', 'error', 'id_token', 'access_token', 'token']) single(params, name);
       const state = params.get('state');
@@ -292,6 +297,7 @@ export function createLoginFlow(deps: {
       }
       const created = await sessions.create({
         claims,
+        ...(openedFrom ? { client: openedFrom } : {}),
         ...(typeof idClaims['sid'] === 'string' ? { sid: idClaims['sid'] } : {}),
         tokens: {
           accessToken: tokens.access_token,

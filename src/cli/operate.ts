@@ -1,4 +1,5 @@
 import type { OperatorAction } from './command.ts';
+import { lineDiff } from './diff.ts';
 
 export interface OperateOptions {
   readonly action: OperatorAction;
@@ -7,6 +8,10 @@ export interface OperateOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** `config apply`: FILE's text (throws when it cannot be read). */
+  readonly readFile?: (path: string) => string;
+  /** `config apply` without --yes: asks a question, resolves with the answer ('' when there is none). */
+  readonly ask?: (question: string) => Promise<string>;
 }
 
 /** Exit codes of the operator commands (USAGE in command.ts lists them). */
@@ -26,7 +31,6 @@ export async function runOperate(options: OperateOptions): Promise<number> {
     return OPERATE_EXIT.usage;
   }
   const { action } = options;
-  const request = action.kind === 'health' ? { method: 'GET', path: '/readyz' } : adminRequest(action);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (action.kind !== 'health') {
     const token = options.env['GATEHOUSE_ADMIN_TOKEN'];
@@ -36,28 +40,116 @@ export async function runOperate(options: OperateOptions): Promise<number> {
     }
     headers['x-admin-token'] = token;
   }
-  let status: number;
-  let body: Record<string, unknown>;
+  const call = (method: string, path: string, extra: Record<string, string> = {}, body?: string) =>
+    callServer(base, method, path, { ...headers, ...extra }, body);
   try {
-    const res = await fetch(base + request.path, {
-      method: request.method,
+    if (action.kind === 'config-apply') return await applyConfig(options, action, call);
+    const request = action.kind === 'health' ? { method: 'GET', path: '/readyz' } : adminRequest(action);
+    const { status, body } = await call(request.method, request.path);
+    if (options.json) options.out(`${JSON.stringify(body)}\n`);
+    else options.out(describe(action, status, body));
+    return status === 200 ? OPERATE_EXIT.ok : OPERATE_EXIT.refused;
+  } catch (e) {
+    if (!(e instanceof Unreachable)) throw e;
+    options.err(`gatehouse: cannot reach ${base}: ${e.message}\n`);
+    return OPERATE_EXIT.unreachable;
+  }
+}
+
+class Unreachable extends Error {}
+
+type Call = (
+  method: string,
+  path: string,
+  extra?: Record<string, string>,
+  body?: string,
+) => Promise<{ status: number; body: Record<string, unknown> }>;
+
+async function callServer(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  try {
+    const res = await fetch(base + path, {
+      method,
       headers,
+      ...(body === undefined ? {} : { body }),
       redirect: 'manual',
       signal: AbortSignal.timeout(10_000),
     });
-    status = res.status;
     const text = await res.text();
-    body = parseObject(text) ?? { error: 'unexpected_answer', message: `HTTP ${status} without a JSON body` };
+    return {
+      status: res.status,
+      body: parseObject(text) ?? { error: 'unexpected_answer', message: `HTTP ${res.status} without a JSON body` },
+    };
   } catch (e) {
-    options.err(`gatehouse: cannot reach ${base}: ${e instanceof Error ? (causeCode(e) ?? e.message) : String(e)}\n`);
-    return OPERATE_EXIT.unreachable;
+    throw new Unreachable(e instanceof Error ? (causeCode(e) ?? e.message) : String(e));
   }
-  if (options.json) options.out(`${JSON.stringify(body)}\n`);
-  else options.out(describe(action, status, body));
-  return status === 200 ? OPERATE_EXIT.ok : OPERATE_EXIT.refused;
 }
 
-function adminRequest(action: Exclude<OperatorAction, { kind: 'health' }>): { method: string; path: string } {
+/**
+ * `config apply FILE`: the difference from the running version, a question (unless --yes), then a PUT naming the
+ * version the difference was made against, so a change someone made meanwhile is never overwritten unseen (412).
+ */
+async function applyConfig(
+  options: OperateOptions,
+  action: Extract<OperatorAction, { kind: 'config-apply' }>,
+  call: Call,
+): Promise<number> {
+  let text: string;
+  try {
+    text = (options.readFile ?? (() => ''))(action.file);
+  } catch (e) {
+    options.err(`gatehouse: cannot read ${action.file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}\n`);
+    return OPERATE_EXIT.usage;
+  }
+  const current = await call('GET', '/admin/config');
+  if (current.status !== 200) {
+    options.out(options.json ? `${JSON.stringify(current.body)}\n` : refusal(current.status, current.body));
+    return OPERATE_EXIT.refused;
+  }
+  const version = Number(current.body['version']);
+  const diff = lineDiff(String(current.body['text'] ?? ''), text);
+  if (diff === '') {
+    options.out(options.json ? `${JSON.stringify({ changed: false, version })}\n` : `no change: ${action.file} is version ${version}\n`);
+    return OPERATE_EXIT.ok;
+  }
+  if (!options.json)
+    options.out(
+      `--- running version ${version} (${String(current.body['by'])}, ${String(current.body['at'])})\n+++ ${action.file}\n${diff}`,
+    );
+  if (!action.yes) {
+    const answer = options.ask ? await options.ask(`apply ${action.file} over version ${version}? [y/N] `) : '';
+    if (!/^y(es)?$/i.test(answer.trim())) {
+      options.out(options.json ? `${JSON.stringify({ changed: false, version, applied: false })}\n` : 'not applied\n');
+      return OPERATE_EXIT.ok;
+    }
+  }
+  const put = await call('PUT', '/admin/config', { 'content-type': 'application/yaml', 'if-match': `"${version}"` }, text);
+  if (options.json) options.out(`${JSON.stringify(put.body)}\n`);
+  else if (put.status === 200) {
+    const written = put.body['fileWritten'] === false ? ' (its config.yml is read-only: the change lives in the store)' : '';
+    options.out(`applied: version ${String(put.body['version'])} on every replica${written}\n`);
+  } else if (put.status === 412) {
+    options.out(
+      `refused: the configuration changed meanwhile (now version ${String(put.body['currentVersion'])}); run the command again to see the new difference\n`,
+    );
+  } else {
+    const problems = Array.isArray(put.body['problems']) ? put.body['problems'].map((p) => `  - ${String(p)}\n`).join('') : '';
+    options.out(`${refusal(put.status, put.body)}${problems}`);
+  }
+  return put.status === 200 ? OPERATE_EXIT.ok : OPERATE_EXIT.refused;
+}
+
+const refusal = (status: number, body: Record<string, unknown>) =>
+  `refused: ${String(body['error'])} (HTTP ${status}): ${String(body['message'] ?? '')}\n`;
+
+function adminRequest(action: Exclude<OperatorAction, { kind: 'health' | 'config-apply' }>): { method: string; path: string } {
+  if (action.kind === 'config-get') return { method: 'GET', path: '/admin/config' };
+  if (action.kind === 'sessions-list') return { method: 'GET', path: `/admin/sessions?sub=${encodeURIComponent(action.sub)}` };
   return action.kind === 'revoke-session'
     ? { method: 'DELETE', path: `/admin/sessions/${encodeURIComponent(action.storeKey)}` }
     : { method: 'POST', path: `/admin/users/${encodeURIComponent(action.sub)}/revoke` };
@@ -78,8 +170,26 @@ function describe(action: OperatorAction, status: number, body: Record<string, u
         : '\n';
     return `refused: ${String(body['error'])} (HTTP ${status}): ${String(body['message'] ?? '')}${unconfirmed}`;
   }
+  if (action.kind === 'config-get') {
+    const from = body['fromAnotherReplica'] === true ? ', made on another replica' : '';
+    return `# version ${String(body['version'])}: ${String(body['source'])} by ${String(body['by'])} at ${String(body['at'])}${from}\n${String(body['text'] ?? '')}`;
+  }
+  if (action.kind === 'sessions-list') return sessionTable(action.sub, body);
   if (action.kind === 'revoke-session') return `session ${action.storeKey} revoked on every replica\n`;
+  if (action.kind !== 'revoke-user') return '';
   return `user ${action.sub} revoked: ${String(body['sessions'])} session(s) ended, tokens issued before ${String(body['notBefore'])} refused\n`;
+}
+
+function sessionTable(sub: string, body: Record<string, unknown>): string {
+  const rows = Array.isArray(body['sessions']) ? (body['sessions'] as Array<Record<string, unknown>>) : [];
+  if (rows.length === 0) return `no live sessions for ${sub}\n`;
+  const cells = rows.map((r) =>
+    [r['storeKey'], r['createdAt'], r['lastSeenAt'], r['ip'] ?? '-', r['userAgent'] ?? '-'].map((c) => String(c)),
+  );
+  const head = ['STORE KEY', 'CREATED', 'LAST SEEN', 'IP', 'USER AGENT'];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]) => `${c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ')}\n`;
+  return line(head) + cells.map(line).join('');
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {

@@ -66,7 +66,15 @@ function interpolate(value: unknown, env: Env, path: string, problems: string[],
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}/${i}`, problems, source));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, `${path}/${k}`, problems, source);
+    // Defined, not assigned: `out['__proto__'] = v` would make v the prototype, and a mapping inheriting
+    // `auth: none` from it passes the schema (ADM-PROTO). As an own property it is an unknown field like any other.
+    for (const [k, v] of Object.entries(value))
+      Object.defineProperty(out, k, {
+        value: interpolate(v, env, `${path}/${k}`, problems, source),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return out;
   }
   return value;
@@ -372,4 +380,14 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     routing: { ...file, allowedOrigins: [...new Set([...file.allowedOrigins, ...extraOrigins])] },
   };
   return deepFreeze(config);
+}
+
+/**
+ * `text` validated as config.yml exactly as start-up validates the file at `path` (the same environment, the same
+ * schema and checks; a schema `$ref` still resolves against that file's directory): what a PUT or a re-read
+ * would make the file.
+ */
+export function loadConfigText(env: Env, text: string, path: string, options: LoadOptions = {}): Config {
+  const readOther = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  return loadConfig({ ...env, GATEHOUSE_CONFIG: path }, { ...options, readFile: (p) => (p === path ? text : readOther(p)) });
 }

@@ -102,6 +102,8 @@ export interface CircuitBreakerConfig {
   readonly cooldownSeconds: number;
 }
 
+/** Claim name → the value it must have, or the values one of which it must have (an array claim: contain). */
+export type RequiredClaims = Readonly<Record<string, string | readonly string[]>>;
 /** A JSON Schema as config.yml gives it (after load, a `$ref` to a file is replaced by the file's content). */
 export type JsonSchemaObject = Readonly<Record<string, unknown>>;
 
@@ -121,6 +123,8 @@ export interface FileConfig {
   readonly allowedOrigins: readonly string[];
   readonly csrf?: CsrfConfig;
   readonly mappings: readonly MappingConfig[];
+  /** Operators authorised by their session's claims (besides X-Admin-Token). */
+  readonly admin?: { readonly requireClaims?: RequiredClaims };
   /** /auth/* per client IP (default 60 per minute) and /api/* per session, bearer subject or client IP (default none). */
   readonly rateLimits?: { readonly auth?: RateLimitSetting; readonly api?: RateLimitSetting };
   readonly schemas?: readonly SchemaEntryConfig[];

@@ -102,6 +102,10 @@ export function createAuthRoutes(deps: {
         query,
         binding: binding ? single(readCookie(req.headers.cookie, binding)) : undefined,
         previousSecret: single(readSessionCookie(req.headers.cookie, sessionCookie)),
+        client: {
+          ...(req.ip ? { ip: req.ip } : {}),
+          ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
+        },
       });
       deps.idpAnswered?.();
       if (result.kind === 'signed_out') {

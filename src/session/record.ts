@@ -27,6 +27,9 @@ export interface SessionRecord {
   accessTokenExpiresAt?: number;
   /** jti of the access token when it is a JWT (revocation by jti). */
   atJti?: string;
+  /** The client address and User-Agent at login, for the admin session list (what a person recognises: "my laptop"). */
+  ip?: string;
+  ua?: string;
   tok: string;
 }
 
@@ -49,7 +52,7 @@ export function parseRecord(raw: string): SessionRecord {
     throw new GatehouseError('internal_error', { cause: err, logDetail: 'unreadable session record: not JSON' });
   }
   if (!isObject(value)) throw unreadable('not an object');
-  const { v, ver, sub, sid, claims, accessTokenExpiresAt, atJti, tok } = value;
+  const { v, ver, sub, sid, claims, accessTokenExpiresAt, atJti, ip, ua, tok } = value;
   if (v !== 1) throw unreadable('version');
   if (typeof ver !== 'number') throw unreadable('ver');
   if (typeof sub !== 'string') throw unreadable('sub');
@@ -58,6 +61,8 @@ export function parseRecord(raw: string): SessionRecord {
   for (const name of TIMES) if (typeof value[name] !== 'number') throw unreadable(name);
   if (accessTokenExpiresAt !== undefined && typeof accessTokenExpiresAt !== 'number') throw unreadable('accessTokenExpiresAt');
   if (atJti !== undefined && typeof atJti !== 'string') throw unreadable('atJti');
+  if (ip !== undefined && typeof ip !== 'string') throw unreadable('ip');
+  if (ua !== undefined && typeof ua !== 'string') throw unreadable('ua');
   if (typeof tok !== 'string') throw unreadable('tok');
   // The parsed object itself, not a copy: a rewrite (touch, refresh) keeps any field a newer version added.
   return value as unknown as SessionRecord;

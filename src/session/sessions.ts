@@ -29,8 +29,26 @@ export interface Session {
   readonly version: number;
 }
 
+/** Where a session was opened from, as the login request showed it. */
+export interface SessionClient {
+  readonly ip?: string;
+  readonly userAgent?: string;
+}
+
+/** A session as the admin API lists it: when and from where, never a token or the secret. */
+export interface SessionSummary {
+  readonly storeKey: string;
+  readonly sub: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly expiresAt: number;
+  readonly ip?: string;
+  readonly userAgent?: string;
+}
+
 export interface NewSession {
   readonly claims: UserClaims;
+  readonly client?: SessionClient;
   readonly sid?: string;
   readonly tokens: SessionTokens;
   readonly accessTokenExpiresAt?: number;
@@ -81,6 +99,8 @@ export interface SessionManager {
   /** Rolls the idle timeout forward, at most once per touch interval, without delaying the caller. */
   touch(session: Session): void;
   destroy(storeKey: string): Promise<void>;
+  /** The live sessions of a user (index by `sub`), oldest first; reads the store, never the cache. */
+  listUser(sub: string): Promise<SessionSummary[]>;
   /** Destroys every session of a user (index by `sub`); returns how many there were. */
   destroyUser(sub: string): Promise<number>;
   /** Destroys the sessions tied to an IdP session id (back-channel logout), optionally only those of `sub`. */
@@ -217,6 +237,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         expiresAt: at + maxAgeMs,
         ...(input.accessTokenExpiresAt !== undefined ? { accessTokenExpiresAt: input.accessTokenExpiresAt } : {}),
         ...(input.accessTokenJti ? { atJti: input.accessTokenJti } : {}),
+        ...(input.client?.ip ? { ip: input.client.ip.slice(0, 64) } : {}),
+        ...(input.client?.userAgent ? { ua: input.client.userAgent.slice(0, 256) } : {}),
         tok: sealTokens(secret, key, JSON.stringify(input.tokens)),
       };
       const raw = JSON.stringify(record);
@@ -343,6 +365,38 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       await store
         .publish(INVALIDATE_CHANNEL, `d:${key}`)
         .catch((err: unknown) => log.error({ err }, 'session invalidation publish failed'));
+    },
+
+    async listUser(sub) {
+      let found: SessionSummary[];
+      try {
+        const keys = await store.setMembers(userIndexKey(sub));
+        const at = now();
+        found = [];
+        for (const key of keys) {
+          const raw = await store.get(sessionKey(key));
+          if (raw === null) continue;
+          let record: SessionRecord;
+          try {
+            record = parseRecord(raw);
+          } catch {
+            continue;
+          }
+          if (record.sub !== sub || at >= record.expiresAt || at >= record.lastSeenAt + idleMs) continue;
+          found.push({
+            storeKey: key,
+            sub: record.sub,
+            createdAt: record.createdAt,
+            lastSeenAt: record.lastSeenAt,
+            expiresAt: Math.min(record.lastSeenAt + idleMs, record.expiresAt),
+            ...(record.ip ? { ip: record.ip } : {}),
+            ...(record.ua ? { userAgent: record.ua } : {}),
+          });
+        }
+      } catch (err) {
+        throw storeFailure(err);
+      }
+      return found.sort((a, b) => a.createdAt - b.createdAt);
     },
 
     async destroyUser(sub) {

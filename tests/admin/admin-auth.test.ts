@@ -98,7 +98,7 @@ describe('admin API authorisation', () => {
   it.each(refusals)('%s → 401 unauthorized, no-store, nothing revoked', async (_name, send) => {
     const res = await send();
     const body = await jsonOf(res);
-    expectError(body, 401, 'unauthorized');
+    expectError(body, 401, 'admin_unauthorized');
     expect(res.headers.get('cache-control')).toMatch(/no-store/);
     expect(await readSession(stage.redis, stage.gh, cookie.value)).toBeDefined();
     expect(await apiStatus()).toBe(200);

@@ -183,7 +183,9 @@ describe('operator commands against a running Gatehouse', () => {
   it('a refused call says why with the stable code (exit 4); the token comes from the environment only', async () => {
     const wrong = await operator(['sessions', 'revoke', 'K'.repeat(43)], { GATEHOUSE_ADMIN_TOKEN: 'not-the-token' });
     expect(wrong.code).toBe(4);
-    expect(wrong.stdout).toBe('refused: unauthorized (HTTP 401): A valid session is required.\n');
+    expect(wrong.stdout).toBe(
+      'refused: admin_unauthorized (HTTP 401): Admin credentials are required: an X-Admin-Token header with ADMIN_TOKEN, or an operator session.\n',
+    );
     const malformed = await operator(['sessions', 'revoke', 'not-a-store-key']);
     expect(malformed.code).toBe(4);
     expect(malformed.stdout).toContain('refused: bad_request (HTTP 400)');

@@ -42,7 +42,7 @@ describe('config errors say how to fix them', () => {
   it('an unknown field with no near name lists the known ones', () => {
     const [line] = problems({}, 'mappings: []\nroutes: []\n');
     expect(line).toBe(
-      `${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, csrf, mappings, rateLimits, schemas)`,
+      `${SOURCE} /routes: is not a known field (known: defaultBackend, allowedOrigins, csrf, mappings, admin, rateLimits, schemas)`,
     );
   });
 

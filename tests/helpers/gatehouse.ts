@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { createApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/load.ts';
+import { loadConfig, loadConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Tracing } from '../../src/observability/tracing.ts';
@@ -17,6 +17,8 @@ export interface TestGatehouse {
   readonly port: number;
   readonly app: App;
   readonly config: Config;
+  /** The config.yml it was started with (GATEHOUSE_CONFIG). */
+  readonly configPath: string;
   /** Every log line written so far, parsed. */
   readonly logs: Array<Record<string, unknown>>;
   close(): Promise<void>;
@@ -51,6 +53,8 @@ export async function startGatehouse(options: {
   now?: () => number;
   /** OpenTelemetry spans (observability/tracing.ts createTracing); none unless given. */
   tracing?: Tracing;
+  /** config.yml as shared, versioned state (the admin config API, file watch, replicas following each other), as main.ts runs it. */
+  configSync?: boolean;
 }): Promise<TestGatehouse> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -87,8 +91,17 @@ export async function startGatehouse(options: {
     ...(options.store ? { store: options.store } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.tracing ? { tracing: options.tracing } : {}),
+    ...(options.configSync
+      ? {
+          configFile: {
+            path: env['GATEHOUSE_CONFIG'] as string,
+            text: options.yaml ?? 'mappings: []\n',
+            load: (text: string) => loadConfigText(env, text, env['GATEHOUSE_CONFIG'] as string),
+          },
+        }
+      : {}),
   });
   await app.listen(port, '127.0.0.1');
   if (options.idp) await app.oidc.whenReady(10_000);
-  return { url, port, app, config, logs, close: () => app.close() };
+  return { url, port, app, config, configPath: env['GATEHOUSE_CONFIG'] as string, logs, close: () => app.close() };
 }

@@ -113,7 +113,7 @@ describe('one log line per Express request, with its original path', () => {
       expect.objectContaining({ msg: 'request', level: 'info', path: '/auth/nowhere', status: 404, code: 'not_found' }),
     ]);
     expect(await send(`/admin/sessions/${SESSION_KEY}`, { id: 'refused-2', method: 'DELETE' })).toBe(401);
-    expect(linesFor('refused-2')).toEqual([expect.objectContaining({ code: 'unauthorized', detail: 'missing or wrong admin token' })]);
+    expect(linesFor('refused-2')).toEqual([expect.objectContaining({ code: 'admin_unauthorized', detail: 'missing admin token' })]);
   });
 
   it("still logs a failure's cause at error level, and its request line carries internal_error", async () => {
@@ -130,7 +130,7 @@ describe('one log line per Express request, with its original path', () => {
   });
 
   it('prints levels as labels', () => {
-    expect(logs.find((l) => l['msg'] === 'session revoked')).toMatchObject({ level: 'warn' });
+    expect(logs.find((l) => l['msg'] === 'admin audit' && l['action'] === 'session revoked')).toMatchObject({ level: 'warn' });
     expect(logs.every((l) => typeof l['level'] === 'string')).toBe(true);
   });
 });
