@@ -58,11 +58,15 @@ describe('/metrics', () => {
   });
 
   it('on the main port, answers only the admin token: none, a wrong one or one in the query string is a 401', async () => {
-    await expectError(await fetch(`${stage.gh.url}/metrics`), 401, 'unauthorized');
-    await expectError(await fetch(`${stage.gh.url}/metrics`, { headers: { 'x-admin-token': `${ADMIN_TOKEN}x` } }), 401, 'unauthorized');
-    await expectError(await fetch(`${stage.gh.url}/metrics?token=${ADMIN_TOKEN}`), 401, 'unauthorized');
+    await expectError(await fetch(`${stage.gh.url}/metrics`), 401, 'admin_unauthorized');
+    await expectError(
+      await fetch(`${stage.gh.url}/metrics`, { headers: { 'x-admin-token': `${ADMIN_TOKEN}x` } }),
+      401,
+      'admin_unauthorized',
+    );
+    await expectError(await fetch(`${stage.gh.url}/metrics?token=${ADMIN_TOKEN}`), 401, 'admin_unauthorized');
     // A user's session is no admin credential.
-    await expectError(await fetch(`${stage.gh.url}/metrics`, { headers: { cookie } }), 401, 'unauthorized');
+    await expectError(await fetch(`${stage.gh.url}/metrics`, { headers: { cookie } }), 401, 'admin_unauthorized');
     const res = await fetch(`${stage.gh.url}/metrics`, { headers: { 'x-admin-token': ADMIN_TOKEN } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -104,7 +108,9 @@ describe('/metrics', () => {
     const durationCount = 'gatehouse_request_duration_seconds_count{mapping="mappings[1]",method="GET",status_class="2xx"}';
     const before = await scrapeMain(stage.gh);
     for (let i = 0; i < 3; i++) expect((await fetch(`${stage.gh.url}/api/items/${i}`, { headers: { cookie } })).status).toBe(200);
-    expect((await fetch(`${stage.gh.url}/api/items`, { method: 'POST', headers: { cookie, origin: stage.gh.url }, body: 'x' })).status).toBe(200);
+    expect(
+      (await fetch(`${stage.gh.url}/api/items`, { method: 'POST', headers: { cookie, origin: stage.gh.url }, body: 'x' })).status,
+    ).toBe(200);
     await expectError(await fetch(`${stage.gh.url}/api/items/1`), 401, 'unauthorized');
     const after = await scrapeMain(stage.gh);
     const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
