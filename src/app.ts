@@ -199,6 +199,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     store,
     notify: config.notify,
     now,
+    states: metrics,
     ...(deps.backends?.replica !== undefined ? { replica: deps.backends.replica } : {}),
     ...(deps.backends?.notifyRetryBaseMs !== undefined ? { notifyRetryBaseMs: deps.backends.notifyRetryBaseMs } : {}),
   });
@@ -237,6 +238,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
 
   // One limiter for /api (admission) and /auth (Express): counts in the store, so every replica shares them.
   const limiter = createRateLimiter({ counter: store.rates, outages });
+  metrics.gauge('rate_limit_failed_open', () => limiter.failedOpen());
   const admit = createAdmission(identity, limiter);
   const streams = createEventStreams();
   metrics.gauge('websockets', () => websockets.size());

@@ -43,7 +43,7 @@ export interface Metrics {
   backendState(backend: string, state: BackendHealth): void;
   /** A backend's circuit breaker state (the backends work calls this on each transition). */
   breakerState(backend: string, state: BreakerState): void;
-  /** Gauges read at scrape time from their owner (open WebSockets, open event streams): nothing to update per event. */
+  /** Values read at scrape time from their owner (open WebSockets, open event streams, the limiter's failed-open count): nothing to update per event. */
   gauge(name: GaugeSource, read: () => number): void;
   /** The Prometheus text exposition of everything registered. */
   render(): Promise<{ contentType: string; body: string }>;
@@ -56,7 +56,7 @@ export type IdpEndpoint = 'discovery' | 'token' | 'userinfo' | 'jwks' | 'revocat
 export type BackendHealth = 'up' | 'down';
 /** As proxy/backends/breaker.ts names them; the label value is `half_open` (Prometheus label values take no hyphen by convention). */
 export type BreakerState = 'closed' | 'open' | 'half-open';
-export type GaugeSource = 'websockets' | 'event_streams';
+export type GaugeSource = 'websockets' | 'event_streams' | 'rate_limit_failed_open';
 
 /** The method label's values: the methods /api serves, and `other` for any method admission refuses. */
 export const METHOD_CLASSES = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'other'] as const;
@@ -262,6 +262,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     });
   sourceGauge('gatehouse_websockets_open', 'WebSockets relayed right now.', 'websockets');
   sourceGauge('gatehouse_event_streams_open', 'Event-stream (text/event-stream) responses relayed right now.', 'event_streams');
+  // Kept by the limiter itself (a number it counts anyway); read when scraped, like the gauges above.
+  new Counter({
+    name: 'gatehouse_rate_limit_failed_open_total',
+    help: '/api requests admitted without being counted because the rate-limit store (Redis) failed (limits fail open).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(sources.get('rate_limit_failed_open')?.() ?? 0);
+    },
+  });
 
   const errorResponses = new Counter({
     name: 'gatehouse_error_responses_total',

@@ -65,6 +65,12 @@ async function startWebhook(): Promise<TestBackend & { received: Received[] }> {
 
 const check = { path: '/health', intervalSeconds: 1, timeoutMs: 2000, unhealthyAfter: 2, healthyAfter: 2, notifyAfterSeconds: 1 };
 
+/** The backend's line of gatehouse_backend_up in a /metrics scrape (on the main port, behind the admin token). */
+const upGauge = async (gh: TestGatehouse, backend: string, token: string) => {
+  const text = await (await fetch(`${gh.url}/metrics`, { headers: { 'x-admin-token': token } })).text();
+  return text.split('\n').find((l) => l.startsWith(`gatehouse_backend_up{backend="${new URL(backend).origin}"}`));
+};
+
 const stateOf = (gh: TestGatehouse, backend: string) => gh.app.backends.snapshot().backends.find((b) => b.backend === backend)?.state;
 
 describe('health checks: a backend that goes down and comes back, seen by two replicas', () => {
@@ -95,6 +101,7 @@ describe('health checks: a backend that goes down and comes back, seen by two re
       REDIS_KEY_PREFIX: `hc${randomBytes(3).toString('hex')}:`,
       NOTIFY_WEBHOOK_URL: `${webhook.url}/hooks/gatehouse`,
       NOTIFY_WEBHOOK_SECRET: secret,
+      ADMIN_TOKEN: secret + secret,
     };
     a = await startBareGatehouse(yaml, env);
     b = await startBareGatehouse(yaml, env);
@@ -133,6 +140,7 @@ describe('health checks: a backend that goes down and comes back, seen by two re
     expect(view).toMatchObject({ state: 'down', lastError: 'status 503' });
     expect(view?.consecutiveFailures).toBeGreaterThanOrEqual(2);
     expect(view?.downSince).toBeDefined();
+    expect(await upGauge(b, backend.url, secret + secret)).toMatch(/ 0$/);
 
     const before = backend.traffic();
     const refused = await send(a.url, { path: '/api/svc/x' });
@@ -153,6 +161,7 @@ describe('health checks: a backend that goes down and comes back, seen by two re
     backend.healthy = true;
     await waitUntil(() => stateOf(a, backend.url) === 'up' && stateOf(b, backend.url) === 'up', 6000, 'both replicas to see it up');
     expect((await send(a.url, { path: '/api/svc/x' })).status).toBe(200);
+    expect(await upGauge(b, backend.url, secret + secret)).toMatch(/ 1$/);
     await waitUntil(() => events('backend.up').length >= 1, 5000, 'the recovery notification');
     await sleep(1500);
     expect(events('backend.up')).toHaveLength(1);

@@ -11,6 +11,8 @@ import { waitUntil } from '../helpers/token-kit.ts';
  * back the shared counts hold again without a restart. Clients are told apart by X-Forwarded-For through a trusted
  * loopback proxy.
  */
+const ADMIN_TOKEN = 'a'.repeat(40);
+
 describe('rate limits while Redis is down', () => {
   const stage = useStage(() => ({
     ownRedis: true,
@@ -20,7 +22,7 @@ describe('rate limits while Redis is down', () => {
         [{ frontendHost: '*', backend: backend.url, auth: 'none' }],
         'rateLimits:\n  auth: { requests: 3, windowSeconds: 60 }\n  api: { requests: 3, windowSeconds: 60 }\n',
       ),
-    gatehouse: { env: { TRUST_PROXY: '127.0.0.1' } },
+    gatehouse: { env: { TRUST_PROXY: '127.0.0.1', ADMIN_TOKEN } },
   }));
   const api = (client: string) => send(stage.gh.url, { path: '/api/down', headers: ['X-Forwarded-For', client] });
   const auth = (client: string) => send(stage.gh.url, { path: '/auth/me', headers: ['X-Forwarded-For', client] });
@@ -42,6 +44,9 @@ describe('rate limits while Redis is down', () => {
       }
       expect(Date.now() - started, 'no request waits on the dead Redis').toBeLessThan(4000);
       expect(stage.backends.backend.requests.length - backendBefore).toBe(8);
+      // Counted where an operator sees it: the requests admitted uncounted, no more.
+      const scrape = await fetch(`${stage.gh.url}/metrics`, { headers: { 'x-admin-token': ADMIN_TOKEN } });
+      expect(await scrape.text()).toMatch(/^gatehouse_rate_limit_failed_open_total 8$/m);
       // The client already refused stays refused until its window ends: that count was made, and is kept in memory.
       expectError(await api('192.0.2.1'), 429, 'too_many_requests');
 

@@ -1,5 +1,6 @@
 import type { CircuitBreakerConfig } from '../../config/types.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -35,12 +36,15 @@ export class CircuitBreaker {
   private options: CircuitBreakerConfig;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly states: Pick<Metrics, 'breakerState'> | undefined;
 
-  constructor(backend: string, options: CircuitBreakerConfig, log: Logger, now: () => number) {
+  constructor(backend: string, options: CircuitBreakerConfig, log: Logger, now: () => number, states?: Pick<Metrics, 'breakerState'>) {
     this.backend = backend;
     this.options = options;
     this.log = log;
     this.now = now;
+    this.states = states;
+    states?.breakerState(backend, 'closed');
   }
 
   /** A reload may change the thresholds; the state (and an open circuit's cool-down) carries over. */
@@ -99,6 +103,7 @@ export class CircuitBreaker {
     if (this.state === to) return;
     const from = this.state;
     this.state = to;
+    this.states?.breakerState(this.backend, to);
     // Once per change, never per refused request.
     const line = { backend: this.backend, from, to, failures: this.failures };
     if (to === 'open') this.log.warn({ ...line, cooldownSeconds: this.options.cooldownSeconds }, 'circuit opened');

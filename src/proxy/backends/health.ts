@@ -1,5 +1,6 @@
 import type { HealthCheckConfig } from '../../config/types.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import {
   createUpstreamPool,
   type UpstreamControl,
@@ -54,6 +55,8 @@ export interface HealthDeps {
   readonly now: () => number;
   /** [0, 1): spreads probes (injected so a test can pin it). */
   readonly random: () => number;
+  /** The up/down gauge, set on each transition. */
+  readonly states?: Pick<Metrics, 'backendState'> | undefined;
 }
 
 /**
@@ -162,6 +165,7 @@ export class HealthTarget {
     this.state = 'down';
     this.downSince = now;
     this.deps.log.warn({ backend: this.origin, check: this.key, failures: this.failures, detail: error }, 'backend down');
+    this.deps.states?.backendState(this.origin, 'down');
     const { notifier } = this.deps;
     if (!notifier) return;
     const since = now;
@@ -177,6 +181,7 @@ export class HealthTarget {
     this.state = 'up';
     this.downSince = 0;
     clearTimeout(this.notifyTimer);
+    this.deps.states?.backendState(this.origin, 'up');
     if (was !== 'down') return;
     this.deps.log.info({ backend: this.origin, check: this.key, downtimeMs: now - since }, 'backend up');
     this.deps.notifier?.recovered({ check: this.key, backend: this.origin, downSince: since, upAt: now });

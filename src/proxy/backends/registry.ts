@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { FileConfig } from '../../config/types.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { KeyValue } from '../../store/store.ts';
 import { CircuitBreaker, type BreakerView } from './breaker.ts';
 import { RouteGuard } from './guard.ts';
@@ -40,6 +41,8 @@ export interface BackendsDeps {
   readonly replica?: string;
   /** Notification retries (tests shorten them). */
   readonly notifyRetryBaseMs?: number;
+  /** The backend and breaker gauges (gatehouse_backend_up, gatehouse_backend_circuit_state), set on each transition. */
+  readonly states?: Pick<Metrics, 'backendState' | 'breakerState'>;
 }
 
 const FREE = new RouteGuard({
@@ -65,7 +68,7 @@ export function createBackends(deps: BackendsDeps): Backends {
         ...(deps.notifyRetryBaseMs !== undefined ? { retryBaseMs: deps.notifyRetryBaseMs } : {}),
       })
     : undefined;
-  const healthDeps = { log, notifier, now, random: deps.random ?? Math.random };
+  const healthDeps = { log, notifier, now, random: deps.random ?? Math.random, states: deps.states };
   const targets = new Map<string, HealthTarget>();
   const breakers = new Map<string, CircuitBreaker>();
   /** Which mappings use each target and breaker, for the admin view (as of the latest compile). */
@@ -105,7 +108,7 @@ export function createBackends(deps: BackendsDeps): Backends {
           breaker = breakers.get(origin);
           if (!seenBreakers.has(origin)) {
             if (breaker) breaker.configure(m.circuitBreaker);
-            else breakers.set(origin, (breaker = new CircuitBreaker(origin, m.circuitBreaker, log, now)));
+            else breakers.set(origin, (breaker = new CircuitBreaker(origin, m.circuitBreaker, log, now, deps.states)));
             seenBreakers.add(origin);
           }
           use(`breaker ${origin}`, name);
