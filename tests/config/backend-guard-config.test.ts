@@ -1,30 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { CONFIG_FILE as FILE, configProblems, loadTestConfig } from '../helpers/config-problems.ts';
 
-const FILE = '/etc/gatehouse/config.yml';
-const ENV: Record<string, string> = {
-  NODE_ENV: 'test',
-  APP_BASE_URL: 'https://app.example.com',
-  OIDC_ISSUER: 'https://idp.example.com',
-  OIDC_CLIENT_ID: 'gatehouse',
-  GATEHOUSE_CONFIG: FILE,
-};
 const load = (lines: string, env: Record<string, string> = {}) =>
-  loadConfig(
-    { ...ENV, ...env },
-    { readFile: () => `mappings:\n  - frontendHost: app.example.com\n    backend: http://orders:8080\n${lines}` },
-  );
+  loadTestConfig(`mappings:\n  - frontendHost: app.example.com\n    backend: http://orders:8080\n${lines}`, { env });
 
-function problems(lines: string, env: Record<string, string> = {}): readonly string[] {
-  try {
-    load(lines, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
+const problems = (lines: string, env: Record<string, string> = {}): readonly string[] => configProblems(() => load(lines, env));
 
 describe('healthCheck, circuitBreaker, fallback, maxConcurrent, maxStreams and NOTIFY_WEBHOOK_*', () => {
   it('an empty healthCheck and circuitBreaker take every documented default', () => {

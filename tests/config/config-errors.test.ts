@@ -1,29 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
+import { CONFIG_SOURCE as SOURCE, configProblems, loadTestConfig } from '../helpers/config-problems.ts';
 import { nearestName } from '../../src/config/validate.ts';
-import { ConfigError } from '../../src/errors.ts';
 
-const FILE = '/etc/gatehouse/config.yml';
-const SOURCE = `GATEHOUSE_CONFIG ${FILE}`;
-const ENV: Record<string, string> = {
-  NODE_ENV: 'test',
-  APP_BASE_URL: 'https://app.example.com',
-  OIDC_ISSUER: 'https://idp.example.com',
-  OIDC_CLIENT_ID: 'gatehouse',
-  GATEHOUSE_CONFIG: FILE,
-};
 const mapping = (lines: string) => `mappings:\n  - frontendHost: app.example.com\n${lines}`;
 
 /** Every problem loading reports, in order (fails the test when the configuration is accepted). */
-function problems(env: Record<string, string>, yaml = mapping('    backend: http://orders:8080\n')): readonly string[] {
-  try {
-    loadConfig({ ...ENV, ...env }, { readFile: () => yaml });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
+const problems = (env: Record<string, string>, yaml = mapping('    backend: http://orders:8080\n')): readonly string[] =>
+  configProblems(() => loadTestConfig(yaml, { env }));
 
 /**
  * Config errors a person can act on: the field, the value that is wrong (secrets by length only), the nearest

@@ -1,27 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { CONFIG_SOURCE as SOURCE, configProblems, loadTestConfig } from '../helpers/config-problems.ts';
 import { compilePolicy } from '../../src/policy/runtime.ts';
 
-const FILE = '/etc/gatehouse/config.yml';
-const SOURCE = `GATEHOUSE_CONFIG ${FILE}`;
-const ENV: Record<string, string> = {
-  NODE_ENV: 'test',
-  APP_BASE_URL: 'https://app.example.com',
-  OIDC_ISSUER: 'https://idp.example.com',
-  OIDC_CLIENT_ID: 'gatehouse',
-  GATEHOUSE_CONFIG: FILE,
-};
-const load = (yaml: string) => loadConfig(ENV, { readFile: () => yaml });
-const problems = (yaml: string): readonly string[] => {
-  try {
-    load(yaml);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-};
+const load = (yaml: string) => loadTestConfig(yaml);
+const problems = (yaml: string): readonly string[] => configProblems(() => load(yaml));
 const mapping = (extra: string) => `mappings:\n  - frontendHost: app.example.com\n    backend: http://orders:8080\n${extra}`;
 
 describe('rate limit configuration', () => {

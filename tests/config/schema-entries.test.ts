@@ -1,46 +1,22 @@
 import { describe, expect, it } from 'vitest';
+import { CONFIG_ENV as ENV, CONFIG_SOURCE as SOURCE, configProblems, loadTestConfig } from '../helpers/config-problems.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
-import { ConfigError } from '../../src/errors.ts';
 import { compilePolicy } from '../../src/policy/runtime.ts';
 
 /**
  * config.yml `schemas`: `$ref`s read beside config.yml, and every schema compiled when the configuration loads; one bad
  * entry refuses the whole configuration, naming the entry and the part.
  */
-const FILE = '/etc/gatehouse/config.yml';
-const SOURCE = `GATEHOUSE_CONFIG ${FILE}`;
-const ENV: Record<string, string> = {
-  NODE_ENV: 'test',
-  APP_BASE_URL: 'https://app.example.com',
-  OIDC_ISSUER: 'https://idp.example.com',
-  OIDC_CLIENT_ID: 'gatehouse',
-  GATEHOUSE_CONFIG: FILE,
-};
 const MAPPINGS = 'mappings:\n  - frontendHost: "*"\n    backend: http://orders:8080\n';
 
 function load(yaml: string, files: Record<string, string> = {}): Config {
-  const config = loadConfig(ENV, {
-    readFile: (path) => {
-      if (path === FILE) return MAPPINGS + yaml;
-      const text = files[path];
-      if (text === undefined) throw Object.assign(new Error('not found'), { code: 'ENOENT' });
-      return text;
-    },
-  });
+  const config = loadTestConfig(MAPPINGS + yaml, { files });
   compilePolicy(config);
   return config;
 }
 
-function problems(yaml: string, files: Record<string, string> = {}): readonly string[] {
-  try {
-    load(yaml, files);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
+const problems = (yaml: string, files: Record<string, string> = {}): readonly string[] => configProblems(() => load(yaml, files));
 
 const entry = (part: string) => `schemas:\n  - method: POST\n    path: /items\n    body: ${part}\n`;
 

@@ -1,37 +1,20 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { CONFIG_ENV as ENV, CONFIG_FILE as FILE, configProblems, loadTestConfig } from '../helpers/config-problems.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/errors.ts';
 import { compilePolicy } from '../../src/policy/runtime.ts';
 import { readRepoFile } from '../docs/markdown.ts';
 import { writeConfigFile } from '../helpers/gatehouse.ts';
 import { ROOT } from '../helpers/main-process.ts';
 import { startBareGatehouse } from '../helpers/proxy-stack.ts';
 
-const FILE = '/etc/gatehouse/config.yml';
-const ENV: Record<string, string> = {
-  NODE_ENV: 'test',
-  APP_BASE_URL: 'https://app.example.com',
-  OIDC_ISSUER: 'https://idp.example.com',
-  OIDC_CLIENT_ID: 'gatehouse',
-  GATEHOUSE_CONFIG: FILE,
-};
-
 /** A mapping with `rules` written as YAML flow mappings, one a line. */
 const withRules = (rules: readonly string[], extra = '') =>
   `mappings:\n  - frontendHost: app.example.com\n    backend: http://orders:8080\n${extra}    rules:\n${rules.map((r) => `      - ${r}\n`).join('')}`;
 
 /** Every problem loading and compiling the policy reports (fails the test when the configuration is accepted). */
-function problems(yaml: string): readonly string[] {
-  try {
-    compilePolicy(loadConfig(ENV, { readFile: () => yaml }));
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
+const problems = (yaml: string): readonly string[] => configProblems(() => compilePolicy(loadTestConfig(yaml)));
 
 describe('route rules in config.yml: every problem named, with how to fix it', () => {
   it.each([
