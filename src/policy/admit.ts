@@ -184,9 +184,10 @@ export function admit(
   const guard = (result: Admission | Promise<Admission>) => (rethrow && result instanceof Promise ? result.catch(rethrow) : result);
   try {
     // Override headers are stripped (proxy/headers.ts); a query parameter is the request's own bytes, so where rules
-    // decide by method, a request asking the backend to read another method is refused rather than forwarded.
-    if (route.rules.length > 0 && overridesMethod(target.query))
-      throw new GatehouseError('bad_request', { logDetail: 'method override in the query on a mapping with route rules' });
+    // or strictSchemas decide by method, a request asking the backend to read another method is refused rather than
+    // forwarded (a declared POST must not become an undeclared PUT).
+    if ((route.rules.length > 0 || route.strictSchemas) && overridesMethod(target.query))
+      throw new GatehouseError('bad_request', { logDetail: 'method override in the query on a mapping with route rules or strictSchemas' });
     if (rule?.methods && !rule.methods.includes(method))
       throw new GatehouseError('method_not_allowed', { headers: ['allow', rule.allow], logDetail: `${rule.name} allows ${rule.allow}` });
     if (auth === 'none') return guard(finish(undefined));
