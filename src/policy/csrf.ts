@@ -24,10 +24,10 @@ export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATC
 
 /**
  * A `_method` query parameter as a backend's query parser reads it: its name percent-decoded (`%5Fmethod`), with or
- * without a value, or as a list (`_method[]=`, `_method%5B%5D=`). One pattern for the CSRF check and the route-rule
- * refusal (admit.ts), so no spelling passes one that the other catches.
+ * without a value, or as a list (`_method[]=`, `_method%5B%5D=`), after `&` or the `;` older Rack splits on too.
+ * One pattern for the CSRF check and the route-rule refusal (admit.ts), so no spelling passes one that the other catches.
  */
-export const QUERY_METHOD_OVERRIDE = /[?&](?:_|%5f)method(?:[=&[]|%5b|$)/i;
+export const QUERY_METHOD_OVERRIDE = /[?&;](?:_|%5f)method(?:[=&;[]|%5b|$)/i;
 
 /**
  * A query that names `_method` (Rails, Laravel, method-override): some frameworks turn a request carrying it into

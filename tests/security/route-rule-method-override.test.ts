@@ -54,6 +54,7 @@ describe('method overrides cannot get past a route rule', () => {
     '?x=1&%5fmethod',
     '?_method[]=DELETE',
     '?_method%5B%5D=DELETE',
+    '?x=1;_method=DELETE',
   ])('a query override (%s) on a mapping with rules is refused, never forwarded', async (query) => {
     await expectErrorUnforwarded(
       reached,
