@@ -80,8 +80,6 @@ function joined(a: readonly string[] | undefined, b: readonly string[] | undefin
 }
 
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
-// Rails, Laravel and express's method-override read `?_method=DELETE` as the method (OWASP WSTG method overriding).
-const QUERY_METHOD_OVERRIDE = /[?&](?:_|%5f)method(?:[=&]|$)/i;
 
 /**
  * The one admission policy for /api, called by the HTTP path and the WebSocket upgrade path alike:
@@ -186,9 +184,10 @@ export function admit(
   const guard = (result: Admission | Promise<Admission>) => (rethrow && result instanceof Promise ? result.catch(rethrow) : result);
   try {
     // Override headers are stripped (proxy/headers.ts); a query parameter is the request's own bytes, so where rules
-    // decide by method, a request asking the backend to read another method is refused rather than forwarded.
-    if (route.rules.length > 0 && target.query.length > 1 && QUERY_METHOD_OVERRIDE.test(target.query))
-      throw new GatehouseError('bad_request', { logDetail: 'method override in the query on a mapping with route rules' });
+    // or strictSchemas decide by method, a request asking the backend to read another method is refused rather than
+    // forwarded (a declared POST must not become an undeclared PUT).
+    if ((route.rules.length > 0 || route.strictSchemas) && overridesMethod(target.query))
+      throw new GatehouseError('bad_request', { logDetail: 'method override in the query on a mapping with route rules or strictSchemas' });
     if (rule?.methods && !rule.methods.includes(method))
       throw new GatehouseError('method_not_allowed', { headers: ['allow', rule.allow], logDetail: `${rule.name} allows ${rule.allow}` });
     if (auth === 'none') return guard(finish(undefined));

@@ -23,11 +23,18 @@ export interface CsrfFacts {
 export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
+ * A `_method` query parameter as a backend's query parser reads it: its name percent-decoded (`%5Fmethod`), with or
+ * without a value, or as a list (`_method[]=`, `_method%5B%5D=`), after `&` or the `;` older Rack splits on too.
+ * One pattern for the CSRF check and the route-rule refusal (admit.ts), so no spelling passes one that the other catches.
+ */
+export const QUERY_METHOD_OVERRIDE = /[?&;](?:_|%5f)method(?:[=&;[]|%5b|$)/i;
+
+/**
  * A query that names `_method` (Rails, Laravel, method-override): some frameworks turn a request carrying it into
  * a DELETE, so it is checked as an unsafe request whatever its method (catalogue #65, OWASP WSTG method overriding).
  */
 export function overridesMethod(query: string): boolean {
-  return query.length > 0 && /[?&]_method=/i.test(query);
+  return query.length > 1 && QUERY_METHOD_OVERRIDE.test(query);
 }
 
 function originOfReferer(referer: string): string | undefined {

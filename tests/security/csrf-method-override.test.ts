@@ -26,7 +26,13 @@ describe('CSRF: method overrides', () => {
   });
 
   it.each(['GET', 'OPTIONS'])('a foreign %s with ?_method=DELETE and the cookie → 403 csrf', async (method) => {
-    for (const path of ['/api/items/1?_method=DELETE', '/api/items/1?x=1&_METHOD=delete'])
+    // A backend's query parser decodes the name (`%5Fmethod` is `_method`) and reads `_method[]` as a list.
+    for (const path of [
+      '/api/items/1?_method=DELETE',
+      '/api/items/1?x=1&_METHOD=delete',
+      '/api/items/1?%5Fmethod=DELETE',
+      '/api/items/1?_method[]=DELETE',
+    ])
       await expectErrorUnforwarded(
         reached,
         () => apiCall(stack.url, { method, path, cookie: stack.sessionCookie, headers: EVIL }),

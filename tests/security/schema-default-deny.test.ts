@@ -42,6 +42,15 @@ describe('strictSchemas: only declared endpoints exist', () => {
     expect(proxy.backend.requests).toHaveLength(0);
   });
 
+  it('a declared POST cannot become an undeclared PUT or DELETE through a query `_method` (400, never forwarded)', async () => {
+    // Rails, Laravel and express's method-override run `POST /orders?_method=PUT` as a PUT: an endpoint no entry declares.
+    for (const path of ['/api/orders?_method=PUT', '/api/orders?%5Fmethod=DELETE', '/api/orders?x=1&_method=PATCH']) {
+      const res = await send(proxy.url, { method: 'POST', path, headers: json, body: '{}' });
+      expectError(res, 400, 'bad_request', path);
+    }
+    expect(proxy.backend.requests).toHaveLength(0);
+  });
+
   it('declared endpoints pass, whatever their spelling', async () => {
     expect((await send(proxy.url, { method: 'POST', path: '/api/Orders/', headers: json, body: '{}' })).status).toBe(200);
     expect((await send(proxy.url, { path: '/api/orders/7' })).status).toBe(200);
