@@ -20,7 +20,10 @@ export function compileEdge(m: Pick<MappingConfig, 'csrf' | 'cors'>, file: Pick<
     header: header ? { name: header.name, lower: header.name.toLowerCase(), value: header.value ?? '1' } : undefined,
     allowMissingOrigin: m.csrf?.allowMissingOrigin ?? false,
   };
-  const allowedHeaders = m.cors?.allowedHeaders ?? [...CORS_DEFAULTS.allowedHeaders, ...(header ? [header.name] : [])];
+  // The CSRF header is always allowed: a preflight that refused it would leave an allowed origin unable to send the
+  // header its own unsafe calls must carry.
+  const listed = m.cors?.allowedHeaders ?? CORS_DEFAULTS.allowedHeaders;
+  const allowedHeaders = header && !listed.some((h) => h.toLowerCase() === header.name.toLowerCase()) ? [...listed, header.name] : listed;
   return {
     csrf,
     cors: compileCors({

@@ -147,3 +147,20 @@ describe('CORS on a 404 no mapping answers', () => {
     expectNoCors(foreign);
   });
 });
+
+describe('CORS with a required CSRF header', () => {
+  const stack = useProxyStack({
+    config: `allowedOrigins: ["${SPA}"]\ncsrf: { requireHeader: { name: X-CSRF } }\n`,
+    routes: (url) => [{ frontendHost: '*', backend: url, cors: { allowedHeaders: ['Content-Type'] } }],
+  });
+
+  it("a mapping's own allowedHeaders still allow the CSRF header, or an allowed origin could never send it", async () => {
+    const res = await apiCall(stack.url, {
+      method: 'OPTIONS',
+      path: '/api/orders',
+      headers: ['Origin', SPA, 'Access-Control-Request-Method', 'POST', 'Access-Control-Request-Headers', 'content-type,x-csrf'],
+    });
+    expect(res.status).toBe(204);
+    expect(corsHeaders(res)['access-control-allow-headers']).toBe('Content-Type,X-CSRF');
+  });
+});
