@@ -1141,8 +1141,15 @@ mappings:
       `${missed ? 'A target was missed: ' : ''}CPU profiles over the inspector (${opts.profileSeconds} s of the same load after 1 s warm-up; the bare forwarder is the reference)…`,
     );
     const runs: ProfiledRun[] = [];
-    const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[]) => {
-      const setup: Setup = { key: label, label, url, headers, pid: proc.pid };
+    const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[], post?: string) => {
+      const setup: Setup = {
+        key: label,
+        label,
+        url,
+        headers,
+        pid: proc.pid,
+        ...(post !== undefined ? { method: 'POST', body: post } : {}),
+      };
       await load(setup, 1);
       let requests = 0;
       let rps = 0;
@@ -1170,6 +1177,29 @@ mappings:
     if (flags.profile || policyMissed) {
       const gh = await startGatehouse('profile-gatehouse-policy', await freePort(), ghEnv(idp.clientId, 'info'), ['--inspect=127.0.0.1:0']);
       await profileOne('gatehouse full policy', gh.proc, gh.url + policySetup.url.slice(ghInfo.url.length), policySetup.headers);
+    }
+    const schemaMissed = !(schemaTput >= TARGET_SCHEMA_THROUGHPUT);
+    if (flags.profile || schemaMissed) {
+      const post = await startNodeServer('profile-bare-post', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' }, [
+        '--inspect=127.0.0.1:0',
+      ]);
+      await profileOne(
+        'bare POST',
+        post.proc,
+        `http://127.0.0.1:${post.port}/api${SCHEMA_PATH}`,
+        ['Content-Type: application/json'],
+        BENCH_BODY,
+      );
+      const gh = await startGatehouse('profile-gatehouse-schema', await freePort(), ghEnv(idp.clientId, 'info'), ['--inspect=127.0.0.1:0']);
+      const schema = results.get('gatehouse-schema') as SetupResult;
+      await profileOne(
+        'gatehouse schema POST',
+        gh.proc,
+        gh.url + schema.setup.url.slice(ghInfo.url.length),
+        // Its own origin: the info instance's is a foreign one here, and would be refused as CSRF.
+        schema.setup.headers.map((h) => (h.startsWith('Origin:') ? `Origin: ${gh.url}` : h)),
+        BENCH_BODY,
+      );
     }
     profileText = formatProfiles(runs);
     log(profileText);
