@@ -8,7 +8,8 @@
  * See docs/performance.md for what each setup is and the latest numbers.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,8 @@ const TARGET_P99 = 1.5;
 const TARGET_METRICS = 0.95;
 /** POST with a 1 KB JSON body checked by a schema, against the bare forwarder doing the same POST (issue 16). */
 const TARGET_SCHEMA_THROUGHPUT = 0.8;
+/** The measured GET with every admission stage configured (CORS, CSRF, rate limit, route rule) against the bare forwarder (issue 16). */
+const TARGET_POLICY_THROUGHPUT = 0.9;
 /** Setups whose ratios the targets are about: run back to back in each round. */
 const PAIRED = new Set([
   'bare',
@@ -49,7 +52,16 @@ const PAIRED = new Set([
   'bare-post',
   'gatehouse-schema',
   'gatehouse-metrics',
+  'gatehouse-policy',
 ]);
+
+/**
+ * The full-policy setup: its own mapping (so the other setups keep their configuration), an origin it allows,
+ * and the CSRF header a cross-origin SPA would send with every call.
+ */
+const POLICY_PREFIX = '/policy';
+const POLICY_ORIGIN = 'https://spa.bench.test';
+const POLICY_USER = 'alice';
 
 /** The schema setup: a realistic item-creation schema and a 1 KB body that passes it. */
 const SCHEMA_PATH = '/bench-json';
@@ -229,7 +241,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 9 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 10 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -404,6 +416,50 @@ function version(cmd: string, args: string[]): string {
   } catch {
     return '?';
   }
+}
+
+/** What the full-policy setup's answers must carry; returns its rate limit's `RateLimit` remaining count and seconds to reset. */
+async function policyAnswer(url: string, headers: Record<string, string>): Promise<{ left: number; reset: number }> {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  await res.arrayBuffer();
+  const rateLimit = res.headers.get('ratelimit') ?? '';
+  const left = Number(/;r=(\d+)/.exec(rateLimit)?.[1]);
+  const reset = Number(/;t=(\d+)/.exec(rateLimit)?.[1]);
+  if (res.status !== 200) throw new Error(`full policy: GET ${url} answered ${res.status}`);
+  if (!res.headers.get('ratelimit-policy') || !Number.isFinite(left) || !Number.isFinite(reset))
+    throw new Error(`full policy: no RateLimit fields ("${rateLimit}")`);
+  if (res.headers.get('access-control-allow-origin') !== POLICY_ORIGIN)
+    throw new Error('full policy: no CORS answer for the allowed origin');
+  return { left, reset };
+}
+
+/**
+ * The full-policy setup measures what it claims: each stage is configured on its route and acts (a foreign origin
+ * gets no CORS header, a preflight allows the CSRF header, a POST is refused by the rule, another user lacks the
+ * claim), and the measured request passes them all with the RateLimit fields. Returns the limit's remaining count.
+ */
+async function checkPolicy(base: string, setup: Setup, cookie: string): Promise<void> {
+  const headers = { cookie, origin: POLICY_ORIGIN, 'x-csrf': '1' };
+  const { left } = await policyAnswer(setup.url, headers);
+  const foreign = await fetch(setup.url, { headers: { ...headers, origin: 'https://evil.bench.test' } });
+  await foreign.arrayBuffer();
+  if (foreign.status !== 200 || foreign.headers.has('access-control-allow-origin'))
+    throw new Error('full policy: a foreign origin got CORS headers');
+  const preflight = await fetch(setup.url, {
+    method: 'OPTIONS',
+    headers: { origin: POLICY_ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-csrf' },
+  });
+  await preflight.arrayBuffer();
+  if (preflight.status !== 204 || !/x-csrf/i.test(preflight.headers.get('access-control-allow-headers') ?? ''))
+    throw new Error(`full policy: preflight answered ${preflight.status} without the CSRF header allowed`);
+  await expectStatus(setup.url, 405, headers, 'POST', '{}'); // the route rule allows GET only
+  const other = new Browser();
+  const otherLogin = await other.login(base, 'bob');
+  if (otherLogin.callbackStatus !== 302) throw new Error(`login as bob ended with ${otherLogin.callbackStatus}`);
+  await expectStatus(setup.url, 403, { ...headers, cookie: other.cookieHeader(base) ?? '' }); // bob lacks sub: alice
+  log(
+    `checked: full policy answers 200 with RateLimit (${left} left) and CORS for ${POLICY_ORIGIN}; a foreign origin gets no CORS, the preflight allows X-CSRF, POST gets 405, bob gets 403`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -595,6 +651,20 @@ mappings:
     backend: "${backendOrigin}"
     auth: required
     rateLimit: { requests: 1000000000, windowSeconds: 60 }
+  # "Gatehouse, full policy": the measured GET with every admission stage configured: CORS for the Origin the
+  # requests send, CSRF with a required header (a GET is a safe method, so the check only looks it up), a rate
+  # limit never reached (counted in Redis) and a route rule that matches the path, allows GET and requires a claim.
+  - frontendHost: "*"
+    pathPrefix: "${POLICY_PREFIX}"
+    backend: "${backendOrigin}"
+    auth: required
+    csrf: { requireHeader: { name: X-CSRF, value: "1" } }
+    cors: { origins: ["${POLICY_ORIGIN}"] }
+    rateLimit: { requests: 1000000000, windowSeconds: 60 }
+    rules:
+      - match: { path: "${POLICY_PREFIX}/*" }
+        methods: [GET]
+        requireClaims: { sub: ${POLICY_USER} }
 `,
   );
   const ghEnv = (clientId: string, level: string): Record<string, string> => ({
@@ -628,7 +698,7 @@ mappings:
     : undefined;
 
   const browser = new Browser();
-  const login = await browser.login(ghInfo.url, 'alice');
+  const login = await browser.login(ghInfo.url, POLICY_USER);
   if (login.callbackStatus !== 302) throw new Error(`login ended with ${login.callbackStatus}`);
   const cookie = browser.cookieHeader(ghInfo.url);
   if (!cookie) throw new Error('login set no cookie');
@@ -731,6 +801,13 @@ mappings:
       pid: ghInfo.proc.pid,
     },
     {
+      key: 'gatehouse-policy',
+      label: 'Gatehouse, full policy: CORS, CSRF, rate limit, route rule (info)',
+      url: `${ghInfo.url}/api${POLICY_PREFIX}${path.slice('/api'.length)}`,
+      headers: [`Cookie: ${cookie}`, `Origin: ${POLICY_ORIGIN}`, 'X-CSRF: 1'],
+      pid: ghInfo.proc.pid,
+    },
+    {
       key: 'gatehouse-warn',
       label: 'Gatehouse (LOG_LEVEL=warn)',
       url: `${ghWarn.url}${path}`,
@@ -786,9 +863,21 @@ mappings:
     await expectStatus(s.url, 200, headers, s.method, s.body);
   }
   // The schema setup really checks: a body the schema refuses gets 400, and never reaches the backend.
-  await expectStatus(`${ghInfo.url}/api${SCHEMA_PATH}`, 400, { cookie, 'content-type': 'application/json' }, 'POST', '{"id":"x"}');
+  await expectStatus(
+    `${ghInfo.url}/api${SCHEMA_PATH}`,
+    400,
+    { cookie, 'content-type': 'application/json', origin: new URL(ghInfo.url).origin },
+    'POST',
+    '{"id":"x"}',
+  );
   await expectStatus(`${ghInfo.url}${path}`, 401); // the load really goes through auth: without the cookie it is refused
   log('checked: every setup answers 200; Gatehouse answers 401 without the session cookie');
+  const policySetup = setups.find((s) => s.key === 'gatehouse-policy') as Setup;
+  await checkPolicy(ghInfo.url, policySetup, cookie);
+  const policyHeaders = { cookie, origin: POLICY_ORIGIN, 'x-csrf': '1' };
+  // Redis counted every measured full-policy request: its RateLimit count, read before and after each measured run
+  // that stays inside one 60 s window, falls by at least the requests wrk completed.
+  const policyCount = { counted: 0, completed: 0, runs: 0 };
   if (flags.hold !== undefined) {
     const seconds = intFlag(flags.hold, 60, 'hold');
     for (const s of setups) log(`  ${s.key.padEnd(15)} pid ${s.pid}  ${client.command(s.url, s.headers)}`);
@@ -816,7 +905,14 @@ mappings:
     const order = [...rotate(paired, round), ...rotate(others, round)];
     const line: string[] = [];
     for (const s of order) {
+      const before = s === policySetup ? await policyAnswer(s.url, policyHeaders) : undefined;
       const r = await load(s, opts.duration);
+      if (before && before.reset > opts.duration + 2) {
+        const after = await policyAnswer(s.url, policyHeaders);
+        policyCount.counted += before.left - after.left - 1; // the read after counts itself
+        policyCount.completed += r.requests;
+        policyCount.runs++;
+      }
       const entry = results.get(s.key) as SetupResult;
       entry.runs.push(r);
       if (s.key === 'gatehouse') ghInfoRequests += r.requests;
@@ -825,6 +921,16 @@ mappings:
     log(`round ${round + 1}/${opts.rounds}: ${line.join(', ')} req/s`);
   }
   const logBytes = statSync(ghInfo.proc.logPath as string).size - logBytesBefore;
+  // The access log of the measured rounds: the status of every full-policy request Gatehouse answered.
+  const policyStatuses = new Map<number, number>();
+  const policyPath = `"path":${JSON.stringify(new URL(policySetup.url).pathname)}`;
+  for await (const line of createInterface({ input: createReadStream(ghInfo.proc.logPath as string, { start: logBytesBefore }) })) {
+    if (!line.includes(policyPath)) continue;
+    const status = Number(/"status":(\d+)/.exec(line)?.[1]);
+    policyStatuses.set(status, (policyStatuses.get(status) ?? 0) + 1);
+  }
+  // Every measured full-policy request was counted in Redis: the limit's remaining count fell by as many (the
+  // checks' and warm-up's requests included; leases may hold up to 32 more).
   // The counts are real: what the metrics Gatehouse says it answered (warm-up and checks included).
   const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const counted = /^gatehouse_requests_total\{mapping="mappings\[0\]",method="GET",status_class="2xx"\} (\d+)/m.exec(scrape)?.[1];
@@ -908,6 +1014,7 @@ mappings:
   const identityRes = results.get('bare-identity');
   const candRes = results.get('candidate');
   const metricsRes = results.get('gatehouse-metrics') as SetupResult;
+  const policyRes = results.get('gatehouse-policy') as SetupResult;
   log('');
   log(
     `Results: medians of ${opts.rounds} round(s) × ${opts.duration} s, ${client.label}, ${cpuList.length} cores shared by client and servers`,
@@ -939,6 +1046,7 @@ mappings:
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const metricsTput = pairedRatio(metricsRes, gh, 'rps');
+  const policyTput = pairedRatio(policyRes, bare, 'rps');
   const ratios: Array<[string, string]> = [
     [
       'Gatehouse / bare forwarder, throughput',
@@ -950,6 +1058,14 @@ mappings:
       `${schemaTput.toFixed(2)} (target ≥ ${TARGET_SCHEMA_THROUGHPUT.toFixed(2)}: ${verdict(schemaTput >= TARGET_SCHEMA_THROUGHPUT)})${spread(schemaRes, barePost)}`,
     ],
     ['POST 1 KB JSON: Gatehouse + schema / bare forwarder, CPU per request', pairedRatio(schemaRes, barePost, 'cpuUs').toFixed(2)],
+    [
+      'Gatehouse full policy / bare forwarder, throughput',
+      `${policyTput.toFixed(2)} (target ≥ ${TARGET_POLICY_THROUGHPUT.toFixed(2)}: ${verdict(policyTput >= TARGET_POLICY_THROUGHPUT)})${spread(policyRes, bare)}`,
+    ],
+    ['Gatehouse full policy / bare forwarder, p99', pairedRatio(policyRes, bare, 'p99').toFixed(2)],
+    ['Gatehouse full policy / bare forwarder, CPU per request', pairedRatio(policyRes, bare, 'cpuUs').toFixed(2)],
+    ['Gatehouse full policy / Gatehouse (info), throughput', `${pairedRatio(policyRes, gh, 'rps').toFixed(2)}${spread(policyRes, gh)}`],
+    ['Gatehouse full policy / Gatehouse (info), CPU per request', pairedRatio(policyRes, gh, 'cpuUs').toFixed(2)],
     ...(ngx ? [['Gatehouse / nginx proxy_pass, throughput', ratio(gh.rps, ngx.rps).toFixed(2)] as [string, string]] : []),
     ['Gatehouse warn / bare forwarder, throughput', `${pairedRatio(ghWarnRes, bare, 'rps').toFixed(2)}${spread(ghWarnRes, bare)}`],
     ['Gatehouse warn / info, throughput (access-log cost)', pairedRatio(ghWarnRes, gh, 'rps').toFixed(2)],
@@ -992,6 +1108,11 @@ mappings:
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
   if (ghInfoRequests > 0) log(`access log at info: ${(logBytes / ghInfoRequests).toFixed(0)} bytes per request`);
   log(`metrics: gatehouse-metrics counted ${counted ?? '?'} GET 2xx requests on /metrics (its port ${metricsPort})`);
+  const policySent = policyRes.runs.reduce((n, r) => n + r.requests, 0);
+  log(`full policy, access log of the rounds: ${[...policyStatuses].map(([status, n]) => `${n} × ${status}`).join(', ') || 'no lines'}`);
+  log(
+    `full policy: ${policySent} measured requests, ${policyRes.errors} non-2xx or socket errors; in the ${policyCount.runs} run(s) inside one window Redis counted ${policyCount.counted} for ${policyCount.completed} completed (leases and requests cut off at the end may add up to ~64)`,
+  );
   log('');
   log(
     `SSE first event:   direct ${fmtMs(sseDirect.median)} (p90 ${fmtMs(sseDirect.p90)}), through a bare dispatch forwarder ${fmtMs(sseBare.median)} (p90 ${fmtMs(sseBare.p90)}), through Gatehouse ${fmtMs(sseGh.median)} (p90 ${fmtMs(sseGh.p90)}): Gatehouse adds ${fmtMs(sseGh.median - sseDirect.median)}`,
@@ -1011,7 +1132,8 @@ mappings:
   );
 
   // --- profile ---
-  const missed = !(tput >= TARGET_THROUGHPUT) || !(p99 <= TARGET_P99);
+  const policyMissed = !(policyTput >= TARGET_POLICY_THROUGHPUT);
+  const missed = !(tput >= TARGET_THROUGHPUT) || !(p99 <= TARGET_P99) || policyMissed;
   let profileText: string | undefined;
   if (!flags['no-profile'] && (flags.profile || (missed && !quick))) {
     log('');
@@ -1019,8 +1141,15 @@ mappings:
       `${missed ? 'A target was missed: ' : ''}CPU profiles over the inspector (${opts.profileSeconds} s of the same load after 1 s warm-up; the bare forwarder is the reference)…`,
     );
     const runs: ProfiledRun[] = [];
-    const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[]) => {
-      const setup: Setup = { key: label, label, url, headers, pid: proc.pid };
+    const profileOne = async (label: string, proc: Proc, url: string, headers: readonly string[], post?: string) => {
+      const setup: Setup = {
+        key: label,
+        label,
+        url,
+        headers,
+        pid: proc.pid,
+        ...(post !== undefined ? { method: 'POST', body: post } : {}),
+      };
       await load(setup, 1);
       let requests = 0;
       let rps = 0;
@@ -1044,6 +1173,33 @@ mappings:
         '--inspect=127.0.0.1:0',
       ]);
       await profileOne(`gatehouse ${level}`, gh.proc, `${gh.url}${path}`, [`Cookie: ${cookie}`]);
+    }
+    if (flags.profile || policyMissed) {
+      const gh = await startGatehouse('profile-gatehouse-policy', await freePort(), ghEnv(idp.clientId, 'info'), ['--inspect=127.0.0.1:0']);
+      await profileOne('gatehouse full policy', gh.proc, gh.url + policySetup.url.slice(ghInfo.url.length), policySetup.headers);
+    }
+    const schemaMissed = !(schemaTput >= TARGET_SCHEMA_THROUGHPUT);
+    if (flags.profile || schemaMissed) {
+      const post = await startNodeServer('profile-bare-post', 'forwarder.ts', { TARGET: backendOrigin, MODE: 'stream' }, [
+        '--inspect=127.0.0.1:0',
+      ]);
+      await profileOne(
+        'bare POST',
+        post.proc,
+        `http://127.0.0.1:${post.port}/api${SCHEMA_PATH}`,
+        ['Content-Type: application/json'],
+        BENCH_BODY,
+      );
+      const gh = await startGatehouse('profile-gatehouse-schema', await freePort(), ghEnv(idp.clientId, 'info'), ['--inspect=127.0.0.1:0']);
+      const schema = results.get('gatehouse-schema') as SetupResult;
+      await profileOne(
+        'gatehouse schema POST',
+        gh.proc,
+        gh.url + schema.setup.url.slice(ghInfo.url.length),
+        // Its own origin: the info instance's is a foreign one here, and would be refused as CSRF.
+        schema.setup.headers.map((h) => (h.startsWith('Origin:') ? `Origin: ${gh.url}` : h)),
+        BENCH_BODY,
+      );
     }
     profileText = formatProfiles(runs);
     log(profileText);
