@@ -77,6 +77,18 @@ export class GatehouseError extends Error {
     this.logDetail = options.logDetail;
     this.headers = options.headers;
   }
+
+  /** The same failure (code, cause, log detail) with headers appended to its own and details merged over its own. */
+  extend(more: { readonly headers?: readonly string[]; readonly details?: Record<string, unknown> }): GatehouseError {
+    const headers = more.headers === undefined ? this.headers : this.headers ? [...this.headers, ...more.headers] : more.headers;
+    const details = more.details === undefined ? this.details : { ...this.details, ...more.details };
+    return new GatehouseError(this.code, {
+      cause: this.cause,
+      ...(this.logDetail !== undefined ? { logDetail: this.logDetail } : {}),
+      ...(details ? { details } : {}),
+      ...(headers ? { headers } : {}),
+    });
+  }
 }
 
 export interface ErrorBody {

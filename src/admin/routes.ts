@@ -20,11 +20,7 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
  */
 function unconfirmed(err: unknown): never {
   if (err instanceof GatehouseError && err.code === 'session_store_unavailable') {
-    throw new GatehouseError('session_store_unavailable', {
-      cause: err.cause,
-      ...(err.logDetail === undefined ? {} : { logDetail: err.logDetail }),
-      details: { revocation: 'unconfirmed' },
-    });
+    throw err.extend({ details: { revocation: 'unconfirmed' } });
   }
   throw err;
 }

@@ -62,12 +62,7 @@ export interface Admission {
 /** The same error with `headers` added to the ones its answer carries (CORS headers on a refusal the page must read). */
 function withHeaders(err: unknown, headers: readonly string[]): never {
   if (!(err instanceof GatehouseError)) throw err;
-  throw new GatehouseError(err.code, {
-    ...(err.details ? { details: err.details } : {}),
-    ...(err.logDetail !== undefined ? { logDetail: err.logDetail } : {}),
-    cause: err.cause,
-    headers: err.headers ? [...err.headers, ...headers] : headers,
-  });
+  throw err.extend({ headers });
 }
 
 /** Gatehouse's own origin, or one the mapping's CORS list allows: whole origins, ASCII case-insensitive. */
