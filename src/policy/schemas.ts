@@ -2,7 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { schemaBoundsProblem } from '../config/schema-refs.ts';
 import type { SchemaEntryConfig } from '../config/types.ts';
 import { ConfigError, GatehouseError } from '../errors.ts';
-import { scanJson, type JsonScanLimits } from './json-scan.ts';
+import { parseJson, type JsonScanLimits } from './json-scan.ts';
 import { compileMethods, compilePathPattern, type MethodPathEntry } from './path-pattern.ts';
 import type { Route } from './route-table.ts';
 
@@ -269,7 +269,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Checks a whole buffered body against the entry's schema: strict UTF-8 (a BOM is kept, and then refused as JSON),
- * scanned for depth, key count and duplicate keys, parsed, validated. Throws invalid_json or validation_failed.
+ * parsed within bounds on depth and key count and with no duplicate key (json-scan.ts), validated. Throws invalid_json or validation_failed.
  */
 export function checkBody(check: SchemaCheck, bytes: Buffer): void {
   const validate = check.body;
@@ -280,9 +280,10 @@ export function checkBody(check: SchemaCheck, bytes: Buffer): void {
   } catch {
     throw new GatehouseError('invalid_json', { details: { reason: 'encoding' }, logDetail: 'body is not UTF-8' });
   }
-  const failure = scanJson(text, BODY_JSON_LIMITS);
-  if (failure !== undefined) throw new GatehouseError('invalid_json', { details: { reason: failure }, logDetail: `body JSON: ${failure}` });
-  if (!validate(JSON.parse(text))) throw invalid('body', validate.errors);
+  const parsed = parseJson(text, BODY_JSON_LIMITS);
+  if (!parsed.ok)
+    throw new GatehouseError('invalid_json', { details: { reason: parsed.failure }, logDetail: `body JSON: ${parsed.failure}` });
+  if (!validate(parsed.value)) throw invalid('body', validate.errors);
 }
 
 function invalid(
