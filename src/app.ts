@@ -281,11 +281,15 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     metrics,
   });
 
+  const requestTimeoutMs = config.server.requestTimeoutMs;
   const server = createServer(
     // requireHostHeader off: a request without Host gets Gatehouse's JSON invalid_host instead of Node's bare 400.
     {
-      headersTimeout: 20_000,
-      requestTimeout: config.server.requestTimeoutMs,
+      // Node refuses a head timeout longer than the request timeout (a RangeError at start-up), and checks both
+      // only every connectionsCheckingInterval (30 s by default): a short limit gets a shorter look.
+      headersTimeout: requestTimeoutMs > 0 ? Math.min(20_000, requestTimeoutMs) : 20_000,
+      requestTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: requestTimeoutMs > 0 ? Math.min(30_000, Math.max(250, requestTimeoutMs / 4)) : 30_000,
       keepAliveTimeout: 5_000,
       maxHeaderSize: 16_384,
       requireHostHeader: false,
@@ -297,7 +301,7 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       else express(req, res);
     },
   );
-  server.on('clientError', createClientErrorHandler(log));
+  server.on('clientError', createClientErrorHandler(log, metrics));
   const pipelining = createPipelining(server);
   const drain = createDrain(server, pipelining);
   // An upgrade or CONNECT behind responses still owed on its connection would be answered before them: the client's

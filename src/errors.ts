@@ -28,6 +28,7 @@ export const CODES = {
   config_invalid: { status: 400, message: 'The configuration is not valid; nothing was changed. See problems.' },
   precondition_failed: { status: 412, message: 'The configuration changed since the version named in If-Match; fetch it again.' },
   precondition_required: { status: 428, message: 'If-Match with the configuration version being replaced is required.' },
+  request_timeout: { status: 408, message: 'The request took too long to arrive.' },
   payload_too_large: { status: 413, message: 'The request body is larger than this endpoint accepts.' },
   uri_too_long: { status: 414, message: 'The request URL is too long.' },
   unsupported_media_type: { status: 415, message: 'The request body must be application/json in UTF-8, without Content-Encoding.' },

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 /** What node:http attaches to a parse error (lib/_http_server.js prepareError): the chunk it was parsing. */
 interface ParseError extends Error {
@@ -11,7 +12,7 @@ interface ParseError extends Error {
 }
 
 /** node:http's own answers for the errors Gatehouse leaves as they were (no body, connection closed). */
-const BARE: Readonly<Record<string, number>> = { HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+const BARE: Readonly<Record<string, number>> = { HPE_CHUNK_EXTENSIONS_OVERFLOW: 413 };
 
 /**
  * Whether the head overflowed inside its request line: the part of the chunk read up to the error holds no
@@ -27,13 +28,20 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
 
 /**
  * The server's `clientError` listener: a head over Node's 16 KiB limit gets Gatehouse's JSON answer, 414
- * `uri_too_long` when the request line is what overflowed, else 431 `headers_too_large`; every other parse
- * error gets the bare answer node:http would have sent. As node:http does, nothing is written when an earlier
+ * `uri_too_long` when the request line is what overflowed, else 431 `headers_too_large`; a request that took
+ * longer than `REQUEST_TIMEOUT_SECONDS` (or its head longer than 20 s) gets 408 `request_timeout`. Those are
+ * logged and counted like any refusal. Every other parse error gets the bare answer node:http would have sent. As node:http does, nothing is written when an earlier
  * response on the connection has begun (it would land inside that response), and the connection is closed.
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-15.5.15
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
-export function createClientErrorHandler(log: Logger): (err: ParseError, socket: Socket) => void {
+export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: ParseError, socket: Socket) => void {
+  const refuse = (socket: Socket, refused: GatehouseError) => {
+    const id = requestIdFrom(undefined);
+    log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
+    metrics.errorResponse(refused.code, refused.status);
+    refuseUpgrade(socket, refused, id);
+  };
   return (err, socket) => {
     const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
     if (!socket.writable || inFlight?._headerSent === true) {
@@ -43,14 +51,17 @@ export function createClientErrorHandler(log: Logger): (err: ParseError, socket:
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       const raw = err.rawPacket;
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
-      const id = requestIdFrom(undefined);
       const refused = new GatehouseError(inLine ? 'uri_too_long' : 'headers_too_large', {
         headers: ['X-Content-Type-Options', 'nosniff'],
         logDetail: 'request head over 16 KiB',
       });
-      log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
-      refuseUpgrade(socket, refused, id);
-      return;
+      return refuse(socket, refused);
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      return refuse(
+        socket,
+        new GatehouseError('request_timeout', { headers: ['X-Content-Type-Options', 'nosniff'], logDetail: 'request timeout' }),
+      );
     }
     const status = (err.code !== undefined ? BARE[err.code] : undefined) ?? 400;
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
