@@ -29,12 +29,15 @@ export function readBody(
     req.off('close', onClose);
     onBody(err, body);
   };
+  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
   const onData = (chunk: Buffer) => {
     if (size + chunk.length > limit) return settle(tooLarge(), undefined);
     chunks.push(chunk);
     size += chunk.length;
+    // Node's parser never passes on more than Content-Length: at that size the body is whole, with no need to
+    // wait a tick for 'end'.
+    if (size === framing) onEnd();
   };
-  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
   const onClose = () => settle(undefined, undefined);
   req.on('data', onData);
   req.once('end', onEnd);

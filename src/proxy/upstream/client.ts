@@ -499,10 +499,14 @@ class Exchange implements UpstreamControl {
     conn.exchange = this;
     this.state = WAIT_HEAD;
     if (this.body.kind === 'buffer' && this.body.data.length > 0) {
-      conn.socket.cork();
-      conn.socket.write(this.headText, 'latin1');
-      conn.socket.write(this.body.data);
-      conn.socket.uncork();
+      // One buffer, one write: cheaper than cork() + two writes + uncork() (a writev), and the backend gets the
+      // request in one segment, as it would have from the client.
+      const data = this.body.data;
+      const headBytes = this.headText.length;
+      const whole = Buffer.allocUnsafe(headBytes + data.length);
+      whole.write(this.headText, 0, 'latin1');
+      whole.set(data, headBytes);
+      conn.socket.write(whole);
       return;
     }
     conn.socket.write(this.headText, 'latin1');
