@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityResolver } from '../auth/identity.ts';
 import type { RequiredClaims } from '../config/types.ts';
 import { GatehouseError } from '../errors.ts';
+import { compileClaimCheck } from '../policy/claims.ts';
 import { compileOriginPolicy, isCrossSiteRequest } from '../policy/origin.ts';
 import { DUPLICATE_COOKIE, readSessionCookie } from '../session/cookie.ts';
 
@@ -39,17 +40,6 @@ export interface OperatorSessions {
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Whether `claims` meet every requirement: equal, one of a list, or (an array claim) containing one. */
-export function meetsClaims(claims: Readonly<Record<string, unknown>>, required: RequiredClaims): boolean {
-  return Object.entries(required).every(([name, wanted]) => {
-    if (!Object.hasOwn(claims, name)) return false;
-    const have = claims[name];
-    const accepted = typeof wanted === 'string' ? [wanted] : wanted;
-    const values = Array.isArray(have) ? have : [have];
-    return values.some((v) => typeof v === 'string' && accepted.includes(v));
-  });
-}
-
 /**
  * The admin credential check, as Express middleware: what /admin and the main port's /metrics sit behind.
  * `X-Admin-Token` equal to ADMIN_TOKEN, or an operator's session meeting `admin.requireClaims`; neither configured,
@@ -75,7 +65,10 @@ export function createAdminGuard(deps: {
     });
     if (principal === undefined) throw new GatehouseError('admin_unauthorized', { logDetail: 'session not valid' });
     const required = operators.requireClaims();
-    if (required === undefined || !meetsClaims(principal.claims, required)) {
+    // The same matching as a route rule's requireClaims (policy/claims.ts): one of a list, an array claim by
+    // membership, `scope` as its space-separated list. Compiled per call: admin calls are rare, and the
+    // requirement follows config reloads.
+    if (required === undefined || compileClaimCheck(required, undefined)?.unmet(principal.claims) !== undefined) {
       throw new GatehouseError('admin_forbidden', { logDetail: `session of ${String(principal.claims['sub'])} lacks the admin claims` });
     }
     if (!SAFE.has(req.method)) {

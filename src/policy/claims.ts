@@ -60,7 +60,8 @@ export function compileClaimCheck(
   return {
     unmet(claims) {
       for (const r of requirements) {
-        const value = claims[r.claim];
+        // Own claims only: a claim named `constructor` is not Object.prototype's.
+        const value = Object.hasOwn(claims, r.claim) ? claims[r.claim] : undefined;
         const spaced = SPACE_SEPARATED.has(r.claim);
         if (!r.anyOf.some((w) => claimHas(value, w, spaced))) return `claim ${r.claim}`;
       }
