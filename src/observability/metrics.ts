@@ -43,6 +43,8 @@ export interface Metrics {
   backendState(backend: string, state: BackendHealth): void;
   /** A backend's circuit breaker state (the backends work calls this on each transition). */
   breakerState(backend: string, state: BreakerState): void;
+  /** A reload dropped the backend's health check or breaker: its series go, rather than report a state forever. */
+  backendForgotten(backend: string, what: 'health' | 'breaker'): void;
   /** Values read at scrape time from their owner (open WebSockets, open event streams, the limiter's failed-open count): nothing to update per event. */
   gauge(name: GaugeSource, read: () => number): void;
   /** The Prometheus text exposition of everything registered. */
@@ -413,6 +415,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       for (const s of ['closed', 'open', 'half-open'] as const)
         breaker.set({ backend, state: s === 'half-open' ? 'half_open' : s }, s === state ? 1 : 0);
     },
+    backendForgotten(backend, what) {
+      if (what === 'health') backendUp.remove({ backend });
+      else for (const state of ['closed', 'open', 'half_open']) breaker.remove({ backend, state });
+    },
     gauge(name, read) {
       sources.set(name, read);
     },
@@ -440,6 +446,7 @@ export function createNoMetrics(): Metrics {
     idpCall: nothing,
     backendState: nothing,
     breakerState: nothing,
+    backendForgotten: nothing,
     gauge: nothing,
     render: () => Promise.reject(new Error('metrics are off')),
   };

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFileConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { createBackends } from '../../src/proxy/backends/registry.ts';
 import { createMemoryStore } from '../../src/store/memory.ts';
 import {
@@ -352,6 +353,46 @@ describe('a probe reads the response head only', () => {
     } finally {
       await registry.close();
       await endless.close();
+    }
+  });
+});
+
+describe('a reload that drops a backend', () => {
+  it('drops its gatehouse_backend_up and gatehouse_backend_circuit_state series, and keeps the others', async () => {
+    const [gone, kept] = await Promise.all([startSwitchableBackend(), startSwitchableBackend()]);
+    const metrics = createMetrics({ defaultMetrics: false });
+    const registry = createBackends({
+      log: createLogger({ level: 'silent' }),
+      store: createMemoryStore(),
+      notify: undefined,
+      random: () => 0,
+      states: metrics,
+    });
+    const guarded = (b: { url: string; port: number }) => ({
+      frontendHost: '*',
+      pathPrefix: `/p${b.port}`,
+      backend: b.url,
+      auth: 'none' as const,
+      timeoutMs: 1000,
+      websocket: false,
+      forwardAccessToken: false,
+      passAuthorization: false,
+      healthCheck: { ...check, method: 'GET' as const, intervalSeconds: 60, healthyStatuses: ['2xx'] },
+      circuitBreaker: { failures: 5, windowSeconds: 10, cooldownSeconds: 10 },
+    });
+    const series = async () => (await metrics.render()).body.split('\n').filter((l) => /^gatehouse_backend_(up|circuit_state)\{/.test(l));
+    try {
+      registry.compile({ allowedOrigins: [], mappings: [guarded(gone), guarded(kept)] });
+      await waitUntil(() => registry.snapshot().backends.every((b) => b.state === 'up'), 4000, 'both backends up');
+      expect((await series()).filter((l) => l.includes(gone.url))).toHaveLength(4);
+      registry.compile({ allowedOrigins: [], mappings: [guarded(kept)] });
+      const after = await series();
+      expect(after.filter((l) => l.includes(gone.url))).toEqual([]);
+      expect(after).toContain(`gatehouse_backend_up{backend="${kept.url}"} 1`);
+      expect(after).toContain(`gatehouse_backend_circuit_state{backend="${kept.url}",state="closed"} 1`);
+    } finally {
+      await registry.close();
+      await Promise.all([gone.close(), kept.close()]);
     }
   });
 });

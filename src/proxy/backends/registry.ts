@@ -42,7 +42,7 @@ export interface BackendsDeps {
   /** Notification retries (tests shorten them). */
   readonly notifyRetryBaseMs?: number;
   /** The backend and breaker gauges (gatehouse_backend_up, gatehouse_backend_circuit_state), set on each transition. */
-  readonly states?: Pick<Metrics, 'backendState' | 'breakerState'>;
+  readonly states?: Pick<Metrics, 'backendState' | 'breakerState' | 'backendForgotten'>;
 }
 
 const FREE = new RouteGuard({
@@ -116,12 +116,21 @@ export function createBackends(deps: BackendsDeps): Backends {
         guards.push(new RouteGuard({ maxConcurrent: m.maxConcurrent, maxStreams: m.maxStreams, health, breaker, fallback: m.fallback }));
       });
       // Backends no longer configured: their probes stop and their state goes (a later return starts afresh).
+      const dropped = new Set<string>();
       for (const [key, t] of targets) {
         if (seenTargets.has(key)) continue;
         targets.delete(key);
         stop(t);
+        dropped.add(t.origin);
       }
-      for (const origin of breakers.keys()) if (!seenBreakers.has(origin)) breakers.delete(origin);
+      // The gauge is per origin: it goes once no check of that origin is left.
+      for (const t of targets.values()) dropped.delete(t.origin);
+      for (const origin of dropped) deps.states?.backendForgotten(origin, 'health');
+      for (const origin of breakers.keys()) {
+        if (seenBreakers.has(origin)) continue;
+        breakers.delete(origin);
+        deps.states?.backendForgotten(origin, 'breaker');
+      }
       usedBy = uses;
       return guards;
     },
