@@ -50,7 +50,9 @@ const PAIRED = new Set([
   'bare-dispatch',
   'bare-identity',
   'bare-post',
+  'gatehouse-post',
   'gatehouse-schema',
+  'candidate-schema',
   'gatehouse-metrics',
   'gatehouse-policy',
 ]);
@@ -241,7 +243,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 10 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 1 : 0);
+const setupsCount = 11 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 2 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -824,6 +826,17 @@ mappings:
       body: BENCH_BODY,
     },
     {
+      // The same POST on the same mapping to a path no schemas entry names: streamed through, not buffered. Sets
+      // the schema POST's cost apart from what any POST through Gatehouse costs.
+      key: 'gatehouse-post',
+      label: 'Gatehouse, POST 1 KB JSON streamed, no schema (info)',
+      url: `${ghInfo.url}${path}`,
+      headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghInfo.url).origin}`],
+      pid: ghInfo.proc.pid,
+      method: 'POST',
+      body: BENCH_BODY,
+    },
+    {
       key: 'gatehouse-schema',
       label: 'Gatehouse, POST 1 KB JSON checked by a schema (info)',
       url: `${ghInfo.url}/api${SCHEMA_PATH}`,
@@ -854,6 +867,15 @@ mappings:
             url: `${ghCandidate.url}${path}`,
             headers: [`Cookie: ${cookie}`],
             pid: ghCandidate.proc.pid,
+          },
+          {
+            key: 'candidate-schema',
+            label: 'Gatehouse candidate, POST 1 KB JSON checked by a schema (info)',
+            url: `${ghCandidate.url}/api${SCHEMA_PATH}`,
+            headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghCandidate.url).origin}`],
+            pid: ghCandidate.proc.pid,
+            method: 'POST',
+            body: BENCH_BODY,
           },
         ]
       : []),
@@ -1042,6 +1064,8 @@ mappings:
   const tput = pairedRatio(gh, bare, 'rps');
   const schemaRes = results.get('gatehouse-schema') as SetupResult;
   const barePost = results.get('bare-post') as SetupResult;
+  const postRes = results.get('gatehouse-post') as SetupResult;
+  const candSchemaRes = results.get('candidate-schema');
   const schemaTput = pairedRatio(schemaRes, barePost, 'rps');
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -1058,6 +1082,12 @@ mappings:
       `${schemaTput.toFixed(2)} (target ≥ ${TARGET_SCHEMA_THROUGHPUT.toFixed(2)}: ${verdict(schemaTput >= TARGET_SCHEMA_THROUGHPUT)})${spread(schemaRes, barePost)}`,
     ],
     ['POST 1 KB JSON: Gatehouse + schema / bare forwarder, CPU per request', pairedRatio(schemaRes, barePost, 'cpuUs').toFixed(2)],
+    [
+      'POST 1 KB JSON: Gatehouse streamed / bare forwarder, throughput',
+      `${pairedRatio(postRes, barePost, 'rps').toFixed(2)}${spread(postRes, barePost)}`,
+    ],
+    ['POST 1 KB JSON: Gatehouse streamed / bare forwarder, CPU per request', pairedRatio(postRes, barePost, 'cpuUs').toFixed(2)],
+    ['POST 1 KB JSON: Gatehouse + schema / Gatehouse streamed, CPU per request', pairedRatio(schemaRes, postRes, 'cpuUs').toFixed(2)],
     [
       'Gatehouse full policy / bare forwarder, throughput',
       `${policyTput.toFixed(2)} (target ≥ ${TARGET_POLICY_THROUGHPUT.toFixed(2)}: ${verdict(policyTput >= TARGET_POLICY_THROUGHPUT)})${spread(policyRes, bare)}`,
@@ -1101,6 +1131,26 @@ mappings:
           ['candidate / bare forwarder, p99', pairedRatio(candRes, bare, 'p99').toFixed(2)] as [string, string],
           ['candidate / bare forwarder, CPU per request', pairedRatio(candRes, bare, 'cpuUs').toFixed(2)] as [string, string],
           ['candidate / Gatehouse, throughput', pairedRatio(candRes, gh, 'rps').toFixed(2)] as [string, string],
+        ]
+      : []),
+    ...(candSchemaRes
+      ? [
+          [
+            'candidate schema POST / bare forwarder POST, throughput',
+            `${pairedRatio(candSchemaRes, barePost, 'rps').toFixed(2)}${spread(candSchemaRes, barePost)}`,
+          ] as [string, string],
+          ['candidate schema POST / bare forwarder POST, CPU per request', pairedRatio(candSchemaRes, barePost, 'cpuUs').toFixed(2)] as [
+            string,
+            string,
+          ],
+          [
+            'candidate schema POST / Gatehouse schema POST, throughput',
+            `${pairedRatio(candSchemaRes, schemaRes, 'rps').toFixed(2)}${spread(candSchemaRes, schemaRes)}`,
+          ] as [string, string],
+          ['candidate schema POST / Gatehouse schema POST, CPU per request', pairedRatio(candSchemaRes, schemaRes, 'cpuUs').toFixed(2)] as [
+            string,
+            string,
+          ],
         ]
       : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
