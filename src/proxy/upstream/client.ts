@@ -509,9 +509,18 @@ class Exchange implements UpstreamControl {
       conn.socket.write(whole);
       return;
     }
-    conn.socket.write(this.headText, 'latin1');
     const stream = bodyStream(this.body);
-    if (stream) this.sendBody(stream);
+    if (!stream) {
+      conn.socket.write(this.headText, 'latin1');
+      return;
+    }
+    // A body's first chunk usually came in the client's segment with the head, and flows a tick from now (the
+    // stream's resume is queued before this uncork): held until then, head and chunk leave in one write, as the
+    // client sent them. A chunk that comes later goes in its own write, the head having left on this tick.
+    conn.socket.cork();
+    conn.socket.write(this.headText, 'latin1');
+    this.sendBody(stream);
+    process.nextTick(uncork, conn.socket);
   }
 
   // --- the request body ------------------------------------------------------------------------------
@@ -807,6 +816,10 @@ class Exchange implements UpstreamControl {
     if (conn) conn.destroy();
     this.pool.finished(null, false);
   }
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
 }
 
 /** The stream to read a body from, or null when nothing is to be sent after the head. */
