@@ -729,6 +729,16 @@ mappings:
   );
 
   const path = '/api/bench';
+  /** The 1 KB JSON POST through a Gatehouse, as the SPA's own page sends it: a cookie POST without its Origin is CSRF. */
+  const jsonPost = (key: string, label: string, gh: { url: string; proc: { pid: number } }, target: string): Setup => ({
+    key,
+    label,
+    url: `${gh.url}${target}`,
+    headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(gh.url).origin}`],
+    pid: gh.proc.pid,
+    method: 'POST',
+    body: BENCH_BODY,
+  });
   const setups: Setup[] = [
     {
       key: 'backend',
@@ -825,27 +835,10 @@ mappings:
       method: 'POST',
       body: BENCH_BODY,
     },
-    {
-      // The same POST on the same mapping to a path no schemas entry names: streamed through, not buffered. Sets
-      // the schema POST's cost apart from what any POST through Gatehouse costs.
-      key: 'gatehouse-post',
-      label: 'Gatehouse, POST 1 KB JSON streamed, no schema (info)',
-      url: `${ghInfo.url}${path}`,
-      headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghInfo.url).origin}`],
-      pid: ghInfo.proc.pid,
-      method: 'POST',
-      body: BENCH_BODY,
-    },
-    {
-      key: 'gatehouse-schema',
-      label: 'Gatehouse, POST 1 KB JSON checked by a schema (info)',
-      url: `${ghInfo.url}/api${SCHEMA_PATH}`,
-      // As the SPA's own page sends it: a cookie POST without Gatehouse's Origin is refused as CSRF.
-      headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghInfo.url).origin}`],
-      pid: ghInfo.proc.pid,
-      method: 'POST',
-      body: BENCH_BODY,
-    },
+    // The same POST on the same mapping to a path no schemas entry names: streamed through, not buffered. Sets
+    // the schema POST's cost apart from what any POST through Gatehouse costs.
+    jsonPost('gatehouse-post', 'Gatehouse, POST 1 KB JSON streamed, no schema (info)', ghInfo, path),
+    jsonPost('gatehouse-schema', 'Gatehouse, POST 1 KB JSON checked by a schema (info)', ghInfo, `/api${SCHEMA_PATH}`),
     {
       key: 'gatehouse-metrics',
       label: 'Gatehouse (LOG_LEVEL=info, METRICS_PORT set)',
@@ -868,15 +861,7 @@ mappings:
             headers: [`Cookie: ${cookie}`],
             pid: ghCandidate.proc.pid,
           },
-          {
-            key: 'candidate-schema',
-            label: 'Gatehouse candidate, POST 1 KB JSON checked by a schema (info)',
-            url: `${ghCandidate.url}/api${SCHEMA_PATH}`,
-            headers: [`Cookie: ${cookie}`, 'Content-Type: application/json', `Origin: ${new URL(ghCandidate.url).origin}`],
-            pid: ghCandidate.proc.pid,
-            method: 'POST',
-            body: BENCH_BODY,
-          },
+          jsonPost('candidate-schema', 'Gatehouse candidate, POST 1 KB JSON checked by a schema (info)', ghCandidate, `/api${SCHEMA_PATH}`),
         ]
       : []),
   ];
@@ -1061,6 +1046,11 @@ mappings:
     const per = a.runs.map((r, i) => ratio(r.rps, (b.runs[i] as Run).rps));
     return per.length > 1 ? ` (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` : '';
   };
+  /** A paired comparison's two lines: throughput (with the rounds' spread) and CPU per request. */
+  const pairRows = (name: string, a: SetupResult, b: SetupResult): Array<[string, string]> => [
+    [`${name}, throughput`, `${pairedRatio(a, b, 'rps').toFixed(2)}${spread(a, b)}`],
+    [`${name}, CPU per request`, pairedRatio(a, b, 'cpuUs').toFixed(2)],
+  ];
   const tput = pairedRatio(gh, bare, 'rps');
   const schemaRes = results.get('gatehouse-schema') as SetupResult;
   const barePost = results.get('bare-post') as SetupResult;
@@ -1082,11 +1072,7 @@ mappings:
       `${schemaTput.toFixed(2)} (target ≥ ${TARGET_SCHEMA_THROUGHPUT.toFixed(2)}: ${verdict(schemaTput >= TARGET_SCHEMA_THROUGHPUT)})${spread(schemaRes, barePost)}`,
     ],
     ['POST 1 KB JSON: Gatehouse + schema / bare forwarder, CPU per request', pairedRatio(schemaRes, barePost, 'cpuUs').toFixed(2)],
-    [
-      'POST 1 KB JSON: Gatehouse streamed / bare forwarder, throughput',
-      `${pairedRatio(postRes, barePost, 'rps').toFixed(2)}${spread(postRes, barePost)}`,
-    ],
-    ['POST 1 KB JSON: Gatehouse streamed / bare forwarder, CPU per request', pairedRatio(postRes, barePost, 'cpuUs').toFixed(2)],
+    ...pairRows('POST 1 KB JSON: Gatehouse streamed / bare forwarder', postRes, barePost),
     ['POST 1 KB JSON: Gatehouse + schema / Gatehouse streamed, CPU per request', pairedRatio(schemaRes, postRes, 'cpuUs').toFixed(2)],
     [
       'Gatehouse full policy / bare forwarder, throughput',
@@ -1135,22 +1121,8 @@ mappings:
       : []),
     ...(candSchemaRes
       ? [
-          [
-            'candidate schema POST / bare forwarder POST, throughput',
-            `${pairedRatio(candSchemaRes, barePost, 'rps').toFixed(2)}${spread(candSchemaRes, barePost)}`,
-          ] as [string, string],
-          ['candidate schema POST / bare forwarder POST, CPU per request', pairedRatio(candSchemaRes, barePost, 'cpuUs').toFixed(2)] as [
-            string,
-            string,
-          ],
-          [
-            'candidate schema POST / Gatehouse schema POST, throughput',
-            `${pairedRatio(candSchemaRes, schemaRes, 'rps').toFixed(2)}${spread(candSchemaRes, schemaRes)}`,
-          ] as [string, string],
-          ['candidate schema POST / Gatehouse schema POST, CPU per request', pairedRatio(candSchemaRes, schemaRes, 'cpuUs').toFixed(2)] as [
-            string,
-            string,
-          ],
+          ...pairRows('candidate schema POST / bare forwarder POST', candSchemaRes, barePost),
+          ...pairRows('candidate schema POST / Gatehouse schema POST', candSchemaRes, schemaRes),
         ]
       : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),

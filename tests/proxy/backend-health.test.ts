@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFileConfig } from '../../src/config/load.ts';
+import type { MappingConfig } from '../../src/config/types.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createBackends } from '../../src/proxy/backends/registry.ts';
@@ -65,6 +66,20 @@ async function startWebhook(): Promise<TestBackend & { received: Received[] }> {
 }
 
 const check = { path: '/health', intervalSeconds: 1, timeoutMs: 2000, unhealthyAfter: 2, healthyAfter: 2, notifyAfterSeconds: 1 };
+
+/** A loaded mapping (as createBackends().compile takes it) to `b` under /p<port>, health-checked every `intervalSeconds`. */
+const probed = (b: { url: string; port: number }, intervalSeconds: number, extra: Partial<MappingConfig> = {}): MappingConfig => ({
+  frontendHost: '*',
+  pathPrefix: `/p${b.port}`,
+  backend: b.url,
+  auth: 'none',
+  timeoutMs: 1000,
+  websocket: false,
+  forwardAccessToken: false,
+  passAuthorization: false,
+  healthCheck: { ...check, method: 'GET', intervalSeconds, healthyStatuses: ['2xx'] },
+  ...extra,
+});
 
 /** The backend's line of gatehouse_backend_up in a /metrics scrape (on the main port, behind the admin token). */
 const upGauge = async (gh: TestGatehouse, backend: string, token: string) => {
@@ -247,17 +262,7 @@ describe('probes are spread', () => {
     try {
       registry.compile({
         allowedOrigins: [],
-        mappings: backends.map((b) => ({
-          frontendHost: '*',
-          pathPrefix: `/p${b.port}`,
-          backend: b.url,
-          auth: 'none' as const,
-          timeoutMs: 1000,
-          websocket: false,
-          forwardAccessToken: false,
-          passAuthorization: false,
-          healthCheck: { ...check, method: 'GET' as const, intervalSeconds: 2, healthyStatuses: ['2xx'] },
-        })),
+        mappings: backends.map((b) => probed(b, 2)),
       });
       await waitUntil(() => arrivals.size === 4, 4000, 'a first probe at every backend');
       const times = [...arrivals.entries()].sort((x, y) => x[0] - y[0]).map(([, t]) => t);
@@ -368,18 +373,8 @@ describe('a reload that drops a backend', () => {
       random: () => 0,
       states: metrics,
     });
-    const guarded = (b: { url: string; port: number }) => ({
-      frontendHost: '*',
-      pathPrefix: `/p${b.port}`,
-      backend: b.url,
-      auth: 'none' as const,
-      timeoutMs: 1000,
-      websocket: false,
-      forwardAccessToken: false,
-      passAuthorization: false,
-      healthCheck: { ...check, method: 'GET' as const, intervalSeconds: 60, healthyStatuses: ['2xx'] },
-      circuitBreaker: { failures: 5, windowSeconds: 10, cooldownSeconds: 10 },
-    });
+    const guarded = (b: { url: string; port: number }) =>
+      probed(b, 60, { circuitBreaker: { failures: 5, windowSeconds: 10, cooldownSeconds: 10 } });
     const series = async () => (await metrics.render()).body.split('\n').filter((l) => /^gatehouse_backend_(up|circuit_state)\{/.test(l));
     try {
       registry.compile({ allowedOrigins: [], mappings: [guarded(gone), guarded(kept)] });
