@@ -23,6 +23,29 @@ function stripMapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
+/**
+ * An X-Forwarded-For entry as an address: a bare IP, or as proxies also write them, an IPv4 address with a port
+ * (`198.51.100.7:51234`: Azure Application Gateway) or a bracketed IPv6 address with or without one (RFC 7239's
+ * node syntax). Undefined for anything else (`unknown`, an obfuscated identifier, garbage).
+ */
+export function forwardedAddress(entry: string): string | undefined {
+  const s = entry.trim();
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    const rest = s.slice(end + 1);
+    if (end === -1 || (rest !== '' && !/^:\d{1,5}$/.test(rest))) return undefined;
+    const ip = s.slice(1, end);
+    return isIP(ip) === 6 ? stripMapped(ip) : undefined;
+  }
+  const colon = s.indexOf(':');
+  if (colon !== -1 && colon === s.lastIndexOf(':')) {
+    const ip = s.slice(0, colon);
+    return /^\d{1,5}$/.test(s.slice(colon + 1)) && isIP(ip) === 4 ? ip : undefined;
+  }
+  const ip = stripMapped(s);
+  return isIP(ip) !== 0 ? ip : undefined;
+}
+
 /** Whether the peer at `hop` (0 = the direct peer) may set forwarding headers. Also Express's `trust proxy` function. */
 export function trustPredicate(trust: TrustProxy): (ip: string, hop: number) => boolean {
   if (trust.kind === 'none') return () => false;
@@ -52,17 +75,20 @@ export function compileTrust(trust: TrustProxy): TrustEvaluator {
     const peer = stripMapped(peerRaw);
     const ownProto = encrypted ? 'https' : 'http';
     if (!isTrusted(peer, 0)) return { ip: peer, proto: ownProto, forwardedFor: peer };
-    const chain = (xff ?? '')
-      .split(',')
-      .map((s) => stripMapped(s.trim()))
-      .filter((s) => isIP(s) !== 0);
+    const entries = xff === undefined || xff === '' ? [] : xff.split(',').map(forwardedAddress);
+    // Walked from the right: the client is the first address no trusted proxy vouches for. An entry that is no
+    // address ends the walk where it stands (the last trusted hop is then the client): skipping it would hand
+    // the choice to whatever the client wrote further left.
     let ip = peer;
     let hop = 1;
-    for (let i = chain.length - 1; i >= 0; i--) {
-      ip = chain[i] as string;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const entry = entries[i];
+      if (entry === undefined) break;
+      ip = entry;
       if (!isTrusted(ip, hop)) break;
       hop++;
     }
+    const chain = entries.filter((e): e is string => e !== undefined);
     const proto = xfProto?.split(',')[0]?.trim().toLowerCase();
     const host = xfHost?.split(',')[0]?.trim();
     return {
