@@ -16,7 +16,7 @@ describe('X-Forwarded-For entries with ports, from a trusted proxy', () => {
   // The test client connects from 127.0.0.1, which TRUST_PROXY names: it plays the proxy.
   const proxy = useBareProxy({
     env: { TRUST_PROXY: '127.0.0.1' },
-    config: 'rateLimits:\n  api: { requests: 3, windowSeconds: 60 }\n',
+    config: 'rateLimits:\n  api: { requests: 3, windowSeconds: 60 }\n  auth: { requests: 3, windowSeconds: 60 }\n',
   });
 
   it.each([
@@ -34,5 +34,15 @@ describe('X-Forwarded-For entries with ports, from a trusted proxy', () => {
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
     const forwarded = proxy.backend.last().headers.get('x-forwarded-for')?.[0] ?? '';
     if (client !== '127.0.0.1') expect(forwarded.endsWith(`, ${client}, 127.0.0.1`)).toBe(true);
+  });
+
+  it('the same holds on /auth, counted per client IP', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await send(proxy.url, { path: '/auth/me', headers: ['X-Forwarded-For', `${randomIp()}, 198.51.100.9:40000`] });
+      statuses.push(res.status);
+    }
+    // /auth/me without a session is a 401 once admitted: what matters is where the 429s start.
+    expect(statuses.map((s) => s === 429)).toEqual([false, false, false, true, true, true]);
   });
 });
