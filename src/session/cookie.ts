@@ -71,7 +71,9 @@ export function removeCookies(header: string, names: readonly string[]): string 
     const trimmed = part.trim();
     if (!trimmed) continue;
     const eq = trimmed.indexOf('=');
-    const name = eq === -1 ? trimmed : trimmed.slice(0, eq);
+    // Wider than readCookie on purpose: `name =x` is not our cookie to read, but a backend's parser that trims
+    // names (as the npm `cookie` package does) would read it as ours, so it does not pass either.
+    const name = (eq === -1 ? trimmed : trimmed.slice(0, eq)).trim();
     if (!names.some((own) => name === own || (name.startsWith(own) && name.charCodeAt(own.length) === 46) /* . */)) kept.push(trimmed);
   }
   return kept.length > 0 ? kept.join('; ') : undefined;
