@@ -30,13 +30,15 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
  * The server's `clientError` listener: a head over Node's 16 KiB limit gets Gatehouse's JSON answer, 414
  * `uri_too_long` when the request line is what overflowed, else 431 `headers_too_large`; a request that took
  * longer than `REQUEST_TIMEOUT_SECONDS` (or its head longer than 20 s) gets 408 `request_timeout`. Those are
- * logged and counted like any refusal. Every other parse error gets the bare answer node:http would have sent. As node:http does, nothing is written when an earlier
- * response on the connection has begun (it would land inside that response), and the connection is closed.
+ * logged and counted like any refusal. Every other parse error gets the bare answer node:http would have sent.
+ * As node:http does, nothing is written when an earlier response on the connection has begun (it would land
+ * inside that response), and the connection is closed.
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-15.5.15
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
 export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: ParseError, socket: Socket) => void {
-  const refuse = (socket: Socket, refused: GatehouseError) => {
+  const refuse = (socket: Socket, code: 'uri_too_long' | 'headers_too_large' | 'request_timeout', logDetail: string) => {
+    const refused = new GatehouseError(code, { headers: ['X-Content-Type-Options', 'nosniff'], logDetail });
     const id = requestIdFrom(undefined);
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
     metrics.errorResponse(refused.code, refused.status);
@@ -51,18 +53,9 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: P
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       const raw = err.rawPacket;
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
-      const refused = new GatehouseError(inLine ? 'uri_too_long' : 'headers_too_large', {
-        headers: ['X-Content-Type-Options', 'nosniff'],
-        logDetail: 'request head over 16 KiB',
-      });
-      return refuse(socket, refused);
+      return refuse(socket, inLine ? 'uri_too_long' : 'headers_too_large', 'request head over 16 KiB');
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      return refuse(
-        socket,
-        new GatehouseError('request_timeout', { headers: ['X-Content-Type-Options', 'nosniff'], logDetail: 'request timeout' }),
-      );
-    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout');
     const status = (err.code !== undefined ? BARE[err.code] : undefined) ?? 400;
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
     socket.destroy(err);

@@ -158,6 +158,10 @@ function arrayBacked(
   Object.assign(metric, { get, getForPromString: get });
 }
 
+const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+/** A breaker state as the `state` label writes it (Prometheus label values conventionally use underscores). */
+const breakerLabel = (s: BreakerState): string => (s === 'half-open' ? 'half_open' : s);
+
 /**
  * The registry and every metric, created per app (never prom-client's global default registry: two apps in one
  * process, as in the tests, keep their own counts).
@@ -412,12 +416,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       backendUp.set({ backend }, state === 'up' ? 1 : 0);
     },
     breakerState(backend, state) {
-      for (const s of ['closed', 'open', 'half-open'] as const)
-        breaker.set({ backend, state: s === 'half-open' ? 'half_open' : s }, s === state ? 1 : 0);
+      for (const s of BREAKER_STATES) breaker.set({ backend, state: breakerLabel(s) }, s === state ? 1 : 0);
     },
     backendForgotten(backend, what) {
       if (what === 'health') backendUp.remove({ backend });
-      else for (const state of ['closed', 'open', 'half_open']) breaker.remove({ backend, state });
+      else for (const s of BREAKER_STATES) breaker.remove({ backend, state: breakerLabel(s) });
     },
     gauge(name, read) {
       sources.set(name, read);

@@ -115,7 +115,7 @@ function countKeys(value: unknown): number {
   }
 }
 
-/** JSON.parse's value of `text` when it is one JSON value within the limits and with no repeated key; else why not. */
+/** The value `text` spells when it is one JSON value within the limits and with no repeated key; else why not. */
 export function parseJson(text: string, limits: JsonScanLimits): JsonParse {
   const members = measure(text, limits);
   if (members === ESCAPED_KEY) return readStrict(text, limits);

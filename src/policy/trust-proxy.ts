@@ -28,7 +28,7 @@ function stripMapped(ip: string): string {
  * (`198.51.100.7:51234`: Azure Application Gateway) or a bracketed IPv6 address with or without one (RFC 7239's
  * node syntax). Undefined for anything else (`unknown`, an obfuscated identifier, garbage).
  */
-export function forwardedAddress(entry: string): string | undefined {
+function forwardedAddress(entry: string): string | undefined {
   const s = entry.trim();
   if (s.startsWith('[')) {
     const end = s.indexOf(']');
