@@ -45,11 +45,14 @@ const BURST_WINDOWS = 10;
 /**
  * How many requests one store round trip takes for a key: requests / LEASE_DIVISOR, between 1 and MAX_LEASE. A
  * replica serves a lease from memory; leases come out of the shared count, so replicas together never admit more
- * than `requests` per window. The price is the other way: tokens one replica leased and did not use are lost to
- * the others until the window ends, at most (replicas − 1) × (lease − 1), under 5 % of the limit per other replica.
+ * than `requests` per window. When a lease is down to a quarter, the next is taken ahead, so a steady caller does
+ * not wait for the store. The price is the other way: requests one replica leased and did not use are lost to the
+ * others until the window ends, at most a lease and a quarter, 5 % of the limit per other replica.
+ * MAX_LEASE: a caller with 32 requests in flight (the bench's) uses up a lease of 32 before the store answers the
+ * next; 128 keeps one round trip ahead of it (docs/performance.md, "Rate limits in Redis").
  */
-const LEASE_DIVISOR = 20;
-const MAX_LEASE = 32;
+const LEASE_DIVISOR = 25;
+const MAX_LEASE = 128;
 
 type Make = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
 type Consume = (key: string, points: number) => Promise<RateLimiterRes>;
@@ -64,89 +67,109 @@ function limiterOf(make: Make, limit: RateWindow, keyPrefix: string): Consume {
 
 const memory: Make = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
 
+/** Requests taken from the shared count in one round trip, for the window they were counted in. */
+interface Lease {
+  /** Not used yet. */
+  left: number;
+  /** When its window ends (Date.now() time): a leased request is admitted only inside the window that counted it. */
+  readonly until: number;
+  /** What the store had left when the lease was taken. */
+  readonly remaining: number;
+  /** The shared count is used up: once `left` is spent, refuse until `until` without asking the store. */
+  readonly exhausted: boolean;
+}
+
+/** What this process holds of one key. */
+interface Held {
+  current: Lease;
+  /** The lease taken ahead while `current` still had requests: used once `current` is spent or its window is over. */
+  next: Lease | undefined;
+  /** The lease request under way (one per key at a time): callers with nothing to take wait for it. */
+  pending: Promise<void> | undefined;
+}
+
+const SPENT: Lease = Object.freeze({ left: 0, until: 0, remaining: 0, exhausted: false });
+
+/** Keys held at once per limit, at most (past it, expired ones go, then every idle one: that only costs round trips). */
+const MAX_HELD = 10_000;
+
 interface Limiters {
-  readonly name: string;
   readonly requests: number;
   readonly shared: Consume;
   /** Requests per store round trip (1 with a burst: the burst limiter's answer has no count to split a lease by). */
   readonly lease: number;
+  /** The next lease is taken once `current` has this many left (0: never ahead; each lease is taken when needed). */
+  readonly ahead: number;
   readonly local: Consume | undefined;
+  /** This process's leases, by key. */
+  readonly held: Map<string, Held>;
 }
-
-/** What this process holds of one key's current window. */
-interface Held {
-  /** Leased requests not used yet. */
-  left: number;
-  /** When the window ends (Date.now() time). */
-  until: number;
-  /** What the store had left when the lease was taken. */
-  remaining: number;
-  /** The shared count is used up: once `left` is spent, refuse until `until` without asking the store. */
-  exhausted: boolean;
-  /** The lease request under way: callers wait for it rather than each sending their own. */
-  pending: Promise<void> | undefined;
-}
-
-/** Keys held at once, at most (past it, expired ones go, then every idle one: that only costs round trips). */
-const MAX_HELD = 10_000;
 
 function createCounter(make: Make, now: () => number, leasing: boolean): RateCounter {
-  // One limiter per distinct limit: built on first use and kept (a handful per config), never per request.
+  // One set of limiters per distinct limit (its id and numbers, so two specs with one id share buckets): built on
+  // first use and kept, never per request. The compiled limit object finds it without building its name.
   const limiters = new Map<string, Limiters>();
-  const limitersFor = (limit: RateWindow): Limiters => {
+  const byLimit = new WeakMap<RateWindow, Limiters>();
+  const build = (limit: RateWindow): Limiters => {
     const name = `${limit.id}:${limit.requests}:${limit.windowSeconds}:${limit.burst}:${limit.onStoreError}`;
     let found = limiters.get(name);
-    if (found) return found;
-    const keyPrefix = `rl:${limit.id}:${limit.requests}:${limit.windowSeconds}`;
-    found = {
-      name,
-      requests: limit.requests,
-      shared: limiterOf(make, limit, keyPrefix),
-      lease: leasing && limit.burst === 0 ? Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.requests / LEASE_DIVISOR))) : 1,
-      // Not the library's insuranceLimiter: an answer from the fallback must not read as the store answering.
-      local: limit.onStoreError === 'local' && make !== memory ? limiterOf(memory, limit, keyPrefix) : undefined,
-    };
-    limiters.set(name, found);
+    if (!found) {
+      const keyPrefix = `rl:${limit.id}:${limit.requests}:${limit.windowSeconds}`;
+      const lease = leasing && limit.burst === 0 ? Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.requests / LEASE_DIVISOR))) : 1;
+      found = {
+        requests: limit.requests,
+        shared: limiterOf(make, limit, keyPrefix),
+        lease,
+        ahead: Math.floor(lease / 4),
+        // Not the library's insuranceLimiter: an answer from the fallback must not read as the store answering.
+        local: limit.onStoreError === 'local' && make !== memory ? limiterOf(memory, limit, keyPrefix) : undefined,
+        held: new Map(),
+      };
+      limiters.set(name, found);
+    }
+    byLimit.set(limit, found);
     return found;
   };
 
-  const held = new Map<string, Held>();
-  const hold = (id: string): Held => {
-    let h = held.get(id);
+  const hold = (l: Limiters, key: string): Held => {
+    let h = l.held.get(key);
     if (h) return h;
-    if (held.size >= MAX_HELD) {
+    if (l.held.size >= MAX_HELD) {
       const t = now();
-      for (const [k, v] of held) if (v.pending === undefined && v.until <= t) held.delete(k);
-      if (held.size >= MAX_HELD) for (const [k, v] of held) if (v.pending === undefined) held.delete(k);
+      for (const [k, v] of l.held) if (v.pending === undefined && v.current.until <= t && (v.next?.until ?? 0) <= t) l.held.delete(k);
+      if (l.held.size >= MAX_HELD) for (const [k, v] of l.held) if (v.pending === undefined) l.held.delete(k);
     }
-    h = { left: 0, until: 0, remaining: 0, exhausted: false, pending: undefined };
-    held.set(id, h);
+    h = { current: SPENT, next: undefined, pending: undefined };
+    l.held.set(key, h);
     return h;
   };
   /** A request served from what this process holds, or undefined when the store must be asked. */
-  const take = (id: string, local: boolean): RateCount | undefined => {
-    const h = held.get(id);
-    if (h === undefined) return undefined;
-    const resetMs = h.until - now();
-    if (resetMs <= 0) {
-      if (h.pending === undefined) held.delete(id);
-      return undefined;
+  const take = (l: Limiters, key: string, h: Held, local: boolean): RateCount | undefined => {
+    const t = now();
+    let c = h.current;
+    if (c.until <= t || (c.left === 0 && !c.exhausted)) {
+      const n = h.next;
+      h.next = undefined;
+      if (n === undefined || n.until <= t) {
+        if (h.pending === undefined) l.held.delete(key);
+        return undefined;
+      }
+      h.current = c = n;
     }
-    if (h.left > 0) {
-      h.left--;
-      return { allowed: true, remaining: h.remaining + h.left, resetMs, local };
+    const resetMs = c.until - t;
+    if (c.left > 0) {
+      c.left--;
+      // Down to a quarter: the next lease is asked for now, so the requests after this one need not wait for it.
+      if (c.left <= l.ahead && l.ahead > 0 && h.pending === undefined && h.next === undefined && !c.exhausted) void lease(l, h, key);
+      return { allowed: true, remaining: c.remaining + c.left, resetMs, local };
     }
     // A key over its limit is refused here until its window ends: a client hammering past its limit costs no round
     // trip, and nothing is admitted that the shared count would refuse.
-    if (h.exhausted) return { allowed: false, remaining: 0, resetMs, local };
-    return undefined;
+    return { allowed: false, remaining: 0, resetMs, local };
   };
   const lease = (l: Limiters, h: Held, key: string): Promise<void> => {
-    const grant = (granted: number, res: RateLimiterRes, exhausted: boolean) => {
-      h.left = granted;
-      h.until = now() + Math.max(res.msBeforeNext, 1);
-      h.remaining = res.remainingPoints;
-      h.exhausted = exhausted;
+    const grant = (left: number, res: RateLimiterRes, exhausted: boolean) => {
+      h.next = { left, until: now() + Math.max(res.msBeforeNext, 1), remaining: res.remainingPoints, exhausted };
     };
     h.pending = l.shared(key, l.lease).then(
       (res) => grant(l.lease, res, false),
@@ -157,19 +180,21 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
         grant(Math.max(0, l.lease - Math.max(0, rej.consumedPoints - l.requests)), rej, true);
       },
     );
+    // Also what keeps a lease taken ahead from rejecting unhandled: a store failure then reaches the caller that
+    // finds nothing left to take, through its own lease.
     const done = () => {
       h.pending = undefined;
     };
     h.pending.then(done, done);
     return h.pending;
   };
-  const acquire = async (l: Limiters, id: string, key: string): Promise<RateCount> => {
+  const acquire = async (l: Limiters, key: string): Promise<RateCount> => {
     for (;;) {
-      const h = hold(id);
+      const h = hold(l, key);
       const mine = h.pending === undefined;
       await (h.pending ?? lease(l, h, key));
       // The caller that asked the store reports its answer (local: false), so an answer after an outage is seen.
-      const got = take(id, !mine);
+      const got = take(l, key, h, !mine);
       if (got) return got;
     }
   };
@@ -185,11 +210,11 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
   };
   return {
     hit(limit, key) {
-      const l = limitersFor(limit);
-      const id = `${l.name}|${key}`;
-      const served = take(id, true);
+      const l = byLimit.get(limit) ?? build(limit);
+      const h = l.held.get(key);
+      const served = h === undefined ? undefined : take(l, key, h, true);
       if (served) return served;
-      return acquire(l, id, key).catch((err: unknown) => {
+      return acquire(l, key).catch((err: unknown) => {
         if (l.local === undefined) throw err;
         return l.local(key, 1).then(counted, refused);
       });

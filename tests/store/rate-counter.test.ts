@@ -118,6 +118,52 @@ async function redisPair(url: string, prefix = `gh-rl-${randomUUID()}:`): Promis
 
 rateCounterConformance('redis', () => redisPair(inject('redisUrl')));
 
+describe('redis rate counter leases', () => {
+  /** One hit after another, each given a millisecond (as a caller's next request would come later): whether it waited. */
+  async function steady(rates: Store['rates'], l: RateWindow, key: string, n: number): Promise<{ waited: number; allowed: number }> {
+    let waited = 0;
+    let allowed = 0;
+    for (let i = 0; i < n; i++) {
+      const got = rates.hit(l, key);
+      if (got instanceof Promise) waited++;
+      if ((await got).allowed) allowed++;
+      await sleep(1);
+    }
+    return { waited, allowed };
+  }
+
+  it('serves a steady caller from memory: only the first hit waits for Redis, the next lease is taken ahead', async () => {
+    const { a, close } = await redisPair(inject('redisUrl'));
+    try {
+      // 10,000 a minute: leases of 128, the next asked for with 32 left. Without leasing ahead, 400 hits wait 4 times.
+      const l = limit({ requests: 10_000 });
+      const { waited, allowed } = await steady(a.rates, l, 'steady', 400);
+      expect(allowed).toBe(400);
+      // The first hit, and at most one more should Redis ever take longer than 32 hits' milliseconds to answer.
+      expect(waited).toBeGreaterThanOrEqual(1);
+      expect(waited).toBeLessThanOrEqual(2);
+    } finally {
+      await close();
+    }
+  });
+
+  it('never admits more than the limit across replicas that lease ahead, and strands nothing a caller keeps asking for', async () => {
+    const { a, b, close } = await redisPair(inject('redisUrl'));
+    try {
+      // 100 a minute: leases of 4, the next asked for with one left; hits alternate replicas and leave each lease time to land.
+      const l = limit({ requests: 100 });
+      let allowed = 0;
+      for (let i = 0; i < 150; i++) {
+        if ((await (i % 2 ? a : b).rates.hit(l, 'ahead')).allowed) allowed++;
+        await sleep(1);
+      }
+      expect(allowed).toBe(100);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('redis rate counter when Redis is down', () => {
   const servers: RedisServer[] = [];
   afterAll(async () => {
