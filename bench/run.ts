@@ -53,6 +53,7 @@ const PAIRED = new Set([
   'gatehouse-post',
   'gatehouse-schema',
   'candidate-schema',
+  'candidate-policy',
   'gatehouse-metrics',
   'gatehouse-policy',
 ]);
@@ -243,7 +244,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', () => procs.killAllNow());
 
-const setupsCount = 11 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 2 : 0);
+const setupsCount = 11 + (opts.withHpm ? 1 : 0) + (opts.withDispatch ? 2 : 0) + (opts.candidate ? 3 : 0);
 const plannedSeconds =
   setupsCount * (opts.warmup + opts.rounds * opts.duration) * 1.25 + 240 + (flags.hold !== undefined ? Number(flags.hold) || 0 : 0);
 const watchdog = setTimeout(() => {
@@ -705,6 +706,15 @@ mappings:
   const cookie = browser.cookieHeader(ghInfo.url);
   if (!cookie) throw new Error('login set no cookie');
   const cookieHeaders = { cookie };
+  // The candidate's full-policy GET counts in a rate-limit bucket of its own (a second session of the same user),
+  // so the Redis count read around this tree's full-policy runs holds only this tree's requests.
+  let candidateCookie = cookie;
+  if (ghCandidate) {
+    const second = new Browser();
+    if ((await second.login(ghInfo.url, POLICY_USER)).callbackStatus !== 302) throw new Error('second login ended badly');
+    candidateCookie = second.cookieHeader(ghInfo.url) ?? '';
+    if (!candidateCookie || candidateCookie === cookie) throw new Error('second login set no cookie of its own');
+  }
   // The headers Gatehouse adds to every upstream request (token, identity, forwarding), read off a real request
   // to the stream backend, for a bare dispatch forwarder that sends exactly them: what relaying them costs.
   let identityForwarder: { proc: Proc; port: number } | undefined;
@@ -862,6 +872,13 @@ mappings:
             pid: ghCandidate.proc.pid,
           },
           jsonPost('candidate-schema', 'Gatehouse candidate, POST 1 KB JSON checked by a schema (info)', ghCandidate, `/api${SCHEMA_PATH}`),
+          {
+            key: 'candidate-policy',
+            label: 'Gatehouse candidate, full policy (info)',
+            url: `${ghCandidate.url}/api${POLICY_PREFIX}${path.slice('/api'.length)}`,
+            headers: [`Cookie: ${candidateCookie}`, `Origin: ${POLICY_ORIGIN}`, 'X-CSRF: 1'],
+            pid: ghCandidate.proc.pid,
+          },
         ]
       : []),
   ];
@@ -937,7 +954,7 @@ mappings:
     policyStatuses.set(status, (policyStatuses.get(status) ?? 0) + 1);
   }
   // Every measured full-policy request was counted in Redis: the limit's remaining count fell by as many (the
-  // checks' and warm-up's requests included; leases may hold up to 32 more).
+  // checks' and warm-up's requests included; leases may hold up to 160 more: a lease of 128 and a quarter).
   // The counts are real: what the metrics Gatehouse says it answered (warm-up and checks included).
   const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const counted = /^gatehouse_requests_total\{mapping="mappings\[0\]",method="GET",status_class="2xx"\} (\d+)/m.exec(scrape)?.[1];
@@ -1056,6 +1073,7 @@ mappings:
   const barePost = results.get('bare-post') as SetupResult;
   const postRes = results.get('gatehouse-post') as SetupResult;
   const candSchemaRes = results.get('candidate-schema');
+  const candPolicyRes = results.get('candidate-policy');
   const schemaTput = pairedRatio(schemaRes, barePost, 'rps');
   const p99 = pairedRatio(gh, bare, 'p99');
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -1125,6 +1143,12 @@ mappings:
           ...pairRows('candidate schema POST / Gatehouse schema POST', candSchemaRes, schemaRes),
         ]
       : []),
+    ...(candPolicyRes
+      ? [
+          ...pairRows('candidate full policy / bare forwarder', candPolicyRes, bare),
+          ...pairRows('candidate full policy / Gatehouse full policy', candPolicyRes, policyRes),
+        ]
+      : []),
     ...(hpmRes ? [['Gatehouse / Express+hpm, throughput', ratio(gh.rps, hpmRes.rps).toFixed(2)] as [string, string]] : []),
   ];
   for (const [k, v] of ratios) log(`${k.padEnd(52)} ${v}`);
@@ -1133,7 +1157,7 @@ mappings:
   const policySent = policyRes.runs.reduce((n, r) => n + r.requests, 0);
   log(`full policy, access log of the rounds: ${[...policyStatuses].map(([status, n]) => `${n} × ${status}`).join(', ') || 'no lines'}`);
   log(
-    `full policy: ${policySent} measured requests, ${policyRes.errors} non-2xx or socket errors; in the ${policyCount.runs} run(s) inside one window Redis counted ${policyCount.counted} for ${policyCount.completed} completed (leases and requests cut off at the end may add up to ~64)`,
+    `full policy: ${policySent} measured requests, ${policyRes.errors} non-2xx or socket errors; in the ${policyCount.runs} run(s) inside one window Redis counted ${policyCount.counted} for ${policyCount.completed} completed (leases and requests cut off at the end may add up to ~320)`,
   );
   log('');
   log(
