@@ -90,7 +90,11 @@ interface Held {
 
 const SPENT: Lease = Object.freeze({ left: 0, until: 0, remaining: 0, exhausted: false });
 
-/** Keys held at once per limit, at most (past it, expired ones go, then every idle one: that only costs round trips). */
+/**
+ * Keys held at once per limit, at most. Past it, expired entries go, then every idle one: that costs round trips,
+ * the evicted keys' unused leased requests (lost to every replica until their window ends) and the memory of keys
+ * over their limit (refused again by the store's answer, not from memory).
+ */
 const MAX_HELD = 10_000;
 
 interface Limiters {
@@ -151,7 +155,8 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
       const n = h.next;
       h.next = undefined;
       if (n === undefined || n.until <= t) {
-        if (h.pending === undefined) l.held.delete(key);
+        // Only this entry: a caller still holding an entry a newer one has replaced must not drop the newer one's lease.
+        if (h.pending === undefined && l.held.get(key) === h) l.held.delete(key);
         return undefined;
       }
       h.current = c = n;
@@ -160,6 +165,8 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
     if (c.left > 0) {
       c.left--;
       // Down to a quarter: the next lease is asked for now, so the requests after this one need not wait for it.
+      // (A failure of it rejects no one: lease() handles its own promise, and the caller that later finds nothing
+      // left meets the store's error through a lease of its own.)
       if (c.left <= l.ahead && l.ahead > 0 && h.pending === undefined && h.next === undefined && !c.exhausted) void lease(l, h, key);
       return { allowed: true, remaining: c.remaining + c.left, resetMs, local };
     }
@@ -168,8 +175,10 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
     return { allowed: false, remaining: 0, resetMs, local };
   };
   const lease = (l: Limiters, h: Held, key: string): Promise<void> => {
+    // The window's end is timed from before the request went out: the answer's own delay can only shorten the lease.
+    const sent = now();
     const grant = (left: number, res: RateLimiterRes, exhausted: boolean) => {
-      h.next = { left, until: now() + Math.max(res.msBeforeNext, 1), remaining: res.remainingPoints, exhausted };
+      h.next = { left, until: sent + Math.max(res.msBeforeNext, 1), remaining: res.remainingPoints, exhausted };
     };
     h.pending = l.shared(key, l.lease).then(
       (res) => grant(l.lease, res, false),
@@ -194,7 +203,9 @@ function createCounter(make: Make, now: () => number, leasing: boolean): RateCou
       const mine = h.pending === undefined;
       await (h.pending ?? lease(l, h, key));
       // The caller that asked the store reports its answer (local: false), so an answer after an outage is seen.
-      const got = take(l, key, h, !mine);
+      // An entry replaced meanwhile (its window ended and a newer caller started another) is not taken from: the
+      // next turn waits for the newer entry's lease instead of asking the store once more.
+      const got = l.held.get(key) === h ? take(l, key, h, !mine) : undefined;
       if (got) return got;
     }
   };

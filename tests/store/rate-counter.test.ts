@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMemoryStore } from '../../src/store/memory.ts';
-import type { RateWindow } from '../../src/store/rate-counter.ts';
+import { Redis } from 'ioredis';
+import { createRedisRateCounter, type RateWindow } from '../../src/store/rate-counter.ts';
 import { createRedisStore } from '../../src/store/redis.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
@@ -144,6 +145,42 @@ describe('redis rate counter leases', () => {
       expect(waited).toBeLessThanOrEqual(2);
     } finally {
       await close();
+    }
+  });
+
+  it('a burst wider than a lease takes one lease at a time: 60 concurrent hits on a limit of 75 (leases of 3) are all admitted', async () => {
+    const { a, b, close } = await redisPair(inject('redisUrl'));
+    try {
+      const l = limit({ requests: 75 });
+      const results = await Promise.all(Array.from({ length: 60 }, () => a.rates.hit(l, 'burst')));
+      expect(results.filter((r) => r.allowed).length).toBe(60);
+      // The shared count moved by what was admitted (and at most the lease this replica still holds), not by a lease
+      // per waiting caller: the other replica still gets its lease of 3 and sees what is left.
+      const other = await b.rates.hit(l, 'burst');
+      expect(other.allowed).toBe(true);
+      expect(other.remaining).toBeGreaterThanOrEqual(75 - 60 - 3 - 1);
+    } finally {
+      await close();
+    }
+  });
+
+  it("times a lease's window from before its request went out: a slow answer cannot stretch it past the store's window", async () => {
+    const client = new Redis(inject('redisUrl'), { keyPrefix: `gh-rl-${randomUUID()}:`, lazyConnect: false });
+    try {
+      await client.ping();
+      let clock = 1_000_000;
+      const rates = createRedisRateCounter(client, () => clock);
+      // 100 a second: leases of 4. The answer comes (by this process's clock) 500 ms after the request went out.
+      const l = limit({ requests: 100, windowSeconds: 1 });
+      const first = rates.hit(l, 'slow');
+      clock += 500;
+      expect((await first).allowed).toBe(true);
+      // 1.1 s after the request: the store's window (1 s from when it counted the lease) is over, so the three
+      // requests left of that lease are not admitted from memory; timed from the answer, they would still be.
+      clock += 600;
+      expect(rates.hit(l, 'slow')).toBeInstanceOf(Promise);
+    } finally {
+      client.disconnect();
     }
   });
 
