@@ -237,6 +237,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   412: 'Precondition Failed',
   428: 'Precondition Required',
   413: 'Content Too Large',

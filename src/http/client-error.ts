@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { RESPONSE_CONTEXT, type RequestContext, type WithRequestContext } from '../policy/context.ts';
 
 /** What node:http attaches to a parse error (lib/_http_server.js prepareError): the chunk it was parsing. */
 interface ParseError extends Error {
@@ -37,15 +38,27 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
 export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: ParseError, socket: Socket) => void {
-  const refuse = (socket: Socket, code: 'uri_too_long' | 'headers_too_large' | 'request_timeout', logDetail: string) => {
+  const refuse = (
+    socket: Socket,
+    code: 'uri_too_long' | 'headers_too_large' | 'request_timeout',
+    logDetail: string,
+    ctx?: RequestContext,
+  ) => {
     const refused = new GatehouseError(code, { headers: ['X-Content-Type-Options', 'nosniff'], logDetail });
+    metrics.errorResponse(refused.code, refused.status);
+    if (ctx) {
+      // A request its /api handler is still reading: answered under its id, and its own access line (which would
+      // otherwise say the client left, 499) records the 408 and this code.
+      ctx.error = refused;
+      refuseUpgrade(socket, refused, ctx.id);
+      return;
+    }
     const id = requestIdFrom(undefined);
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
-    metrics.errorResponse(refused.code, refused.status);
     refuseUpgrade(socket, refused, id);
   };
   return (err, socket) => {
-    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
     if (!socket.writable || inFlight?._headerSent === true) {
       socket.destroy();
       return;
@@ -55,7 +68,7 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: P
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
       return refuse(socket, inLine ? 'uri_too_long' : 'headers_too_large', 'request head over 16 KiB');
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout');
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout', inFlight?.[RESPONSE_CONTEXT]);
     const status = (err.code !== undefined ? BARE[err.code] : undefined) ?? 400;
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
     socket.destroy(err);

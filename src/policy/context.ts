@@ -26,6 +26,18 @@ export interface RequestContext {
   error: GatehouseError | undefined;
 }
 
+/**
+ * Where an adapter keeps the context of the request a response answers (set on the ServerResponse by
+ * proxy/http-handler.ts): a refusal node:http raises on the connection meanwhile, its request timeout, is then
+ * answered under that request's id and recorded in that request's one access line (http/client-error.ts).
+ */
+export const RESPONSE_CONTEXT: unique symbol = Symbol('gatehouse.requestContext');
+
+/** A response that may carry its request's context. */
+export interface WithRequestContext {
+  [RESPONSE_CONTEXT]?: RequestContext;
+}
+
 export function createRequestContext(id: string, log: Logger, runtime: PolicyRuntime, startedAt: number): RequestContext {
   return { id, log, runtime, startedAt, route: undefined, principal: undefined, error: undefined };
 }

@@ -8,7 +8,7 @@ import type { OutageLog } from '../observability/outage-log.ts';
 import { createTraceIds, type TraceIds } from '../observability/trace-context.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
-import { createRequestContext } from '../policy/context.ts';
+import { createRequestContext, RESPONSE_CONTEXT, type WithRequestContext } from '../policy/context.ts';
 import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
 import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, incomingTrace, scanHeaders, upstreamCookie } from './headers.ts';
@@ -42,6 +42,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     const accessLog = rt.config.accessLog;
     const facts = scanHeaders(req.rawHeaders);
     const ctx = createRequestContext(requestIdFrom(facts.requestId), log, rt, Date.now());
+    (res as ServerResponse & WithRequestContext)[RESPONSE_CONTEXT] = ctx;
     const url = req.url ?? '/';
     const method = req.method ?? 'GET';
     const peer = req.socket.remoteAddress ?? '';
@@ -57,6 +58,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     const done = (status: number, stream = false, backendSeconds = -1) => {
       if (logged) return;
       logged = true;
+      // The client did not leave: node:http's request timeout cut it off, and it was answered 408 (client-error.ts).
+      if (status === 499 && ctx.error?.code === 'request_timeout') status = 408;
       if (guard !== undefined) {
         const code = ctx.error?.code;
         guard.leave(via, status, code === 'internal_error' || code === 'too_busy', stream);
