@@ -161,6 +161,13 @@ describe('hostile OP at refresh', () => {
           return line;
         });
         expect(kept?.['reason']).toMatch(reason);
+        // Its lock is released (and its outcome announced) just after that line: a request sent before would wait
+        // for that outcome rather than refresh again, which a busy host made this test see as one refresh, not two.
+        await vi.waitFor(async () => {
+          const lock = await gh.app.store.acquireLock(`refresh:${String(kept?.['session'])}`, 1000);
+          expect(lock).toBeDefined();
+          await lock?.release();
+        });
 
         clock.advance(3000);
         await expectError(await api(`/${mutation}/2`), 503, 'idp_unavailable');
