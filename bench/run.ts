@@ -749,6 +749,14 @@ mappings:
     method: 'POST',
     body: BENCH_BODY,
   });
+  /** The measured GET on the full-policy mapping, as a cross-origin SPA sends it: its Origin and the CSRF header. */
+  const policyGet = (key: string, label: string, gh: { url: string; proc: { pid: number } }, sessionCookie: string): Setup => ({
+    key,
+    label,
+    url: `${gh.url}/api${POLICY_PREFIX}${path.slice('/api'.length)}`,
+    headers: [`Cookie: ${sessionCookie}`, `Origin: ${POLICY_ORIGIN}`, 'X-CSRF: 1'],
+    pid: gh.proc.pid,
+  });
   const setups: Setup[] = [
     {
       key: 'backend',
@@ -822,13 +830,7 @@ mappings:
       headers: [`Cookie: ${cookie}`],
       pid: ghInfo.proc.pid,
     },
-    {
-      key: 'gatehouse-policy',
-      label: 'Gatehouse, full policy: CORS, CSRF, rate limit, route rule (info)',
-      url: `${ghInfo.url}/api${POLICY_PREFIX}${path.slice('/api'.length)}`,
-      headers: [`Cookie: ${cookie}`, `Origin: ${POLICY_ORIGIN}`, 'X-CSRF: 1'],
-      pid: ghInfo.proc.pid,
-    },
+    policyGet('gatehouse-policy', 'Gatehouse, full policy: CORS, CSRF, rate limit, route rule (info)', ghInfo, cookie),
     {
       key: 'gatehouse-warn',
       label: 'Gatehouse (LOG_LEVEL=warn)',
@@ -872,13 +874,7 @@ mappings:
             pid: ghCandidate.proc.pid,
           },
           jsonPost('candidate-schema', 'Gatehouse candidate, POST 1 KB JSON checked by a schema (info)', ghCandidate, `/api${SCHEMA_PATH}`),
-          {
-            key: 'candidate-policy',
-            label: 'Gatehouse candidate, full policy (info)',
-            url: `${ghCandidate.url}/api${POLICY_PREFIX}${path.slice('/api'.length)}`,
-            headers: [`Cookie: ${candidateCookie}`, `Origin: ${POLICY_ORIGIN}`, 'X-CSRF: 1'],
-            pid: ghCandidate.proc.pid,
-          },
+          policyGet('candidate-policy', 'Gatehouse candidate, full policy (info)', ghCandidate, candidateCookie),
         ]
       : []),
   ];
