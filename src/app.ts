@@ -296,6 +296,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
     },
     (req: IncomingMessage, res: ServerResponse) => {
       if (drain.draining) drain.respond(req, res);
+      // Not processed, not answered: node:http closes the connection once the response before it is out.
+      if (pipelining.closing(req)) return;
       pipelining.track(req, res);
       if (isApi(req.url)) proxy(req, res);
       else express(req, res);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { listTokens } from '../proxy/upstream/grammar.ts';
 
 /**
  * Responses owed on each client connection. HTTP/1.1 answers pipelined requests in order (RFC 9112 §9.3.2),
@@ -15,6 +16,12 @@ export interface Pipelining {
   owed(socket: Socket): number;
   /** The response to the last request read on this connection, while it is owed. */
   last(socket: Socket): ServerResponse | undefined;
+  /**
+   * A response before this request closes the connection (it says `Connection: close`, or is out and the
+   * connection ending, or answers HTTP/1.0 and is made to close): the request must not be processed (RFC 9112
+   * §9.6). Asked before `track`.
+   */
+  closing(req: IncomingMessage): boolean;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
@@ -33,6 +40,32 @@ function settled(this: ServerResponse): void {
   if (socket[LAST] === this) socket[LAST] = undefined;
 }
 
+/** The response will close its connection: Gatehouse said `Connection: close` (or the client did, or the drain). */
+function closes(res: ServerResponse): boolean {
+  if (!res.shouldKeepAlive) return true;
+  const connection = res.getHeader('connection');
+  return typeof connection === 'string' && listTokens(connection).includes('close');
+}
+
+/**
+ * A response to an HTTP/1.0 request may yet close its connection without anyone having said so: one without a
+ * Content-Length cannot be chunked, and node:http decides to close when it writes the head. Nothing read behind it
+ * is processed, then, and it closes the connection in every case, so the client is not left waiting on a request
+ * that will never be answered.
+ */
+function mayCloseLate(res: ServerResponse): boolean {
+  return res.req.httpVersionMajor === 1 && res.req.httpVersionMinor === 0;
+}
+
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) res.shouldKeepAlive = false;
+  else res.once('finish', endConnection);
+}
+
+function endConnection(this: ServerResponse): void {
+  this.req.socket.destroySoon();
+}
+
 /**
  * Called by the server's one request handler (a second 'request' listener would make every emit copy the
  * listener list), and answers `Expect: 100-continue` itself.
@@ -42,6 +75,9 @@ export function createPipelining(server: Server): Pipelining {
   // next one due. Otherwise none is sent, and the client sends its body after its own wait (RFC 9110 §10.1.1).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (owed(req.socket) === 0) res.writeContinue();
+    // Without its 100, node:http closes the connection after this response (the client may or may not send the
+    // body): said now, so that closing() already sees it when a request pipelined after this one is read.
+    else res.shouldKeepAlive = false;
     server.emit('request', req, res);
   });
   return {
@@ -54,5 +90,17 @@ export function createPipelining(server: Server): Pipelining {
     },
     owed,
     last: (socket) => (socket as Counted)[LAST],
+    closing(req) {
+      // node:http parses on past a response that closes the connection and emits what follows as requests:
+      // bytes after a request refused for its framing, say, which are exactly the bytes not to be trusted.
+      const socket = req.socket as Counted;
+      if (socket.writableEnded || socket.destroyed) return true;
+      const previous = socket[LAST];
+      if (previous === undefined) return false;
+      if (closes(previous)) return true;
+      if (!mayCloseLate(previous)) return false;
+      closeAfter(previous);
+      return true;
+    },
   };
 }

@@ -879,6 +879,18 @@ function check(runs: readonly ConnectionRun[], records: readonly BackendRecord[]
         `${label}: answer ${k} came neither from the backend nor from Gatehouse's error path: ${res.status} ${describeBytes(res.body, 200)}`,
       );
     });
+    // (e) RFC 9112 §9.6: nothing read after an answer (Gatehouse's or the backend's) that closes the connection is
+    // processed, let alone forwarded. node:http's bare answer to a parse error is not one: the requests before the
+    // error were read, and may be under way, before it is written.
+    const closedAt = run.reader.responses.findIndex(
+      (res) => res.body.length > 0 && (res.headers.get('connection') ?? []).some((v) => /(^|,)\s*close\s*(,|$)/i.test(v)),
+    );
+    if (closedAt !== -1)
+      for (const m of msgs.slice(closedAt + 1)) {
+        const nonce = nonceOf(m);
+        if (nonce !== undefined && byNonce.has(nonce))
+          problems.push(`${label}: ${nonce} reached the backend, though answer ${closedAt} before it closed the connection`);
+      }
     if (run.reader.responses.length > msgs.length + 1)
       problems.push(`${label}: ${run.reader.responses.length} answers to ${msgs.length} requests`);
     if (run.reader.garbage !== undefined) problems.push(`${label}: bytes that are no response: ${JSON.stringify(run.reader.garbage)}`);
