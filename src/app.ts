@@ -303,8 +303,8 @@ export async function createApp(config: Config, deps: AppDeps): Promise<App> {
       else express(req, res);
     },
   );
-  server.on('clientError', createClientErrorHandler(log, metrics));
   const pipelining = createPipelining(server);
+  server.on('clientError', createClientErrorHandler(log, metrics, pipelining));
   const drain = createDrain(server, pipelining);
   // An upgrade or CONNECT behind responses still owed on its connection would be answered before them: the client's
   // connection is out of step, so it is closed without an answer (the earlier responses are lost with it).

@@ -1,9 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { GatehouseError, refuseUpgrade } from '../errors.ts';
+import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { RESPONSE_CONTEXT, type RequestContext, type WithRequestContext } from '../policy/context.ts';
+import type { Pipelining } from './pipelining.ts';
 
 /** What node:http attaches to a parse error (lib/_http_server.js prepareError): the chunk it was parsing. */
 interface ParseError extends Error {
@@ -32,12 +33,13 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
  * `uri_too_long` when the request line is what overflowed, else 431 `headers_too_large`; a request that took
  * longer than `REQUEST_TIMEOUT_SECONDS` (or its head longer than 20 s) gets 408 `request_timeout`. Those are
  * logged and counted like any refusal. Every other parse error gets the bare answer node:http would have sent.
- * As node:http does, nothing is written when an earlier response on the connection has begun (it would land
- * inside that response), and the connection is closed.
+ * Behind answers still owed to requests read whole (pipelining), the answer waits for them, so it lands in
+ * order; otherwise, as node:http does, nothing is written when an earlier response has begun (it would land
+ * inside that response). The connection is closed.
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-15.5.15
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
-export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: ParseError, socket: Socket) => void {
+export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelining: Pipelining): (err: ParseError, socket: Socket) => void {
   const refuse = (
     socket: Socket,
     code: 'uri_too_long' | 'headers_too_large' | 'request_timeout',
@@ -57,9 +59,9 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: P
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
     refuseUpgrade(socket, refused, id);
   };
-  return (err, socket) => {
-    const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
-    if (!socket.writable || inFlight?._headerSent === true) {
+  /** `after`: answers were written just before, and may still be queued on the socket: it is ended, not destroyed. */
+  const answer = (err: ParseError, socket: Socket, after: boolean) => {
+    if (!socket.writable) {
       socket.destroy();
       return;
     }
@@ -68,9 +70,25 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics): (err: P
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
       return refuse(socket, inLine ? 'uri_too_long' : 'headers_too_large', 'request head over 16 KiB');
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout', inFlight?.[RESPONSE_CONTEXT]);
     const status = (err.code !== undefined ? BARE[err.code] : undefined) ?? 400;
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
+    const text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`;
+    if (after) return endThenDestroy(socket, text);
+    socket.write(text);
     socket.destroy(err);
+  };
+  return (err, socket) => {
+    const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
+    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && pipelining.last(socket)?.req.complete === true) {
+      // A malformed request behind answers still owed to requests read whole: the client would take an answer
+      // written now for the answer to its first request, which the backend may have carried out. It waits for them.
+      pipelining.afterOwed(socket, () => answer(err, socket, true));
+      return;
+    }
+    if (!socket.writable || inFlight?._headerSent === true) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout', inFlight?.[RESPONSE_CONTEXT]);
+    answer(err, socket, false);
   };
 }

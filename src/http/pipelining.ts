@@ -22,12 +22,15 @@ export interface Pipelining {
    * §9.6). Asked before `track`.
    */
   closing(req: IncomingMessage): boolean;
+  /** Calls `then` once no response is owed on this connection (at once when none is). */
+  afterOwed(socket: Socket, then: () => void): void;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
 const OWED = Symbol('responses owed');
 const LAST = Symbol('last response owed');
-type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined };
+const AFTER = Symbol('called once nothing is owed');
+type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined; [AFTER]?: (() => void) | undefined };
 
 function owed(socket: Socket): number {
   return (socket as Counted)[OWED] ?? 0;
@@ -38,6 +41,11 @@ function settled(this: ServerResponse): void {
   const socket = this.req.socket as Counted;
   socket[OWED] = owed(socket) - 1;
   if (socket[LAST] === this) socket[LAST] = undefined;
+  const after = socket[AFTER];
+  if (after !== undefined && socket[OWED] === 0) {
+    socket[AFTER] = undefined;
+    after();
+  }
 }
 
 /** The response will close its connection: Gatehouse said `Connection: close` (or the client did, or the drain). */
@@ -101,6 +109,10 @@ export function createPipelining(server: Server): Pipelining {
       if (!mayCloseLate(previous)) return false;
       closeAfter(previous);
       return true;
+    },
+    afterOwed(socket, then) {
+      if (owed(socket) === 0) then();
+      else (socket as Counted)[AFTER] = then;
     },
   };
 }

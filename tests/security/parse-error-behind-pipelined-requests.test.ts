@@ -1,0 +1,75 @@
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { echo, startBackend } from '../helpers/backends.ts';
+import { useBareProxy } from '../helpers/proxy-stack.ts';
+
+/**
+ * A malformed request pipelined behind requests Gatehouse is still answering: node:http's answer to the parse
+ * error (and Gatehouse's, for a head over 16 KiB) used to be written at once, in front of the answers still owed,
+ * and the connection closed. The client then read that 400 as the answer to its first request, which the backend
+ * had carried out (a POST it might now repeat), and never got the real answers. RFC 9112 §9.3.2: responses go in
+ * the order of the requests. Now the error answer waits for the owed ones.
+ */
+describe('a parse error behind pipelined requests', () => {
+  const proxy = useBareProxy({
+    backend: () =>
+      startBackend((req, res, rec) => {
+        if (!req.url?.startsWith('/slow')) return;
+        req.resume();
+        req.on('end', () => setTimeout(() => echo(res, rec), 150));
+        return true;
+      }),
+  });
+
+  /** Writes `bytes` on one connection; resolves with everything received once the server closes it, and when. */
+  function exchange(bytes: string, timeoutMs = 5_000): Promise<{ received: string; ms: number }> {
+    const { hostname, port } = new URL(proxy.url);
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the connection stayed open: ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`));
+      }, timeoutMs);
+      socket.on('error', () => {});
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ received: Buffer.concat(chunks).toString('latin1'), ms: Date.now() - started });
+      });
+      socket.write(bytes, 'latin1');
+    });
+  }
+
+  const statuses = (received: string) => [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  const slow = (name: string, method = 'POST') =>
+    `${method} /api/slow/${name} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 2\r\n\r\nok`;
+
+  it('a malformed header line: the owed answers first, in order, then 400 and the connection closed', async () => {
+    const before = proxy.backend.requests.length;
+    const { received } = await exchange(
+      slow('payment') + slow('receipt', 'PUT') + `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nBad Header\r\n\r\n`,
+    );
+    expect(statuses(received)).toEqual([200, 200, 400]);
+    expect(received.indexOf('/slow/payment')).toBeLessThan(received.indexOf('/slow/receipt'));
+    expect(received.indexOf('/slow/receipt')).toBeLessThan(received.lastIndexOf('HTTP/1.1 400'));
+    expect(proxy.backend.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['POST /slow/payment', 'PUT /slow/receipt']);
+  });
+
+  it('a head over 16 KiB: the owed answer first, then 431 headers_too_large', async () => {
+    const { received } = await exchange(
+      slow('payment') + `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(statuses(received)).toEqual([200, 431]);
+    expect(received).toContain('"error":"headers_too_large"');
+  });
+
+  it('a parse error inside the body of the request being read is answered at once (its backend exchange is not waited for)', async () => {
+    const { received, ms } = await exchange(
+      `POST /api/slow/upload HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n`,
+    );
+    expect(statuses(received)).toEqual([400]);
+    expect(ms).toBeLessThan(2_000);
+  });
+});
