@@ -91,6 +91,17 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
   const begin = (req: Request, res: Response): RequestContext => {
     const ctx = createRequestContext(requestIdFrom(req.headers['x-request-id']), log, deps.runtime(), Date.now());
     contexts.set(req, ctx);
+    // req.ip from the walk /api and the rate limits use (policy/trust-proxy.ts): Express's own would keep a proxy's
+    // `198.51.100.7:51234` entry whole, and that is what a session records and the admin audit line shows.
+    const xff = req.headers['x-forwarded-for'];
+    const client = ctx.runtime.trust(
+      req.socket.remoteAddress ?? '',
+      Array.isArray(xff) ? xff.join(', ') : xff,
+      undefined,
+      undefined,
+      false,
+    );
+    Object.defineProperty(req, 'ip', { value: client.ip, enumerable: true });
     res.setHeader('x-request-id', ctx.id);
     res.on('finish', () => {
       const line = {
@@ -165,21 +176,13 @@ export function createExpressApp(deps: ExpressDeps): express.Express {
     const ctx = contexts.get(req) ?? begin(req, res);
     const limit = ctx.runtime.authLimit;
     if (limit === undefined || pathOf(req.originalUrl).toLowerCase() === '/auth/backchannel-logout') return next();
-    const xff = req.headers['x-forwarded-for'];
-    const client = ctx.runtime.trust(
-      req.socket.remoteAddress ?? '',
-      Array.isArray(xff) ? xff.join(', ') : xff,
-      undefined,
-      undefined,
-      false,
-    );
     const pass = (fields: readonly string[] | undefined) => {
       if (fields) for (let i = 0; i < fields.length; i += 2) res.setHeader(fields[i] as string, fields[i + 1] as string);
       next();
     };
     let fields: ReturnType<RateLimiter['check']>;
     try {
-      fields = deps.limiter.check(limit, clientKey(client.ip), ctx.id);
+      fields = deps.limiter.check(limit, clientKey(req.ip ?? ''), ctx.id);
     } catch (err) {
       return next(err);
     }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { send } from '../helpers/backends.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
 
+const ADMIN_TOKEN = 'adm1n-t0ken-0123456789abcdefghijklmnopqrstuv';
 const randomIp = () => `${randomInt(1, 224)}.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
 /**
@@ -15,7 +16,7 @@ const randomIp = () => `${randomInt(1, 224)}.${randomInt(256)}.${randomInt(256)}
 describe('X-Forwarded-For entries with ports, from a trusted proxy', () => {
   // The test client connects from 127.0.0.1, which TRUST_PROXY names: it plays the proxy.
   const proxy = useBareProxy({
-    env: { TRUST_PROXY: '127.0.0.1' },
+    env: { TRUST_PROXY: '127.0.0.1', ADMIN_TOKEN },
     config: 'rateLimits:\n  api: { requests: 3, windowSeconds: 60 }\n  auth: { requests: 3, windowSeconds: 60 }\n',
   });
 
@@ -34,6 +35,17 @@ describe('X-Forwarded-For entries with ports, from a trusted proxy', () => {
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
     const forwarded = proxy.backend.last().headers.get('x-forwarded-for')?.[0] ?? '';
     if (client !== '127.0.0.1') expect(forwarded.endsWith(`, ${client}, 127.0.0.1`)).toBe(true);
+  });
+
+  it('outside /api, the address recorded (the admin audit line, a session at login) is the same client', async () => {
+    const res = await send(proxy.url, {
+      method: 'POST',
+      path: '/admin/users/nobody/revoke',
+      headers: ['X-Admin-Token', ADMIN_TOKEN, 'X-Forwarded-For', `${randomIp()}, 198.51.100.7:51234`],
+    });
+    expect(res.status).toBe(200);
+    const audit = proxy.gh.logs.filter((l) => l['msg'] === 'admin audit').at(-1);
+    expect(audit?.['ip']).toBe('198.51.100.7');
   });
 
   it('the same holds on /auth, counted per client IP', async () => {
