@@ -65,6 +65,8 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
       socket.destroy();
       return;
     }
+    // The request whose body broke has an answer under way (its backend timed out, say): nothing more is written.
+    if (after && pipelining.last(socket)?.headersSent === true) return endThenDestroy(socket);
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       const raw = err.rawPacket;
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
@@ -76,13 +78,23 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
     socket.write(text);
     socket.destroy(err);
   };
+  // Connections whose answer waits for the ones owed before it: node:http's later errors on them (its request timeout,
+  // for one, still counts the request that failed to parse) change nothing, and must not answer out of turn.
+  const waiting = new WeakSet<Socket>();
   return (err, socket) => {
+    if (waiting.has(socket)) return;
     const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
-    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && pipelining.last(socket)?.req.complete === true) {
-      // A malformed request behind answers still owed to requests read whole: the client would take an answer
-      // written now for the answer to its first request, which the backend may have carried out. It waits for them.
-      pipelining.afterOwed(socket, () => answer(err, socket, true));
-      return;
+    const last = pipelining.last(socket);
+    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && last !== undefined) {
+      // Answers owed to requests before the malformed one (the last request read, if its body is what broke, is
+      // not among them): the client would take an answer written now for the answer to its first request, which
+      // the backend may have carried out. It waits for them.
+      const left = last.req.complete ? 0 : 1;
+      if (pipelining.owed(socket) > left) {
+        waiting.add(socket);
+        pipelining.afterOwed(socket, left, () => answer(err, socket, true));
+        return;
+      }
     }
     if (!socket.writable || inFlight?._headerSent === true) {
       socket.destroy();

@@ -22,15 +22,19 @@ export interface Pipelining {
    * §9.6). Asked before `track`.
    */
   closing(req: IncomingMessage): boolean;
-  /** Calls `then` once no response is owed on this connection (at once when none is). */
-  afterOwed(socket: Socket, then: () => void): void;
+  /** Calls `then` once at most `left` responses are owed on this connection (at once when that holds now). */
+  afterOwed(socket: Socket, left: number, then: () => void): void;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
 const OWED = Symbol('responses owed');
 const LAST = Symbol('last response owed');
-const AFTER = Symbol('called once nothing is owed');
-type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined; [AFTER]?: (() => void) | undefined };
+const AFTER = Symbol('called once few enough responses are owed');
+interface After {
+  readonly left: number;
+  readonly call: () => void;
+}
+type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined; [AFTER]?: After | undefined };
 
 function owed(socket: Socket): number {
   return (socket as Counted)[OWED] ?? 0;
@@ -42,9 +46,9 @@ function settled(this: ServerResponse): void {
   socket[OWED] = owed(socket) - 1;
   if (socket[LAST] === this) socket[LAST] = undefined;
   const after = socket[AFTER];
-  if (after !== undefined && socket[OWED] === 0) {
+  if (after !== undefined && socket[OWED] <= after.left) {
     socket[AFTER] = undefined;
-    after();
+    after.call();
   }
 }
 
@@ -56,13 +60,13 @@ function closes(res: ServerResponse): boolean {
 }
 
 /**
- * A response to an HTTP/1.0 request may yet close its connection without anyone having said so: one without a
- * Content-Length cannot be chunked, and node:http decides to close when it writes the head. Nothing read behind it
- * is processed, then, and it closes the connection in every case, so the client is not left waiting on a request
- * that will never be answered.
+ * A response to a request that is not HTTP/1.1 (1.0, and the 0.9 and 2.0 that node:http also reads on a request
+ * line) may yet close its connection without anyone having said so: one without a Content-Length cannot be
+ * chunked, and node:http decides to close when it writes the head. Nothing read behind it is processed, then, and it
+ * closes the connection in every case, so the client is not left waiting on a request that will never be answered.
  */
 function mayCloseLate(res: ServerResponse): boolean {
-  return res.req.httpVersionMajor === 1 && res.req.httpVersionMinor === 0;
+  return res.req.httpVersionMajor !== 1 || res.req.httpVersionMinor !== 1;
 }
 
 function closeAfter(res: ServerResponse): void {
@@ -110,9 +114,9 @@ export function createPipelining(server: Server): Pipelining {
       closeAfter(previous);
       return true;
     },
-    afterOwed(socket, then) {
-      if (owed(socket) === 0) then();
-      else (socket as Counted)[AFTER] = then;
+    afterOwed(socket, left, then) {
+      if (owed(socket) <= left) then();
+      else (socket as Counted)[AFTER] = { left, call: then };
     },
   };
 }

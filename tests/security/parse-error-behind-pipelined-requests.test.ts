@@ -65,6 +65,14 @@ describe('a parse error behind pipelined requests', () => {
     expect(received).toContain('"error":"headers_too_large"');
   });
 
+  it('a bad chunk in the body of a request pipelined behind an owed one: the owed answer first, then 400', async () => {
+    const { received } = await exchange(
+      slow('payment') + `POST /api/next HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n`,
+    );
+    expect(statuses(received)).toEqual([200, 400]);
+    expect(received).toContain('/slow/payment');
+  });
+
   it('a parse error inside the body of the request being read is answered at once (its backend exchange is not waited for)', async () => {
     const { received, ms } = await exchange(
       `POST /api/slow/upload HTTP/1.1\r\nHost: ${proxy.host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n`,
@@ -72,4 +80,40 @@ describe('a parse error behind pipelined requests', () => {
     expect(statuses(received)).toEqual([400]);
     expect(ms).toBeLessThan(2_000);
   });
+});
+
+describe('a parse error behind a pipelined request slower than the request timeout', () => {
+  // node:http's request timeout still counts the request that failed to parse, and reports it as a client error
+  // while the answer owed before it is under way: that must not answer in its place.
+  const proxy = useBareProxy({
+    env: { REQUEST_TIMEOUT_SECONDS: '1' },
+    backend: () =>
+      startBackend((req, res, rec) => {
+        req.resume();
+        req.on('end', () => setTimeout(() => echo(res, rec), 2_500));
+        return true;
+      }),
+  });
+
+  it('the owed answer first, then 400: no 408 in its place', async () => {
+    const { hostname, port } = new URL(proxy.url);
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => reject(new Error('the connection stayed open')), 8_000);
+      socket.on('error', () => {});
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks).toString('latin1'));
+      });
+      socket.write(
+        `POST /api/payment HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 2\r\n\r\nok` +
+          `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nBad Header\r\n\r\n`,
+        'latin1',
+      );
+    });
+    expect([...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+    expect(received).not.toContain('request_timeout');
+  }, 15_000);
 });

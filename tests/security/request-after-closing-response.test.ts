@@ -10,7 +10,7 @@ import { useBareProxy } from '../helpers/proxy-stack.ts';
  * be trusted. node:http still parses the bytes after it and hands on the next request, which used to be forwarded
  * to the backend: executed, and never answered, since node:http closes the connection after the refusal. The same
  * for a request behind an `Expect: 100-continue` answered without its 100, after which node:http closes too, and
- * behind an HTTP/1.0 request, whose answer node:http may decide to close only as it writes it. The
+ * behind a request that is not HTTP/1.1, whose answer node:http may decide to close only as it writes it. The
  * property test (one-client-request-one-upstream-request) checks this for every generated connection.
  */
 describe('a request pipelined behind a response that closes the connection', () => {
@@ -71,16 +71,19 @@ describe('a request pipelined behind a response that closes the connection', () 
     expect(proxy.backend.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['GET /first', 'POST /expecting']);
   });
 
-  it('behind an HTTP/1.0 request (whose answer node:http may decide to close only as it writes it): not processed, and the connection closes', async () => {
-    const before = await warm();
-    const received = await exchange(
-      `GET /api/old-client HTTP/1.0\r\nHost: ${proxy.host}\r\nConnection: keep-alive\r\n\r\n` + after('transfer-all-funds'),
-    );
-    expect(statuses(received)).toEqual([200]);
-    expect(received).toMatch(/\r\nconnection: close\r\n/i);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(proxy.backend.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['GET /old-client']);
-  });
+  it.each(['HTTP/1.0', 'HTTP/2.0', 'HTTP/0.9'])(
+    'behind a %s request (whose answer node:http may decide to close only as it writes it): not processed, and the connection closes',
+    async (version) => {
+      const before = await warm();
+      const received = await exchange(
+        `GET /api/old-client ${version}\r\nHost: ${proxy.host}\r\nConnection: keep-alive\r\n\r\n` + after('transfer-all-funds'),
+      );
+      expect(statuses(received)).toEqual([200]);
+      expect(received).toMatch(/\r\nconnection: close\r\n/i);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(proxy.backend.requests.slice(before).map((r) => `${r.method} ${r.url}`)).toEqual(['GET /old-client']);
+    },
+  );
 
   it('requests pipelined on a kept-alive connection are all answered, in order (nothing closes it)', async () => {
     const before = proxy.backend.requests.length;
