@@ -331,6 +331,35 @@ export function send(
  * Writes raw bytes to a fresh TCP connection and returns the first response (status, headers, body read
  * by Content-Length or to the close), for requests node:http would refuse to send.
  */
+/**
+ * Writes `bytes` on one raw connection and collects everything received until the server closes it (rejects if it
+ * stays open past `timeoutMs`): for what a server does to a whole pipelined sequence, every answer and the close.
+ */
+export function exchangeUntilClose(baseUrl: string, bytes: string, timeoutMs = 5000): Promise<{ received: string; ms: number }> {
+  const { hostname, port } = new URL(baseUrl);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the connection stayed open: ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`));
+    }, timeoutMs);
+    socket.on('error', () => {});
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received: Buffer.concat(chunks).toString('latin1'), ms: Date.now() - started });
+    });
+    socket.write(bytes, 'latin1');
+  });
+}
+
+/** The status codes of every response in `received`, in order. */
+export function statusesIn(received: string): number[] {
+  return [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+}
+
 export function sendRaw(
   baseUrl: string,
   bytes: string | Buffer,

@@ -1,6 +1,5 @@
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { echo, startBackend } from '../helpers/backends.ts';
+import { echo, exchangeUntilClose, startBackend, statusesIn } from '../helpers/backends.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
@@ -21,28 +20,9 @@ describe('a parse error behind pipelined requests', () => {
       }),
   });
 
-  /** Writes `bytes` on one connection; resolves with everything received once the server closes it, and when. */
-  function exchange(bytes: string, timeoutMs = 5_000): Promise<{ received: string; ms: number }> {
-    const { hostname, port } = new URL(proxy.url);
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-      const socket = connect(Number(port), hostname);
-      const chunks: Buffer[] = [];
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`the connection stayed open: ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`));
-      }, timeoutMs);
-      socket.on('error', () => {});
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve({ received: Buffer.concat(chunks).toString('latin1'), ms: Date.now() - started });
-      });
-      socket.write(bytes, 'latin1');
-    });
-  }
+  const exchange = (bytes: string) => exchangeUntilClose(proxy.url, bytes);
 
-  const statuses = (received: string) => [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  const statuses = statusesIn;
   const slow = (name: string, method = 'POST') =>
     `${method} /api/slow/${name} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 2\r\n\r\nok`;
 
@@ -96,24 +76,13 @@ describe('a parse error behind a pipelined request slower than the request timeo
   });
 
   it('the owed answer first, then 400: no 408 in its place', async () => {
-    const { hostname, port } = new URL(proxy.url);
-    const received = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), hostname);
-      const chunks: Buffer[] = [];
-      const timer = setTimeout(() => reject(new Error('the connection stayed open')), 8_000);
-      socket.on('error', () => {});
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve(Buffer.concat(chunks).toString('latin1'));
-      });
-      socket.write(
-        `POST /api/payment HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 2\r\n\r\nok` +
-          `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nBad Header\r\n\r\n`,
-        'latin1',
-      );
-    });
-    expect([...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+    const { received } = await exchangeUntilClose(
+      proxy.url,
+      `POST /api/payment HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 2\r\n\r\nok` +
+        `GET /api/x HTTP/1.1\r\nHost: ${proxy.host}\r\nBad Header\r\n\r\n`,
+      8_000,
+    );
+    expect(statusesIn(received)).toEqual([200, 400]);
     expect(received).not.toContain('request_timeout');
   }, 15_000);
 });

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { send } from '../helpers/backends.ts';
+import { exchangeUntilClose, send, statusesIn } from '../helpers/backends.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
@@ -16,25 +16,7 @@ import { useBareProxy } from '../helpers/proxy-stack.ts';
 describe('a request pipelined behind a response that closes the connection', () => {
   const proxy = useBareProxy();
 
-  /** Writes `bytes` on one connection and returns everything received until the server closes it. */
-  function exchange(bytes: string, timeoutMs = 5_000): Promise<string> {
-    const { hostname, port } = new URL(proxy.url);
-    return new Promise((resolve, reject) => {
-      const socket = connect(Number(port), hostname);
-      const chunks: Buffer[] = [];
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`the connection stayed open: ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`));
-      }, timeoutMs);
-      socket.on('error', () => {});
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve(Buffer.concat(chunks).toString('latin1'));
-      });
-      socket.write(bytes, 'latin1');
-    });
-  }
+  const exchange = async (bytes: string) => (await exchangeUntilClose(proxy.url, bytes)).received;
 
   /** A kept-alive backend connection waits in the pool, so a request let through would be written at once. */
   async function warm(): Promise<number> {
@@ -42,7 +24,7 @@ describe('a request pipelined behind a response that closes the connection', () 
     return proxy.backend.requests.length;
   }
 
-  const statuses = (received: string) => [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  const statuses = statusesIn;
   const after = (path: string, method = 'POST') => `${method} /api/${path} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 0\r\n\r\n`;
 
   it('after a refused framing (Connection: content-length): one 400 bad_request, and the next request never reaches the backend', async () => {
