@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
@@ -59,6 +59,16 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
     refuseUpgrade(socket, refused, id);
   };
+  /** A timeout's answer once the answers before it are out; `ctx`: the timed-out request's, if it was read. */
+  const timedOut = (socket: Socket, ctx: RequestContext | undefined) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // Its body arrived after all, and its own answer is under way: that is the answer.
+    if (pipelining.last(socket)?.headersSent === true) return endThenDestroy(socket);
+    refuse(socket, 'request_timeout', 'request timeout', ctx);
+  };
   /** `after`: answers were written just before, and may still be queued on the socket: it is ended, not destroyed. */
   const answer = (err: ParseError, socket: Socket, after: boolean) => {
     if (!socket.writable) {
@@ -84,15 +94,19 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
   return (err, socket) => {
     if (waiting.has(socket)) return;
     const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const last = pipelining.last(socket);
-    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && last !== undefined) {
-      // Answers owed to requests before the malformed one (the last request read, if its body is what broke, is
-      // not among them): the client would take an answer written now for the answer to its first request, which
-      // the backend may have carried out. It waits for them.
+    if (last !== undefined) {
+      // Answers owed to requests before the one that failed (the last request read, if its body is what broke or
+      // timed out, is not among them): the client would take an answer written now for the answer to its first
+      // request, which the backend may have carried out. It waits for them. node:http still parses after a
+      // timeout: nothing more it reads on this connection is processed.
       const left = last.req.complete ? 0 : 1;
       if (pipelining.owed(socket) > left) {
         waiting.add(socket);
-        pipelining.afterOwed(socket, left, () => answer(err, socket, true));
+        pipelining.stop(socket);
+        const ctx = left === 1 ? (last as ServerResponse & WithRequestContext)[RESPONSE_CONTEXT] : undefined;
+        pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket, ctx) : answer(err, socket, true)));
         return;
       }
     }
@@ -100,7 +114,8 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
       socket.destroy();
       return;
     }
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout', inFlight?.[RESPONSE_CONTEXT]);
+    // Nothing before it is owed: the response node:http has on the connection, if any, is the timed-out request's.
+    if (timeout) return refuse(socket, 'request_timeout', 'request timeout', inFlight?.[RESPONSE_CONTEXT]);
     answer(err, socket, false);
   };
 }

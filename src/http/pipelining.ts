@@ -24,17 +24,20 @@ export interface Pipelining {
   closing(req: IncomingMessage): boolean;
   /** Calls `then` once at most `left` responses are owed on this connection (at once when that holds now). */
   afterOwed(socket: Socket, left: number, then: () => void): void;
+  /** Nothing more read on this connection is processed (`closing` says so): its end is decided. */
+  stop(socket: Socket): void;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
 const OWED = Symbol('responses owed');
 const LAST = Symbol('last response owed');
 const AFTER = Symbol('called once few enough responses are owed');
+const STOPPED = Symbol('nothing more is processed');
 interface After {
   readonly left: number;
   readonly call: () => void;
 }
-type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined; [AFTER]?: After | undefined };
+type Counted = Socket & { [OWED]?: number; [LAST]?: ServerResponse | undefined; [AFTER]?: After | undefined; [STOPPED]?: true };
 
 function owed(socket: Socket): number {
   return (socket as Counted)[OWED] ?? 0;
@@ -106,13 +109,16 @@ export function createPipelining(server: Server): Pipelining {
       // node:http parses on past a response that closes the connection and emits what follows as requests:
       // bytes after a request refused for its framing, say, which are exactly the bytes not to be trusted.
       const socket = req.socket as Counted;
-      if (socket.writableEnded || socket.destroyed) return true;
+      if (socket.writableEnded || socket.destroyed || socket[STOPPED]) return true;
       const previous = socket[LAST];
       if (previous === undefined) return false;
       if (closes(previous)) return true;
       if (!mayCloseLate(previous)) return false;
       closeAfter(previous);
       return true;
+    },
+    stop(socket) {
+      (socket as Counted)[STOPPED] = true;
     },
     afterOwed(socket, left, then) {
       if (owed(socket) <= left) then();

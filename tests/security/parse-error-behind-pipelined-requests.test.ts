@@ -62,9 +62,9 @@ describe('a parse error behind pipelined requests', () => {
   });
 });
 
-describe('a parse error behind a pipelined request slower than the request timeout', () => {
-  // node:http's request timeout still counts the request that failed to parse, and reports it as a client error
-  // while the answer owed before it is under way: that must not answer in its place.
+describe('a request timeout behind a pipelined request slower than it', () => {
+  // node:http's request timeout counts the request being read (or the one that failed to parse), and reports it as a
+  // client error while the answer owed before it is under way: that must not answer in its place.
   const proxy = useBareProxy({
     env: { REQUEST_TIMEOUT_SECONDS: '1' },
     backend: () =>
@@ -74,6 +74,27 @@ describe('a parse error behind a pipelined request slower than the request timeo
         return true;
       }),
   });
+
+  it.each([
+    ['a body that never ends', `POST /api/next HTTP/1.1\r\nHost: {host}\r\nContent-Length: 10\r\n\r\nok`],
+    ['a head that never ends', `GET /api/next HTTP/1.1\r\nHost: {host}\r\n`],
+  ])(
+    'a request timeout on %s behind an owed answer: that answer first, then 408 under its own id',
+    async (_what, unfinished) => {
+      const { received } = await exchangeUntilClose(
+        proxy.url,
+        `POST /api/payment HTTP/1.1\r\nHost: ${proxy.host}\r\nX-Request-Id: pay-1\r\nContent-Length: 2\r\n\r\nok` +
+          unfinished.replace('{host}', proxy.host),
+        8_000,
+      );
+      expect(statusesIn(received)).toEqual([200, 408]);
+      const [answer, timeout] = received.split(/(?=HTTP\/1\.1 408)/);
+      expect(answer).toMatch(/\r\nx-request-id: pay-1\r\n/i);
+      expect(timeout).toContain('"error":"request_timeout"');
+      expect(timeout).not.toMatch(/x-request-id: pay-1\r\n/i);
+    },
+    15_000,
+  );
 
   it('the owed answer first, then 400: no 408 in its place', async () => {
     const { received } = await exchangeUntilClose(
