@@ -40,6 +40,8 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
 export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelining: Pipelining): (err: ParseError, socket: Socket) => void {
+  const refusal = (code: 'request_timeout' | 'bad_request', detail: string | undefined) =>
+    new GatehouseError(code, { logDetail: code === 'request_timeout' ? 'request timeout' : `parse error ${detail ?? ''}`.trim() });
   const refuse = (
     socket: Socket,
     code: 'uri_too_long' | 'headers_too_large' | 'request_timeout',
@@ -59,15 +61,15 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
     refuseUpgrade(socket, refused, id);
   };
-  /** A timeout's answer once the answers before it are out; `ctx`: the timed-out request's, if it was read. */
-  const timedOut = (socket: Socket, ctx: RequestContext | undefined) => {
+  /** A timeout's answer once the answers before it are out (only its head was read: a fresh id). */
+  const timedOut = (socket: Socket) => {
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    // Its body arrived after all, and its own answer is under way: that is the answer.
-    if (pipelining.last(socket)?.headersSent === true) return endThenDestroy(socket);
-    refuse(socket, 'request_timeout', 'request timeout', ctx);
+    // The request's own answer has begun (it was read whole after all): that is the answer, left to finish.
+    if (pipelining.last(socket)?.headersSent === true) return pipelining.afterOwed(socket, 0, () => endThenDestroy(socket));
+    refuse(socket, 'request_timeout', 'request timeout');
   };
   /** `after`: answers were written just before, and may still be queued on the socket: it is ended, not destroyed. */
   const answer = (err: ParseError, socket: Socket, after: boolean) => {
@@ -75,8 +77,8 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
       socket.destroy();
       return;
     }
-    // The request whose body broke has an answer under way (its backend timed out, say): nothing more is written.
-    if (after && pipelining.last(socket)?.headersSent === true) return endThenDestroy(socket);
+    // The request whose body broke has an answer under way (its backend answered early): left to finish, then closed.
+    if (after && pipelining.last(socket)?.headersSent === true) return pipelining.afterOwed(socket, 0, () => endThenDestroy(socket));
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       const raw = err.rawPacket;
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
@@ -105,8 +107,11 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
       if (pipelining.owed(socket) > left) {
         waiting.add(socket);
         pipelining.stop(socket);
+        // The request whose body broke or timed out is on its way to its backend (/api): cut from it now, whatever
+        // of its body may still come, and answered through its own response, in its turn.
         const ctx = left === 1 ? (last as ServerResponse & WithRequestContext)[RESPONSE_CONTEXT] : undefined;
-        pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket, ctx) : answer(err, socket, true)));
+        if (ctx?.cancel?.(refusal(timeout ? 'request_timeout' : 'bad_request', err.code))) return;
+        pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket) : answer(err, socket, true)));
         return;
       }
     }

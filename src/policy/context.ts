@@ -24,12 +24,19 @@ export interface RequestContext {
   principal: Principal | undefined;
   /** Why the request was refused or failed: its one log line carries the code. */
   error: GatehouseError | undefined;
+  /**
+   * Set by the /api handler: ends the request with `err` through its own response (node:http sends it in its turn
+   * among pipelined answers), cut from its backend first, and closes the connection after it. False when its
+   * answer has begun or it is over already.
+   */
+  cancel: ((err: GatehouseError) => boolean) | undefined;
 }
 
 /**
  * Where an adapter keeps the context of the request a response answers (set on the ServerResponse by
- * proxy/http-handler.ts): a refusal node:http raises on the connection meanwhile, its request timeout, is then
- * answered under that request's id and recorded in that request's one access line (http/client-error.ts).
+ * proxy/http-handler.ts): a refusal node:http raises on the connection meanwhile, its request timeout or a parse
+ * error in its body, is then answered under that request's id and recorded in that request's one access line
+ * (http/client-error.ts).
  */
 export const RESPONSE_CONTEXT: unique symbol = Symbol('gatehouse.requestContext');
 
@@ -39,5 +46,5 @@ export interface WithRequestContext {
 }
 
 export function createRequestContext(id: string, log: Logger, runtime: PolicyRuntime, startedAt: number): RequestContext {
-  return { id, log, runtime, startedAt, route: undefined, principal: undefined, error: undefined };
+  return { id, log, runtime, startedAt, route: undefined, principal: undefined, error: undefined, cancel: undefined };
 }

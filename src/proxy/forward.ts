@@ -132,10 +132,13 @@ export function forward(
   f: ForwardRequest,
   onError: (err: GatehouseError) => void,
   onDone: (status: number, stream: boolean, backendSeconds: number) => void,
-): void {
+): (() => void) | undefined {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
-  if (res.destroyed || req.destroyed) return onDone(499, false, -1);
+  if (res.destroyed || req.destroyed) {
+    onDone(499, false, -1);
+    return undefined;
+  }
   const exchange = new Exchange(res, f, onError, onDone);
   // The listener stays after the response: it then finds the response finished and does nothing, which
   // costs less than removing it.
@@ -150,6 +153,7 @@ export function forward(
     },
     exchange,
   );
+  return exchange.cut;
 }
 
 function requestBody(req: IncomingMessage, framing: 'none' | 'chunked' | number): RequestBody {
@@ -184,6 +188,14 @@ class Exchange implements UpstreamHandler {
     this.onError = onError;
     this.onDone = onDone;
   }
+
+  /** Abandons the backend's exchange without a word to the client: whoever cut it answers (and logs) the request. */
+  readonly cut = (): void => {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
+    this.control?.abort();
+  };
 
   readonly onClientClose = (): void => {
     if (this.res.writableFinished) return;

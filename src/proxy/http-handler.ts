@@ -96,12 +96,24 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       sendError(res, known, ctx.id);
       done(known.status);
     };
+    // Set once the request is with its backend; `cancelled`: http/client-error.ts ended it (ctx.cancel) meanwhile.
+    let cut: (() => void) | undefined;
+    let cancelled = false;
+    ctx.cancel = (err) => {
+      if (logged || res.headersSent) return false;
+      cancelled = true;
+      cut?.();
+      res.setHeader('connection', 'close');
+      fail(err);
+      return true;
+    };
     if (facts.refusal !== undefined) {
       // Where this body ends is exactly what is in doubt: never read another request from this connection.
       res.setHeader('connection', 'close');
       return fail(new GatehouseError('bad_request', { logDetail: facts.refusal }));
     }
     const send = (a: Admission, body: Buffer | undefined) => {
+      if (cancelled) return;
       try {
         let origin = a.route.origin;
         let base = a.route.basePath;
@@ -119,7 +131,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         const call = span?.backendCall(a.route.name);
         headers.push('traceparent', call?.traceparent ?? `00-${traceId}-${ids.spanId()}-${trace?.parent?.flags ?? '00'}`);
         if (trace?.tracestate !== undefined) headers.push('tracestate', trace.tracestate);
-        forward(
+        cut = forward(
           req,
           res,
           {
@@ -148,6 +160,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       }
     };
     const proceed = (a: Admission) => {
+      if (cancelled) return;
       ctx.route = a.route;
       ctx.principal = a.principal;
       if (a.answer) {
@@ -167,6 +180,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         return fail(err);
       }
       readBody(req, facts.framing, schema.maxBodyBytes, (err, body) => {
+        if (cancelled) return;
         if (err) {
           // The rest of an oversized body is not worth reading as the framing of a next request.
           res.setHeader('connection', 'close');

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { echo, exchangeUntilClose, startBackend, statusesIn } from '../helpers/backends.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
@@ -70,10 +71,67 @@ describe('a request timeout behind a pipelined request slower than it', () => {
     backend: () =>
       startBackend((req, res, rec) => {
         req.resume();
+        if (req.url?.startsWith('/events')) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const tick = setInterval(() => res.write('data: x\n\n'), 300);
+          res.on('close', () => clearInterval(tick));
+          return true;
+        }
         req.on('end', () => setTimeout(() => echo(res, rec), 2_500));
         return true;
       }),
   });
+
+  /** Writes `first`, then `rest` after `gapMs`, on one connection; everything received once it closes. */
+  async function twoWrites(first: string, gapMs: number, rest: string): Promise<string> {
+    const { hostname, port } = new URL(proxy.url);
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    socket.on('error', () => {});
+    socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(first, 'latin1');
+    await new Promise((r) => setTimeout(r, gapMs));
+    if (!socket.destroyed) socket.write(rest, 'latin1');
+    await closed;
+    return received;
+  }
+
+  it('a timed-out body finished afterwards never reaches its backend whole: cut at the timeout, 408 under its own id', async () => {
+    const before = proxy.backend.requests.length;
+    const received = await twoWrites(
+      `POST /api/payment HTTP/1.1\r\nHost: ${proxy.host}\r\nX-Request-Id: pay-1\r\nContent-Length: 2\r\n\r\nok` +
+        `POST /api/transfer HTTP/1.1\r\nHost: ${proxy.host}\r\nX-Request-Id: xfer-2\r\nContent-Length: 10\r\n\r\nok`,
+      1_700,
+      '12345678',
+    );
+    expect(statusesIn(received)).toEqual([200, 408]);
+    expect(received.split(/(?=HTTP\/1\.1 408)/)[1]).toMatch(/\r\nx-request-id: xfer-2\r\n/i);
+    const transfer = proxy.backend.requests.slice(before).find((r) => r.url === '/transfer');
+    expect(transfer?.complete ?? false).toBe(false);
+  }, 15_000);
+
+  it('a body trickled behind an event stream is still cut at the request timeout', async () => {
+    const before = proxy.backend.requests.length;
+    const { hostname, port } = new URL(proxy.url);
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => {});
+    socket.write(
+      `GET /api/events HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n` +
+        `POST /api/upload HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Length: 100000\r\n\r\nx`,
+      'latin1',
+    );
+    try {
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        socket.write('x');
+      }
+      const upload = proxy.backend.requests.slice(before).find((r) => r.url === '/upload');
+      expect(upload?.aborted).toBe(true);
+    } finally {
+      socket.destroy();
+    }
+  }, 15_000);
 
   it.each([
     ['a body that never ends', `POST /api/next HTTP/1.1\r\nHost: {host}\r\nContent-Length: 10\r\n\r\nok`],
