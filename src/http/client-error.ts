@@ -40,8 +40,14 @@ export function overflowInRequestLine(raw: Buffer, bytesParsed: number): boolean
  * @see https://www.rfc-editor.org/rfc/rfc6585#section-5
  */
 export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelining: Pipelining): (err: ParseError, socket: Socket) => void {
-  const refusal = (code: 'request_timeout' | 'bad_request', detail: string | undefined) =>
-    new GatehouseError(code, { logDetail: code === 'request_timeout' ? 'request timeout' : `parse error ${detail ?? ''}`.trim() });
+  /** What a request cut for `err` is answered, as the same error alone would be (BARE, a trailer over 16 KiB). */
+  const refusal = (err: ParseError): GatehouseError => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new GatehouseError('request_timeout', { logDetail: 'request timeout' });
+    if (err.code === 'HPE_HEADER_OVERFLOW') return new GatehouseError('headers_too_large', { logDetail: 'trailer over 16 KiB' });
+    const status = err.code !== undefined ? BARE[err.code] : undefined;
+    if (status === 413) return new GatehouseError('payload_too_large', { logDetail: `parse error ${err.code}` });
+    return new GatehouseError('bad_request', { logDetail: `parse error ${err.code ?? ''}`.trim() });
+  };
   const refuse = (
     socket: Socket,
     code: 'uri_too_long' | 'headers_too_large' | 'request_timeout',
@@ -110,7 +116,7 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
         // The request whose body broke or timed out is on its way to its backend (/api): cut from it now, whatever
         // of its body may still come, and answered through its own response, in its turn.
         const ctx = left === 1 ? (last as ServerResponse & WithRequestContext)[RESPONSE_CONTEXT] : undefined;
-        if (ctx?.cancel?.(refusal(timeout ? 'request_timeout' : 'bad_request', err.code))) return;
+        if (ctx?.cancel?.(refusal(err))) return;
         pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket) : answer(err, socket, true)));
         return;
       }

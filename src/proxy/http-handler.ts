@@ -6,7 +6,7 @@ import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createTraceIds, type TraceIds } from '../observability/trace-context.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { BackendSpan, Tracing } from '../observability/tracing.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
 import { createRequestContext, RESPONSE_CONTEXT, type WithRequestContext } from '../policy/context.ts';
 import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
@@ -62,7 +62,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (status === 499 && ctx.error?.code === 'request_timeout') status = 408;
       if (guard !== undefined) {
         const code = ctx.error?.code;
-        guard.leave(via, status, code === 'internal_error' || code === 'too_busy', stream);
+        // Neutral for the backend's circuit: Gatehouse's own failure, or the client's (too slow, a broken body).
+        guard.leave(via, status, code === 'internal_error' || code === 'too_busy' || code === 'request_timeout' || cancelled, stream);
       }
       const mapping = ctx.route?.name ?? '-';
       metrics.requestEnded(mapping, method, status, (performance.now() - started) / 1000, backendSeconds);
@@ -82,6 +83,8 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       });
     };
     const fail = (err: unknown) => {
+      // Over already (answered, or cancelled by client-error.ts): an admission that fails later changes nothing.
+      if (logged) return;
       if (!res.headersSent) {
         res.setHeader('x-request-id', ctx.id);
         if (admittedHeaders)
@@ -99,10 +102,16 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
     // Set once the request is with its backend; `cancelled`: http/client-error.ts ended it (ctx.cancel) meanwhile.
     let cut: (() => void) | undefined;
     let cancelled = false;
+    // The backend call's span, once forwarded (ended with the exchange, or here when it is cut).
+    let call: BackendSpan | undefined;
     ctx.cancel = (err) => {
       if (logged || res.headersSent) return false;
       cancelled = true;
-      cut?.();
+      if (cut) {
+        cut();
+        // 499 as for a client that left: the backend did not fail, the client did.
+        call?.end(499);
+      }
       res.setHeader('connection', 'close');
       fail(err);
       return true;
@@ -128,8 +137,9 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         }
         const lines = a.principal ? identityLines(a.route, a.principal, ctx.id) : undefined;
         const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
-        const call = span?.backendCall(a.route.name);
-        headers.push('traceparent', call?.traceparent ?? `00-${traceId}-${ids.spanId()}-${trace?.parent?.flags ?? '00'}`);
+        const backendCall = span?.backendCall(a.route.name);
+        call = backendCall;
+        headers.push('traceparent', backendCall?.traceparent ?? `00-${traceId}-${ids.spanId()}-${trace?.parent?.flags ?? '00'}`);
         if (trace?.tracestate !== undefined) headers.push('tracestate', trace.tracestate);
         cut = forward(
           req,
@@ -148,10 +158,10 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
             guard,
           },
           fail,
-          call
-            ? (status, backendSeconds) => {
-                call.end(status);
-                done(status, backendSeconds);
+          backendCall
+            ? (status, stream, backendSeconds) => {
+                backendCall.end(status);
+                done(status, stream, backendSeconds);
               }
             : done,
         );

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTracing, tracingWanted, type Tracing } from '../../src/observability/tracing.ts';
-import { header, startBackend } from '../helpers/backends.ts';
+import { echo, exchangeUntilClose, header, startBackend, statusesIn } from '../helpers/backends.ts';
 import { Browser } from '../helpers/browser.ts';
 import { expectError } from '../helpers/expect-error.ts';
 import { mappingsYaml } from '../helpers/proxy-stack.ts';
@@ -139,8 +139,20 @@ describe('OpenTelemetry spans, enabled by OTEL_* and exported over OTLP/HTTP', (
     tracing = await createTracing(process.env, createLogger({ level: 'silent' }));
   });
   const stage = useStage(() => ({
-    backends: { backend: startBackend },
-    yaml: ({ backend }) => mappingsYaml([{ frontendHost: '*', backend: backend.url }]),
+    backends: {
+      backend: () =>
+        startBackend((req, res, rec) => {
+          if (!req.url?.includes('/slow')) return;
+          req.resume();
+          req.on('end', () => setTimeout(() => echo(res, rec), 500));
+          return true;
+        }),
+    },
+    yaml: ({ backend }) =>
+      mappingsYaml([
+        { frontendHost: '*', pathPrefix: '/open', backend: backend.url, auth: 'none' },
+        { frontendHost: '*', backend: backend.url },
+      ]),
     gatehouse: { tracing },
   }));
   afterAll(async () => {
@@ -168,6 +180,25 @@ describe('OpenTelemetry spans, enabled by OTEL_* and exported over OTLP/HTTP', (
     // The access line names the same trace.
     const line = stage.gh.logs.find((l) => l['msg'] === 'proxy' && l['trace'] === traceId);
     expect(line?.['status']).toBe(200);
+  });
+
+  it('a backend call cut because its pipelined body broke still ends its span (status 499)', async () => {
+    const host = new URL(stage.gh.url).host;
+    const before = receiver.spans.length;
+    const { received } = await exchangeUntilClose(
+      stage.gh.url,
+      `POST /api/open/slow HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2\r\n\r\nok` +
+        `POST /api/open/cut HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n`,
+    );
+    expect(statusesIn(received)).toEqual([200, 400]);
+    const statusOf = (span: OtlpSpan) => span.attributes?.find((a) => a.key === 'http.response.status_code')?.value['intValue'];
+    await expect
+      .poll(() => receiver.spans.slice(before).some((s) => s.name === 'gatehouse.api' && String(statusOf(s)) === '400'), { timeout: 5000 })
+      .toBe(true);
+    const cut = receiver.spans.slice(before).find((s) => s.name === 'gatehouse.api' && String(statusOf(s)) === '400');
+    await expect.poll(() => spansOf(cut?.traceId ?? '').some((s) => s.name === 'gatehouse.backend'), { timeout: 5000 }).toBe(true);
+    const backend = spansOf(cut?.traceId ?? '').find((s) => s.name === 'gatehouse.backend');
+    expect(String(statusOf(backend as OtlpSpan))).toBe('499');
   });
 
   it('a session looked up in the store: a session_lookup span under the request span', async () => {

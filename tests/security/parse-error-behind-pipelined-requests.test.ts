@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { echo, exchangeUntilClose, startBackend, statusesIn } from '../helpers/backends.ts';
+import { echo, exchangeUntilClose, send, startBackend, statusesIn } from '../helpers/backends.ts';
 import { useBareProxy } from '../helpers/proxy-stack.ts';
 
 /**
@@ -164,4 +164,65 @@ describe('a request timeout behind a pipelined request slower than it', () => {
     expect(statusesIn(received)).toEqual([200, 400]);
     expect(received).not.toContain('request_timeout');
   }, 15_000);
+});
+
+describe('a request cut behind an owed answer: what else it touches', () => {
+  const failing = { now: false };
+  const proxy = useBareProxy({
+    env: { METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' },
+    backend: () =>
+      startBackend((req, res, rec) => {
+        req.resume();
+        if (req.url?.includes('/slow')) req.on('end', () => setTimeout(() => echo(res, rec), 1_000));
+        else if (failing.now) req.on('end', () => res.writeHead(500).end('boom'));
+        else req.on('end', () => echo(res, rec));
+        return true;
+      }),
+    routes: (url) => [
+      { frontendHost: '*', pathPrefix: '/a', backend: url, auth: 'none' },
+      { frontendHost: '*', pathPrefix: '/req', backend: url, auth: 'required' },
+      {
+        frontendHost: '*',
+        pathPrefix: '/br',
+        backend: url,
+        auth: 'none',
+        circuitBreaker: { failures: 2, windowSeconds: 30, cooldownSeconds: 1 },
+      },
+    ],
+  });
+  const slow = `POST /api/a/slow HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\nok`;
+  const broken = (path: string, extra = '') =>
+    `POST /api${path} HTTP/1.1\r\nHost: {host}\r\n${extra}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n`;
+  const on = (text: string) => text.replaceAll('{host}', proxy.host);
+
+  it("a circuit's probe cut for the client's broken body does not close the circuit", async () => {
+    failing.now = true;
+    try {
+      for (let i = 0; i < 2; i++) expect((await send(proxy.url, { path: '/api/br/x' })).status).toBe(500);
+      expect((await send(proxy.url, { path: '/api/br/x' })).status).toBe(503);
+      await new Promise((r) => setTimeout(r, 1_100));
+      const { received } = await exchangeUntilClose(proxy.url, on(slow + broken('/br/x')));
+      expect(statusesIn(received)).toEqual([200, 400]);
+      expect(proxy.gh.app.backends.snapshot().breakers[0]?.state).not.toBe('closed');
+    } finally {
+      failing.now = false;
+    }
+  });
+
+  it('an admission still waiting on the store when the request is cut adds no second answer, line or count', async () => {
+    const cookie = `Cookie: ${proxy.gh.config.session.cookieName}=${'A'.repeat(43)}\r\nX-Request-Id: cut-2\r\n`;
+    const { received } = await exchangeUntilClose(proxy.url, on(slow + broken('/req/x', cookie)));
+    expect(statusesIn(received)).toEqual([200, 400]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(proxy.gh.logs.filter((l) => l['reqId'] === 'cut-2' && 'status' in l).map((l) => l['status'])).toEqual([400]);
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.gh.app.metricsAddress()?.port}/metrics`)).text();
+    expect(metrics).not.toMatch(/gatehouse_error_responses_total\{[^}]*error="unauthorized"[^}]*\} [1-9]/);
+  });
+
+  it('a chunk extension over its limit is 413 payload_too_large behind an owed answer, as alone', async () => {
+    const big = `POST /api/a/other HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n1;a=${'b'.repeat(20_000)}\r\nx\r\n`;
+    const { received } = await exchangeUntilClose(proxy.url, on(slow + big));
+    expect(statusesIn(received)).toEqual([200, 413]);
+    expect(received).toContain('"error":"payload_too_large"');
+  });
 });
