@@ -1,9 +1,9 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { endThenDestroy, GatehouseError, refuseUpgrade } from '../errors.ts';
 import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { RESPONSE_CONTEXT, type RequestContext, type WithRequestContext } from '../policy/context.ts';
+import { cancelRequest, RESPONSE_CONTEXT, type RequestContext, type WithRequestContext } from '../policy/context.ts';
 import type { Pipelining } from './pipelining.ts';
 
 /** What node:http attaches to a parse error (lib/_http_server.js prepareError): the chunk it was parsing. */
@@ -115,8 +115,7 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
         pipelining.stop(socket);
         // The request whose body broke or timed out is on its way to its backend (/api): cut from it now, whatever
         // of its body may still come, and answered through its own response, in its turn.
-        const ctx = left === 1 ? (last as ServerResponse & WithRequestContext)[RESPONSE_CONTEXT] : undefined;
-        if (ctx?.cancel?.(refusal(err))) return;
+        if (left === 1 && cancelRequest(last, refusal(err))) return;
         pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket) : answer(err, socket, true)));
         return;
       }

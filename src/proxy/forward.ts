@@ -132,7 +132,7 @@ export function forward(
   f: ForwardRequest,
   onError: (err: GatehouseError) => void,
   onDone: (status: number, stream: boolean, backendSeconds: number) => void,
-): (() => void) | undefined {
+): { cut(): void } | undefined {
   // The client left while admission awaited the session store: its 'close' has fired already, so nothing would
   // ever abort an exchange started now, and a response written to nobody would hold it (and its pool) forever.
   if (res.destroyed || req.destroyed) {
@@ -153,7 +153,7 @@ export function forward(
     },
     exchange,
   );
-  return exchange.cut;
+  return exchange;
 }
 
 function requestBody(req: IncomingMessage, framing: 'none' | 'chunked' | number): RequestBody {
@@ -190,12 +190,12 @@ class Exchange implements UpstreamHandler {
   }
 
   /** Abandons the backend's exchange without a word to the client: whoever cut it answers (and logs) the request. */
-  readonly cut = (): void => {
+  cut(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.streaming) (this.f.streams as EventStreamSet).open.delete(this);
     this.control?.abort();
-  };
+  }
 
   readonly onClientClose = (): void => {
     if (this.res.writableFinished) return;

@@ -6,9 +6,9 @@ import { requestIdFrom, type Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { OutageLog } from '../observability/outage-log.ts';
 import { createTraceIds, type TraceIds } from '../observability/trace-context.ts';
-import type { BackendSpan, Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { Admission, Admit } from '../policy/admit.ts';
-import { createRequestContext, RESPONSE_CONTEXT, type WithRequestContext } from '../policy/context.ts';
+import { createRequestContext, RESPONSE_CONTEXT, type Cancellation, type WithRequestContext } from '../policy/context.ts';
 import { FALLBACK, isGuardRefusal, PRIMARY, type RouteGuard } from './backends/guard.ts';
 import { forward, type EventStreams } from './forward.ts';
 import { buildUpstreamHeaders, createIdentityLinesMemo, incomingTrace, scanHeaders, upstreamCookie } from './headers.ts';
@@ -63,7 +63,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       if (guard !== undefined) {
         const code = ctx.error?.code;
         // Neutral for the backend's circuit: Gatehouse's own failure, or the client's (too slow, a broken body).
-        guard.leave(via, status, code === 'internal_error' || code === 'too_busy' || code === 'request_timeout' || cancelled, stream);
+        guard.leave(via, status, code === 'internal_error' || code === 'too_busy' || code === 'request_timeout' || c.cancelled, stream);
       }
       const mapping = ctx.route?.name ?? '-';
       metrics.requestEnded(mapping, method, status, (performance.now() - started) / 1000, backendSeconds);
@@ -99,30 +99,16 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       sendError(res, known, ctx.id);
       done(known.status);
     };
-    // Set once the request is with its backend; `cancelled`: http/client-error.ts ended it (ctx.cancel) meanwhile.
-    let cut: (() => void) | undefined;
-    let cancelled = false;
-    // The backend call's span, once forwarded (ended with the exchange, or here when it is cut).
-    let call: BackendSpan | undefined;
-    ctx.cancel = (err) => {
-      if (logged || res.headersSent) return false;
-      cancelled = true;
-      if (cut) {
-        cut();
-        // 499 as for a client that left: the backend did not fail, the client did.
-        call?.end(499);
-      }
-      res.setHeader('connection', 'close');
-      fail(err);
-      return true;
-    };
+    // What http/client-error.ts needs to end this request from outside (policy/context.ts cancelRequest).
+    const c: Cancellation = { cancelled: false, exchange: undefined, call: undefined, fail };
+    ctx.cancel = c;
     if (facts.refusal !== undefined) {
       // Where this body ends is exactly what is in doubt: never read another request from this connection.
       res.setHeader('connection', 'close');
       return fail(new GatehouseError('bad_request', { logDetail: facts.refusal }));
     }
     const send = (a: Admission, body: Buffer | undefined) => {
-      if (cancelled) return;
+      if (c.cancelled) return;
       try {
         let origin = a.route.origin;
         let base = a.route.basePath;
@@ -138,10 +124,10 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         const lines = a.principal ? identityLines(a.route, a.principal, ctx.id) : undefined;
         const headers = buildUpstreamHeaders(facts, a.route, lines, a.client, a.hostHeader, ctx.id, upstreamCookie(rt, facts.cookie));
         const backendCall = span?.backendCall(a.route.name);
-        call = backendCall;
+        c.call = backendCall;
         headers.push('traceparent', backendCall?.traceparent ?? `00-${traceId}-${ids.spanId()}-${trace?.parent?.flags ?? '00'}`);
         if (trace?.tracestate !== undefined) headers.push('tracestate', trace.tracestate);
-        cut = forward(
+        c.exchange = forward(
           req,
           res,
           {
@@ -170,7 +156,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
       }
     };
     const proceed = (a: Admission) => {
-      if (cancelled) return;
+      if (c.cancelled) return;
       ctx.route = a.route;
       ctx.principal = a.principal;
       if (a.answer) {
@@ -190,7 +176,7 @@ export function createHttpProxy(deps: ProxyDeps): (req: IncomingMessage, res: Se
         return fail(err);
       }
       readBody(req, facts.framing, schema.maxBodyBytes, (err, body) => {
-        if (cancelled) return;
+        if (c.cancelled) return;
         if (err) {
           // The rest of an oversized body is not worth reading as the framing of a next request.
           res.setHeader('connection', 'close');
