@@ -67,24 +67,17 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
     log.info({ reqId: id, status: refused.status, code: refused.code, detail: refused.logDetail }, 'request');
     refuseUpgrade(socket, refused, id);
   };
-  /** A timeout's answer once the answers before it are out (only its head was read: a fresh id). */
-  const timedOut = (socket: Socket) => {
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    // The request's own answer has begun (it was read whole after all): that is the answer, left to finish.
-    if (pipelining.last(socket)?.headersSent === true) return pipelining.afterOwed(socket, 0, () => endThenDestroy(socket));
-    refuse(socket, 'request_timeout', 'request timeout');
-  };
   /** `after`: answers were written just before, and may still be queued on the socket: it is ended, not destroyed. */
   const answer = (err: ParseError, socket: Socket, after: boolean) => {
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    // The request whose body broke has an answer under way (its backend answered early): left to finish, then closed.
+    // The request that broke or timed out has an answer under way (its backend answered early, or its body came
+    // after all): that is its answer, left to finish, then the connection is closed.
     if (after && pipelining.last(socket)?.headersSent === true) return pipelining.afterOwed(socket, 0, () => endThenDestroy(socket));
+    // A timeout not answered through the request's own response (only its head was read, or not /api): a fresh id.
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return refuse(socket, 'request_timeout', 'request timeout');
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       const raw = err.rawPacket;
       const inLine = Buffer.isBuffer(raw) && overflowInRequestLine(raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : raw.length);
@@ -96,11 +89,10 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
     socket.write(text);
     socket.destroy(err);
   };
-  // Connections whose answer waits for the ones owed before it: node:http's later errors on them (its request timeout,
-  // for one, still counts the request that failed to parse) change nothing, and must not answer out of turn.
-  const waiting = new WeakSet<Socket>();
   return (err, socket) => {
-    if (waiting.has(socket)) return;
+    // Its end is decided (an answer waits for the ones owed before it): node:http's later errors on the connection
+    // (its request timeout, for one, still counts the request that failed to parse) change nothing.
+    if (pipelining.stopped(socket)) return;
     const inFlight = (socket as Socket & { _httpMessage?: ({ _headerSent?: boolean } & WithRequestContext) | null })._httpMessage;
     const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const last = pipelining.last(socket);
@@ -111,12 +103,11 @@ export function createClientErrorHandler(log: Logger, metrics: Metrics, pipelini
       // timeout: nothing more it reads on this connection is processed.
       const left = last.req.complete ? 0 : 1;
       if (pipelining.owed(socket) > left) {
-        waiting.add(socket);
         pipelining.stop(socket);
         // The request whose body broke or timed out is on its way to its backend (/api): cut from it now, whatever
         // of its body may still come, and answered through its own response, in its turn.
         if (left === 1 && cancelRequest(last, refusal(err))) return;
-        pipelining.afterOwed(socket, left, () => (timeout ? timedOut(socket) : answer(err, socket, true)));
+        pipelining.afterOwed(socket, left, () => answer(err, socket, true));
         return;
       }
     }

@@ -26,6 +26,8 @@ export interface Pipelining {
   afterOwed(socket: Socket, left: number, then: () => void): void;
   /** Nothing more read on this connection is processed (`closing` says so): its end is decided. */
   stop(socket: Socket): void;
+  /** Whether {@link Pipelining.stop} was called on this connection. */
+  stopped(socket: Socket): boolean;
 }
 
 /** The count rides on the socket itself: a property read is cheaper than a WeakMap lookup on every request. */
@@ -120,6 +122,7 @@ export function createPipelining(server: Server): Pipelining {
     stop(socket) {
       (socket as Counted)[STOPPED] = true;
     },
+    stopped: (socket) => (socket as Counted)[STOPPED] === true,
     afterOwed(socket, left, then) {
       if (owed(socket) <= left) then();
       else (socket as Counted)[AFTER] = { left, call: then };
